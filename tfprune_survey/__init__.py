@@ -1,0 +1,26 @@
+"""tfprune_survey: structured (channel) pruning for tf_keras models.
+
+The survey criteria of Vadera and Ameen (2021), a channel dependency graph,
+and a stripper that builds genuinely slim Keras models.
+"""
+
+from tfprune_survey import _compat  # sets TF_USE_LEGACY_KERAS first
+from tfprune_survey.errors import UnsupportedModelError
+from tfprune_survey.graph import ChannelGraph
+from tfprune_survey.graph import ChannelGroup
+from tfprune_survey.graph import LayerHandler
+from tfprune_survey.graph import register_handler
+from tfprune_survey.metrics import count_macs
+from tfprune_survey.metrics import count_params
+from tfprune_survey.metrics import profile
+from tfprune_survey.strip import mask_channels
+from tfprune_survey.strip import materialize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChannelGraph", "ChannelGroup", "LayerHandler", "UnsupportedModelError",
+    "count_macs", "count_params", "mask_channels", "materialize", "profile",
+    "register_handler",
+]
+del _compat

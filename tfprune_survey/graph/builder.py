@@ -1,0 +1,167 @@
+"""The context handlers write into: channel variables, slices and couplings."""
+
+import dataclasses
+
+from tfprune_survey.graph import layout as layout_lib
+
+
+@dataclasses.dataclass
+class WeightSlice:
+  """One weight axis whose positions follow a channel layout.
+
+  Attributes:
+    path: qualified layer name.
+    weight: the weight's short name (e.g. 'kernel', 'gamma').
+    axis: the weight axis (non-negative).
+    layout: the `Layout` of that axis.
+    role: 'producer' (output channels), 'consumer' (input channels) or
+      'param' (a per-channel vector of a pass-through layer).
+    zero: whether `mask_channels` zeroes the dropped positions (False for
+      e.g. BN moving_variance, which only needs to stay finite).
+  """
+  path: str
+  weight: str
+  axis: int
+  layout: object
+  role: str
+  zero: bool = True
+
+
+@dataclasses.dataclass
+class WidthUpdate:
+  """A config entry that must equal the kept width of a layout."""
+  path: str
+  names: tuple  # layer names from the top model down
+  key: tuple    # e.g. ('filters',) or ('target_shape', -1)
+  layout: object
+
+
+class GraphBuilder:
+  """Union-find over channel variables, plus the slices that follow them."""
+
+  def __init__(self):
+    self._parent = []
+    self.size = []
+    self.origin = []        # path of the layer (or input) that made the var
+    self.is_producer = []   # whether the var is a producer's output channels
+    self.reasons = {}       # var -> list of reasons (merged at the root)
+    self.slices = {}        # (path, weight, axis) -> WeightSlice
+    self.widths = []
+    self.layers = {}        # path -> LayerCall of the first call
+    self._producer_vars = {}
+
+  # ---- variables -------------------------------------------------------
+  def new_var(self, size, origin, producer=False, reason=None):
+    var = len(self._parent)
+    self._parent.append(var)
+    self.size.append(int(size))
+    self.origin.append(origin)
+    self.is_producer.append(producer)
+    if reason:
+      self.reasons.setdefault(var, []).append(reason)
+    return var
+
+  def find(self, var):
+    root = var
+    while self._parent[root] != root:
+      root = self._parent[root]
+    while self._parent[var] != root:
+      self._parent[var], var = root, self._parent[var]
+    return root
+
+  def union(self, a, b):
+    ra, rb = self.find(a), self.find(b)
+    if ra == rb:
+      return ra
+    if rb < ra:
+      ra, rb = rb, ra
+    self._parent[rb] = ra
+    if rb in self.reasons:
+      self.reasons.setdefault(ra, []).extend(self.reasons.pop(rb))
+    return ra
+
+  def block(self, layouts, reason):
+    """Marks every variable of the given layouts as not prunable."""
+    for lay in layouts:
+      if lay is None:
+        continue
+      for var in lay.variables():
+        root = self.find(var)
+        bucket = self.reasons.setdefault(root, [])
+        if reason not in bucket:
+          bucket.append(reason)
+
+  def unify(self, layouts, call):
+    """Couples layouts that must carry the same channels (e.g. Add inputs).
+
+    Returns the first layout, or None if they cannot be coupled (then every
+    variable involved is blocked with a reason naming the layer).
+    """
+    present = [lay for lay in layouts if lay is not None]
+    if len(present) != len(layouts) or not present:
+      self.block(present, f"merged at '{call.path}' ({call.class_name}) with "
+                 "a tensor of unknown channels")
+      return None
+    first = present[0]
+    for other in present[1:]:
+      if not first.same_structure(other):
+        self.block(present, f"'{call.path}' ({call.class_name}) merges tensors "
+                   "whose channels are concatenated differently")
+        return None
+    for other in present[1:]:
+      for a, b in zip(first.segments, other.segments):
+        self.union(a.var, b.var)
+    return first
+
+  # ---- producers, inputs, opaque outputs -------------------------------
+  def producer(self, call, size):
+    """The output-channel variable of a producer layer (shared across calls)."""
+    if call.path not in self._producer_vars:
+      self._producer_vars[call.path] = self.new_var(size, call.path,
+                                                    producer=True)
+    var = self._producer_vars[call.path]
+    return layout_lib.single(var, size)
+
+  def opaque(self, call, shape, reason):
+    """A tensor whose channels come from something we do not model."""
+    if not shape or shape[-1] is None:
+      return None
+    var = self.new_var(shape[-1], call.path, reason=reason)
+    return layout_lib.single(var, shape[-1])
+
+  # ---- weights -----------------------------------------------------------
+  def slice(self, call, weight, axis, lay, role, zero=True):
+    """Records that `weight`'s `axis` follows layout `lay`."""
+    if lay is None:
+      return
+    weights = {_short(w.name): w for w in call.layer.weights}
+    if weight not in weights:
+      return
+    rank = len(weights[weight].shape)
+    axis = axis % rank
+    if weights[weight].shape[axis] != lay.width:
+      self.block([lay], f"'{call.path}' ({call.class_name}): weight "
+                 f"'{weight}' axis {axis} has {weights[weight].shape[axis]} "
+                 f"positions, the channel analysis found {lay.width}")
+      return
+    key = (call.path, weight, axis)
+    if key in self.slices:
+      prev = self.slices[key]
+      self.unify([prev.layout, lay], call)
+      return
+    self.slices[key] = WeightSlice(call.path, weight, axis, lay, role, zero)
+
+  def width(self, call, key, lay):
+    if lay is not None:
+      self.widths.append(WidthUpdate(call.path, call.names, tuple(key), lay))
+
+  def register_call(self, call):
+    self.layers.setdefault(call.path, call)
+
+
+def _short(name):
+  return name.split("/")[-1].split(":")[0]
+
+
+def short_weight_name(name):
+  return _short(name)

@@ -1,0 +1,186 @@
+"""ChannelGraph: which channels of a model must be pruned together."""
+
+import dataclasses
+
+from tfprune_survey import _compat
+from tfprune_survey.graph import handlers
+from tfprune_survey.graph import layout as layout_lib
+from tfprune_survey.graph.builder import GraphBuilder
+from tfprune_survey.graph.walker import Walker
+
+
+@dataclasses.dataclass
+class ChannelGroup:
+  """A set of channels that must be pruned together.
+
+  Attributes:
+    id: name of the group's first producer layer in topological order (or
+      of its origin, for groups without a producer); unique and stable.
+    size: number of channels.
+    prunable: whether the group may be pruned.
+    reason: why it may not ('' when prunable).
+    producers: layers whose output channels are this group.
+    consumers: layers that read this group through a weight (convs, Dense).
+    slices: `(layer, weight, axis, offset)` of every weight slice that
+      follows the group; offset is the position of the group's channel 0 on
+      that axis (before any Flatten tiling).
+    params: layers with per-channel parameters in the group (BN, PReLU,
+      DepthwiseConv).
+  """
+  id: str
+  size: int
+  prunable: bool
+  reason: str
+  producers: list
+  consumers: list
+  slices: list
+  params: list
+  root: int = dataclasses.field(default=-1, repr=False)
+
+
+class ChannelGraph:
+  """Channel dependency analysis of a tf_keras Sequential/Functional model.
+
+  Args:
+    model: a tf_keras Sequential or Functional model (nested sub-models are
+      analysed too). It is not modified.
+
+  Raises:
+    TypeError: for a Keras 3 model or a non-model.
+    UnsupportedModelError: for a subclassed model.
+
+  Example:
+    >>> graph = tps.ChannelGraph(model)
+    >>> [(g.id, g.size) for g in graph.groups if g.prunable]
+  """
+
+  def __init__(self, model):
+    _compat.check_model(model)
+    self.model = model
+    self._b = GraphBuilder()
+    self._calls = []
+    walker = Walker(model, self._visit, self._make_input)
+    self.calls = self._calls
+    for value, _, path in walker.outputs:
+      self._b.block([value], f"reaches the model output through '{path}'")
+    self.groups = self._collect_groups()
+    self._by_id = {g.id: g for g in self.groups}
+    self._root_to_group = {g.root: g for g in self.groups}
+
+  # ---- walking -----------------------------------------------------------
+  def _make_input(self, path, shape):
+    if not shape or shape[-1] is None:
+      return None
+    var = self._b.new_var(shape[-1], path,
+                          reason=f"channels of the model input '{path}'")
+    return layout_lib.single(var, shape[-1])
+
+  def _visit(self, call):
+    self._calls.append(call)
+    handler = handlers.get_handler(call.layer)
+    if handler is None:
+      reason = (f"'{call.path}' ({call.class_name}) is not a layer the "
+                "channel analysis models")
+      self._b.block(call.inputs, reason)
+      outs = [self._b.opaque(call, s, reason) for s in call.output_shapes]
+    else:
+      outs = handler.propagate(call, self._b)
+    self._b.register_call(call)
+    if len(outs) < len(call.output_shapes):
+      outs = list(outs) + [None] * (len(call.output_shapes) - len(outs))
+    return outs
+
+  # ---- groups ------------------------------------------------------------
+  def _collect_groups(self):
+    b = self._b
+    members = {}
+    for var in range(len(b.size)):
+      members.setdefault(b.find(var), []).append(var)
+    slices_by_root = {}
+    for sl in b.slices.values():
+      base = 0
+      for seg in sl.layout.segments:
+        root = b.find(seg.var)
+        slices_by_root.setdefault(root, []).append((sl, base))
+        base += seg.width
+    groups = []
+    used_ids = set()
+    for root in sorted(members):
+      vars_ = members[root]
+      producers = _unique(b.origin[v] for v in vars_ if b.is_producer[v])
+      origins = _unique(b.origin[v] for v in vars_)
+      gid = producers[0] if producers else origins[0]
+      n = 1
+      base_id = gid
+      while gid in used_ids:
+        n += 1
+        gid = f"{base_id}:{n}"
+      used_ids.add(gid)
+      entries = slices_by_root.get(root, [])
+      consumers = _unique(sl.path for sl, _ in entries if sl.role == "consumer")
+      params = _unique(sl.path for sl, _ in entries if sl.role == "param")
+      reasons = b.reasons.get(root, [])
+      if not producers and not reasons:
+        reasons = ["has no producer layer"]
+      groups.append(ChannelGroup(
+          id=gid, size=b.size[root], prunable=not reasons,
+          reason="; ".join(reasons), producers=producers, consumers=consumers,
+          slices=[(sl.path, sl.weight, sl.axis, off) for sl, off in entries],
+          params=params, root=root))
+    return groups
+
+  def group(self, group_id):
+    """The group with this id; KeyError naming the id when unknown."""
+    if group_id not in self._by_id:
+      raise KeyError(f"no channel group '{group_id}'")
+    return self._by_id[group_id]
+
+  def group_of_var(self, var):
+    return self._root_to_group[self._b.find(var)]
+
+  @property
+  def prunable_groups(self):
+    return [g for g in self.groups if g.prunable]
+
+  @property
+  def weight_slices(self):
+    return list(self._b.slices.values())
+
+  @property
+  def width_updates(self):
+    return list(self._b.widths)
+
+  def keep_resolver(self, keep_arrays):
+    """Maps a variable to its kept indices, given {group_id: np.ndarray}."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    b = self._b
+
+    def keep_of(var):
+      group = self._root_to_group[b.find(var)]
+      if group.id in keep_arrays:
+        return keep_arrays[group.id]
+      return np.arange(group.size)
+    return keep_of
+
+  def __repr__(self):
+    pr = len(self.prunable_groups)
+    return (f"ChannelGraph(model='{self.model.name}', groups={len(self.groups)}"
+            f", prunable={pr})")
+
+  def summary(self):
+    """A readable table of groups."""
+    lines = [f"{'group':40s} {'size':>6s} {'prunable':>8s}  producers / reason"]
+    for g in self.groups:
+      tail = ", ".join(g.producers) if g.prunable else g.reason
+      lines.append(f"{g.id[:40]:40s} {g.size:6d} {str(g.prunable):>8s}  "
+                   f"{tail[:100]}")
+    return "\n".join(lines)
+
+
+def _unique(items):
+  seen, out = set(), []
+  for item in items:
+    if item not in seen:
+      seen.add(item)
+      out.append(item)
+  return out

@@ -1,0 +1,59 @@
+"""Layers with per-channel parameters: BatchNormalization, PReLU, LayerNorm."""
+
+from tfprune_survey._compat import keras
+from tfprune_survey.graph.handlers import common
+from tfprune_survey.graph.handlers.registry import LayerHandler
+from tfprune_survey.graph.handlers.registry import register_handler
+
+
+class BatchNorm(LayerHandler):
+  """BatchNormalization on the channel axis: slice its four vectors."""
+
+  def propagate(self, call, b):
+    lay = call.inputs[0]
+    rank = common.rank_of(call.input_shapes[0])
+    axis = call.config.get("axis", -1)
+    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    if rank is None or len(axes) != 1 or axes[0] % rank != rank - 1:
+      reason = (f"'{call.path}' (BatchNormalization) normalises over axis "
+                f"{axis}, not the channel axis")
+      b.block([lay], reason)
+      return [b.opaque(call, call.output_shapes[0], reason)]
+    for name in ("gamma", "beta", "moving_mean"):
+      b.slice(call, name, 0, lay, "param")
+    b.slice(call, "moving_variance", 0, lay, "param", zero=False)
+    b.register_call(call)
+    return [lay]
+
+
+class PReLU(LayerHandler):
+  """PReLU: slice alpha's channel axis when alpha is per channel."""
+
+  def propagate(self, call, b):
+    lay = call.inputs[0]
+    alpha = [w for w in call.layer.weights if "alpha" in w.name]
+    if alpha and lay is not None and alpha[0].shape[-1] == lay.channels and (
+        lay.channels > 1):
+      if lay.spatial > 1:
+        b.block([lay], f"'{call.path}' (PReLU) follows a Flatten")
+      else:
+        b.slice(call, "alpha", -1, lay, "param")
+    return [lay]
+
+
+class LayerNorm(LayerHandler):
+  """LayerNormalization: mixes channels when it normalises over them."""
+
+  def propagate(self, call, b):
+    lay = call.inputs[0]
+    rank = common.rank_of(call.input_shapes[0])
+    if common.channel_axis_in(call.config.get("axis", -1), rank):
+      b.block([lay], f"'{call.path}' (LayerNormalization) normalises across "
+              "the channel axis, so removing a channel changes every other "
+              "channel")
+    return [lay]
+
+
+register_handler(keras.layers.BatchNormalization, BatchNorm())
+register_handler(keras.layers.PReLU, PReLU())
+register_handler(keras.layers.LayerNormalization, LayerNorm())

@@ -1,0 +1,56 @@
+"""Shape-changing layers we can follow: Flatten, channel-preserving Reshape."""
+
+import math
+
+from tfprune_survey._compat import keras
+from tfprune_survey.graph.handlers.registry import LayerHandler
+from tfprune_survey.graph.handlers.registry import register_handler
+
+
+class Flatten(LayerHandler):
+  """Flatten: channel c appears at every spatial position, as (h, w, c)."""
+
+  def propagate(self, call, b):
+    lay = call.inputs[0]
+    shape = call.input_shapes[0]
+    if lay is None:
+      return [None]
+    if call.config.get("data_format") == "channels_first" and len(shape) > 2:
+      reason = f"'{call.path}' (Flatten) uses channels_first"
+      b.block([lay], reason)
+      return [b.opaque(call, call.output_shapes[0], reason)]
+    inner = shape[1:-1]
+    if any(d is None for d in inner):
+      reason = f"'{call.path}' (Flatten) has unknown spatial size {shape}"
+      b.block([lay], reason)
+      return [b.opaque(call, call.output_shapes[0], reason)]
+    return [lay.flatten(int(math.prod(inner)) if inner else 1)]
+
+
+class Reshape(LayerHandler):
+  """Reshape that keeps the last axis (e.g. (N, C) -> (N, 1, 1, C)).
+
+  In row-major order an unchanged last axis keeps every channel index, so the
+  layout passes through and `target_shape[-1]` follows the kept width. Any
+  other Reshape blocks the channels it touches.
+  """
+
+  def propagate(self, call, b):
+    lay = call.inputs[0]
+    in_shape, out_shape = call.input_shapes[0], call.output_shapes[0]
+    target = call.config.get("target_shape") or ()
+    keeps_last = (lay is not None and lay.spatial == 1 and in_shape and
+                  out_shape and in_shape[-1] is not None and
+                  in_shape[-1] == out_shape[-1] and target and
+                  target[-1] == in_shape[-1])
+    if not keeps_last:
+      reason = (f"'{call.path}' (Reshape to {tuple(target)}) moves channels "
+                "across axes")
+      b.block([lay], reason)
+      return [b.opaque(call, out_shape, reason)]
+    b.width(call, ("target_shape", -1), lay)
+    return [lay]
+
+
+register_handler(keras.layers.Flatten, Flatten())
+register_handler(keras.layers.Reshape, Reshape())

@@ -1,0 +1,7 @@
+"""Materialization of pruned models."""
+
+from tfprune_survey.strip.keep import resolve_keep
+from tfprune_survey.strip.mask import mask_channels
+from tfprune_survey.strip.materialize import materialize
+
+__all__ = ["mask_channels", "materialize", "resolve_keep"]

@@ -1,0 +1,65 @@
+"""Validation of `keep` dictionaries."""
+
+import collections.abc
+import numbers
+
+import numpy as np
+
+
+def resolve_keep(graph, keep, arg_name="keep"):
+  """Checks `keep` against `graph` and returns {group_id: sorted np.ndarray}.
+
+  Args:
+    graph: the model's `ChannelGraph`.
+    keep: {group_id: sequence of kept channel indices}; groups not named keep
+      every channel.
+    arg_name: name used in error messages.
+
+  Raises:
+    TypeError: when `keep` is not a mapping or an index is not an integer.
+    ValueError: naming the group, for an unknown or non-prunable group, or an
+      empty, duplicated or out-of-range index list.
+  """
+  if keep is None:
+    keep = {}
+  if not isinstance(keep, collections.abc.Mapping):
+    raise TypeError(f"`{arg_name}` must be a dict {{group_id: indices}}, got "
+                    f"{type(keep).__name__}")
+  out = {}
+  known = {g.id: g for g in graph.groups}
+  for gid, indices in keep.items():
+    if gid not in known:
+      close = [k for k in known if str(gid) in k][:5]
+      raise ValueError(
+          f"`{arg_name}` names unknown channel group {gid!r}"
+          + (f"; similar ids: {close}" if close else "")
+          + ". Group ids are listed by ChannelGraph(model).groups.")
+    group = known[gid]
+    if not group.prunable:
+      if indices is not None and len(indices) == group.size and sorted(
+          int(i) for i in indices) == list(range(group.size)):
+        continue  # keeping every channel of a fixed group is a no-op
+      raise ValueError(f"`{arg_name}`: channel group {gid!r} is not prunable:"
+                       f" {group.reason}")
+    if isinstance(indices, (str, bytes)) or not isinstance(
+        indices, (collections.abc.Sequence, np.ndarray, range)):
+      raise TypeError(f"`{arg_name}[{gid!r}]` must be a sequence of ints, got "
+                      f"{type(indices).__name__}")
+    arr = np.asarray(list(indices))
+    if arr.size == 0:
+      raise ValueError(f"`{arg_name}[{gid!r}]` is empty: a group must keep at "
+                       "least one channel")
+    if not all(isinstance(i, (numbers.Integral, np.integer)) for i in
+               arr.tolist()):
+      raise TypeError(f"`{arg_name}[{gid!r}]` must hold integer indices")
+    arr = arr.astype(np.int64)
+    bad = arr[(arr < 0) | (arr >= group.size)]
+    if bad.size:
+      raise ValueError(f"`{arg_name}[{gid!r}]` has index {int(bad[0])} out of "
+                       f"range for a group of {group.size} channels")
+    uniq, counts = np.unique(arr, return_counts=True)
+    if (counts > 1).any():
+      raise ValueError(f"`{arg_name}[{gid!r}]` repeats index "
+                       f"{int(uniq[counts > 1][0])}")
+    out[gid] = uniq
+  return out

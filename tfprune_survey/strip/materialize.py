@@ -1,0 +1,40 @@
+"""materialize: a physically slim copy of a model."""
+
+from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.strip import surgery
+from tfprune_survey.strip.keep import resolve_keep
+
+
+def materialize(model, keep, *, graph=None):
+  """Builds a slim model that keeps only the given channels.
+
+  The model is rebuilt from its config with smaller `filters`/`units` (and
+  channel-preserving Reshape targets), and the kept slices of every weight are
+  copied: kernels on both axes, biases, BN gamma/beta/mean/variance,
+  depthwise and pointwise kernels, PReLU alphas and Dense rows after Flatten.
+  It computes the same function as `mask_channels(model, keep)`.
+
+  Args:
+    model: a tf_keras Sequential/Functional model. Not modified.
+    keep: {group_id: sequence of kept channel indices}. A group not named
+      keeps all its channels.
+    graph: optional precomputed `ChannelGraph(model)`.
+
+  Returns:
+    A new, slimmer tf_keras model with the same inputs and outputs.
+
+  Raises:
+    ValueError: for an unknown or non-prunable group, or a bad index list.
+
+  Example:
+    >>> graph = tps.ChannelGraph(model)
+    >>> g = graph.prunable_groups[0]
+    >>> slim = tps.materialize(model, {g.id: range(g.size // 2)})
+  """
+  graph = graph if graph is not None else ChannelGraph(model)
+  keep_arrays = resolve_keep(graph, keep)
+  keep_of = graph.keep_resolver(keep_arrays)
+  config = surgery.narrowed_config(model, graph, keep_of)
+  new = surgery.rebuild(model, config)
+  surgery.transfer_weights(model, new, graph, keep_of, mode="slice")
+  return new

@@ -1,0 +1,111 @@
+"""Shared machinery of `mask_channels` and `materialize`."""
+
+import copy
+
+import numpy as np
+
+from tfprune_survey import _compat
+from tfprune_survey.graph.builder import short_weight_name
+from tfprune_survey.graph.walker import is_submodel
+
+
+def layer_pairs(old, new, prefix=()):
+  """Yields (path, old_layer, new_layer) for every non-model layer."""
+  for a, b in zip(old.layers, new.layers):
+    names = prefix + (a.name,)
+    if is_submodel(a):
+      yield from layer_pairs(a, b, names)
+    else:
+      yield "/".join(names), a, b
+
+
+def slices_by_path(graph):
+  out = {}
+  for sl in graph.weight_slices:
+    out.setdefault(sl.path, []).append(sl)
+  return out
+
+
+def transfer_weights(old, new, graph, keep_of, mode):
+  """Copies weights from `old` to `new`, sliced or masked.
+
+  Args:
+    old: the source model.
+    new: a model built from (possibly narrowed) config.
+    graph: `ChannelGraph` of `old`.
+    keep_of: variable -> kept indices.
+    mode: 'slice' keeps only the kept positions; 'mask' zeroes the others.
+  """
+  by_path = slices_by_path(graph)
+  for path, a, b in layer_pairs(old, new):
+    values = a.get_weights()
+    if not values:
+      continue
+    names = [short_weight_name(w.name) for w in a.weights]
+    for sl in by_path.get(path, ()):
+      if sl.weight not in names:
+        continue
+      i = names.index(sl.weight)
+      kept = sl.layout.indices(keep_of)
+      if mode == "slice":
+        values[i] = np.take(values[i], kept, axis=sl.axis)
+      elif sl.zero:
+        dropped = np.setdiff1d(np.arange(values[i].shape[sl.axis]), kept)
+        if dropped.size:
+          values[i] = values[i].copy()
+          index = [slice(None)] * values[i].ndim
+          index[sl.axis] = dropped
+          values[i][tuple(index)] = 0
+    expected = [tuple(w.shape) for w in b.weights]
+    got = [v.shape for v in values]
+    if expected != got:
+      raise RuntimeError(
+          f"internal error: weights of layer '{path}' do not fit the rebuilt "
+          f"layer ({got} vs {expected})")
+    b.set_weights(values)
+
+
+def narrowed_config(model, graph, keep_of):
+  """The model's config with producer widths set to the kept counts."""
+  config = copy.deepcopy(model.get_config())
+  _drop_build_config(config)
+  for upd in graph.width_updates:
+    entry = _find_layer_config(config, upd.names)
+    width = int(len(upd.layout.indices(keep_of)))
+    key = upd.key
+    if len(key) == 1:
+      entry[key[0]] = width
+    else:
+      value = list(entry[key[0]])
+      value[key[1]] = width
+      entry[key[0]] = value
+  return config
+
+
+def rebuild(model, config):
+  return _compat.rebuild_from_config(model, config)
+
+
+def _drop_build_config(config):
+  if isinstance(config, dict):
+    config.pop("build_config", None)
+    for v in config.values():
+      _drop_build_config(v)
+  elif isinstance(config, list):
+    for v in config:
+      _drop_build_config(v)
+
+
+def _find_layer_config(config, names):
+  cfg = config
+  for name in names:
+    match = None
+    for entry in cfg["layers"]:
+      entry_name = entry.get("name") or entry["config"].get("name")
+      if entry_name == name:
+        match = entry
+        break
+    if match is None:
+      raise RuntimeError(f"internal error: layer '{name}' not in config")
+    cfg = match["config"]
+  return cfg
