@@ -6,6 +6,7 @@ from tfprune_survey import _compat
 from tfprune_survey.graph import handlers
 from tfprune_survey.graph import layout as layout_lib
 from tfprune_survey.graph.builder import GraphBuilder
+from tfprune_survey.graph.builder import WidthUpdate
 from tfprune_survey.graph.walker import Walker
 
 
@@ -59,7 +60,7 @@ class ChannelGraph:
     self.model = model
     self._b = GraphBuilder()
     self._calls = []
-    walker = Walker(model, self._visit, self._make_input)
+    walker = Walker(model, self._visit, self._make_input, self._inner_input)
     self.calls = self._calls
     for value, _, path in walker.outputs:
       self._b.block([value], f"reaches the model output through '{path}'")
@@ -74,6 +75,11 @@ class ChannelGraph:
     var = self._b.new_var(shape[-1], path,
                           reason=f"channels of the model input '{path}'")
     return layout_lib.single(var, shape[-1])
+
+  def _inner_input(self, names, key, value):
+    if value is not None:
+      self._b.widths.append(WidthUpdate("/".join(names), tuple(names), key,
+                                        value))
 
   def _visit(self, call):
     self._calls.append(call)

@@ -26,6 +26,15 @@ class LayerCall:
   index: int = 0            # position of the call in topological order
 
 
+def _node_items(node):
+  """The [name, node, tensor, kwargs] items of one serialized inbound node."""
+  if isinstance(node, dict):  # newer serialization format
+    node = node.get("args", [])
+  if node and isinstance(node[0], str):  # a single item, not wrapped
+    return [node]
+  return node
+
+
 def _as_ref_list(refs):
   if refs and isinstance(refs[0], str):
     return [refs]
@@ -80,10 +89,13 @@ class Walker:
     model: a tf_keras Sequential or Functional model.
     visit: callable(LayerCall) -> list of output values (one per output).
     make_input: callable(path, shape) -> value for a model input.
+    inner_input: optional callable(names, config_key, value), told where a
+      nested model's input shape records the channels of an outer value.
   """
 
-  def __init__(self, model, visit, make_input):
+  def __init__(self, model, visit, make_input, inner_input=None):
     self._visit = visit
+    self._inner_input = inner_input or (lambda names, key, value: None)
     self._make_input = make_input
     self._count = 0
     self.inputs = []
@@ -130,6 +142,8 @@ class Walker:
       name = ref[0]
       if outer_inputs is not None:
         values[(name, 0, 0)] = outer_inputs[i]
+        self._inner_input(names + (name,), ("batch_input_shape", -1),
+                          outer_inputs[i][0])
       else:
         shape = tuple(entries[name]["config"].get("batch_input_shape") or ())
         path = "/".join(names + (name,))
@@ -171,10 +185,8 @@ class Walker:
 
   def _node_refs(self, node, layer_names):
     """Tensor refs and non-tensor kwargs of one inbound node."""
-    if isinstance(node, dict):  # newer serialization format
-      node = node.get("args", [])
     refs, kwargs = [], {}
-    for item in node:
+    for item in _node_items(node):
       refs.append(tuple(item[:3]))
       if len(item) > 3 and isinstance(item[3], dict):
         extra = []
@@ -189,6 +201,13 @@ class Walker:
                      if e["class_name"] != "InputLayer"]
     if outer_inputs is not None:
       current = outer_inputs[0]
+      first = config["layers"][0] if config["layers"] else None
+      if first is not None:
+        fname = first["config"]["name"]
+        if first["class_name"] == "InputLayer" or (
+            "batch_input_shape" in first["config"]):
+          self._inner_input(names + (fname,), ("batch_input_shape", -1),
+                            current[0])
     else:
       shape = tuple(model.inputs[0].shape)
       first = [e for e in config["layers"] if e["class_name"] == "InputLayer"]
@@ -216,9 +235,7 @@ def _submodel_offsets(config, layer_names):
   refs = []
   for entry in config["layers"]:
     for node in entry.get("inbound_nodes", []):
-      if isinstance(node, dict):
-        node = node.get("args", [])
-      for item in node:
+      for item in _node_items(node):
         refs.append(tuple(item[:3]))
         if len(item) > 3:
           _kwarg_refs(item[3], layer_names, refs)

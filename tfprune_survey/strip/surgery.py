@@ -75,7 +75,7 @@ def narrowed_config(model, graph, keep_of):
     key = upd.key
     if len(key) == 1:
       entry[key[0]] = width
-    else:
+    elif entry.get(key[0]) is not None:
       value = list(entry[key[0]])
       value[key[1]] = width
       entry[key[0]] = value
@@ -89,6 +89,7 @@ def rebuild(model, config):
 def _drop_build_config(config):
   if isinstance(config, dict):
     config.pop("build_config", None)
+    config.pop("build_input_shape", None)
     for v in config.values():
       _drop_build_config(v)
   elif isinstance(config, list):

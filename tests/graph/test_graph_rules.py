@@ -1,0 +1,455 @@
+"""Hand-built graphs, one per rule: expected groups asserted exactly, plus equivalence."""
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tfprune_survey._compat import keras
+from tests.conftest import assert_equivalent
+from tests.conftest import random_keep
+
+L = keras.layers
+
+
+def groups_of(model):
+  g = tps.ChannelGraph(model)
+  return g, {grp.id: grp for grp in g.groups}
+
+
+def prunable(model):
+  g = tps.ChannelGraph(model)
+  return {grp.id: (grp.size, grp.producers) for grp in g.prunable_groups}
+
+
+def x_for(model, n=3, seed=0):
+  shape = (n,) + tuple(model.input_shape[1:])
+  return np.random.default_rng(seed).standard_normal(shape).astype("float32")
+
+
+def check_equivalence(model, seed=0):
+  graph = tps.ChannelGraph(model)
+  keep = random_keep(graph, seed)
+  assert keep, "expected at least one prunable group"
+  _, slim = assert_equivalent(model, keep, x_for(model), graph=graph)
+  assert tps.count_macs(slim) < tps.count_macs(model)
+  return slim
+
+
+def test_chain_couples_producer_and_consumers():
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(6, 3, name="a")(inp)
+  x = L.BatchNormalization(name="bn")(x)
+  x = L.ReLU()(x)
+  x = L.Conv2D(5, 3, name="b")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2, name="head")(x)
+  model = keras.Model(inp, out)
+  graph, by_id = groups_of(model)
+  assert prunable(model) == {"a": (6, ["a"]), "b": (5, ["b"])}
+  assert by_id["a"].consumers == ["b"]
+  assert by_id["a"].params == ["bn"]
+  assert by_id["b"].consumers == ["head"]
+  assert not by_id["head"].prunable and "model output" in by_id["head"].reason
+  assert [g.id for g in graph.groups] == ["input_1", "a", "b", "head"] or (
+      graph.groups[0].id.startswith("input"))
+  check_equivalence(model)
+
+
+@pytest.mark.parametrize("conv,kernel_rank", [
+    (L.Conv1D, 1), (L.Conv2D, 2), (L.Conv3D, 3)])
+def test_conv_nd_producers(conv, kernel_rank):
+  shape = (6,) * kernel_rank + (2,)
+  inp = keras.Input(shape)
+  x = conv(4, 3, padding="same", name="p")(inp)
+  x = L.ReLU()(x)
+  x = conv(3, 3, padding="same", name="q")(x)
+  x = L.Flatten()(x)
+  out = L.Dense(2, name="head")(x)
+  model = keras.Model(inp, out)
+  assert prunable(model) == {"p": (4, ["p"]), "q": (3, ["q"])}
+  check_equivalence(model)
+
+
+@pytest.mark.parametrize("conv,rank", [
+    (L.Conv2DTranspose, 2), (L.Conv3DTranspose, 3)])
+def test_transposed_convs(conv, rank):
+  inp = keras.Input((4,) * rank + (3,))
+  x = conv(5, 3, strides=2, padding="same", name="up")(inp)
+  x = L.BatchNormalization(name="bn")(x)
+  x = L.Activation("sigmoid")(x)
+  x = conv(4, 3, padding="same", name="up2")(x)
+  x = L.GlobalAveragePooling2D()(x) if rank == 2 else L.GlobalAveragePooling3D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  assert prunable(model) == {"up": (5, ["up"]), "up2": (4, ["up2"])}
+  check_equivalence(model)
+
+
+def test_dense_on_last_axis_of_sequence():
+  inp = keras.Input((7, 4))
+  x = L.Dense(6, activation="gelu", name="fc1")(inp)
+  x = L.Dense(5, name="fc2")(x)
+  x = L.GlobalAveragePooling1D()(x)
+  out = L.Dense(2, name="head")(x)
+  model = keras.Model(inp, out)
+  assert prunable(model) == {"fc1": (6, ["fc1"]), "fc2": (5, ["fc2"])}
+  check_equivalence(model)
+
+
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_depthwise_ties_input_and_output(multiplier):
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(4, 1, name="expand")(inp)
+  x = L.DepthwiseConv2D(3, depth_multiplier=multiplier, padding="same",
+                        name="dw")(x)
+  x = L.BatchNormalization(name="dw_bn")(x)
+  x = L.ReLU(6.0)(x)
+  x = L.Conv2D(5, 1, name="project")(x)
+  x = L.GlobalMaxPooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  graph, by_id = groups_of(model)
+  assert prunable(model) == {"expand": (4, ["expand"]),
+                             "project": (5, ["project"])}
+  assert "dw" in by_id["expand"].params
+  assert "dw_bn" in by_id["expand"].params
+  assert by_id["expand"].consumers == ["dw", "project"]
+  keep = {"expand": [1, 3]}
+  _, slim = assert_equivalent(model, keep, x_for(model), graph=graph)
+  assert slim.get_layer("dw").depthwise_kernel.shape[2] == 2
+  assert slim.get_layer("project").kernel.shape[2] == 2 * multiplier
+
+
+@pytest.mark.parametrize("sep,rank", [(L.SeparableConv1D, 1),
+                                      (L.SeparableConv2D, 2)])
+def test_separable_convs(sep, rank):
+  inp = keras.Input((8,) * rank + (3,))
+  x = L.Conv1D(4, 1, name="c")(inp) if rank == 1 else L.Conv2D(4, 1, name="c")(inp)
+  x = sep(6, 3, depth_multiplier=2, padding="same", name="sep")(x)
+  x = L.ReLU()(x)
+  x = sep(5, 3, padding="same", name="sep2")(x)
+  x = L.GlobalAveragePooling1D()(x) if rank == 1 else L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  assert prunable(model) == {"c": (4, ["c"]), "sep": (6, ["sep"]),
+                             "sep2": (5, ["sep2"])}
+  check_equivalence(model)
+
+
+@pytest.mark.parametrize("scale,center", [(True, True), (False, True),
+                                          (True, False), (False, False)])
+def test_batchnorm_with_and_without_scale(scale, center):
+  inp = keras.Input((6, 6, 2))
+  x = L.Conv2D(4, 3, name="c")(inp)
+  x = L.BatchNormalization(scale=scale, center=center, name="bn")(x)
+  x = L.Activation("sigmoid")(x)   # sigmoid(0) = 0.5: consumers must be zeroed
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  bn = model.get_layer("bn")
+  rng = np.random.default_rng(1)
+  bn.set_weights([rng.standard_normal(w.shape).astype("float32") + (
+      2.0 if "variance" in w.name else 0.0) for w in bn.weights])
+  _, by_id = groups_of(model)
+  assert by_id["c"].params == ["bn"]
+  check_equivalence(model)
+
+
+def test_prelu_per_channel_alpha_is_sliced():
+  inp = keras.Input((6, 6, 2))
+  x = L.Conv2D(4, 3, name="c")(inp)
+  x = L.PReLU(shared_axes=[1, 2], name="prelu")(x)
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  model.get_layer("prelu").set_weights([np.arange(4, dtype="float32").reshape(
+      1, 1, 4) * 0.1 + 0.05])
+  _, by_id = groups_of(model)
+  assert by_id["c"].params == ["prelu"]
+  _, slim = assert_equivalent(model, {"c": [0, 3]}, x_for(model))
+  np.testing.assert_allclose(slim.get_layer("prelu").get_weights()[0].ravel(),
+                             [0.05, 0.35], rtol=1e-6)
+
+
+def test_layer_norm_over_channels_blocks_the_group():
+  inp = keras.Input((6, 4))
+  x = L.Dense(5, name="fc")(inp)
+  x = L.LayerNormalization(name="ln")(x)
+  x = L.Dense(3, name="fc2")(x)
+  x = L.Flatten()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  _, by_id = groups_of(model)
+  assert not by_id["fc"].prunable
+  assert "'ln'" in by_id["fc"].reason
+  assert by_id["fc2"].prunable
+  check_equivalence(model)
+
+
+@pytest.mark.parametrize("layer", [
+    L.ReLU(), L.LeakyReLU(), L.ELU(), L.Softmax(axis=1), L.Dropout(0.3),
+    L.SpatialDropout2D(0.2), L.GaussianNoise(0.1), L.MaxPooling2D(),
+    L.AveragePooling2D(), L.ZeroPadding2D(1), L.Cropping2D(1),
+    L.UpSampling2D(), L.Activation("swish"), L.Activation("sigmoid"),
+], ids=lambda l: type(l).__name__)
+def test_pass_through_layers_keep_the_index(layer):
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(4, 3, padding="same", name="c")(inp)
+  x = layer(x)
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  assert prunable(model) == {"c": (4, ["c"]), "d": (3, ["d"])}
+  check_equivalence(model)
+
+
+def test_softmax_over_channels_blocks():
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(4, 3, name="c")(inp)
+  x = L.Softmax(name="sm")(x)
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.Flatten()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  _, by_id = groups_of(model)
+  assert not by_id["c"].prunable and "'sm'" in by_id["c"].reason
+
+
+@pytest.mark.parametrize("merge", [L.Add, L.Subtract, L.Multiply, L.Average,
+                                   L.Maximum, L.Minimum])
+def test_elementwise_merges_join_groups(merge):
+  inp = keras.Input((8, 8, 3))
+  a = L.Conv2D(4, 3, padding="same", name="a")(inp)
+  b = L.Conv2D(4, 1, name="b")(inp)
+  b = L.BatchNormalization(name="bn_b")(b)
+  x = merge(name="m")([a, b])
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  # tf_keras lists 'b' first (it is deeper: b -> bn_b -> m), so 'b' names
+  # the group; the id is the first producer in that topological order.
+  assert prunable(model) == {"b": (4, ["b", "a"]), "d": (3, ["d"])}
+  check_equivalence(model)
+
+
+def test_squeeze_excite_broadcast_multiply_joins():
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(8, 3, padding="same", name="c")(inp)
+  s = L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x)
+  s = L.Conv2D(2, 1, activation="relu", name="se_reduce")(s)
+  s = L.Conv2D(8, 1, activation="sigmoid", name="se_expand")(s)
+  x = L.Multiply(name="excite")([x, s])
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  assert prunable(model) == {"c": (8, ["c", "se_expand"]),
+                             "se_reduce": (2, ["se_reduce"]), "d": (3, ["d"])}
+  check_equivalence(model)
+
+
+def test_reshape_keeping_last_axis_follows_channels():
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(8, 3, padding="same", name="c")(inp)
+  s = L.GlobalAveragePooling2D(name="squeeze")(x)
+  s = L.Reshape((1, 1, 8), name="rs")(s)
+  s = L.Conv2D(8, 1, activation="sigmoid", name="se")(s)
+  x = L.Multiply()([x, s])
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  assert prunable(model) == {"c": (8, ["c", "se"])}
+  slim = check_equivalence(model)
+  assert slim.get_layer("rs").target_shape == (1, 1, 4)
+
+
+def test_concatenate_maps_offsets():
+  inp = keras.Input((8, 8, 3))
+  a = L.Conv2D(4, 3, padding="same", name="a")(inp)
+  b = L.Conv2D(6, 1, name="b")(inp)
+  x = L.Concatenate(name="cat")([a, b])
+  x = L.BatchNormalization(name="bn")(x)
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  _, by_id = groups_of(model)
+  assert prunable(model) == {"a": (4, ["a"]), "b": (6, ["b"]), "d": (3, ["d"])}
+  assert ("d", "kernel", 2, 4) in by_id["b"].slices
+  assert ("bn", "gamma", 0, 4) in by_id["b"].slices
+  masked, slim = assert_equivalent(model, {"a": [3], "b": [0, 5]},
+                                   x_for(model))
+  assert slim.get_layer("d").kernel.shape[2] == 3
+  del masked
+
+
+def test_flatten_then_dense_maps_all_positions():
+  inp = keras.Input((4, 4, 2))
+  x = L.Conv2D(5, 3, padding="same", name="c")(inp)
+  x = L.Flatten(name="flat")(x)
+  x = L.Dense(3, name="fc")(x)
+  out = L.Dense(2, name="head")(x)
+  model = keras.Model(inp, out)
+  assert prunable(model) == {"c": (5, ["c"]), "fc": (3, ["fc"])}
+  _, slim = assert_equivalent(model, {"c": [0, 2, 4]}, x_for(model))
+  assert slim.get_layer("fc").kernel.shape[0] == 4 * 4 * 3
+
+
+def test_grouped_conv_is_not_prunable_with_reason():
+  inp = keras.Input((8, 8, 4))
+  x = L.Conv2D(8, 1, name="a")(inp)
+  x = L.Conv2D(8, 3, groups=2, name="g")(x)
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  _, by_id = groups_of(model)
+  for gid in ("a", "g"):
+    assert not by_id[gid].prunable
+    assert "grouped conv" in by_id[gid].reason and "'g'" in by_id[gid].reason
+  assert by_id["d"].prunable
+  check_equivalence(model)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: L.Lambda(lambda t: t * 2.0, name="odd"),
+    lambda: L.Permute((2, 1, 3), name="odd"),
+    lambda: L.Reshape((8, 32, 1), name="odd"),
+], ids=["Lambda", "Permute", "Reshape"])
+def test_unmodelled_layers_block_with_reason(make):
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(4, 3, padding="same", name="c")(inp)
+  x = make()(x)
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  _, by_id = groups_of(model)
+  assert not by_id["c"].prunable and "'odd'" in by_id["c"].reason
+  assert by_id["d"].prunable
+  check_equivalence(model)
+
+
+class Doubler(L.Layer):
+  """A custom layer the graph knows nothing about."""
+
+  def call(self, x):
+    return 2.0 * x
+
+
+def test_reshape_keeping_last_axis_is_followed():
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(4, 3, padding="same", name="c")(inp)
+  x = L.Reshape((4, 16, 4), name="rs")(x)
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(2)(x))
+  assert prunable(model) == {"c": (4, ["c"]), "d": (3, ["d"])}
+  check_equivalence(model)
+
+
+def test_custom_layer_blocks_and_register_handler_opens_it():
+  def build():
+    inp = keras.Input((8, 8, 3))
+    x = L.Conv2D(4, 3, padding="same", name="c")(inp)
+    x = Doubler(name="dbl")(x)
+    x = L.Conv2D(3, 1, name="d")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, L.Dense(2)(x))
+  model = build()
+  _, by_id = groups_of(model)
+  assert not by_id["c"].prunable and "'dbl'" in by_id["c"].reason
+  tps.register_handler(Doubler, tps.graph.handlers.PassThrough())
+  try:
+    assert prunable(model)["c"] == (4, ["c"])
+    check_equivalence(model)
+  finally:
+    from tfprune_survey.graph.handlers import registry
+    registry._HANDLERS.pop(Doubler)  # pylint: disable=protected-access
+
+
+def test_model_output_groups_are_not_prunable():
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(4, 3, name="c")(inp)
+  out = L.Conv2D(5, 1, name="final")(x)
+  model = keras.Model(inp, out)
+  _, by_id = groups_of(model)
+  assert by_id["c"].prunable
+  assert not by_id["final"].prunable
+  assert "'final'" in by_id["final"].reason
+
+
+def test_nested_submodel_called_twice():
+  sub_in = keras.Input((8, 8, 4))
+  y = L.Conv2D(6, 3, padding="same", name="inner_a")(sub_in)
+  y = L.ReLU()(y)
+  y = L.Conv2D(4, 1, name="inner_b")(y)
+  sub = keras.Model(sub_in, y, name="block")
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(4, 1, name="stem")(inp)
+  x = L.Add(name="add1")([x, sub(x)])
+  x = L.Add(name="add2")([x, sub(x)])
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2, name="head")(x)
+  model = keras.Model(inp, out)
+  assert prunable(model) == {"stem": (4, ["stem", "block/inner_b"]),
+                             "block/inner_a": (6, ["block/inner_a"])}
+  slim = check_equivalence(model)
+  assert tps.count_macs(model) == (8 * 8 * (3 * 4) + 2 * 8 * 8 * (
+      9 * 4 * 6 + 6 * 4) + 4 * 2)
+  assert slim.get_layer("block").get_layer("inner_a").filters == 3
+
+
+def test_nested_sequential():
+  seq = keras.Sequential([keras.Input((8, 8, 3)),
+                          L.Conv2D(5, 3, padding="same", name="s1"),
+                          L.BatchNormalization(name="sbn"),
+                          L.ReLU()], name="stem")
+  inp = keras.Input((8, 8, 3))
+  x = seq(inp)
+  x = L.Conv2D(4, 1, name="c")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  assert prunable(model) == {"stem/s1": (5, ["stem/s1"]), "c": (4, ["c"])}
+  check_equivalence(model)
+
+
+def test_sequential_model():
+  model = keras.Sequential([
+      keras.Input((10, 10, 1)), L.Conv2D(6, 3, name="c1"), L.ReLU(),
+      L.MaxPooling2D(), L.Conv2D(8, 3, name="c2"), L.Flatten(),
+      L.Dense(16, activation="relu", name="fc"), L.Dense(3, name="out")])
+  assert prunable(model) == {"c1": (6, ["c1"]), "c2": (8, ["c2"]),
+                             "fc": (16, ["fc"])}
+  check_equivalence(model)
+
+
+def test_tf_op_layers_elementwise_and_residual():
+  inp = keras.Input((8, 8, 3))
+  a = L.Conv2D(4, 3, padding="same", name="a")(inp)
+  h = a * 0.5 + 3.0              # TFOpLambda with scalars: pass-through
+  b = L.Conv2D(4, 1, name="b")(h)
+  x = a + b                      # TFOpLambda with two tensors: merge
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  out = L.Dense(2)(x)
+  model = keras.Model(inp, out)
+  assert prunable(model) == {"a": (4, ["a", "b"]), "d": (3, ["d"])}
+  check_equivalence(model)
+
+
+def test_group_ids_are_stable_and_unique():
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(4, 3, name="c")(inp)
+  x = L.Conv2D(4, 3, name="d")(x)
+  x = L.Flatten()(x)
+  model = keras.Model(inp, L.Dense(2)(x))
+  ids1 = [g.id for g in tps.ChannelGraph(model).groups]
+  ids2 = [g.id for g in tps.ChannelGraph(model).groups]
+  assert ids1 == ids2
+  assert len(set(ids1)) == len(ids1)
