@@ -14,32 +14,7 @@ import numpy as np
 
 import tfprune_survey as tps
 from tfprune_survey._compat import keras
-
-
-def residual_cnn(input_shape=(32, 32, 3), classes=10, width=32):
-  """A small CNN with BN and one residual block."""
-  inp = keras.Input(input_shape, name="image")
-  x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False,
-                          name="stem_conv")(inp)
-  x = keras.layers.BatchNormalization(name="stem_bn")(x)
-  x = keras.layers.ReLU(name="stem_relu")(x)
-  y = keras.layers.Conv2D(width, 3, padding="same", use_bias=False,
-                          name="block_conv1")(x)
-  y = keras.layers.BatchNormalization(name="block_bn1")(y)
-  y = keras.layers.ReLU(name="block_relu1")(y)
-  y = keras.layers.Conv2D(width, 3, padding="same", use_bias=False,
-                          name="block_conv2")(y)
-  y = keras.layers.BatchNormalization(name="block_bn2")(y)
-  x = keras.layers.Add(name="block_add")([x, y])
-  x = keras.layers.ReLU(name="block_relu2")(x)
-  x = keras.layers.MaxPooling2D(name="pool")(x)
-  x = keras.layers.Conv2D(2 * width, 3, padding="same", use_bias=False,
-                          name="head_conv")(x)
-  x = keras.layers.BatchNormalization(name="head_bn")(x)
-  x = keras.layers.ReLU(name="head_relu")(x)
-  x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-  x = keras.layers.Dense(classes, name="logits")(x)
-  return keras.Model(inp, x, name="residual_cnn")
+from tfprune_survey.zoo import residual_cnn
 
 
 def half_by_l1(model, graph):

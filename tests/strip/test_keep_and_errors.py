@@ -1,0 +1,126 @@
+"""Validation of `keep`, bad models, and 'never mutate the input'."""
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tfprune_survey._compat import keras
+
+L = keras.layers
+
+
+def small_model():
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(4, 3, name="c")(inp)
+  x = L.BatchNormalization(name="bn")(x)
+  x = L.ReLU()(x)
+  x = L.Conv2D(5, 3, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  return keras.Model(inp, L.Dense(2, name="head")(x))
+
+
+@pytest.fixture(scope="module")
+def model():
+  return small_model()
+
+
+@pytest.mark.parametrize("fn", [tps.mask_channels, tps.materialize])
+@pytest.mark.parametrize("keep,exc,words", [
+    ({"nope": [0]}, ValueError, ["'nope'"]),
+    ({"c": [0, 4]}, ValueError, ["'c'", "out of range"]),
+    ({"c": [-1]}, ValueError, ["'c'", "out of range"]),
+    ({"c": [1, 1]}, ValueError, ["'c'", "repeats"]),
+    ({"c": []}, ValueError, ["'c'", "empty"]),
+    ({"head": [0]}, ValueError, ["'head'", "not prunable", "model output"]),
+    ({"c": [0.5]}, TypeError, ["'c'", "integer"]),
+    ({"c": "01"}, TypeError, ["'c'"]),
+    ([("c", [0])], TypeError, ["dict"]),
+])
+def test_bad_keep_is_rejected_naming_the_group(model, fn, keep, exc, words):
+  with pytest.raises(exc) as info:
+    fn(model, keep)
+  for w in words:
+    assert w in str(info.value)
+
+
+def test_keeping_all_of_a_fixed_group_is_allowed(model):
+  slim = tps.materialize(model, {"head": [0, 1], "c": [0, 2]})
+  assert slim.get_layer("c").filters == 2
+
+
+def test_input_model_is_never_mutated(model):
+  before = [w.copy() for w in model.get_weights()]
+  config = model.get_config()
+  tps.mask_channels(model, {"c": [1], "d": [0, 4]})
+  tps.materialize(model, {"c": [1], "d": [0, 4]})
+  tps.ChannelGraph(model)
+  tps.count_macs(model)
+  after = model.get_weights()
+  assert all(np.array_equal(a, b) for a, b in zip(before, after))
+  assert model.get_config() == config
+
+
+def test_empty_keep_gives_an_identical_copy(model):
+  x = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
+  slim = tps.materialize(model, {})
+  assert slim is not model
+  np.testing.assert_allclose(slim(x).numpy(), model(x).numpy(), rtol=1e-6)
+
+
+class Subclassed(keras.Model):
+
+  def __init__(self):
+    super().__init__()
+    self.c = L.Conv2D(3, 3)
+
+  def call(self, x):
+    return self.c(x)
+
+
+@pytest.mark.parametrize("fn", [tps.ChannelGraph, tps.count_macs,
+                                tps.profile, tps.count_params,
+                                lambda m: tps.materialize(m, {})])
+def test_subclassed_model_raises_unsupported_model_error(fn):
+  m = Subclassed()
+  m(np.zeros((1, 8, 8, 3), "float32"))
+  with pytest.raises(tps.UnsupportedModelError) as info:
+    fn(m)
+  assert "Subclassed" in str(info.value)
+  assert isinstance(info.value, TypeError)
+
+
+def test_keras3_model_raises_type_error_explaining_tf_keras():
+  keras3 = pytest.importorskip("keras")
+  if not keras3.__version__.startswith("3"):
+    pytest.skip("Keras 3 not installed")
+  m3 = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)])
+  for fn in (tps.ChannelGraph, tps.count_macs, lambda m: tps.materialize(
+      m, {}), lambda m: tps.mask_channels(m, {})):
+    with pytest.raises(TypeError) as info:
+      fn(m3)
+    assert "tf_keras" in str(info.value)
+    assert "Keras 3" in str(info.value)
+
+
+def test_non_model_raises_type_error():
+  with pytest.raises(TypeError, match="model"):
+    tps.ChannelGraph("not a model")
+  with pytest.raises(TypeError, match="model"):
+    tps.ChannelGraph(L.Dense(3))
+
+
+def test_unbuilt_sequential_raises_unsupported_model_error():
+  m = keras.Sequential([L.Dense(3)])
+  with pytest.raises(tps.UnsupportedModelError, match="Input"):
+    tps.ChannelGraph(m)
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_slim_model_saves_and_loads(model, tmp_path, fmt):
+  slim = tps.materialize(model, {"c": [0, 3], "d": [1, 2, 4]})
+  path = str(tmp_path / f"slim.{fmt}")
+  slim.save(path)
+  loaded = keras.models.load_model(path)
+  x = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
+  np.testing.assert_allclose(loaded(x).numpy(), slim(x).numpy(), rtol=1e-6)
+  assert loaded.get_layer("d").filters == 3

@@ -1,0 +1,103 @@
+"""Small reference architectures used by the demo, tests and benchmarks."""
+
+from tfprune_survey._compat import keras
+
+L = keras.layers
+
+
+def residual_cnn(input_shape=(32, 32, 3), classes=10, width=32):
+  """A small CNN with BatchNormalization and one residual block.
+
+  Args:
+    input_shape: (H, W, C) of one image. Defaults to (32, 32, 3).
+    classes: number of output logits. Defaults to 10.
+    width: channels of the first stage (the head has 2x). Defaults to 32.
+
+  Returns:
+    A tf_keras Functional model producing logits.
+  """
+  inp = keras.Input(input_shape, name="image")
+  x = L.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(inp)
+  x = L.BatchNormalization(name="stem_bn")(x)
+  x = L.ReLU(name="stem_relu")(x)
+  y = L.Conv2D(width, 3, padding="same", use_bias=False,
+               name="block_conv1")(x)
+  y = L.BatchNormalization(name="block_bn1")(y)
+  y = L.ReLU(name="block_relu1")(y)
+  y = L.Conv2D(width, 3, padding="same", use_bias=False,
+               name="block_conv2")(y)
+  y = L.BatchNormalization(name="block_bn2")(y)
+  x = L.Add(name="block_add")([x, y])
+  x = L.ReLU(name="block_relu2")(x)
+  x = L.MaxPooling2D(name="pool")(x)
+  x = L.Conv2D(2 * width, 3, padding="same", use_bias=False,
+               name="head_conv")(x)
+  x = L.BatchNormalization(name="head_bn")(x)
+  x = L.ReLU(name="head_relu")(x)
+  x = L.GlobalAveragePooling2D(name="gap")(x)
+  x = L.Dense(classes, name="logits")(x)
+  return keras.Model(inp, x, name="residual_cnn")
+
+
+def resnet_cifar(depth=56, input_shape=(32, 32, 3), classes=10,
+                 widths=(16, 32, 64)):
+  """A CIFAR ResNet (He et al. 2016) of basic blocks, 6n+2 layers deep.
+
+  Downsampling shortcuts are 1x1 convolutions with BN (option B).
+
+  Args:
+    depth: 6n+2 (20, 32, 44, 56, 110). Defaults to 56.
+    input_shape: defaults to (32, 32, 3).
+    classes: defaults to 10.
+    widths: channels of the three stages. Defaults to (16, 32, 64).
+
+  Returns:
+    A tf_keras Functional model producing logits.
+
+  Raises:
+    ValueError: if `depth` is not 6n+2.
+  """
+  if (depth - 2) % 6 or depth < 8:
+    raise ValueError(f"`depth` must be 6n+2 (e.g. 20, 56), got {depth}")
+  n = (depth - 2) // 6
+  inp = keras.Input(input_shape, name="image")
+  x = L.Conv2D(widths[0], 3, padding="same", use_bias=False, name="conv1")(inp)
+  x = L.BatchNormalization(name="bn1")(x)
+  x = L.ReLU(name="relu1")(x)
+  for s, w in enumerate(widths):
+    for b in range(n):
+      stride = 2 if (s > 0 and b == 0) else 1
+      name = f"s{s + 1}b{b + 1}"
+      y = L.Conv2D(w, 3, strides=stride, padding="same", use_bias=False,
+                   name=name + "_conv1")(x)
+      y = L.BatchNormalization(name=name + "_bn1")(y)
+      y = L.ReLU(name=name + "_relu1")(y)
+      y = L.Conv2D(w, 3, padding="same", use_bias=False,
+                   name=name + "_conv2")(y)
+      y = L.BatchNormalization(name=name + "_bn2")(y)
+      if stride != 1 or x.shape[-1] != w:
+        x = L.Conv2D(w, 1, strides=stride, use_bias=False,
+                     name=name + "_short")(x)
+        x = L.BatchNormalization(name=name + "_short_bn")(x)
+      x = L.Add(name=name + "_add")([x, y])
+      x = L.ReLU(name=name + "_relu2")(x)
+  x = L.GlobalAveragePooling2D(name="gap")(x)
+  x = L.Dense(classes, name="logits")(x)
+  return keras.Model(inp, x, name=f"resnet{depth}")
+
+
+def vgg_small(input_shape=(32, 32, 3), classes=10, widths=(32, 64, 128)):
+  """A VGG-style net: two 3x3 conv+BN+ReLU per stage, max pooling, Flatten."""
+  inp = keras.Input(input_shape, name="image")
+  x = inp
+  for s, w in enumerate(widths):
+    for c in range(2):
+      x = L.Conv2D(w, 3, padding="same", use_bias=False,
+                   name=f"s{s + 1}_conv{c + 1}")(x)
+      x = L.BatchNormalization(name=f"s{s + 1}_bn{c + 1}")(x)
+      x = L.ReLU(name=f"s{s + 1}_relu{c + 1}")(x)
+    x = L.MaxPooling2D(name=f"s{s + 1}_pool")(x)
+  x = L.Flatten(name="flatten")(x)
+  x = L.Dense(128, activation="relu", name="fc1")(x)
+  x = L.Dense(classes, name="logits")(x)
+  return keras.Model(inp, x, name="vgg_small")
