@@ -1,0 +1,59 @@
+"""The public API surface and the command line."""
+
+import subprocess
+import sys
+
+import pytest
+
+import tfprune_survey as tps
+from tfprune_survey import cli
+from tfprune_survey import zoo
+
+CONTRACT = ["ChannelGraph", "ChannelGroup", "mask_channels", "materialize",
+            "count_macs", "count_params", "profile", "UnsupportedModelError",
+            "register_handler"]
+
+
+def test_every_public_name_imports():
+  for name in tps.__all__:
+    assert getattr(tps, name) is not None, name
+  for name in CONTRACT:
+    assert name in tps.__all__, name
+  assert issubclass(tps.UnsupportedModelError, TypeError)
+
+
+def test_profile_command_prints_table_and_groups(tmp_path, capsys):
+  path = str(tmp_path / "m.keras")
+  zoo.residual_cnn().save(path)
+  with pytest.raises(SystemExit) as info:
+    cli.app.run(cli.main, argv=["tfprune-survey", "profile", path])
+  assert info.value.code == 0
+  out = capsys.readouterr().out
+  assert "stem_conv" in out and "total" in out
+  assert "prunable" in out and "block_conv2" in out
+
+
+def test_unknown_command_and_missing_file_are_usage_errors(tmp_path):
+  with pytest.raises(cli.app.UsageError, match="unknown command"):
+    cli.main(["tfprune-survey", "frobnicate"])
+  with pytest.raises(cli.app.UsageError, match="does not exist"):
+    cli.main(["tfprune-survey", "profile", str(tmp_path / "nope.keras")])
+
+
+def test_console_script_is_installed():
+  out = subprocess.run([sys.executable, "-m", "tfprune_survey.cli"],
+                       capture_output=True, text=True, timeout=120)
+  assert "usage: tfprune-survey" in out.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_and_writes_summary(tmp_path, capsys):
+  from tfprune_survey import demo
+  rows = demo.run(str(tmp_path))
+  assert len(rows) == 2
+  for r in rows:
+    assert r["macs"][1] < 0.5 * r["macs"][0]
+    assert r["rel"] <= 1e-4
+  text = (tmp_path / "summary.md").read_text()
+  assert "MobileNetV2" in text and "residual CNN" in text
+  assert "MACs" in capsys.readouterr().out
