@@ -299,6 +299,22 @@ def test_flatten_then_dense_maps_all_positions():
   assert slim.get_layer("fc").kernel.shape[0] == 4 * 4 * 3
 
 
+def test_depthwise_written_as_grouped_conv_ties_channels():
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(6, 1, name="a")(inp)
+  x = L.Conv2D(6, 3, groups=6, padding="same", name="dw")(x)
+  x = L.Conv2D(3, 1, name="d")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(2)(x))
+  graph, by_id = groups_of(model)
+  assert prunable(model) == {"a": (6, ["a"]), "d": (3, ["d"])}
+  assert "dw" in by_id["a"].params
+  _, slim = assert_equivalent(model, {"a": [0, 2, 5]}, x_for(model),
+                              graph=graph)
+  assert slim.get_layer("dw").groups == 3
+  assert slim.get_layer("dw").filters == 3
+
+
 def test_grouped_conv_is_not_prunable_with_reason():
   inp = keras.Input((8, 8, 4))
   x = L.Conv2D(8, 1, name="a")(inp)

@@ -31,6 +31,16 @@ class Producer(LayerHandler):
       b.block([in_lay], reason)
       return [b.opaque(call, out_shape, reason)]
     groups = call.config.get("groups", 1) or 1
+    if (groups > 1 and in_lay is not None and groups == size ==
+        in_lay.channels and in_lay.spatial == 1):
+      # A depthwise conv written as Conv2D(groups=C, filters=C): channel c
+      # reads only channel c, so input and output are one group.
+      b.slice(call, "kernel", self.out_axis, in_lay, "param")
+      b.slice(call, "bias", 0, in_lay, "param")
+      b.width(call, (self.width_key,), in_lay)
+      b.width(call, ("groups",), in_lay)
+      b.register_call(call)
+      return [in_lay]
     out = b.producer(call, size)
     if groups > 1:
       reason = (f"'{call.path}' ({call.class_name}) is a grouped conv "
