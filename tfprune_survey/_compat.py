@@ -89,6 +89,9 @@ def check_model(obj, arg_name="model"):
 
 
 def _is_functional(obj):
+  from tf_keras.src.engine import functional  # pylint: disable=g-import-not-at-top
+  if type(obj) is functional.Functional:  # pylint: disable=unidiomatic-typecheck
+    return True
   try:
     cfg = obj.get_config()
   except Exception:  # pylint: disable=broad-except

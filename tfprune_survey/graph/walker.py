@@ -157,6 +157,7 @@ class Walker:
       name = entry.get("name") or entry["config"]["name"]
       for node_index, node in enumerate(entry.get("inbound_nodes", [])):
         pending.append((entry, name, node_index, node))
+    live = {layer.name: layer for layer in model.layers}
     progress = True
     while pending and progress:
       progress = False
@@ -168,7 +169,7 @@ class Walker:
           continue
         progress = True
         in_vals = [values[tuple(r)] for r in refs]
-        layer = model.get_layer(name)
+        layer = live[name]
         outs = self._call_layer(layer, entry["config"], entry["class_name"],
                                 names + (name,), node_index, in_vals, kwargs)
         key_index = node_index

@@ -30,7 +30,7 @@ def mask_channels(model, keep, *, graph=None):
   graph = graph if graph is not None else ChannelGraph(model)
   keep_arrays = resolve_keep(graph, keep)
   keep_of = graph.keep_resolver(keep_arrays)
-  config = model.get_config()
+  config = surgery.narrowed_config(model, graph, None)
   new = surgery.rebuild(model, config)
   surgery.transfer_weights(model, new, graph, keep_of, mode="mask")
   return new

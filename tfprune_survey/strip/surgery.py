@@ -66,9 +66,15 @@ def transfer_weights(old, new, graph, keep_of, mode):
 
 
 def narrowed_config(model, graph, keep_of):
-  """The model's config with producer widths set to the kept counts."""
+  """The model's config with producer widths set to the kept counts.
+
+  Per-layer build configs are dropped (layers are built by the functional
+  call itself, once). With `keep_of=None` the widths are left unchanged.
+  """
   config = copy.deepcopy(model.get_config())
   _drop_build_config(config)
+  if keep_of is None:
+    return config
   for upd in graph.width_updates:
     entry = _find_layer_config(config, upd.names)
     width = int(len(upd.layout.indices(keep_of)))
