@@ -5,6 +5,7 @@ and a stripper that builds genuinely slim Keras models.
 """
 
 from tfprune_survey import _compat  # sets TF_USE_LEGACY_KERAS first
+from tfprune_survey import criteria
 from tfprune_survey.errors import UnsupportedModelError
 from tfprune_survey.graph import ChannelGraph
 from tfprune_survey.graph import ChannelGroup
@@ -12,15 +13,21 @@ from tfprune_survey.graph import LayerHandler
 from tfprune_survey.graph import register_handler
 from tfprune_survey.metrics import count_macs
 from tfprune_survey.metrics import count_params
+from tfprune_survey.layers import ChannelScale
 from tfprune_survey.metrics import profile
+from tfprune_survey.pruner import prune
+from tfprune_survey.pruner import PruneReport
+from tfprune_survey.pruner import PruneResult
+from tfprune_survey.scoring import score
 from tfprune_survey.strip import mask_channels
 from tfprune_survey.strip import materialize
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ChannelGraph", "ChannelGroup", "LayerHandler", "UnsupportedModelError",
-    "count_macs", "count_params", "mask_channels", "materialize", "profile",
-    "register_handler",
+    "ChannelGraph", "ChannelGroup", "ChannelScale", "LayerHandler",
+    "PruneReport", "PruneResult", "UnsupportedModelError", "count_macs",
+    "count_params", "criteria", "mask_channels", "materialize", "profile",
+    "prune", "register_handler", "score",
 ]
 del _compat

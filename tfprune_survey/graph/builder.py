@@ -48,6 +48,7 @@ class GraphBuilder:
     self.slices = {}        # (path, weight, axis) -> WeightSlice
     self.widths = []
     self.layers = {}        # path -> LayerCall of the first call
+    self.observations = []  # (LayerCall, Layout) of every consumer input
     self._producer_vars = {}
 
   # ---- variables -------------------------------------------------------
@@ -144,6 +145,9 @@ class GraphBuilder:
                  f"'{weight}' axis {axis} has {weights[weight].shape[axis]} "
                  f"positions, the channel analysis found {lay.width}")
       return
+    if role == "consumer" and not any(
+        c is call for c, _ in self.observations[-2:]):
+      self.observations.append((call, lay))
     key = (call.path, weight, axis)
     if key in self.slices:
       prev = self.slices[key]

@@ -153,6 +153,27 @@ class ChannelGraph:
     return list(self._b.slices.values())
 
   @property
+  def observations(self):
+    """(LayerCall, Layout) of every consumer's input feature map."""
+    return list(self._b.observations)
+
+  def layer(self, path):
+    """The live layer at a qualified path."""
+    return self._b.layers[path].layer
+
+  def group_segments(self, group):
+    """Yields (WeightSlice, base, Segment) for each place `group` appears."""
+    for sl in self._b.slices.values():
+      base = 0
+      for seg in sl.layout.segments:
+        if self._b.find(seg.var) == group.root:
+          yield sl, base, seg
+        base += seg.width
+
+  def root_of(self, var):
+    return self._b.find(var)
+
+  @property
   def width_updates(self):
     return list(self._b.widths)
 

@@ -24,6 +24,7 @@ class LayerCall:
   output_shapes: list       # tuples, one per output tensor
   kwargs: dict              # non-tensor call arguments
   index: int = 0            # position of the call in topological order
+  node_index: int = 0       # the layer's node index for this call
 
 
 def _node_items(node):
@@ -127,7 +128,7 @@ class Walker:
         class_name=class_name, inputs=[v[0] for v in in_vals],
         input_shapes=[v[1] for v in in_vals],
         output_shapes=_shape_at(layer, "get_output_shape_at", node_index),
-        kwargs=kwargs)
+        kwargs=kwargs, node_index=node_index)
     outs = self._emit(call)
     return [(o, s, path) for o, s in zip(outs, call.output_shapes)]
 

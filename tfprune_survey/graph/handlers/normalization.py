@@ -57,3 +57,24 @@ class LayerNorm(LayerHandler):
 register_handler(keras.layers.BatchNormalization, BatchNorm())
 register_handler(keras.layers.PReLU, PReLU())
 register_handler(keras.layers.LayerNormalization, LayerNorm())
+
+
+class ChannelScaleHandler(LayerHandler):
+  """ChannelScale: one scale per channel, sliced like BN gamma."""
+
+  def propagate(self, call, b):
+    lay = call.inputs[0]
+    if lay is not None and lay.spatial > 1:
+      b.block([lay], f"'{call.path}' (ChannelScale) follows a Flatten")
+      return [lay]
+    b.slice(call, "scale", 0, lay, "param")
+    b.register_call(call)
+    return [lay]
+
+
+def _register_channel_scale():
+  from tfprune_survey.layers import channel_scale  # pylint: disable=g-import-not-at-top
+  register_handler(channel_scale.ChannelScale, ChannelScaleHandler())
+
+
+_register_channel_scale()

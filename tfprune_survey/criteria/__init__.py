@@ -1,0 +1,33 @@
+"""The survey's pruning criteria behind one interface.
+
+Example:
+  >>> tps.criteria.names()
+  ['apoz', 'entropy', 'fpgm', 'l1', 'l2', 'random', 'slimming', 'sss',
+   'taylor', 'taylor_fo', 'variance']
+  >>> crit = tps.criteria.get('fpgm')
+"""
+
+from tfprune_survey.criteria import apoz
+from tfprune_survey.criteria import entropy
+from tfprune_survey.criteria import fpgm
+from tfprune_survey.criteria import l1
+from tfprune_survey.criteria import l2
+from tfprune_survey.criteria import random_criterion
+from tfprune_survey.criteria import slimming
+from tfprune_survey.criteria import sss
+from tfprune_survey.criteria import taylor
+from tfprune_survey.criteria import taylor_fo
+from tfprune_survey.criteria import variance
+from tfprune_survey.criteria.activation import ActivationCriterion
+from tfprune_survey.criteria.base import Criterion
+from tfprune_survey.criteria.base import reduce_scores
+from tfprune_survey.criteria.registry import deserialize
+from tfprune_survey.criteria.registry import get
+from tfprune_survey.criteria.registry import names
+from tfprune_survey.criteria.registry import register_criterion
+from tfprune_survey.criteria.registry import serialize
+
+__all__ = ["ActivationCriterion", "Criterion", "deserialize", "get", "names",
+           "reduce_scores", "register_criterion", "serialize"]
+del apoz, entropy, fpgm, l1, l2, random_criterion, slimming, sss, taylor
+del taylor_fo, variance

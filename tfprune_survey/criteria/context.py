@@ -1,0 +1,73 @@
+"""What a criterion may read: weights, BN vectors, and data statistics."""
+
+import numpy as np
+
+
+class ScoringContext:
+  """Read-only access to a model for criteria.
+
+  Args:
+    model: the tf_keras model being scored (never modified).
+    graph: its `ChannelGraph`.
+    data: optional data (see `tfprune_survey.data.iterate_batches`).
+    steps: optional maximum number of batches.
+  """
+
+  def __init__(self, model, graph, data=None, steps=None):
+    self.model = model
+    self.graph = graph
+    self.data = data
+    self.steps = steps
+    self.groups = graph.prunable_groups
+    self._weights = {}
+
+  def weights(self, path):
+    """{short weight name: np.ndarray} of the layer at `path`."""
+    if path not in self._weights:
+      layer = self.graph.layer(path)
+      self._weights[path] = {
+          w.name.split("/")[-1].split(":")[0]: v
+          for w, v in zip(layer.weights, layer.get_weights())}
+    return self._weights[path]
+
+  def producer_filters(self, group):
+    """One (group.size, fan_in) matrix per producer: each row is a filter."""
+    out = []
+    for sl, base, seg in self.graph.group_segments(group):
+      if sl.role != "producer" or sl.weight not in ("kernel",
+                                                    "pointwise_kernel"):
+        continue
+      w = self.weights(sl.path)[sl.weight]
+      rows = np.moveaxis(w, sl.axis, 0).reshape(w.shape[sl.axis], -1)
+      out.append(rows[base:base + group.size].astype(np.float64))
+    return out
+
+  def producer_vectors(self, group, weight):
+    """One (group.size,) slice of a producer's `weight` (e.g. 'bias')."""
+    out = []
+    for sl, base, seg in self.graph.group_segments(group):
+      if sl.role == "producer" and sl.weight == weight:
+        v = self.weights(sl.path)[weight]
+        out.append((sl.path, np.asarray(v[base:base + group.size],
+                                        np.float64)))
+    return out
+
+  def param_vectors(self, group, weight, layer_type=None):
+    """(path, vector) of per-channel parameters named `weight` in the group.
+
+    Args:
+      group: a ChannelGroup.
+      weight: e.g. 'gamma', 'beta' or 'scale'.
+      layer_type: optional class name the layer must have.
+    """
+    out = []
+    for sl, base, seg in self.graph.group_segments(group):
+      if sl.role != "param" or sl.weight != weight or seg.repeat != 1:
+        continue
+      if sl.layout.spatial != 1:
+        continue
+      if layer_type and type(self.graph.layer(sl.path)).__name__ != layer_type:
+        continue
+      v = self.weights(sl.path)[weight]
+      out.append((sl.path, np.asarray(v[base:base + group.size], np.float64)))
+    return out

@@ -1,0 +1,101 @@
+"""First-order Taylor importance of a filter's parameters (Molchanov et al., 2019)."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfprune_survey.criteria.base import Criterion
+from tfprune_survey.criteria.base import reduce_scores
+from tfprune_survey.criteria.registry import register_criterion
+from tfprune_survey.data import iterate_batches
+from tfprune_survey.losses import batch_mean_loss
+
+
+@register_criterion("taylor_fo")
+class TaylorFO(Criterion):
+  """Per channel, (sum over its parameters of g * w)^2, averaged over batches.
+
+  Measured on the BatchNormalization after the producer (its gamma and
+  beta), as the paper does; for a group without BN, on the producer's own
+  filter (kernel slice and bias). g is the gradient of the batch's mean loss
+  (the model's compiled loss, else sparse categorical cross-entropy), and
+  the squared values are averaged over batches.
+
+  Reference: P. Molchanov, A. Mallya, S. Tyree, I. Frosio, J. Kautz (2019),
+  "Importance estimation for neural network pruning", CVPR.
+
+  Args:
+    reduction: 'mean' (default), 'sum' or 'max' across coupled layers.
+  """
+
+  name = "taylor_fo"
+  requires_data = True
+  needs_labels = True
+
+  def _terms(self, group, ctx):
+    """[(variables, slicer)] per coupled layer: slicer(values) -> (size,)."""
+    terms = []
+    bn_paths = {p for p, _ in ctx.param_vectors(group, "gamma",
+                                                "BatchNormalization")}
+    bn_paths |= {p for p, _ in ctx.param_vectors(group, "beta",
+                                                 "BatchNormalization")}
+    if bn_paths:
+      for sl, base, seg in ctx.graph.group_segments(group):
+        if sl.path in bn_paths and sl.weight in ("gamma", "beta") and (
+            seg.repeat == 1):
+          terms.append((sl.path, sl.weight, sl.axis, base))
+      return terms
+    for sl, base, seg in ctx.graph.group_segments(group):
+      if sl.role == "producer":
+        terms.append((sl.path, sl.weight, sl.axis, base))
+    return terms
+
+  def score(self, ctx):
+    model = ctx.model
+    plan = {g.id: self._terms(g, ctx) for g in ctx.groups}
+    var_index = {}
+    variables = []
+    for terms in plan.values():
+      for path, weight, _, _ in terms:
+        if (path, weight) not in var_index:
+          layer = ctx.graph.layer(path)
+          var = [w for w in layer.weights
+                 if w.name.split("/")[-1].split(":")[0] == weight][0]
+          var_index[(path, weight)] = len(variables)
+          variables.append(var)
+    if not variables:
+      return {}
+    loss_fn = batch_mean_loss(model)
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y):
+      with tf.GradientTape() as tape:
+        tape.watch(variables)
+        loss = loss_fn(y, model(x, training=False))
+      grads = tape.gradient(loss, variables)
+      return [tf.zeros_like(v) if g is None else g * v
+              for g, v in zip(grads, variables)]
+
+    layers = {g.id: list(dict.fromkeys(t[0] for t in plan[g.id]))
+              for g in ctx.groups}
+    sums = {g.id: np.zeros((len(layers[g.id]), g.size)) for g in ctx.groups}
+    batches = 0
+    for x, y in iterate_batches(ctx.data, ctx.steps):
+      if y is None:
+        raise ValueError("criterion 'taylor_fo' needs labels: pass data as "
+                         "(x, y)")
+      gw = [np.asarray(t, np.float64) for t in step(tf.convert_to_tensor(x),
+                                                    tf.convert_to_tensor(y))]
+      batches += 1
+      for g in ctx.groups:
+        per_layer = np.zeros_like(sums[g.id])
+        for path, weight, axis, base in plan[g.id]:
+          v = gw[var_index[(path, weight)]]
+          rows = np.moveaxis(v, axis, 0).reshape(v.shape[axis], -1)
+          per_layer[layers[g.id].index(path)] += rows[base:base + g.size].sum(
+              axis=1)
+        sums[g.id] += per_layer ** 2
+    out = {}
+    for g in ctx.groups:
+      if layers[g.id]:
+        out[g.id] = reduce_scores(list(sums[g.id] / batches), self.reduction)
+    return out

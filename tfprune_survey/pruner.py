@@ -1,0 +1,254 @@
+"""tps.prune: one-shot structured pruning to a channel or MACs target."""
+
+import dataclasses
+import math
+import numbers
+
+import numpy as np
+
+from tfprune_survey import _compat
+from tfprune_survey import criteria as criteria_lib
+from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.metrics.macs import count_macs
+from tfprune_survey.metrics.macs_model import MacsModel
+from tfprune_survey.scoring import score as score_fn
+from tfprune_survey.strip.materialize import materialize
+
+SCOPES = ("global", "local")
+
+
+@dataclasses.dataclass
+class PruneReport:
+  """Before/after figures of a pruning run."""
+  criterion: str
+  params_before: int
+  params_after: int
+  macs_before: int
+  macs_after: int
+  groups: list  # (group_id, kept, total)
+
+  @property
+  def macs_reduction(self):
+    return 1.0 - self.macs_after / self.macs_before
+
+  @property
+  def params_reduction(self):
+    return 1.0 - self.params_after / self.params_before
+
+  def __str__(self):
+    lines = [f"criterion: {self.criterion}",
+             f"{'':10s} {'before':>14s} {'after':>14s} {'reduction':>10s}",
+             f"{'params':10s} {self.params_before:14,d} "
+             f"{self.params_after:14,d} {self.params_reduction:10.1%}",
+             f"{'MACs':10s} {self.macs_before:14,d} {self.macs_after:14,d} "
+             f"{self.macs_reduction:10.1%}",
+             "", f"{'group':40s} {'kept':>6s} / {'total':<6s}"]
+    for gid, kept, total in self.groups:
+      lines.append(f"{gid[:40]:40s} {kept:6d} / {total:<6d}")
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class PruneResult:
+  """What `tps.prune` returns.
+
+  Attributes:
+    model: the materialized slim tf_keras model.
+    keep: {group_id: np.ndarray of kept indices} (pruned groups only).
+    report: a `PruneReport` (printable).
+    scores: {group_id: scores} the ranking used.
+  """
+  model: object
+  keep: dict
+  report: PruneReport
+  scores: dict
+
+
+def _check_int(value, name, minimum):
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (
+      value < minimum):
+    raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+  return int(value)
+
+
+def _ceil_to(n, step):
+  return int(math.ceil(n / step) * step)
+
+
+class _Planner:
+  """Turns scores and constraints into kept counts and indices."""
+
+  def __init__(self, graph, scores, round_to, min_channels):
+    self.groups = [graph.group(gid) for gid in scores]
+    self.scores = scores
+    self.round_to = round_to
+    self.min_keep = {g.id: min(g.size, _ceil_to(min_channels, round_to))
+                     for g in self.groups}
+    normed = []
+    for g in self.groups:
+      s = np.asarray(scores[g.id], np.float64)
+      scale = np.abs(s).mean()
+      normed.append(s / scale if scale > 0 else s)
+    order = []
+    for gi, (g, s) in enumerate(zip(self.groups, normed)):
+      for c in range(g.size):
+        order.append((s[c], gi, c))
+    order.sort(key=lambda t: (t[0], t[1], t[2]))
+    self.order = order
+
+  def _round(self, g, kept):
+    kept = max(self.min_keep[g.id], kept)
+    return min(g.size, _ceil_to(kept, self.round_to))
+
+  def counts_global(self, n_remove):
+    removed = {g.id: 0 for g in self.groups}
+    budget = n_remove
+    for _, gi, _ in self.order:
+      if budget <= 0:
+        break
+      g = self.groups[gi]
+      if g.size - removed[g.id] > self.min_keep[g.id]:
+        removed[g.id] += 1
+        budget -= 1
+    return {g.id: self._round(g, g.size - removed[g.id]) for g in self.groups}
+
+  def counts_local(self, ratio):
+    return {g.id: self._round(g, g.size - int(math.floor(ratio * g.size +
+                                                          1e-9)))
+            for g in self.groups}
+
+  def floor_counts(self):
+    return {g.id: self.min_keep[g.id] for g in self.groups}
+
+  @property
+  def total(self):
+    return sum(g.size for g in self.groups)
+
+  def keep_indices(self, counts):
+    keep = {}
+    for g in self.groups:
+      n = counts[g.id]
+      if n < g.size:
+        s = np.asarray(self.scores[g.id])
+        top = np.argsort(-s, kind="stable")[:n]
+        keep[g.id] = np.sort(top)
+    return keep
+
+
+def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
+          scope="global", round_to=1, min_channels=1, ignore=(),
+          reduction=None, steps=None):
+  """Scores, ranks and removes channels in one shot; returns a slim model.
+
+  Args:
+    model: a tf_keras Sequential/Functional model. Not modified.
+    criterion: a name from `tps.criteria.names()` or a Criterion instance.
+    data: data for data-dependent criteria (see `tps.score`).
+    ratio: fraction of the prunable channels to remove, in [0, 1).
+    target_macs: fraction of the model's MACs to remove, in (0, 1). Reached
+      by removing the lowest-ranked channels with MACs re-counted after each
+      step (binary search over the ranking), within 2% of the model's MACs
+      where the rounding allows.
+    scope: 'global' ranks normalised scores across groups (each group's
+      scores divided by their mean absolute value); 'local' removes the same
+      fraction from every group. Defaults to 'global'.
+    round_to: kept counts are multiples of this (hardware-friendly widths).
+      Defaults to 1.
+    min_channels: every group keeps at least this many. Defaults to 1.
+    ignore: layer names whose groups are left whole.
+    reduction: optional override of the criterion's reduction ('mean',
+      'sum' or 'max') across coupled layers.
+    steps: optional maximum number of data batches for scoring.
+
+  Returns:
+    A `PruneResult` with `.model` (materialized), `.keep` and `.report`.
+
+  Raises:
+    ValueError: for a ratio outside [0, 1), both or neither of ratio and
+      target_macs, an unknown scope, layer or criterion, missing data, or an
+      unreachable target (the message gives the largest reachable).
+  """
+  _compat.check_model(model)
+  if (ratio is None) == (target_macs is None):
+    raise ValueError("give exactly one of `ratio` (fraction of channels) and "
+                     "`target_macs` (fraction of MACs to remove)")
+  if ratio is not None and (isinstance(ratio, bool) or not isinstance(
+      ratio, numbers.Real) or not 0.0 <= ratio < 1.0):
+    raise ValueError(f"`ratio` must be in [0, 1), got {ratio!r}")
+  if target_macs is not None and (isinstance(target_macs, bool) or
+                                  not isinstance(target_macs, numbers.Real) or
+                                  not 0.0 < target_macs < 1.0):
+    raise ValueError(f"`target_macs` must be in (0, 1), got {target_macs!r}")
+  if scope not in SCOPES:
+    raise ValueError(f"`scope` must be one of {SCOPES}, got {scope!r}")
+  round_to = _check_int(round_to, "round_to", 1)
+  min_channels = _check_int(min_channels, "min_channels", 1)
+  if isinstance(ignore, str):
+    ignore = (ignore,)
+  crit = criteria_lib.get(criterion)
+  if reduction is not None:
+    crit = type(crit).from_config({**crit.get_config(),
+                                   "reduction": reduction})
+  graph = ChannelGraph(model)
+  layer_paths = {c.path for c in graph.calls} | {
+      c.path.split("/")[-1] for c in graph.calls}
+  unknown = [name for name in ignore if name not in layer_paths]
+  if unknown:
+    raise ValueError(f"`ignore` names unknown layers {unknown}")
+  ignored = set(ignore)
+  scores = score_fn(model, crit, data, steps=steps, graph=graph)
+  for gid in list(scores):
+    g = graph.group(gid)
+    members = set(g.producers) | set(g.consumers) | set(g.params)
+    members |= {m.split("/")[-1] for m in members}
+    if members & ignored:
+      del scores[gid]
+
+  planner = _Planner(graph, scores, round_to, min_channels)
+  macs_model = MacsModel(model, graph)
+  macs_before = count_macs(model)
+  if ratio is not None:
+    counts = (planner.counts_global(int(round(ratio * planner.total)))
+              if scope == "global" else planner.counts_local(ratio))
+  else:
+    counts = _search_macs(planner, macs_model, macs_before, target_macs,
+                          scope)
+  keep = planner.keep_indices(counts)
+  slim = materialize(model, keep, graph=graph)
+  report = PruneReport(
+      criterion=crit.name or type(crit).__name__,
+      params_before=int(model.count_params()),
+      params_after=int(slim.count_params()),
+      macs_before=macs_before, macs_after=count_macs(slim),
+      groups=[(g.id, counts.get(g.id, g.size), g.size)
+              for g in graph.prunable_groups])
+  return PruneResult(slim, keep, report, scores)
+
+
+def _search_macs(planner, macs_model, macs_before, target, scope):
+  """Smallest removal that reaches `target` MACs reduction."""
+  goal = macs_before * (1.0 - target)
+  floor = macs_model.macs(planner.floor_counts())
+  if floor > goal + 1e-9:
+    best = 1.0 - floor / macs_before
+    raise ValueError(
+        f"`target_macs`={target} is unreachable: with min_channels and "
+        f"round_to the largest reachable MACs reduction is {best:.3f}")
+  if scope == "global":
+    lo, hi = 0, planner.total
+    count_fn = planner.counts_global
+    while lo < hi:
+      mid = (lo + hi) // 2
+      if macs_model.macs(count_fn(mid)) <= goal:
+        hi = mid
+      else:
+        lo = mid + 1
+    return count_fn(lo)
+  lo, hi = 0.0, 1.0
+  for _ in range(40):
+    mid = (lo + hi) / 2
+    if macs_model.macs(planner.counts_local(mid)) <= goal:
+      hi = mid
+    else:
+      lo = mid
+  return planner.counts_local(hi)
