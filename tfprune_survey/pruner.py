@@ -95,22 +95,42 @@ class _Planner:
         order.append((s[c], gi, c))
     order.sort(key=lambda t: (t[0], t[1], t[2]))
     self.order = order
+    # Local order: each group's channels by rank, interleaved so that every
+    # group has lost about the same fraction at any point of the sequence.
+    local = []
+    for gi, g in enumerate(self.groups):
+      ranked = np.argsort(np.asarray(scores[g.id]), kind="stable")
+      for j, c in enumerate(ranked):
+        local.append(((j + 1) / g.size, gi, int(c)))
+    local.sort(key=lambda t: (t[0], t[1], t[2]))
+    self.local_order = local
 
   def _round(self, g, kept):
     kept = max(self.min_keep[g.id], kept)
     return min(g.size, _ceil_to(kept, self.round_to))
 
-  def counts_global(self, n_remove):
+  def removal(self, n_remove, order=None):
+    """Removes the first `n_remove` channels of `order` that may go.
+
+    Returns ({group_id: removed count}, position in `order` reached).
+    """
     removed = {g.id: 0 for g in self.groups}
     budget = n_remove
-    for _, gi, _ in self.order:
-      if budget <= 0:
-        break
-      g = self.groups[gi]
+    order = self.order if order is None else order
+    pos = 0
+    while pos < len(order) and budget > 0:
+      g = self.groups[order[pos][1]]
       if g.size - removed[g.id] > self.min_keep[g.id]:
         removed[g.id] += 1
         budget -= 1
+      pos += 1
+    return removed, pos
+
+  def counts_from(self, removed):
     return {g.id: self._round(g, g.size - removed[g.id]) for g in self.groups}
+
+  def counts_global(self, n_remove, order=None):
+    return self.counts_from(self.removal(n_remove, order)[0])
 
   def counts_local(self, ratio):
     return {g.id: self._round(g, g.size - int(math.floor(ratio * g.size +
@@ -151,7 +171,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       where the rounding allows.
     scope: 'global' ranks normalised scores across groups (each group's
       scores divided by their mean absolute value); 'local' removes the same
-      fraction from every group. Defaults to 'global'.
+      fraction from every group (with `target_macs`, groups take turns
+      losing their lowest-ranked channel, so fractions stay within one
+      channel of each other). Defaults to 'global'.
     round_to: kept counts are multiples of this (hardware-friendly widths).
       Defaults to 1.
     min_channels: every group keeps at least this many. Defaults to 1.
@@ -234,21 +256,31 @@ def _search_macs(planner, macs_model, macs_before, target, scope):
     raise ValueError(
         f"`target_macs`={target} is unreachable: with min_channels and "
         f"round_to the largest reachable MACs reduction is {best:.3f}")
-  if scope == "global":
-    lo, hi = 0, planner.total
-    count_fn = planner.counts_global
-    while lo < hi:
-      mid = (lo + hi) // 2
-      if macs_model.macs(count_fn(mid)) <= goal:
-        hi = mid
-      else:
-        lo = mid + 1
-    return count_fn(lo)
-  lo, hi = 0.0, 1.0
-  for _ in range(40):
-    mid = (lo + hi) / 2
-    if macs_model.macs(planner.counts_local(mid)) <= goal:
+  order = planner.order if scope == "global" else planner.local_order
+  lo, hi = 0, planner.total
+  while lo < hi:
+    mid = (lo + hi) // 2
+    if macs_model.macs(planner.counts_global(mid, order)) <= goal:
       hi = mid
     else:
-      lo = mid
-  return planner.counts_local(hi)
+      lo = mid + 1
+  counts = planner.counts_global(lo, order)
+  tolerance = 0.02 * macs_before
+  if lo == 0 or macs_model.macs(counts) >= goal - tolerance:
+    return counts
+  # The last channel removed overshot by more than the tolerance (it was an
+  # expensive one): keep walking the ranking from just before it, removing
+  # only channels that do not overshoot, until the target is reached.
+  removed, pos = planner.removal(lo - 1, order)
+  for _, gi, _ in order[pos:pos + 20000]:
+    g = planner.groups[gi]
+    if g.size - removed[g.id] <= planner.min_keep[g.id]:
+      continue
+    removed[g.id] += 1
+    macs = macs_model.macs(planner.counts_from(removed))
+    if macs < goal - tolerance:
+      removed[g.id] -= 1
+      continue
+    if macs <= goal:
+      return planner.counts_from(removed)
+  return counts

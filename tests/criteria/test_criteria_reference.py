@@ -1,0 +1,225 @@
+"""Every criterion against a numpy reference computed here on hand-set weights."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfprune_survey as tps
+from tfprune_survey._compat import keras
+
+L = keras.layers
+RTOL = 1e-5
+
+
+def hand_model(seed=0):
+  """x(5,5,2) -> c1(4) -> bn1 -> relu -> c2(3) -> gap -> head(2)."""
+  inp = keras.Input((5, 5, 2))
+  x = L.Conv2D(4, 3, padding="same", name="c1")(inp)
+  x = L.BatchNormalization(name="bn1")(x)
+  x = L.ReLU(name="relu")(x)
+  x = L.Conv2D(3, 1, name="c2")(x)
+  x = L.GlobalAveragePooling2D(name="gap")(x)
+  out = L.Dense(2, name="head")(x)
+  model = keras.Model(inp, out)
+  rng = np.random.default_rng(seed)
+  for layer in model.layers:
+    ws = layer.get_weights()
+    if not ws:
+      continue
+    if isinstance(layer, L.BatchNormalization):
+      ws = [np.array([0.5, -1.5, 2.0, 0.1], "float32"),
+            np.array([0.2, -0.3, 0.0, 0.4], "float32"),
+            np.array([0.1, 0.0, -0.2, 0.3], "float32"),
+            np.array([1.0, 2.0, 0.5, 1.5], "float32")]
+    else:
+      ws = [rng.standard_normal(w.shape).astype("float32") for w in ws]
+    layer.set_weights(ws)
+  return model
+
+
+@pytest.fixture(scope="module")
+def model():
+  return hand_model()
+
+
+@pytest.fixture(scope="module")
+def data():
+  rng = np.random.default_rng(1)
+  x = rng.standard_normal((40, 5, 5, 2)).astype("float32")
+  y = rng.integers(0, 2, 40)
+  return x, y
+
+
+def kernel(model, name):
+  return model.get_layer(name).get_weights()[0].astype(np.float64)
+
+
+def feature(model, name, x):
+  sub = keras.Model(model.input, model.get_layer(name).output)
+  return sub(x, training=False).numpy().astype(np.float64)
+
+
+def test_l1(model):
+  got = tps.score(model, "l1")
+  np.testing.assert_allclose(got["c1"], np.abs(kernel(model, "c1")).sum(
+      axis=(0, 1, 2)), rtol=RTOL)
+  np.testing.assert_allclose(got["c2"], np.abs(kernel(model, "c2")).sum(
+      axis=(0, 1, 2)), rtol=RTOL)
+
+
+def test_l2(model):
+  got = tps.score(model, "l2")
+  w = kernel(model, "c1")
+  np.testing.assert_allclose(got["c1"], np.sqrt((w ** 2).sum(axis=(0, 1, 2))),
+                             rtol=RTOL)
+
+
+def test_fpgm_sum_of_distances_to_other_filters(model):
+  got = tps.score(model, "fpgm")
+  filters = kernel(model, "c1").reshape(-1, 4).T
+  ref = np.array([sum(np.linalg.norm(filters[i] - filters[j])
+                      for j in range(4)) for i in range(4)])
+  np.testing.assert_allclose(got["c1"], ref, rtol=RTOL)
+
+
+def test_slimming_reads_abs_gamma(model):
+  got = tps.score(model, "slimming")
+  np.testing.assert_allclose(got["c1"], [0.5, 1.5, 2.0, 0.1], rtol=RTOL)
+  assert "c2" not in got  # no BN: the group is left whole
+
+
+def test_sss_reads_channel_scale():
+  inp = keras.Input((5, 5, 2))
+  x = L.Conv2D(3, 3, name="c")(inp)
+  x = tps.ChannelScale(name="lam")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(2)(x))
+  model.get_layer("lam").set_weights([np.array([0.3, -0.0, -2.0], "float32")])
+  got = tps.score(model, "sss")
+  np.testing.assert_allclose(got["c"], [0.3, 0.0, 2.0], rtol=RTOL)
+
+
+def test_sss_and_slimming_without_scales_raise():
+  inp = keras.Input((5, 5, 2))
+  x = L.Conv2D(3, 3, name="c")(inp)
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(2)(x))
+  for name in ("sss", "slimming"):
+    with pytest.raises(ValueError, match=name):
+      tps.score(model, name)
+
+
+def test_random_is_seeded(model):
+  a = tps.score(model, "random")
+  b = tps.score(model, tps.criteria.get("random"))
+  c = tps.score(model, tps.criteria.get("random").from_config({"seed": 5}))
+  np.testing.assert_array_equal(a["c1"], b["c1"])
+  assert not np.array_equal(a["c1"], c["c1"])
+  rng = np.random.default_rng(0)
+  np.testing.assert_array_equal(a["c1"], rng.random(4))
+
+
+def test_apoz_fraction_of_zeros_after_relu(model, data):
+  x, y = data
+  got = tps.score(model, "apoz", (x, y))
+  relu = feature(model, "relu", x)
+  ref = -(relu <= 0).mean(axis=(0, 1, 2))
+  np.testing.assert_allclose(got["c1"], ref, rtol=RTOL)
+
+
+def test_entropy_of_pooled_responses(model, data):
+  x, y = data
+  got = tps.score(model, tps.criteria.get("entropy").from_config(
+      {"bins": 8}), (x, y))
+  pooled = feature(model, "relu", x).mean(axis=(1, 2))
+  ref = []
+  for c in range(4):
+    counts, _ = np.histogram(pooled[:, c], bins=8,
+                             range=(pooled[:, c].min(), pooled[:, c].max()))
+    p = counts[counts > 0] / len(pooled)
+    ref.append(-(p * np.log(p)).sum())
+  np.testing.assert_allclose(got["c1"], ref, rtol=RTOL)
+
+
+def test_variance_of_per_sample_norms(model, data):
+  x, y = data
+  got = tps.score(model, "variance", (x, y))
+  relu = feature(model, "relu", x)
+  norms = np.sqrt((relu ** 2).sum(axis=(1, 2)))
+  np.testing.assert_allclose(got["c1"], norms.var(axis=0), rtol=1e-4)
+  gap = feature(model, "gap", x)
+  np.testing.assert_allclose(got["c2"], np.abs(gap).var(axis=0), rtol=1e-4)
+
+
+def _taylor_reference(model, x, y, layer_name, rest):
+  feat = keras.Model(model.input, model.get_layer(layer_name).output)
+  y_t = tf.constant(feat(x, training=False))
+  with tf.GradientTape() as tape:
+    tape.watch(y_t)
+    logits = rest(y_t)
+    loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(
+        y, logits, from_logits=True))
+  g = tape.gradient(loss, y_t).numpy().astype(np.float64)
+  yv = y_t.numpy().astype(np.float64)
+  axes = tuple(range(1, yv.ndim - 1))
+  per_sample = np.abs((g * yv).mean(axis=axes) if axes else g * yv)
+  mean = per_sample.mean(axis=0)
+  return mean / np.linalg.norm(mean)
+
+
+def test_taylor_matches_one_gradient_tape(model, data):
+  x, y = data
+  got = tps.score(model, "taylor", (x, y))
+  c2, gap, head = (model.get_layer(n) for n in ("c2", "gap", "head"))
+  ref1 = _taylor_reference(model, x, y, "relu", lambda t: head(gap(c2(t))))
+  np.testing.assert_allclose(got["c1"], ref1, rtol=RTOL)
+  ref2 = _taylor_reference(model, x, y, "gap", head)
+  np.testing.assert_allclose(got["c2"], ref2, rtol=RTOL)
+
+
+def test_taylor_fo_on_bn_and_on_the_conv(model, data):
+  x, y = data
+  got = tps.score(model, "taylor_fo", (x, y))
+  bn, c2 = model.get_layer("bn1"), model.get_layer("c2")
+  acc_bn, acc_c2, batches = np.zeros(4), np.zeros(3), 0
+  for s in range(0, len(x), 32):
+    xb, yb = x[s:s + 32], y[s:s + 32]
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+          yb, model(xb, training=False), from_logits=True))
+    gg, gb, gk, gbias = tape.gradient(loss, [bn.gamma, bn.beta, c2.kernel,
+                                             c2.bias])
+    acc_bn += (gg.numpy() * bn.gamma.numpy() +
+               gb.numpy() * bn.beta.numpy()).astype(np.float64) ** 2
+    contrib = (gk.numpy() * c2.kernel.numpy()).sum(axis=(0, 1, 2)) + (
+        gbias.numpy() * c2.bias.numpy())
+    acc_c2 += contrib.astype(np.float64) ** 2
+    batches += 1
+  np.testing.assert_allclose(got["c1"], acc_bn / batches, rtol=1e-4)
+  np.testing.assert_allclose(got["c2"], acc_c2 / batches, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["apoz", "entropy", "variance", "taylor"])
+def test_batching_does_not_change_data_scores(model, data, name):
+  x, y = data
+  a = tps.score(model, name, (x, y))
+  ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(7)
+  b = tps.score(model, name, ds)
+  for gid in a:
+    np.testing.assert_allclose(a[gid], b[gid], rtol=1e-4, atol=1e-7)
+
+
+def test_coupled_producers_are_combined_with_the_reduction():
+  inp = keras.Input((5, 5, 2))
+  a = L.Conv2D(3, 3, padding="same", name="a")(inp)
+  b = L.Conv2D(3, 1, name="b")(inp)
+  x = L.Add()([a, b])
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(2)(x))
+  la = np.abs(kernel(model, "a")).sum(axis=(0, 1, 2))
+  lb = np.abs(kernel(model, "b")).sum(axis=(0, 1, 2))
+  gid = tps.ChannelGraph(model).prunable_groups[0].id
+  for red, ref in (("mean", (la + lb) / 2), ("sum", la + lb),
+                   ("max", np.maximum(la, lb))):
+    crit = tps.criteria.get("l1").from_config({"reduction": red})
+    np.testing.assert_allclose(tps.score(model, crit)[gid], ref, rtol=RTOL)

@@ -1,0 +1,86 @@
+"""Loops over the registry: every criterion is checked automatically."""
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tfprune_survey import zoo
+
+EXPECTED = ["apoz", "entropy", "fpgm", "l1", "l2", "random", "slimming",
+            "sss", "taylor", "taylor_fo", "variance"]
+
+
+@pytest.fixture(scope="module")
+def model():
+  return zoo.residual_cnn(input_shape=(12, 12, 1), width=8)
+
+
+@pytest.fixture(scope="module")
+def data():
+  rng = np.random.default_rng(0)
+  return (rng.random((24, 12, 12, 1)).astype("float32"),
+          rng.integers(0, 10, 24))
+
+
+def test_names_are_the_survey_criteria():
+  assert tps.criteria.names() == EXPECTED
+
+
+@pytest.mark.parametrize("name", tps.criteria.names())
+def test_shape_determinism_serialization_and_no_mutation(model, data, name):
+  crit = tps.criteria.get(name)
+  assert isinstance(crit, tps.criteria.Criterion)
+  assert tps.criteria.get(crit) is crit
+  assert crit.__doc__ and "(" in crit.__doc__  # cites its paper
+  before = [w.copy() for w in model.get_weights()]
+  d = data if crit.requires_data else None
+  first = tps.score(model, name, d)
+  second = tps.score(model, name, d)
+  graph = tps.ChannelGraph(model)
+  assert first, name
+  for gid, s in first.items():
+    assert s.shape == (graph.group(gid).size,)
+    assert np.isfinite(s).all()
+    np.testing.assert_array_equal(s, second[gid])
+  clone = type(crit).from_config(crit.get_config())
+  assert clone.get_config() == crit.get_config()
+  again = tps.score(model, clone, d)
+  for gid in first:
+    np.testing.assert_array_equal(first[gid], again[gid])
+  restored = tps.criteria.deserialize(tps.criteria.serialize(crit))
+  assert restored.get_config() == crit.get_config()
+  assert all(np.array_equal(a, b) for a, b in zip(before,
+                                                  model.get_weights()))
+
+
+@pytest.mark.parametrize("name", [n for n in tps.criteria.names()
+                                  if tps.criteria.get(n).requires_data])
+def test_data_criteria_without_data_name_the_criterion(model, name):
+  with pytest.raises(ValueError, match=f"'{name}'"):
+    tps.score(model, name)
+
+
+def test_unknown_criterion_is_a_value_error(model):
+  with pytest.raises(ValueError, match="unknown criterion 'nope'"):
+    tps.score(model, "nope")
+  with pytest.raises(TypeError):
+    tps.criteria.get(3)
+
+
+def test_register_a_users_criterion(model):
+  @tps.criteria.register_criterion("first_weight")
+  class FirstWeight(tps.criteria.Criterion):
+    """Toy criterion (Nobody, 2026): the first weight of each filter."""
+    name = "first_weight"
+
+    def score_parts(self, group, ctx):
+      return [f[:, 0] for f in ctx.producer_filters(group)]
+  try:
+    assert "first_weight" in tps.criteria.names()
+    scores = tps.score(model, "first_weight")
+    w = model.get_layer("head_conv").get_weights()[0]
+    np.testing.assert_allclose(scores["head_conv"],
+                               w.reshape(-1, w.shape[-1])[0], rtol=1e-6)
+  finally:
+    from tfprune_survey.criteria import registry
+    registry._REGISTRY.pop("first_weight")  # pylint: disable=protected-access

@@ -1,0 +1,148 @@
+"""tps.prune on residual and concat models: consistency, targets, rounding."""
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tfprune_survey import zoo
+from tfprune_survey._compat import keras
+from tfprune_survey.metrics.macs_model import MacsModel
+
+L = keras.layers
+
+
+def concat_model():
+  inp = keras.Input((16, 16, 3))
+  a = L.Conv2D(16, 3, padding="same", name="a")(inp)
+  a = L.BatchNormalization(name="bn_a")(a)
+  a = L.ReLU()(a)
+  b = L.Conv2D(24, 1, name="b")(inp)
+  b = L.ReLU()(b)
+  x = L.Concatenate(name="cat")([a, b])
+  x = L.Conv2D(32, 3, padding="same", name="c")(x)
+  x = L.ReLU()(x)
+  x = L.MaxPooling2D()(x)
+  x = L.Flatten()(x)
+  x = L.Dense(16, activation="relu", name="fc")(x)
+  return keras.Model(inp, L.Dense(3, name="out")(x), name="concat_net")
+
+
+MODELS = {"residual": lambda: zoo.resnet_cifar(20, input_shape=(16, 16, 3)),
+          "concat": concat_model}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def model(request):
+  return MODELS[request.param]()
+
+
+def _runs(result, model):
+  x = np.random.default_rng(0).random((2,) + model.input_shape[1:]).astype(
+      "float32")
+  out = result.model(x, training=False).numpy()
+  assert out.shape == (2,) + model.output_shape[1:]
+  assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("target", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("scope", ["global", "local"])
+def test_target_macs_within_2_percent(model, target, scope):
+  result = tps.prune(model, "l1", target_macs=target, scope=scope)
+  before = tps.count_macs(model)
+  after = tps.count_macs(result.model)
+  assert abs((1 - after / before) - target) <= 0.02
+  assert result.report.macs_after == after
+  _runs(result, model)
+
+
+@pytest.mark.parametrize("round_to", [4, 8])
+def test_round_to_is_honoured(model, round_to):
+  result = tps.prune(model, "l2", target_macs=0.5, round_to=round_to)
+  for gid, kept, total in result.report.groups:
+    assert kept == total or kept % round_to == 0, (gid, kept)
+  _runs(result, model)
+
+
+def test_local_ratio_removes_the_same_fraction_everywhere(model):
+  result = tps.prune(model, "fpgm", ratio=0.25, scope="local")
+  for gid, kept, total in result.report.groups:
+    assert kept == total - int(np.floor(0.25 * total)), gid
+
+
+def test_global_ratio_removes_that_fraction_of_channels(model):
+  result = tps.prune(model, "l1", ratio=0.4)
+  total = sum(t for _, _, t in result.report.groups)
+  kept = sum(k for _, k, _ in result.report.groups)
+  assert abs((total - kept) - round(0.4 * total)) <= 1
+
+
+def test_kept_channels_are_the_highest_scored(model):
+  result = tps.prune(model, "l1", ratio=0.5, scope="local")
+  for gid, idx in result.keep.items():
+    s = result.scores[gid]
+    dropped = np.setdiff1d(np.arange(len(s)), idx)
+    assert s[idx].min() >= s[dropped].max()
+
+
+def test_macs_model_predicts_materialized_macs(model):
+  graph = tps.ChannelGraph(model)
+  rng = np.random.default_rng(3)
+  counts = {g.id: int(rng.integers(1, g.size + 1))
+            for g in graph.prunable_groups}
+  keep = {gid: np.arange(n) for gid, n in counts.items()}
+  slim = tps.materialize(model, keep, graph=graph)
+  assert MacsModel(model, graph).macs(counts) == tps.count_macs(slim)
+
+
+def test_min_channels_and_ignore(model):
+  graph = tps.ChannelGraph(model)
+  first = graph.prunable_groups[0]
+  result = tps.prune(model, "l1", ratio=0.9, min_channels=3,
+                     ignore=[first.producers[0]])
+  kept = {gid: k for gid, k, _ in result.report.groups}
+  assert kept[first.id] == first.size
+  assert all(k >= 3 for k in kept.values())
+
+
+def test_data_criterion_prunes(model):
+  rng = np.random.default_rng(0)
+  x = rng.random((16,) + model.input_shape[1:]).astype("float32")
+  y = rng.integers(0, model.output_shape[-1], 16)
+  result = tps.prune(model, "taylor", data=(x, y), target_macs=0.4)
+  assert abs(result.report.macs_reduction - 0.4) <= 0.02
+  _runs(result, model)
+
+
+def test_report_prints_a_table(model):
+  text = str(tps.prune(model, "l1", ratio=0.3).report)
+  assert "MACs" in text and "params" in text and "kept" in text
+
+
+def test_input_model_is_not_mutated(model):
+  before = [w.copy() for w in model.get_weights()]
+  tps.prune(model, "l1", ratio=0.5)
+  assert all(np.array_equal(a, b) for a, b in zip(before,
+                                                  model.get_weights()))
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    (dict(ratio=1.0), "`ratio`"),
+    (dict(ratio=-0.1), "`ratio`"),
+    (dict(), "exactly one"),
+    (dict(ratio=0.2, target_macs=0.2), "exactly one"),
+    (dict(target_macs=1.5), "`target_macs`"),
+    (dict(ratio=0.2, scope="nearby"), "`scope`"),
+    (dict(ratio=0.2, round_to=0), "`round_to`"),
+    (dict(ratio=0.2, min_channels=0), "`min_channels`"),
+    (dict(ratio=0.2, ignore=["no_such_layer"]), "no_such_layer"),
+    (dict(target_macs=0.999), "largest reachable"),
+])
+def test_bad_arguments(model, kwargs, words):
+  with pytest.raises(ValueError) as info:
+    tps.prune(model, "l1", **kwargs)
+  assert words in str(info.value)
+
+
+def test_data_criterion_without_data(model):
+  with pytest.raises(ValueError, match="'apoz'"):
+    tps.prune(model, "apoz", ratio=0.3)
