@@ -9,6 +9,13 @@ import tfprune_survey as tps
 from tfprune_survey import cli
 from tfprune_survey import zoo
 
+@pytest.fixture(autouse=True)
+def fresh_flags():
+  cli.FLAGS.unparse_flags()
+  yield
+  cli.FLAGS.unparse_flags()
+
+
 CONTRACT = ["ChannelGraph", "ChannelGroup", "mask_channels", "materialize",
             "count_macs", "count_params", "profile", "UnsupportedModelError",
             "register_handler"]
@@ -57,3 +64,38 @@ def test_demo_runs_and_writes_summary(tmp_path, capsys):
   text = (tmp_path / "summary.md").read_text()
   assert "MobileNetV2" in text and "residual CNN" in text
   assert "MACs" in capsys.readouterr().out
+
+
+def test_prune_command_writes_a_slim_model(tmp_path, capsys):
+  import numpy as np
+  from tfprune_survey._compat import keras
+  path, out = str(tmp_path / "m.keras"), str(tmp_path / "slim.keras")
+  data = str(tmp_path / "d.npz")
+  rng = np.random.default_rng(0)
+  np.savez(data, x=rng.random((40, 12, 12, 1)).astype("float32"),
+           y=rng.integers(0, 10, 40))
+  zoo.residual_cnn(input_shape=(12, 12, 1), width=8).save(path)
+  argv = cli._normalize(["tfprune-survey", "prune", path, "--criterion",
+                         "taylor", "--target-macs", "0.5", "--data", data,
+                         "--out", out])
+  with pytest.raises(SystemExit) as info:
+    cli.app.run(cli.main, argv=argv)
+  assert info.value.code == 0
+  text = capsys.readouterr().out
+  assert "MACs" in text and "saved" in text
+  slim = keras.models.load_model(out)
+  before = tps.count_macs(keras.models.load_model(path))
+  assert abs(1 - tps.count_macs(slim) / before - 0.5) <= 0.02
+
+
+def test_prune_command_errors_are_usage_errors(tmp_path):
+  path = str(tmp_path / "m.keras")
+  zoo.residual_cnn(input_shape=(12, 12, 1), width=8).save(path)
+  cli.FLAGS(["x", "--criterion=l1", "--out=" + str(tmp_path / "o.keras")])
+  with pytest.raises(cli.app.UsageError, match="exactly one"):
+    cli.main(["tfprune-survey", "prune", path])
+  cli.FLAGS.unparse_flags()
+  cli.FLAGS(["x", "--criterion=apoz", "--ratio=0.3",
+             "--out=" + str(tmp_path / "o.keras")])
+  with pytest.raises(cli.app.UsageError, match="'apoz'"):
+    cli.main(["tfprune-survey", "prune", path])
