@@ -6,6 +6,7 @@ and a stripper that builds genuinely slim Keras models.
 
 from tfprune_survey import _compat  # sets TF_USE_LEGACY_KERAS first
 from tfprune_survey import criteria
+from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.errors import UnsupportedModelError
 from tfprune_survey.graph import ChannelGraph
 from tfprune_survey.graph import ChannelGroup
@@ -28,6 +29,6 @@ __all__ = [
     "ChannelGraph", "ChannelGroup", "ChannelScale", "LayerHandler",
     "PruneReport", "PruneResult", "UnsupportedModelError", "count_macs",
     "count_params", "criteria", "mask_channels", "materialize", "profile",
-    "prune", "register_handler", "score",
+    "prune", "recalibrate_bn", "register_handler", "score",
 ]
 del _compat
