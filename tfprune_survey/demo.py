@@ -2,8 +2,9 @@
 
 It builds a small CNN with a residual block and a MobileNetV2 (weights=None,
 96x96), finds their channel groups, keeps about half of the channels of every
-prunable group (the half whose producer filters have the largest L1 norm),
-materializes the slim models, checks them against the masked originals and
+prunable group (the half whose producer filters have the largest L1 norm,
+with `tps.prune(model, 'l1', ratio=0.5, scope='local')`), materializes the
+slim models, checks them against the masked originals and
 prints a before/after table.
 """
 
@@ -17,43 +18,14 @@ from tfprune_survey._compat import keras
 from tfprune_survey.zoo import residual_cnn
 
 
-def half_by_l1(model, graph):
-  """Keeps the half of each prunable group with the largest producer L1."""
-  weights = {}
-  for layer in _layers(model):
-    for w in layer.weights:
-      weights[(layer.name, w.name.split("/")[-1].split(":")[0])] = w
-  keep = {}
-  for g in graph.prunable_groups:
-    scores = np.zeros(g.size)
-    for path, weight, axis, offset in g.slices:
-      name = path.split("/")[-1]
-      if path not in g.producers or weight not in ("kernel",
-                                                    "pointwise_kernel"):
-        continue
-      value = np.abs(weights[(name, weight)].numpy())
-      value = np.moveaxis(value, axis, 0).reshape(value.shape[axis], -1)
-      scores += value.sum(axis=1)[offset:offset + g.size]
-    n = max(1, g.size // 2)
-    keep[g.id] = np.sort(np.argsort(-scores, kind="stable")[:n])
-  return keep
-
-
-def _layers(model):
-  for layer in model.layers:
-    if isinstance(layer, keras.Model):
-      yield from _layers(layer)
-    else:
-      yield layer
-
-
 def run(out_dir="demo_results"):
   """Runs the demo and writes `out_dir/summary.md`."""
   os.makedirs(out_dir, exist_ok=True)
   models = [
       ("residual CNN 32x32", residual_cnn()),
       ("MobileNetV2 96x96", keras.applications.MobileNetV2(
-          weights=None, input_shape=(96, 96, 3), classes=10)),
+          weights=None, input_shape=(96, 96, 3), classes=10,
+          classifier_activation=None)),
   ]
   rows = []
   for title, model in models:
@@ -69,9 +41,9 @@ def run(out_dir="demo_results"):
       print(f"  {g.id:32s} {g.size:5d}  {state}")
     if len(graph.groups) > 6:
       print(f"  ... {len(graph.groups) - 6} more")
-    keep = half_by_l1(model, graph)
     t0 = time.perf_counter()
-    slim = tps.materialize(model, keep, graph=graph)
+    result = tps.prune(model, "l1", ratio=0.5, scope="local")
+    slim, keep = result.model, result.keep
     t_mat = time.perf_counter() - t0
     masked = tps.mask_channels(model, keep, graph=graph)
     x = np.random.default_rng(0).random(
@@ -87,7 +59,7 @@ def run(out_dir="demo_results"):
         "groups": (len(prunable), len(slim_graph.prunable_groups)),
         "rel": rel, "t_mat": t_mat,
     })
-    print(f"materialized in {t_mat:.2f}s; slim vs masked max relative "
+    print(f"scored, ranked and materialized in {t_mat:.2f}s; slim vs masked max relative "
           f"difference {rel:.1e}", flush=True)
     slim.save(os.path.join(out_dir, model.name + "_slim.keras"))
   table = _table(rows)
