@@ -6,6 +6,7 @@ and a stripper that builds genuinely slim Keras models.
 
 from tfprune_survey import _compat  # sets TF_USE_LEGACY_KERAS first
 from tfprune_survey import criteria
+from tfprune_survey import data
 from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.errors import UnsupportedModelError
 from tfprune_survey.graph import ChannelGraph
@@ -28,7 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ChannelGraph", "ChannelGroup", "ChannelScale", "LayerHandler",
     "PruneReport", "PruneResult", "UnsupportedModelError", "count_macs",
-    "count_params", "criteria", "mask_channels", "materialize", "profile",
+    "count_params", "criteria", "data", "mask_channels", "materialize", "profile",
     "prune", "recalibrate_bn", "register_handler", "score",
 ]
 del _compat
