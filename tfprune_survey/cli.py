@@ -90,7 +90,8 @@ def cmd_prune(args):
     result = tps.prune(model, FLAGS.criterion, data=data, ratio=FLAGS.ratio,
                        target_macs=FLAGS.target_macs, scope=FLAGS.scope,
                        round_to=FLAGS.round_to,
-                       min_channels=FLAGS.min_channels)
+                       min_channels=FLAGS.min_channels,
+                       verbose=1 if data is not None else 0)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   result.model.save(FLAGS.out)

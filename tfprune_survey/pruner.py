@@ -157,7 +157,7 @@ class _Planner:
 
 def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
           scope="global", round_to=1, min_channels=1, ignore=(),
-          reduction=None, steps=None):
+          reduction=None, steps=None, verbose=0):
   """Scores, ranks and removes channels in one shot; returns a slim model.
 
   Args:
@@ -181,6 +181,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     reduction: optional override of the criterion's reduction ('mean',
       'sum' or 'max') across coupled layers.
     steps: optional maximum number of data batches for scoring.
+    verbose: 1 shows a progress bar while data is scored.
 
   Returns:
     A `PruneResult` with `.model` (materialized), `.keep` and `.report`.
@@ -218,7 +219,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   if unknown:
     raise ValueError(f"`ignore` names unknown layers {unknown}")
   ignored = set(ignore)
-  scores = score_fn(model, crit, data, steps=steps, graph=graph)
+  scores = score_fn(model, crit, data, steps=steps, graph=graph,
+                    verbose=verbose)
   for gid in list(scores):
     g = graph.group(gid)
     members = set(g.producers) | set(g.consumers) | set(g.params)

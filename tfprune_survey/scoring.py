@@ -6,7 +6,7 @@ from tfprune_survey.criteria.context import ScoringContext
 from tfprune_survey.graph.channel_graph import ChannelGraph
 
 
-def score(model, criterion, data=None, *, steps=None, graph=None):
+def score(model, criterion, data=None, *, steps=None, graph=None, verbose=0):
   """Scores every prunable channel group of `model` with `criterion`.
 
   Args:
@@ -17,6 +17,7 @@ def score(model, criterion, data=None, *, steps=None, graph=None):
       batches, or numpy (x, y) / x (batched at 32). Streamed once.
     steps: optional maximum number of batches to read.
     graph: optional precomputed `ChannelGraph(model)`.
+    verbose: 1 shows a Keras progress bar while data is streamed.
 
   Returns:
     {group_id: np.ndarray of shape (group.size,)}; higher means keep.
@@ -34,7 +35,7 @@ def score(model, criterion, data=None, *, steps=None, graph=None):
         f"criterion '{crit.name}' is data-dependent: pass `data` (a "
         "tf.data.Dataset of (x, y) batches or numpy (x, y))")
   graph = graph if graph is not None else ChannelGraph(model)
-  ctx = ScoringContext(model, graph, data=data, steps=steps)
+  ctx = ScoringContext(model, graph, data=data, steps=steps, verbose=verbose)
   scores = crit.score(ctx)
   for gid, s in scores.items():
     size = graph.group(gid).size

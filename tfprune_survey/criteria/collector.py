@@ -87,7 +87,11 @@ def _collect(criterion, ctx):
             for f, gi, w in zip(feats, g, widths)]
 
   acc = [dict() for _ in points]
+  bar = keras.utils.Progbar(ctx.steps, unit_name="batch") if (
+      ctx.verbose) else None
   for x, y in iterate_batches(ctx.data, ctx.steps):
+    if bar is not None:
+      bar.add(1)
     if grads and y is None:
       raise ValueError(f"criterion '{criterion.name}' needs labels: pass data "
                        "as (x, y)")

@@ -11,9 +11,11 @@ class ScoringContext:
     graph: its `ChannelGraph`.
     data: optional data (see `tfprune_survey.data.iterate_batches`).
     steps: optional maximum number of batches.
+    verbose: 1 shows a progress bar while data is streamed.
   """
 
-  def __init__(self, model, graph, data=None, steps=None):
+  def __init__(self, model, graph, data=None, steps=None, verbose=0):
+    self.verbose = verbose
     self.model = model
     self.graph = graph
     self.data = data

@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from tfprune_survey._compat import keras
 from tfprune_survey.criteria.base import Criterion
 from tfprune_survey.criteria.base import reduce_scores
 from tfprune_survey.criteria.registry import register_criterion
@@ -79,7 +80,11 @@ class TaylorFO(Criterion):
               for g in ctx.groups}
     sums = {g.id: np.zeros((len(layers[g.id]), g.size)) for g in ctx.groups}
     batches = 0
+    bar = keras.utils.Progbar(ctx.steps, unit_name="batch") if (
+        ctx.verbose) else None
     for x, y in iterate_batches(ctx.data, ctx.steps):
+      if bar is not None:
+        bar.add(1)
       if y is None:
         raise ValueError("criterion 'taylor_fo' needs labels: pass data as "
                          "(x, y)")
