@@ -33,9 +33,9 @@ def accuracy(model, x, y):
   return float((logits.argmax(-1) == y).mean())
 
 
-def train(x, y, x_test, y_test, epochs, seed):
+def train(x, y, x_test, y_test, epochs, seed, width):
   keras.utils.set_random_seed(seed)
-  model = zoo.residual_cnn(input_shape=x.shape[1:], width=32)
+  model = zoo.residual_cnn(input_shape=x.shape[1:], width=width)
   model.compile(optimizer=keras.optimizers.Adam(2e-3),
                 loss=keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True), metrics=["accuracy"])
@@ -47,6 +47,7 @@ def train(x, y, x_test, y_test, epochs, seed):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--epochs", type=int, default=5)
+  parser.add_argument("--width", type=int, default=16)
   parser.add_argument("--targets", default="0.3,0.5,0.7")
   parser.add_argument("--score-samples", type=int, default=1024)
   parser.add_argument("--recal-samples", type=int, default=2048)
@@ -55,7 +56,7 @@ def main():
   args = parser.parse_args()
   (x, y), (xt, yt) = data_lib.load_fashion_mnist()
   t0 = time.time()
-  base = train(x, y, xt, yt, args.epochs, args.seed)
+  base = train(x, y, xt, yt, args.epochs, args.seed, args.width)
   train_s = time.time() - t0
   acc_raw = accuracy(base, xt, yt)
   tps.recalibrate_bn(base, x[:args.recal_samples])

@@ -469,3 +469,14 @@ def test_group_ids_are_stable_and_unique():
   ids2 = [g.id for g in tps.ChannelGraph(model).groups]
   assert ids1 == ids2
   assert len(set(ids1)) == len(ids1)
+
+
+def test_channels_first_layers_block_with_reason():
+  inp = keras.Input((3, 8, 8))
+  x = L.Conv2D(4, 3, data_format="channels_first", name="cf")(inp)
+  x = L.Conv2D(5, 1, data_format="channels_first", name="cf2")(x)
+  x = L.Flatten()(x)
+  model = keras.Model(inp, L.Dense(2)(x))
+  _, by_id = groups_of(model)
+  assert not by_id["cf"].prunable
+  assert "channels_first" in by_id["cf"].reason

@@ -22,3 +22,10 @@ def not_channels_last_reason(call):
   return (f"'{call.path}' ({call.class_name}) uses data_format="
           f"{call.config.get('data_format')!r}; only channels_last is "
           "analysed")
+
+
+def block_channels_first(call, b):
+  """Blocks the inputs of a channels_first layer; its outputs are opaque."""
+  reason = not_channels_last_reason(call)
+  b.block(call.inputs, reason)
+  return [b.opaque(call, shape, reason) for shape in call.output_shapes]

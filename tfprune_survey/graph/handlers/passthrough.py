@@ -22,9 +22,7 @@ class PassThrough(LayerHandler):
   def propagate(self, call, b):
     lay = call.inputs[0] if call.inputs else None
     if self.spatial and not common.channels_last(call):
-      reason = common.not_channels_last_reason(call)
-      b.block([lay], reason)
-      return [b.opaque(call, call.output_shapes[0], reason)]
+      return common.block_channels_first(call, b)
     if self.spatial and lay is not None and lay.spatial > 1:
       reason = f"'{call.path}' ({call.class_name}) follows a Flatten"
       b.block([lay], reason)

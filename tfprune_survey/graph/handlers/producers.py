@@ -27,9 +27,7 @@ class Producer(LayerHandler):
     out_shape = call.output_shapes[0]
     size = call.config[self.width_key]
     if not common.channels_last(call):
-      reason = common.not_channels_last_reason(call)
-      b.block([in_lay], reason)
-      return [b.opaque(call, out_shape, reason)]
+      return common.block_channels_first(call, b)
     groups = call.config.get("groups", 1) or 1
     if (groups > 1 and in_lay is not None and groups == size ==
         in_lay.channels and in_lay.spatial == 1):
@@ -63,9 +61,7 @@ class Separable(LayerHandler):
   def propagate(self, call, b):
     in_lay = call.inputs[0]
     if not common.channels_last(call):
-      reason = common.not_channels_last_reason(call)
-      b.block([in_lay], reason)
-      return [b.opaque(call, call.output_shapes[0], reason)]
+      return common.block_channels_first(call, b)
     mult = call.config.get("depth_multiplier", 1)
     out = b.producer(call, call.config["filters"])
     b.slice(call, "depthwise_kernel", -2, in_lay, "consumer")
@@ -83,9 +79,7 @@ class Depthwise(LayerHandler):
   def propagate(self, call, b):
     in_lay = call.inputs[0]
     if not common.channels_last(call):
-      reason = common.not_channels_last_reason(call)
-      b.block([in_lay], reason)
-      return [b.opaque(call, call.output_shapes[0], reason)]
+      return common.block_channels_first(call, b)
     if in_lay is None:
       return [b.opaque(call, call.output_shapes[0],
                        f"'{call.path}' reads channels of unknown origin")]
