@@ -24,7 +24,6 @@ class Producer(LayerHandler):
 
   def propagate(self, call, b):
     in_lay = call.inputs[0] if call.inputs else None
-    out_shape = call.output_shapes[0]
     size = call.config[self.width_key]
     if not common.channels_last(call):
       return common.block_channels_first(call, b)
