@@ -5,13 +5,16 @@ from tfprune_survey._compat import keras
 L = keras.layers
 
 
-def residual_cnn(input_shape=(32, 32, 3), classes=10, width=32):
+def residual_cnn(input_shape=(32, 32, 3), classes=10, width=32,
+                 stem_pool=False):
   """A small CNN with BatchNormalization and one residual block.
 
   Args:
     input_shape: (H, W, C) of one image. Defaults to (32, 32, 3).
     classes: number of output logits. Defaults to 10.
     width: channels of the first stage (the head has 2x). Defaults to 32.
+    stem_pool: max-pool after the stem, so the block runs at half
+      resolution (4x fewer MACs there). Defaults to False.
 
   Returns:
     A tf_keras Functional model producing logits.
@@ -20,6 +23,8 @@ def residual_cnn(input_shape=(32, 32, 3), classes=10, width=32):
   x = L.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(inp)
   x = L.BatchNormalization(name="stem_bn")(x)
   x = L.ReLU(name="stem_relu")(x)
+  if stem_pool:
+    x = L.MaxPooling2D(name="stem_pool")(x)
   y = L.Conv2D(width, 3, padding="same", use_bias=False,
                name="block_conv1")(x)
   y = L.BatchNormalization(name="block_bn1")(y)
