@@ -54,6 +54,8 @@ def main():
   parser.add_argument("--score-samples", type=int, default=1024)
   parser.add_argument("--recal-samples", type=int, default=2048)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--scopes", default="global,local",
+                      help="ranking scopes to compare (tps.prune scope=)")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   args = parser.parse_args()
   (x, y), (xt, yt) = data_lib.load_fashion_mnist()
@@ -71,32 +73,37 @@ def main():
   runs += [(f"random(seed={s})", tps.criteria.get("random").from_config(
       {"seed": s})) for s in range(3)]
   rows = []
-  for target in [float(t) for t in args.targets.split(",")]:
-    for label, crit in runs:
-      t1 = time.time()
-      result = tps.prune(base, crit, data=score_data, target_macs=target)
-      prune_s = time.time() - t1
-      acc_pruned = accuracy(result.model, xt, yt)
-      tps.recalibrate_bn(result.model, x[:args.recal_samples])
-      acc_recal = accuracy(result.model, xt, yt)
-      row = {"criterion": label, "family": label.split("(")[0],
-             "target_macs": target,
-             "macs_reduction": result.report.macs_reduction,
-             "params_reduction": result.report.params_reduction,
-             "top1_no_recal": acc_pruned, "top1": acc_recal,
-             "prune_s": prune_s}
-      rows.append(row)
-      print(json.dumps(row), flush=True)
+  for scope, target, (label, crit) in [
+      (sc, float(t), run) for sc in args.scopes.split(",")
+      for t in args.targets.split(",") for run in runs]:
+    t1 = time.time()
+    result = tps.prune(base, crit, data=score_data, target_macs=target,
+                       scope=scope)
+    prune_s = time.time() - t1
+    acc_pruned = accuracy(result.model, xt, yt)
+    tps.recalibrate_bn(result.model, x[:args.recal_samples])
+    acc_recal = accuracy(result.model, xt, yt)
+    row = {"criterion": label, "family": label.split("(")[0],
+           "scope": scope, "target_macs": target,
+           "macs_reduction": result.report.macs_reduction,
+           "params_reduction": result.report.params_reduction,
+           "top1_no_recal": acc_pruned, "top1": acc_recal,
+           "prune_s": prune_s}
+    rows.append(row)
+    print(json.dumps(row), flush=True)
   os.makedirs(args.out, exist_ok=True)
   meta = {"base_top1": acc_base, "base_top1_before_bn_recal": acc_raw,
           "train_s": train_s, "epochs": args.epochs,
           "command": "python benchmarks/criteria_oneshot.py"}
   with open(os.path.join(args.out, "criteria_oneshot.json"), "w") as f:
     json.dump({"meta": meta, "rows": rows}, f, indent=2)
-  table = markdown(rows, acc_base)
+  scopes = args.scopes.split(",")
+  table = "\n\n".join(
+      f"### scope='{sc}'\n\n" + markdown([r for r in rows if r["scope"] == sc],
+                                          acc_base) for sc in scopes)
   with open(os.path.join(args.out, "criteria_oneshot.md"), "w") as f:
     f.write(table + "\n")
-  plot(rows, acc_base, os.path.join(args.out, "criteria_oneshot.png"))
+  plot(rows, acc_base, scopes, os.path.join(args.out, "criteria_oneshot.png"))
   print(table)
 
 
@@ -124,30 +131,33 @@ def markdown(rows, base):
   return "\n".join(lines)
 
 
-def plot(rows, base, path):
+def plot(rows, base, scopes, path):
+  """Accuracy against MACs reduction, one line per criterion, a panel a scope."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(7, 4.5))
-  fams = sorted({r["family"] for r in rows})
-  for fam in fams:
-    targets = sorted({r["target_macs"] for r in rows if r["family"] == fam})
-    xs, ys = [], []
-    for t in targets:
-      sel = [r for r in rows if r["family"] == fam and r["target_macs"] == t]
-      xs.append(100 * np.mean([r["macs_reduction"] for r in sel]))
-      ys.append(100 * np.mean([r["top1"] for r in sel]))
-    style = dict(color="black", linestyle="--", linewidth=2) if (
-        fam == "random") else {}
-    ax.plot(xs, ys, marker="o", label=fam, **style)
-  ax.axhline(100 * base, color="gray", linewidth=0.8, label="unpruned")
-  ax.set_xlabel("MACs reduction (%)")
-  ax.set_ylabel("test top-1 (%) after BN re-estimation, no fine-tuning")
-  ax.set_title("One-shot pruning, residual CNN, Fashion-MNIST")
-  ax.legend(fontsize=8, ncol=2)
-  ax.grid(alpha=0.3)
+  fig, axes = plt.subplots(1, len(scopes), figsize=(6.5 * len(scopes), 4.8),
+                           sharey=True, squeeze=False)
+  for ax, scope in zip(axes[0], scopes):
+    sub = [r for r in rows if r["scope"] == scope]
+    for fam in sorted({r["family"] for r in sub}):
+      xs, ys = [], []
+      for t in sorted({r["target_macs"] for r in sub}):
+        sel = [r for r in sub if r["family"] == fam and r["target_macs"] == t]
+        xs.append(100 * np.mean([r["macs_reduction"] for r in sel]))
+        ys.append(100 * np.mean([r["top1"] for r in sel]))
+      style = dict(color="black", linestyle="--", linewidth=2) if (
+          fam == "random") else {}
+      ax.plot(xs, ys, marker="o", label=fam, **style)
+    ax.axhline(100 * base, color="gray", linewidth=0.8, label="unpruned")
+    ax.set_xlabel("MACs reduction (%)")
+    ax.set_title(f"scope='{scope}'")
+    ax.grid(alpha=0.3)
+  axes[0][0].set_ylabel("test top-1 (%), BN re-estimated, no fine-tuning")
+  axes[0][-1].legend(fontsize=8, ncol=2)
+  fig.suptitle("One-shot pruning of a residual CNN on Fashion-MNIST")
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
