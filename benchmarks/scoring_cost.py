@@ -56,6 +56,9 @@ def main():
   parser.add_argument("--images", type=int, default=4096)
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--criteria", default=",".join(DATA_CRITERIA))
+  parser.add_argument("--tag", default="",
+                      help="suffix of the result files, e.g. '_8k'")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   args = parser.parse_args()
   rng = np.random.default_rng(0)
@@ -67,7 +70,7 @@ def main():
   for name, build in (("ResNet-20 (32x32)", lambda: zoo.resnet_cifar(20)),
                       ("residual CNN (32x32)", zoo.residual_cnn)):
     model = build()
-    for crit in DATA_CRITERIA:
+    for crit in args.criteria.split(","):
       grad = crit in ("taylor", "taylor_fo")
       base_fn = forward_backward_pass if grad else forward_pass
       base, mine = [], []
@@ -82,7 +85,7 @@ def main():
       rows.append(row)
       print(json.dumps(row), flush=True)
   os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "scoring_cost.json"), "w") as f:
+  with open(os.path.join(args.out, f"scoring_cost{args.tag}.json"), "w") as f:
     json.dump({"meta": {"images": args.images, "batch": args.batch,
                         "repeats": args.repeats,
                         "command": "python benchmarks/scoring_cost.py"},
@@ -94,7 +97,7 @@ def main():
                  f"{r['baseline_s']:.2f} | {r['score_s']:.2f} | "
                  f"{r['ratio']:.2f} |")
   table = "\n".join(lines)
-  with open(os.path.join(args.out, "scoring_cost.md"), "w") as f:
+  with open(os.path.join(args.out, f"scoring_cost{args.tag}.md"), "w") as f:
     f.write(table + "\n")
   print(table)
 
