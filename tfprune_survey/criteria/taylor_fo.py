@@ -33,7 +33,7 @@ class TaylorFO(Criterion):
   needs_labels = True
 
   def _terms(self, group, ctx):
-    """[(variables, slicer)] per coupled layer: slicer(values) -> (size,)."""
+    """[(layer path, weight name, axis, offset)] of the parameters read."""
     terms = []
     bn_paths = {p for p, _ in ctx.param_vectors(group, "gamma",
                                                 "BatchNormalization")}
@@ -66,19 +66,35 @@ class TaylorFO(Criterion):
     if not variables:
       return {}
     loss_fn = batch_mean_loss(model)
+    groups = [g for g in ctx.groups if plan[g.id]]
+    layers = {g.id: list(dict.fromkeys(t[0] for t in plan[g.id]))
+              for g in groups}
+
+    def per_channel(gw, axis, base, size):
+      rows = tf.reshape(tf.experimental.numpy.moveaxis(gw, axis, 0),
+                        [tf.shape(gw)[axis], -1])
+      return tf.reduce_sum(rows[base:base + size], axis=1)
 
     @tf.function(reduce_retracing=True)
     def step(x, y):
+      """Per group: (layers, size) of (sum of g*w over each filter)^2."""
       with tf.GradientTape() as tape:
         tape.watch(variables)
         loss = loss_fn(y, model(x, training=False))
       grads = tape.gradient(loss, variables)
-      return [tf.zeros_like(v) if g is None else g * v
-              for g, v in zip(grads, variables)]
+      gw = [tf.zeros_like(v) if g is None else g * v
+            for g, v in zip(grads, variables)]
+      out = []
+      for g in groups:
+        sums = [tf.zeros([g.size]) for _ in layers[g.id]]
+        for path, weight, axis, base in plan[g.id]:
+          i = layers[g.id].index(path)
+          sums[i] += per_channel(gw[var_index[(path, weight)]], axis, base,
+                                 g.size)
+        out.append(tf.square(tf.stack(sums)))
+      return out
 
-    layers = {g.id: list(dict.fromkeys(t[0] for t in plan[g.id]))
-              for g in ctx.groups}
-    sums = {g.id: np.zeros((len(layers[g.id]), g.size)) for g in ctx.groups}
+    sums = [np.zeros((len(layers[g.id]), g.size)) for g in groups]
     batches = 0
     bar = keras.utils.Progbar(ctx.steps, unit_name="batch") if (
         ctx.verbose) else None
@@ -88,19 +104,11 @@ class TaylorFO(Criterion):
       if y is None:
         raise ValueError("criterion 'taylor_fo' needs labels: pass data as "
                          "(x, y)")
-      gw = [np.asarray(t, np.float64) for t in step(tf.convert_to_tensor(x),
-                                                    tf.convert_to_tensor(y))]
+      for acc, value in zip(sums, step(tf.convert_to_tensor(x),
+                                       tf.convert_to_tensor(y))):
+        acc += value.numpy()
       batches += 1
-      for g in ctx.groups:
-        per_layer = np.zeros_like(sums[g.id])
-        for path, weight, axis, base in plan[g.id]:
-          v = gw[var_index[(path, weight)]]
-          rows = np.moveaxis(v, axis, 0).reshape(v.shape[axis], -1)
-          per_layer[layers[g.id].index(path)] += rows[base:base + g.size].sum(
-              axis=1)
-        sums[g.id] += per_layer ** 2
     out = {}
-    for g in ctx.groups:
-      if layers[g.id]:
-        out[g.id] = reduce_scores(list(sums[g.id] / batches), self.reduction)
+    for g, acc in zip(groups, sums):
+      out[g.id] = reduce_scores(list(acc / batches), self.reduction)
     return out
