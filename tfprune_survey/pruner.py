@@ -229,14 +229,13 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       del scores[gid]
 
   planner = _Planner(graph, scores, round_to, min_channels)
-  macs_model = MacsModel(model, graph)
   macs_before = count_macs(model)
   if ratio is not None:
     counts = (planner.counts_global(int(round(ratio * planner.total)))
               if scope == "global" else planner.counts_local(ratio))
   else:
-    counts = _search_macs(planner, macs_model, macs_before, target_macs,
-                          scope)
+    counts = _search_macs(planner, MacsModel(model, graph), macs_before,
+                          target_macs, scope)
   keep = planner.keep_indices(counts)
   slim = materialize(model, keep, graph=graph)
   report = PruneReport(
