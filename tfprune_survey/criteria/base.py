@@ -34,6 +34,10 @@ class Criterion:
   name = None
   requires_data = False
   needs_labels = False
+  # What a criterion that must find something to read reads, for the error
+  # raised when no prunable group has it (e.g. 'BatchNormalization gamma').
+  reads = None
+  reads_hint = ""
 
   def __init__(self, reduction="mean"):
     if reduction not in REDUCTIONS:
@@ -51,6 +55,10 @@ class Criterion:
       parts = self.score_parts(group, ctx)
       if parts:
         out[group.id] = reduce_scores(parts, self.reduction)
+    if not out and self.reads:
+      raise ValueError(
+          f"criterion '{self.name}' reads {self.reads}, but model "
+          f"'{ctx.model.name}' has none in a prunable group{self.reads_hint}")
     return out
 
   def get_config(self):

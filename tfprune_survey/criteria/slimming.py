@@ -26,16 +26,8 @@ class Slimming(Criterion):
   """
 
   name = "slimming"
+  reads = "BatchNormalization(scale=True) gamma"
 
   def score_parts(self, group, ctx):
     return [np.abs(v) for _, v in ctx.param_vectors(
         group, "gamma", "BatchNormalization")]
-
-  def score(self, ctx):
-    out = super().score(ctx)
-    if not out:
-      raise ValueError(
-          "criterion 'slimming' reads BatchNormalization gamma, but model "
-          f"'{ctx.model.name}' has no BatchNormalization(scale=True) in a "
-          "prunable group")
-    return out

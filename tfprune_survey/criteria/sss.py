@@ -28,18 +28,11 @@ class SSS(Criterion):
   """
 
   name = "sss"
+  reads = "ChannelScale scales (or BatchNormalization gamma)"
+  reads_hint = "; add them with tps.ChannelScale / tps.add_scaling_factors"
 
   def score_parts(self, group, ctx):
     scales = ctx.param_vectors(group, "scale", "ChannelScale")
     if not scales:
       scales = ctx.param_vectors(group, "gamma", "BatchNormalization")
     return [np.abs(v) for _, v in scales]
-
-  def score(self, ctx):
-    out = super().score(ctx)
-    if not out:
-      raise ValueError(
-          "criterion 'sss' reads ChannelScale scales (or BatchNormalization "
-          f"gamma), but model '{ctx.model.name}' has neither in a prunable "
-          "group; add them with tps.ChannelScale / tps.add_scaling_factors")
-    return out
