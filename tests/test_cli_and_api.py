@@ -99,3 +99,60 @@ def test_prune_command_errors_are_usage_errors(tmp_path):
              "--out=" + str(tmp_path / "o.keras")])
   with pytest.raises(cli.app.UsageError, match="'apoz'"):
     cli.main(["tfprune-survey", "prune", path])
+
+
+def _saved_small_model(tmp_path):
+  import numpy as np
+  path, data = str(tmp_path / "m.keras"), str(tmp_path / "d.npz")
+  rng = np.random.default_rng(0)
+  np.savez(data, x=rng.random((40, 12, 12, 1)).astype("float32"),
+           y=rng.integers(0, 10, 40))
+  zoo.residual_cnn(input_shape=(12, 12, 1), width=8).save(path)
+  return path, data
+
+
+def test_export_command_converts_verifies_and_times(tmp_path, capsys):
+  import tflite_export
+  path, data = _saved_small_model(tmp_path)
+  out = str(tmp_path / "m.tflite")
+  argv = cli._normalize(["tfprune-survey", "export", path, "--out", out,
+                         "--quantize", "int8", "--data", data, "--verify",
+                         "--bench", "--bench-runs", "5"])
+  with pytest.raises(SystemExit) as info:
+    cli.app.run(cli.main, argv=argv)
+  assert info.value.code == 0
+  text = capsys.readouterr().out
+  assert "TFLite bytes" in text and "median latency" in text
+  assert "PASS" in text and "fully integer" in text
+  assert tflite_export.describe(out).fully_integer
+
+
+def test_prune_command_exports_and_compares_tflite(tmp_path, capsys):
+  import tflite_export
+  path, data = _saved_small_model(tmp_path)
+  out, lite = str(tmp_path / "slim.keras"), str(tmp_path / "slim.tflite")
+  argv = cli._normalize(["tfprune-survey", "prune", path, "--criterion", "l1",
+                         "--ratio", "0.5", "--out", out, "--tflite", lite,
+                         "--data", data, "--bench-runs", "5"])
+  with pytest.raises(SystemExit) as info:
+    cli.app.run(cli.main, argv=argv)
+  assert info.value.code == 0
+  text = capsys.readouterr().out
+  assert "| original |" in text and "| slim |" in text
+  assert "| before / after |" in text and text.count("PASS") == 2
+  assert tflite_export.describe(lite).size_bytes > 0
+
+
+def test_export_errors_are_usage_errors(tmp_path):
+  path, _ = _saved_small_model(tmp_path)
+  cli.FLAGS(["x", "--out=" + str(tmp_path / "nodir" / "m.tflite")])
+  with pytest.raises(cli.app.UsageError, match="does not exist"):
+    cli.main(["tfprune-survey", "export", path])
+  cli.FLAGS.unparse_flags()
+  cli.FLAGS(["x", "--out=" + str(tmp_path / "m.tflite"), "--quantize=int8"])
+  with pytest.raises(cli.app.UsageError, match="int8 needs --data"):
+    cli.main(["tfprune-survey", "export", path])
+  cli.FLAGS.unparse_flags()
+  cli.FLAGS(["x", "--out=" + str(tmp_path / "m.keras")])
+  with pytest.raises(cli.app.UsageError, match="--out M.tflite"):
+    cli.main(["tfprune-survey", "export", path])

@@ -4,6 +4,9 @@
   tfprune-survey demo                   analyse, halve and materialize two models
   tfprune-survey prune MODEL_PATH --criterion C (--ratio R | --target-macs T)
                  [--data fashion_mnist|digits|PATH.npz] --out SLIM.keras
+                 [--tflite SLIM.tflite [--quantize MODE]]
+  tfprune-survey export MODEL_PATH --out M.tflite [--quantize MODE]
+                 [--data ...] [--verify] [--bench]
 """
 
 import sys
@@ -25,6 +28,15 @@ flags.DEFINE_string("out", None, "prune: where to save the slim model (.keras "
 flags.DEFINE_enum("scope", "global", ["global", "local"], "prune: ranking scope.")
 flags.DEFINE_integer("round_to", 1, "prune: kept counts are multiples of this.")
 flags.DEFINE_integer("min_channels", 1, "prune: channels every group keeps.")
+flags.DEFINE_string("tflite", None, "prune: also export the slim model to this "
+                    ".tflite path, and compare it with the original's.")
+flags.DEFINE_enum("quantize", "none", ["none", "dynamic", "float16", "int8"],
+                  "prune/export: TFLite quantization; int8 needs --data.")
+flags.DEFINE_boolean("verify", False, "export: check the .tflite file against "
+                     "the Keras model on --data (or random inputs).")
+flags.DEFINE_boolean("bench", False, "export: time the .tflite file (batch 1, "
+                     "1 thread).")
+flags.DEFINE_integer("bench_runs", 100, "export/prune: timed runs per model.")
 
 _USAGE = """usage: tfprune-survey COMMAND [ARGS] [--flags]
 
@@ -36,6 +48,9 @@ commands:
   prune MODEL_PATH     --criterion C (--ratio R | --target-macs T)
                        [--data fashion_mnist|digits|PATH.npz] --out SLIM.keras
                        [--scope global|local] [--round-to N] [--min-channels N]
+                       [--tflite SLIM.tflite [--quantize none|dynamic|float16|int8]]
+  export MODEL_PATH    --out M.tflite [--quantize none|dynamic|float16|int8]
+                       [--data fashion_mnist|digits|PATH.npz] [--verify] [--bench]
 """
 
 
@@ -67,6 +82,92 @@ def cmd_demo(args):
   return 0
 
 
+def _load_data(model, name, split=0):
+  """(x, y) of `split` (0 train, 1 test) of --data, checked against the model."""
+  from tfprune_survey import data as data_lib  # pylint: disable=g-import-not-at-top
+  x, y = data_lib.load(name)[split]
+  x, y = x[:FLAGS.samples], y[:FLAGS.samples]
+  want = tuple(model.input_shape[1:])
+  if tuple(x.shape[1:]) != want:
+    raise app.UsageError(f"--data {name} has samples of shape "
+                         f"{tuple(x.shape[1:])}, the model expects {want}")
+  return x, y
+
+
+def _random_inputs(model, n=64):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  shape = (n,) + tuple(model.input_shape[1:])
+  return np.random.default_rng(0).random(shape).astype("float32")
+
+
+def _tflite_row(label, model, path, data, bench, check=True):
+  """Converts, verifies on `data` (when `check`) and times; one table row."""
+  import tflite_export  # pylint: disable=g-import-not-at-top
+  import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
+  report = tflite_export.convert(model, path, quantization=FLAGS.quantize,
+                                 representative_data=data)
+  check = (tflite_export.verify(model, path, data)
+           if check and data is not None else None)
+  latency = (tflite_export.benchmark(path, runs=FLAGS.bench_runs, threads=1)
+             if bench else None)
+  return {"model": label, "params": tps.count_params(model),
+          "macs": tps.count_macs(model), "bytes": report.size_bytes,
+          "latency_ms": latency.median_ms if latency else None,
+          "report": report, "verify": check}
+
+
+def _print_table(rows):
+  head = "| model | params | MACs | TFLite bytes | median latency (ms) |"
+  lines = [head, "|---|---:|---:|---:|---:|"]
+  for r in rows:
+    lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.3f}"
+    lines.append(f"| {r['model']} | {r['params']:,} | {r['macs']:,} | "
+                 f"{r['bytes']:,} | {lat} |")
+  if len(rows) == 2:
+    a, b = rows
+    ratio = lambda k: (f"{a[k] / b[k]:.2f}x" if a[k] and b[k] else "-")  # pylint: disable=unnecessary-lambda-assignment
+    lines.append(f"| before / after | {ratio('params')} | {ratio('macs')} | "
+                 f"{ratio('bytes')} | {ratio('latency_ms')} |")
+  print("\n".join(lines))
+  for r in rows:
+    print(f"{r['model']}: {r['report']}")
+    if r["verify"] is not None:
+      print(f"  {r['verify']}")
+
+
+def _check_out_dir(path, flag):
+  import os  # pylint: disable=g-import-not-at-top
+  folder = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(folder):
+    raise app.UsageError(f"{flag} {path}: directory {folder} does not exist")
+
+
+def cmd_export(args):
+  if len(args) != 1:
+    raise app.UsageError("export takes exactly one MODEL_PATH")
+  if not FLAGS.out or not FLAGS.out.endswith(".tflite"):
+    raise app.UsageError("export needs --out M.tflite")
+  _check_out_dir(FLAGS.out, "--out")
+  if FLAGS.quantize == "int8" and not FLAGS.data:
+    raise app.UsageError("--quantize int8 needs --data to calibrate")
+  model = _load(args[0])
+  data = None
+  if FLAGS.data:
+    data = _load_data(model, FLAGS.data, split=0)[0]
+  elif FLAGS.verify:
+    data = _random_inputs(model)
+  try:
+    row = _tflite_row(f"{args[0]} -> {FLAGS.out}", model, FLAGS.out, data,
+                      FLAGS.bench, check=FLAGS.verify)
+  except (ValueError, FileNotFoundError) as e:
+    raise app.UsageError(str(e)) from e
+  _print_table([row])
+  if row["verify"] is not None and not row["verify"].passed:
+    print("verification FAILED")
+    return 1
+  return 0
+
+
 def cmd_prune(args):
   if len(args) != 1:
     raise app.UsageError("prune takes exactly one MODEL_PATH")
@@ -75,17 +176,14 @@ def cmd_prune(args):
   if not FLAGS.out:
     raise app.UsageError("prune needs --out SLIM.keras")
   import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
-  from tfprune_survey import data as data_lib  # pylint: disable=g-import-not-at-top
+  if FLAGS.tflite:
+    _check_out_dir(FLAGS.tflite, "--tflite")
+  if FLAGS.tflite and FLAGS.quantize == "int8" and not FLAGS.data:
+    raise app.UsageError("--quantize int8 needs --data to calibrate")
   model = _load(args[0])
   data = None
   if FLAGS.data:
-    (x, y), _ = data_lib.load(FLAGS.data)
-    x, y = x[:FLAGS.samples], y[:FLAGS.samples]
-    want = tuple(model.input_shape[1:])
-    if tuple(x.shape[1:]) != want:
-      raise app.UsageError(f"--data {FLAGS.data} has samples of shape "
-                           f"{tuple(x.shape[1:])}, the model expects {want}")
-    data = (x, y)
+    data = _load_data(model, FLAGS.data, split=0)
   try:
     result = tps.prune(model, FLAGS.criterion, data=data, ratio=FLAGS.ratio,
                        target_macs=FLAGS.target_macs, scope=FLAGS.scope,
@@ -97,10 +195,25 @@ def cmd_prune(args):
   result.model.save(FLAGS.out)
   print(result.report)
   print(f"\nsaved {FLAGS.out}")
+  if FLAGS.tflite:
+    import os  # pylint: disable=g-import-not-at-top
+    import tempfile  # pylint: disable=g-import-not-at-top
+    inputs = data[0] if data is not None else _random_inputs(model)
+    try:
+      with tempfile.TemporaryDirectory() as tmp:
+        rows = [_tflite_row("original", model, os.path.join(
+            tmp, "original.tflite"), inputs, True),
+                _tflite_row("slim", result.model, FLAGS.tflite, inputs, True)]
+    except (ValueError, FileNotFoundError) as e:
+      raise app.UsageError(str(e)) from e
+    print()
+    _print_table(rows)
+    print(f"\nsaved {FLAGS.tflite}")
   return 0
 
 
-COMMANDS = {"profile": cmd_profile, "demo": cmd_demo, "prune": cmd_prune}
+COMMANDS = {"profile": cmd_profile, "demo": cmd_demo, "prune": cmd_prune,
+            "export": cmd_export}
 
 
 def _normalize(argv):

@@ -1,0 +1,173 @@
+"""tflite_export: conversion in every mode, verification, integer check, errors."""
+
+import functools
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tflite_export
+import tfprune_survey as tps
+from tfprune_survey import zoo
+from tfprune_survey._compat import keras
+
+MODES = ("none", "dynamic", "float16", "int8")
+
+
+def _calibrated(model, shape, seed=0):
+  x = np.random.default_rng(seed).random((48,) + shape).astype("float32")
+  tps.recalibrate_bn(model, x)
+  return model, x
+
+
+@functools.lru_cache(maxsize=None)
+def _models(kind):
+  """(model, inputs) for 'residual' / 'mobilenet', plain or '-slim'."""
+  base, _, slim = kind.partition("-")
+  if base == "residual":
+    model, x = _calibrated(zoo.residual_cnn(), (32, 32, 3))
+  else:
+    model, x = _calibrated(keras.applications.MobileNetV2(
+        input_shape=(96, 96, 3), weights=None, classes=10,
+        classifier_activation=None), (96, 96, 3))
+  if slim:
+    graph = tps.ChannelGraph(model)
+    keep = {g.id: np.arange(0, g.size, 2) for g in graph.prunable_groups}
+    model = tps.materialize(model, keep, graph=graph)
+    assert tps.count_macs(model) < 0.5 * tps.count_macs(_models(base)[0])
+  return model, x
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", ["residual", "residual-slim", "mobilenet",
+                                  "mobilenet-slim"])
+def test_every_mode_converts_and_verifies(kind, mode, tmp_path):
+  model, x = _models(kind)
+  path = str(tmp_path / f"{kind}_{mode}.tflite")
+  report = tflite_export.convert(model, path, quantization=mode,
+                                 representative_data=x if mode == "int8"
+                                 else None, representative_steps=32)
+  assert os.path.getsize(path) == report.size_bytes > 0
+  assert report.quantization == mode
+  assert report.ops.get("CONV_2D", 0) >= 4, report.ops
+  if kind.startswith("mobilenet"):
+    assert report.ops.get("DEPTHWISE_CONV_2D", 0) >= 10, report.ops
+  check = tflite_export.verify(model, path, x[:32])
+  assert check.samples == 32
+  if mode == "none":
+    assert not check.quantized
+    assert check.passed and check.max_rel_diff <= 1e-4, check
+    assert check.top1_agreement == 1.0
+  else:
+    assert check.quantized
+    # Quantization error is the model's own; on these untrained nets the
+    # logits stay strongly correlated even where near-ties flip a class.
+    assert check.correlation >= 0.85, check
+    if kind.startswith("residual"):
+      assert check.passed, check
+
+
+def test_quantized_files_are_smaller_than_float(tmp_path):
+  model, x = _models("residual")
+  sizes = {m: tflite_export.convert(
+      model, str(tmp_path / f"{m}.tflite"), quantization=m,
+      representative_data=x).size_bytes for m in MODES}
+  assert sizes["float16"] < 0.6 * sizes["none"]
+  assert sizes["dynamic"] < 0.35 * sizes["none"]
+  assert sizes["int8"] < 0.35 * sizes["none"]
+
+
+def test_slim_file_is_smaller_and_has_the_same_ops(tmp_path):
+  full = tflite_export.convert(_models("residual")[0],
+                               str(tmp_path / "full.tflite"))
+  slim = tflite_export.convert(_models("residual-slim")[0],
+                               str(tmp_path / "slim.tflite"))
+  assert slim.ops == full.ops  # surgery adds no op
+  assert slim.size_bytes < 0.4 * full.size_bytes
+
+
+def test_int8_plain_conv_net_is_fully_integer(tmp_path):
+  model, x = _models("residual")
+  path = str(tmp_path / "m.tflite")
+  report = tflite_export.convert(model, path, quantization="int8",
+                                 representative_data=x, int8_io=True)
+  assert report.fully_integer and report.edge_tpu_ready
+  assert report.integer_io and report.input_dtypes == ["int8"]
+  assert report.float_ops == []
+  assert "QUANTIZE" not in report.ops and "DEQUANTIZE" not in report.ops
+  assert "fully integer" in str(report)
+  assert tflite_export.verify(model, path, x).passed
+  # With float I/O the edge Quantize/Dequantize are not counted as float.
+  float_io = tflite_export.convert(model, str(tmp_path / "f.tflite"),
+                                   quantization="int8", representative_data=x)
+  assert float_io.fully_integer and not float_io.integer_io
+  assert float_io.ops.get("QUANTIZE") == 1
+
+
+def test_int8_names_an_op_that_stays_float(tmp_path):
+  inputs = keras.Input((8, 8, 3))
+  h = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+  h = tf.sin(h)  # TFLite has no integer SIN kernel
+  h = keras.layers.GlobalAveragePooling2D()(h)
+  model = keras.Model(inputs, keras.layers.Dense(3)(h))
+  x = np.random.default_rng(0).random((16, 8, 8, 3)).astype("float32")
+  report = tflite_export.convert(model, str(tmp_path / "m.tflite"),
+                                 quantization="int8", representative_data=x)
+  assert not report.fully_integer and not report.edge_tpu_ready
+  assert any(op.endswith(":SIN") for op in report.float_ops), report.float_ops
+  assert not any(op.endswith(":CONV_2D") for op in report.float_ops)
+  assert "SIN" in str(report) and "NOT fully integer" in str(report)
+
+
+def test_float_model_is_not_edge_tpu_ready(tmp_path):
+  report = tflite_export.convert(_models("residual")[0],
+                                 str(tmp_path / "m.tflite"))
+  assert not report.fully_integer and not report.edge_tpu_ready
+  assert any(op.endswith(":CONV_2D") for op in report.float_ops)
+
+
+def test_verify_catches_a_different_model(tmp_path):
+  model, x = _models("residual")
+  path = str(tmp_path / "m.tflite")
+  tflite_export.convert(model, path)
+  other = zoo.residual_cnn()
+  other.set_weights([w * 1.5 for w in model.get_weights()])
+  check = tflite_export.verify(other, path, x[:8])
+  assert not check.passed and check.max_rel_diff > 1e-2
+  with pytest.raises(ValueError, match="shape"):
+    tflite_export.verify(zoo.residual_cnn(classes=4), path, x[:8])
+
+
+def test_benchmark_reports_latency(tmp_path):
+  path = str(tmp_path / "m.tflite")
+  tflite_export.convert(_models("residual")[0], path)
+  bench = tflite_export.benchmark(path, runs=20, warmup=2, threads=1)
+  assert 0 < bench.min_ms <= bench.median_ms <= bench.p90_ms
+  assert bench.runs == 20 and bench.threads == 1
+  assert "median" in str(bench)
+  with pytest.raises(ValueError, match="runs"):
+    tflite_export.benchmark(path, runs=0)
+  with pytest.raises(FileNotFoundError, match="nope"):
+    tflite_export.describe(str(tmp_path / "nope.tflite"))
+
+
+def test_errors_are_clear_and_early(tmp_path):
+  model, x = _models("residual")
+  with pytest.raises(ValueError, match="representative_data"):
+    tflite_export.convert(model, str(tmp_path / "m.tflite"),
+                          quantization="int8")
+  with pytest.raises(ValueError, match="quantization must be one of"):
+    tflite_export.convert(model, str(tmp_path / "m.tflite"),
+                          quantization="int4")
+  with pytest.raises(ValueError, match="int8_io"):
+    tflite_export.convert(model, str(tmp_path / "m.tflite"), int8_io=True)
+  missing = tmp_path / "no_such_dir" / "m.tflite"
+  with pytest.raises(FileNotFoundError, match="no_such_dir"):
+    tflite_export.convert(model, str(missing))
+  assert not missing.parent.exists()
+  import keras as keras3  # pylint: disable=g-import-not-at-top
+  k3 = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)])
+  with pytest.raises(TypeError, match="tf_keras"):
+    tflite_export.convert(k3, str(tmp_path / "k3.tflite"))
+  assert not os.listdir(tmp_path)  # nothing was written by a failed call

@@ -1,0 +1,102 @@
+"""What a .tflite file holds: its size, its ops, and which ops compute in float."""
+
+import collections
+import dataclasses
+import os
+
+import numpy as np
+
+_FLOAT = (np.float32, np.float16, np.float64)
+# Quantize/Dequantize at the model's edges convert float I/O to int8 and back;
+# an Edge TPU graph keeps them on the CPU, so they do not make a model float.
+_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def interpreter(path=None, content=None, threads=None, delegates=True):
+  """An `ai_edge_litert` interpreter, allocated.
+
+  With `delegates=False` the default delegate (XNNPACK) is not applied, so
+  `_get_ops_details` lists the file's own ops rather than delegate nodes.
+  """
+  from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  kwargs = {}
+  if not delegates:
+    kwargs["experimental_op_resolver_type"] = (
+        litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+  interp = litert.Interpreter(model_path=path, model_content=content,
+                              num_threads=threads, **kwargs)
+  interp.allocate_tensors()
+  return interp
+
+
+@dataclasses.dataclass
+class ModelInfo:
+  """Size and op census of one .tflite file.
+
+  Attributes:
+    path: the file.
+    size_bytes: its size on disk.
+    ops: {op name: count}, in order of first appearance.
+    float_ops: ['INDEX:OP_NAME'] of ops that read or write a float tensor,
+      other than a QUANTIZE on a model input or a DEQUANTIZE on a model
+      output.
+    input_dtypes, output_dtypes: numpy dtype names of the I/O tensors.
+  """
+  path: str
+  size_bytes: int
+  ops: dict
+  float_ops: list
+  input_dtypes: list
+  output_dtypes: list
+
+  @property
+  def fully_integer(self):
+    """True when every op computes in integers (I/O conversions aside)."""
+    return not self.float_ops
+
+  @property
+  def integer_io(self):
+    return all(d in ("int8", "uint8", "int16")
+               for d in self.input_dtypes + self.output_dtypes)
+
+
+def describe(path):
+  """Returns a `ModelInfo` for the .tflite file at `path`."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"tflite_path {path!r} is not a file")
+  interp = interpreter(path, delegates=False)
+  tensors = {t["index"]: t for t in interp.get_tensor_details()}
+  inputs = {d["index"] for d in interp.get_input_details()}
+  outputs = {d["index"] for d in interp.get_output_details()}
+  details = interp._get_ops_details()  # pylint: disable=protected-access
+  produced = {i for op in details for i in op["outputs"]}
+  constant = lambda i: i not in produced and i not in inputs  # pylint: disable=unnecessary-lambda-assignment
+  ops = collections.Counter()
+  order = []
+  float_ops = []
+  for op in details:
+    name = op["op_name"]
+    if name not in ops:
+      order.append(name)
+    ops[name] += 1
+    ins = [i for i in op["inputs"] if i >= 0]
+    outs = [i for i in op["outputs"] if i >= 0]
+    if name == "QUANTIZE" and set(ins) <= inputs:
+      continue
+    if name == "DEQUANTIZE" and set(outs) <= outputs:
+      continue
+    if name == "DEQUANTIZE" and all(constant(i) for i in ins):
+      # A float16 or dynamic-range weight being expanded: still float math
+      # in the op that reads it, which is reported there.
+      continue
+    if any(i in tensors and np.dtype(tensors[i]["dtype"]) in _FLOAT
+           for i in ins + outs):
+      float_ops.append(f"{op['index']}:{name}")
+  return ModelInfo(
+      path=path, size_bytes=os.path.getsize(path),
+      ops={k: ops[k] for k in order}, float_ops=float_ops,
+      input_dtypes=[np.dtype(d["dtype"]).name
+                    for d in interp.get_input_details()],
+      output_dtypes=[np.dtype(d["dtype"]).name
+                     for d in interp.get_output_details()])
+

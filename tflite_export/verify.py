@@ -1,0 +1,127 @@
+"""Does a .tflite file compute what its Keras model computes?"""
+
+import dataclasses
+
+import numpy as np
+
+from tflite_export.convert import representative_samples
+from tflite_export.inspect_model import interpreter
+
+_QUANT_DTYPES = ("int8", "uint8", "int16", "float16")
+
+
+@dataclasses.dataclass
+class VerifyReport:
+  """Agreement between a Keras model and its TFLite file on some inputs.
+
+  Attributes:
+    samples: inputs compared.
+    max_abs_diff: max |tflite - keras| over all outputs.
+    max_rel_diff: max_abs_diff / max |keras|.
+    top1_agreement: fraction of samples whose arg-max class agrees (None
+      for a single-unit output).
+    correlation: Pearson correlation of all TFLite and Keras output values:
+      scale-free, near 1 when the file computes nearly the same function.
+    quantized: whether the file holds quantized (int or float16) tensors.
+    passed: float files: max_rel_diff <= `rtol`; quantized files:
+      top1_agreement >= `min_agreement`.
+  """
+  samples: int
+  max_abs_diff: float
+  max_rel_diff: float
+  top1_agreement: object
+  correlation: float
+  quantized: bool
+  passed: bool
+
+  def __str__(self):
+    top1 = ("n/a" if self.top1_agreement is None
+            else f"{self.top1_agreement:.1%}")
+    return (f"verify on {self.samples} samples: max abs diff "
+            f"{self.max_abs_diff:.3g}, max rel diff {self.max_rel_diff:.3g}, "
+            f"top-1 agreement {top1}, correlation {self.correlation:.4f} -> "
+            f"{'PASS' if self.passed else 'FAIL'}"
+            f"{' (quantized: judged on top-1)' if self.quantized else ''}")
+
+
+def _is_quantized(interp):
+  return any(np.dtype(t["dtype"]).name in _QUANT_DTYPES
+             for t in interp.get_tensor_details())
+
+
+def _to_input(x, detail):
+  dtype = np.dtype(detail["dtype"])
+  if dtype.kind in "iu":
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    x = np.clip(np.round(x / scale + zero), info.min, info.max)
+  return x.astype(dtype)
+
+
+def _from_output(y, detail):
+  y = np.asarray(y)
+  if np.dtype(detail["dtype"]).kind in "iu":
+    scale, zero = detail["quantization"]
+    return (y.astype(np.float64) - zero) * scale
+  return y.astype(np.float64)
+
+
+def run_tflite(tflite_path, inputs):
+  """Runs single samples (batch 1) through the file; returns (N, ...) outputs."""
+  interp = interpreter(tflite_path)
+  inp = interp.get_input_details()[0]
+  out = interp.get_output_details()[0]
+  results = []
+  for sample in inputs:
+    interp.set_tensor(inp["index"], _to_input(sample[None], inp))
+    interp.invoke()
+    results.append(_from_output(interp.get_tensor(out["index"]), out)[0])
+  return np.stack(results), _is_quantized(interp)
+
+
+def verify(model, tflite_path, data, *, max_samples=256, rtol=1e-4,
+           min_agreement=0.9):
+  """Compares `model` with its TFLite file on up to `max_samples` inputs.
+
+  Args:
+    model: the tf_keras model the file was converted from.
+    tflite_path: the .tflite file.
+    data: inputs as in `tflite_export.representative_samples` (an array,
+      `(x, y)`, or a dataset of batches).
+    max_samples: how many inputs to compare.
+    rtol: float files must agree to max_abs_diff <= rtol * max |keras|.
+    min_agreement: quantized files must reach this top-1 agreement.
+
+  Returns:
+    A `VerifyReport`.
+  """
+  from tfprune_survey._compat import check_model  # pylint: disable=g-import-not-at-top
+  check_model(model, "model")
+  if len(model.inputs) != 1 or len(model.outputs) != 1:
+    raise ValueError("verify supports models with one input and one output; "
+                     f"{model.name!r} has {len(model.inputs)} and "
+                     f"{len(model.outputs)}")
+  x = np.concatenate(list(representative_samples(data, max_samples)))
+  if not len(x):
+    raise ValueError("data holds no samples")
+  want = np.asarray(model(x, training=False), np.float64)
+  got, quantized = run_tflite(tflite_path, x)
+  if got.shape != want.shape:
+    raise ValueError(f"{tflite_path!r} gives outputs of shape {got.shape}, "
+                     f"the model {want.shape}: not converted from this model?")
+  diff = float(np.max(np.abs(got - want)))
+  rel = diff / max(float(np.max(np.abs(want))), 1e-12)
+  a, b = got.ravel(), want.ravel()
+  corr = (float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0
+          else float(np.array_equal(a, b)))
+  top1 = None
+  if want.ndim >= 2 and want.shape[-1] > 1:
+    top1 = float(np.mean(np.argmax(got, -1) == np.argmax(want, -1)))
+  if quantized:
+    passed = top1 is not None and top1 >= min_agreement
+  else:
+    passed = rel <= rtol
+  return VerifyReport(samples=len(x), max_abs_diff=diff, max_rel_diff=rel,
+                      top1_agreement=top1, correlation=corr,
+                      quantized=quantized,
+                      passed=bool(passed))
