@@ -8,6 +8,8 @@ from tfprune_survey import _compat  # sets TF_USE_LEGACY_KERAS first
 from tfprune_survey import criteria
 from tfprune_survey import data
 from tfprune_survey.bn import recalibrate_bn
+from tfprune_survey.distill import DistillationModel
+from tfprune_survey.distill import reinitialize
 from tfprune_survey.errors import UnsupportedModelError
 from tfprune_survey.graph import ChannelGraph
 from tfprune_survey.graph import ChannelGroup
@@ -17,19 +19,26 @@ from tfprune_survey.metrics import count_macs
 from tfprune_survey.metrics import count_params
 from tfprune_survey.layers import ChannelScale
 from tfprune_survey.metrics import profile
+from tfprune_survey.iterative import IterativeResult
+from tfprune_survey.iterative import iterative_prune
 from tfprune_survey.pruner import prune
 from tfprune_survey.pruner import PruneReport
 from tfprune_survey.pruner import PruneResult
 from tfprune_survey.scoring import score
+from tfprune_survey.sensitivity import ratios_from_sensitivity
+from tfprune_survey.sensitivity import sensitivity
+from tfprune_survey.sensitivity import SensitivityResult
 from tfprune_survey.strip import mask_channels
 from tfprune_survey.strip import materialize
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ChannelGraph", "ChannelGroup", "ChannelScale", "LayerHandler",
-    "PruneReport", "PruneResult", "UnsupportedModelError", "count_macs",
-    "count_params", "criteria", "data", "mask_channels", "materialize", "profile",
-    "prune", "recalibrate_bn", "register_handler", "score",
+    "ChannelGraph", "ChannelGroup", "ChannelScale", "DistillationModel",
+    "IterativeResult", "LayerHandler", "PruneReport", "PruneResult",
+    "SensitivityResult", "UnsupportedModelError", "count_macs", "count_params",
+    "criteria", "data", "iterative_prune", "mask_channels", "materialize",
+    "profile", "prune", "ratios_from_sensitivity", "recalibrate_bn",
+    "register_handler", "reinitialize", "score", "sensitivity",
 ]
 del _compat

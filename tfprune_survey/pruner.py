@@ -8,6 +8,7 @@ import numpy as np
 
 from tfprune_survey import _compat
 from tfprune_survey import criteria as criteria_lib
+from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.metrics.macs import count_macs
 from tfprune_survey.metrics.macs_model import MacsModel
@@ -137,6 +138,10 @@ class _Planner:
                                                           1e-9)))
             for g in self.groups}
 
+  def counts_per_group(self, ratios):
+    return {g.id: self._round(g, g.size - int(math.floor(
+        ratios.get(g.id, 0.0) * g.size + 1e-9))) for g in self.groups}
+
   def floor_counts(self):
     return {g.id: self.min_keep[g.id] for g in self.groups}
 
@@ -156,8 +161,8 @@ class _Planner:
 
 
 def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
-          scope="global", round_to=1, min_channels=1, ignore=(),
-          reduction=None, steps=None, verbose=0):
+          ratios=None, scope="global", round_to=1, min_channels=1, ignore=(),
+          reduction=None, steps=None, recalibrate=None, verbose=0):
   """Scores, ranks and removes channels in one shot; returns a slim model.
 
   Args:
@@ -169,6 +174,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       by removing the lowest-ranked channels with MACs re-counted after each
       step (binary search over the ranking), within 2% of the model's MACs
       where the rounding allows.
+    ratios: {group_id: fraction of that group's channels to remove}, e.g.
+      from `tps.ratios_from_sensitivity`; groups not named keep all their
+      channels. Exactly one of `ratio`, `target_macs` and `ratios` is given.
     scope: 'global' ranks normalised scores across groups (each group's
       scores divided by their mean absolute value); 'local' removes the same
       fraction from every group (with `target_macs`, groups take turns
@@ -181,6 +189,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     reduction: optional override of the criterion's reduction ('mean',
       'sum' or 'max') across coupled layers.
     steps: optional maximum number of data batches for scoring.
+    recalibrate: optional data (as for `data`) on which the slim model's
+      BatchNormalization statistics are re-estimated after materializing
+      (`tps.recalibrate_bn`). Recommended before judging its accuracy.
     verbose: 1 shows a progress bar while data is scored.
 
   Returns:
@@ -192,9 +203,18 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       unreachable target (the message gives the largest reachable).
   """
   _compat.check_model(model)
-  if (ratio is None) == (target_macs is None):
-    raise ValueError("give exactly one of `ratio` (fraction of channels) and "
-                     "`target_macs` (fraction of MACs to remove)")
+  if sum(v is not None for v in (ratio, target_macs, ratios)) != 1:
+    raise ValueError("give exactly one of `ratio` (fraction of channels), "
+                     "`target_macs` (fraction of MACs to remove) and `ratios` "
+                     "({group_id: fraction})")
+  if ratios is not None:
+    if not isinstance(ratios, dict):
+      raise ValueError(f"`ratios` must be a dict {{group_id: fraction}}, got "
+                       f"{type(ratios).__name__}")
+    for gid, r in ratios.items():
+      if isinstance(r, bool) or not isinstance(r, numbers.Real) or not (
+          0.0 <= r < 1.0):
+        raise ValueError(f"`ratios`[{gid!r}] must be in [0, 1), got {r!r}")
   if ratio is not None and (isinstance(ratio, bool) or not isinstance(
       ratio, numbers.Real) or not 0.0 <= ratio < 1.0):
     raise ValueError(f"`ratio` must be in [0, 1), got {ratio!r}")
@@ -228,9 +248,18 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     if members & ignored:
       del scores[gid]
 
+  if ratios is not None:
+    for gid in ratios:
+      if gid not in scores:
+        known = [g.id for g in graph.prunable_groups]
+        why = ("is left whole by `ignore`" if gid in known else
+               f"is not a prunable group; prunable: {known}")
+        raise ValueError(f"`ratios` names group {gid!r}, which {why}")
   planner = _Planner(graph, scores, round_to, min_channels)
   macs_before = count_macs(model)
-  if ratio is not None:
+  if ratios is not None:
+    counts = planner.counts_per_group(ratios)
+  elif ratio is not None:
     counts = (planner.counts_global(int(round(ratio * planner.total)))
               if scope == "global" else planner.counts_local(ratio))
   else:
@@ -238,6 +267,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                           target_macs, scope)
   keep = planner.keep_indices(counts)
   slim = materialize(model, keep, graph=graph)
+  if recalibrate is not None:
+    recalibrate_bn(slim, recalibrate)
   report = PruneReport(
       criterion=crit.name or type(crit).__name__,
       params_before=int(model.count_params()),

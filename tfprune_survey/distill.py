@@ -1,0 +1,166 @@
+"""Fine-tuning a slim student against its unpruned teacher (Hinton et al.,
+2015), and re-initialising a slim architecture (Liu et al., 2019)."""
+
+import copy
+
+import tensorflow as tf
+
+from tfprune_survey import _compat
+from tfprune_survey._compat import keras
+from tfprune_survey.losses import _ends_in_softmax
+
+
+def _logits(model, outputs):
+  # A model that ends in a softmax gives probabilities; their log equals
+  # the logits up to a per-sample constant, which a softmax ignores.
+  if _ends_in_softmax(model):
+    return tf.math.log(tf.clip_by_value(outputs, 1e-12, 1.0))
+  return outputs
+
+
+def distillation_loss(y, student_logits, teacher_logits, temperature, alpha):
+  """(1 - alpha) * CE(y, student) + alpha * T^2 * KL(teacher_T || student_T).
+
+  `*_T` are the softmax of logits / T. The T^2 factor keeps the soft term's
+  gradients on the same scale as the hard term's when T changes (Hinton et
+  al. 2015, section 2). Returns the batch mean.
+  """
+  t = tf.cast(temperature, student_logits.dtype)
+  hard = keras.losses.sparse_categorical_crossentropy(
+      y, student_logits, from_logits=True)
+  p_teacher = tf.nn.softmax(teacher_logits / t)
+  log_p_teacher = tf.nn.log_softmax(teacher_logits / t)
+  log_p_student = tf.nn.log_softmax(student_logits / t)
+  kl = tf.reduce_sum(p_teacher * (log_p_teacher - log_p_student), axis=-1)
+  return tf.reduce_mean((1.0 - alpha) * hard + alpha * t * t * kl)
+
+
+class DistillationModel(keras.Model):
+  """Trains `student` on hard labels mixed with the teacher's soft outputs.
+
+    loss = (1 - alpha) * CE(y, student)
+           + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+
+  The teacher runs in inference mode and is never trained. Calling the
+  model runs the student; `evaluate` reports the student's hard-label loss
+  and metrics. `save` writes the student alone, so the file loads as a
+  plain tf_keras model with no custom objects.
+
+  Reference: G. Hinton, O. Vinyals, J. Dean (2015), "Distilling the
+  knowledge in a neural network", arXiv:1503.02531.
+
+  Args:
+    student: the slim tf_keras model to train (updated in place).
+    teacher: the unpruned tf_keras model (not modified).
+    temperature: T > 0. Defaults to 4.0.
+    alpha: weight of the soft (distillation) term in [0, 1]. Defaults to 0.9.
+
+  Usage:
+    dm = tps.DistillationModel(slim, original)
+    dm.compile(optimizer="adam", metrics=["accuracy"])
+    dm.fit(x, y, epochs=2)
+  """
+
+  def __init__(self, student, teacher, *, temperature=4.0, alpha=0.9,
+               **kwargs):
+    super().__init__(**kwargs)
+    _compat.check_model(student, "student")
+    _compat.check_model(teacher, "teacher")
+    if not float(temperature) > 0:
+      raise ValueError(f"`temperature` must be > 0, got {temperature!r}")
+    if not 0.0 <= float(alpha) <= 1.0:
+      raise ValueError(f"`alpha` must be in [0, 1], got {alpha!r}")
+    if student.output_shape[-1] != teacher.output_shape[-1]:
+      raise ValueError(f"student {student.name!r} has "
+                       f"{student.output_shape[-1]} outputs, teacher "
+                       f"{teacher.name!r} has {teacher.output_shape[-1]}")
+    self.student = student
+    self.teacher = teacher
+    self.teacher.trainable = False
+    self.temperature = float(temperature)
+    self.alpha = float(alpha)
+    self._loss_tracker = keras.metrics.Mean(name="loss")
+
+  def compile(self, optimizer="adam", metrics=None, **kwargs):  # pylint: disable=arguments-differ
+    if "loss" in kwargs:
+      raise ValueError("DistillationModel computes its own loss; set "
+                       "`temperature` and `alpha` instead of `loss`")
+    super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+  def call(self, inputs, training=False):
+    return self.student(inputs, training=training)
+
+  def compute_loss_value(self, x, y, training=True):
+    """The distillation loss on one batch (what `train_step` minimises)."""
+    s = _logits(self.student, self.student(x, training=training))
+    t = _logits(self.teacher, self.teacher(x, training=False))
+    return distillation_loss(y, s, t, self.temperature, self.alpha), s
+
+  def train_step(self, data):
+    x, y = data[0], data[1]
+    with tf.GradientTape() as tape:
+      loss, logits = self.compute_loss_value(x, y, training=True)
+    variables = self.student.trainable_variables
+    self.optimizer.apply_gradients(zip(tape.gradient(loss, variables),
+                                       variables))
+    return self._update_metrics(loss, y, logits)
+
+  def test_step(self, data):
+    x, y = data[0], data[1]
+    logits = _logits(self.student, self.student(x, training=False))
+    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+        y, logits, from_logits=True))
+    return self._update_metrics(loss, y, logits)
+
+  def _update_metrics(self, loss, y, logits):
+    self._loss_tracker.update_state(loss)
+    self.compiled_metrics.update_state(y, tf.nn.softmax(logits))
+    out = {m.name: m.result() for m in self.metrics}
+    out["loss"] = self._loss_tracker.result()
+    return out
+
+  @property
+  def metrics(self):
+    return [self._loss_tracker] + list(super().metrics)
+
+  def save(self, filepath, *args, **kwargs):  # pylint: disable=signature-differs
+    """Saves the student alone (any format tf_keras supports)."""
+    return self.student.save(filepath, *args, **kwargs)
+
+  def get_config(self):
+    raise NotImplementedError(
+        "DistillationModel is a training wrapper and is not serialized; "
+        "save or serialize `.student` (DistillationModel.save does).")
+
+
+def reinitialize(model, seed=0):
+  """The same architecture with fresh initial weights (nothing copied).
+
+  Every initializer in the config is given its own seed derived from
+  `seed`, so the result is reproducible without touching global random
+  state. BatchNormalization statistics restart at 0 / 1. This is the
+  "train the slim architecture from scratch" control of Liu et al. (2019),
+  "Rethinking the value of network pruning".
+  """
+  _compat.check_model(model)
+  if isinstance(seed, bool) or not isinstance(seed, int):
+    raise ValueError(f"`seed` must be an int, got {seed!r}")
+  config = copy.deepcopy(model.get_config())
+  counter = [0]
+
+  def seed_initializers(node):
+    if isinstance(node, dict):
+      for key, value in node.items():
+        if key.endswith("_initializer") and isinstance(value, dict) and (
+            "seed" in (value.get("config") or {})):  # random initializers
+          value["config"]["seed"] = seed * 100003 + counter[0]
+          counter[0] += 1
+        else:
+          seed_initializers(value)
+    elif isinstance(node, list):
+      for value in node:
+        seed_initializers(value)
+
+  seed_initializers(config)
+  from tfprune_survey.strip.surgery import rebuild  # pylint: disable=g-import-not-at-top
+  return rebuild(model, config)

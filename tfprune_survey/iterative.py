@@ -1,0 +1,190 @@
+"""Iterative and layer-wise prune / fine-tune schedules (Han et al. 2015;
+Li et al. 2017; Polyak and Wolf 2015; Luo et al. 2017, ThiNet)."""
+
+import dataclasses
+import numbers
+
+from tfprune_survey import _compat
+from tfprune_survey import criteria as criteria_lib
+from tfprune_survey.bn import recalibrate_bn
+from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.losses import per_sample_loss
+from tfprune_survey.metrics.macs import count_macs, count_params
+from tfprune_survey.metrics.macs_model import MacsModel
+from tfprune_survey.pruner import _Planner, _search_macs, prune
+from tfprune_survey.sensitivity import depth_order, evaluate_accuracy
+
+MODES = ("global", "layerwise")
+_COMPILE_KEYS = ("optimizer", "loss", "metrics")
+
+
+def make_finetune(finetune):
+  """A callable (model) -> model from a callable or a dict of fit arguments.
+
+  A dict is passed to `model.fit` after compiling the model with its
+  'optimizer' (default Adam(1e-3)), 'loss' (default: sparse categorical
+  cross-entropy, from logits unless the model ends in a softmax) and
+  'metrics' entries, which are taken out of the dict first. A fresh
+  optimizer is made for every call, since each call may see a new model.
+  """
+  if callable(finetune):
+    def run(model):
+      out = finetune(model)
+      return model if out is None or not isinstance(
+          out, _compat.keras.Model) else out
+    return run
+  if not isinstance(finetune, dict):
+    raise TypeError("`finetune` must be a callable (model) -> None/model or a "
+                    "dict of model.fit arguments, got "
+                    f"{type(finetune).__name__}")
+  spec = dict(finetune)
+  compile_args = {k: spec.pop(k) for k in _COMPILE_KEYS if k in spec}
+  spec.setdefault("verbose", 0)
+
+  def run(model):
+    optimizer = compile_args.get("optimizer", "adam")
+    if isinstance(optimizer, _compat.keras.optimizers.Optimizer):
+      optimizer = type(optimizer).from_config(optimizer.get_config())
+    else:
+      optimizer = _compat.keras.optimizers.get(optimizer)
+    loss = compile_args.get("loss")
+    if loss is None:
+      fn = per_sample_loss(model)
+      loss = lambda y, p: fn(y, p)  # pylint: disable=unnecessary-lambda-assignment
+    model.compile(optimizer=optimizer, loss=loss,
+                  metrics=compile_args.get("metrics"))
+    model.fit(**spec)
+    return model
+  return run
+
+
+@dataclasses.dataclass
+class IterativeResult:
+  """What `iterative_prune` returns.
+
+  Attributes:
+    model: the final slim model.
+    history: one dict per step: step, group (layer-wise mode), macs,
+      macs_reduction, params, metric (when eval_data was given).
+    visited: group ids in the order they were pruned (layer-wise mode).
+  """
+  model: object
+  history: list
+  visited: list
+
+  @property
+  def macs_reduction(self):
+    return self.history[-1]["macs_reduction"] if self.history else 0.0
+
+  def __str__(self):
+    lines = [f"{'step':>4s} {'group':24s} {'MACs':>14s} {'reduction':>9s} "
+             f"{'metric':>8s}"]
+    for h in self.history:
+      metric = "-" if h.get("metric") is None else f"{h['metric']:.4f}"
+      lines.append(f"{h['step']:4d} {(h.get('group') or '-')[:24]:24s} "
+                   f"{h['macs']:14,d} {h['macs_reduction']:9.1%} {metric:>8s}")
+    return "\n".join(lines)
+
+
+def _layerwise_counts(model, graph, target, round_to, min_channels):
+  """Kept counts per group, equal fractions, reaching `target` MACs cut."""
+  scores = {g.id: [0.0] * g.size for g in graph.prunable_groups}
+  planner = _Planner(graph, scores, round_to, min_channels)
+  return _search_macs(planner, MacsModel(model, graph), count_macs(model),
+                      target, "local")
+
+
+def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
+                    data=None, mode="global", scope="global", eval_data=None,
+                    recalibrate=None, round_to=1, min_channels=1, steps=None,
+                    verbose=1):
+  """Alternates pruning and fine-tuning until `target_macs` is removed.
+
+  'global' mode (Han et al. 2015's schedule, for channels): `rounds`
+  rounds; after round k the model has lost k/rounds of the target fraction
+  of the original MACs, each round ranking channels afresh on the current,
+  fine-tuned model, then calling `finetune(model)`.
+
+  'layerwise' mode (Li et al. 2017; ThiNet): the per-group kept counts that
+  remove the target with equal fractions everywhere are computed on the
+  original model; then the groups are pruned one at a time in order of
+  depth, each re-scored on the current model and followed by
+  `finetune(model)`. `rounds` is ignored.
+
+  Args:
+    model: a tf_keras model. Not modified.
+    criterion: a criterion name or instance.
+    target_macs: fraction of the original MACs to remove, in (0, 1).
+    rounds: number of prune / fine-tune rounds in 'global' mode.
+    finetune: a callable (model) -> None (trains in place) or a new model;
+      or a dict of `model.fit` arguments (see `make_finetune`).
+    data: data for data-dependent criteria (see `tps.score`).
+    mode: 'global' or 'layerwise'.
+    scope: ranking scope of each 'global' round (see `tps.prune`).
+    eval_data: optional (x, y) to log top-1 accuracy after each step.
+    recalibrate: optional data to re-estimate BN statistics after each
+      pruning, before fine-tuning.
+    round_to, min_channels: as in `tps.prune`.
+    steps: optional maximum number of batches for scoring.
+    verbose: 1 prints one line per step (MACs and accuracy) and shows the
+      scoring progress bar.
+
+  Returns:
+    An `IterativeResult` with the slim `.model`, `.history` and `.visited`.
+  """
+  _compat.check_model(model)
+  if isinstance(target_macs, bool) or not isinstance(
+      target_macs, numbers.Real) or not 0.0 < target_macs < 1.0:
+    raise ValueError(f"`target_macs` must be in (0, 1), got {target_macs!r}")
+  if mode not in MODES:
+    raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
+  if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+    raise ValueError(f"`rounds` must be an int >= 1, got {rounds!r}")
+  run_finetune = make_finetune(finetune)
+  crit = criteria_lib.get(criterion)
+  macs0 = count_macs(model)
+  history, visited = [], []
+  current = model
+
+  def log(step, group, total):
+    macs = count_macs(current)
+    row = {"step": step, "group": group, "macs": macs,
+           "macs_reduction": 1.0 - macs / macs0,
+           "params": count_params(current),
+           "metric": (evaluate_accuracy(current, eval_data)
+                      if eval_data is not None else None)}
+    history.append(row)
+    if verbose:
+      acc = "" if row["metric"] is None else f", accuracy {row['metric']:.4f}"
+      where = f" ({group})" if group else ""
+      print(f"[iterative_prune] step {step}/{total}{where}: MACs "
+            f"{macs:,} (-{row['macs_reduction']:.1%}){acc}", flush=True)
+
+  def after_prune(slim):
+    if recalibrate is not None:
+      recalibrate_bn(slim, recalibrate)
+    return run_finetune(slim)
+
+  common = dict(data=data, round_to=round_to, min_channels=min_channels,
+                steps=steps, verbose=verbose)
+  if mode == "global":
+    for k in range(1, rounds + 1):
+      goal = macs0 * (1.0 - target_macs * k / rounds)
+      relative = 1.0 - goal / count_macs(current)
+      if relative > 1e-9:
+        current = prune(current, crit, target_macs=relative, scope=scope,
+                        **common).model
+        current = after_prune(current)
+      log(k, None, rounds)
+  else:
+    graph = ChannelGraph(model)
+    counts = _layerwise_counts(model, graph, target_macs, round_to,
+                               min_channels)
+    order = [g for g in depth_order(graph) if counts[g.id] < g.size]
+    for k, g in enumerate(order, start=1):
+      ratio = (g.size - counts[g.id]) / g.size
+      current = prune(current, crit, ratios={g.id: ratio}, **common).model
+      current = after_prune(current)
+      visited.append(g.id)
+      log(k, g.id, len(order))
+  return IterativeResult(model=current, history=history, visited=visited)

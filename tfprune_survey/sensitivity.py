@@ -1,0 +1,217 @@
+"""Per-group pruning sensitivity (Li et al., 2017) and ratios chosen from it."""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tfprune_survey import _compat
+from tfprune_survey import criteria as criteria_lib
+from tfprune_survey.bn import recalibrate_bn
+from tfprune_survey.data import iterate_batches
+from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.scoring import score as score_fn
+from tfprune_survey.strip import surgery
+from tfprune_survey.strip.keep import resolve_keep
+
+DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def evaluate_accuracy(model, data, steps=None):
+  """Top-1 accuracy of `model` (inference mode) on (x, y) batches."""
+  fn = tf.function(lambda x: model(x, training=False))
+  correct = total = 0
+  for x, y in iterate_batches(data, steps, batch_size=256,
+                              arg_name="eval_data"):
+    if y is None:
+      raise ValueError("`eval_data` needs labels: pass (x, y)")
+    pred = np.argmax(np.asarray(fn(tf.convert_to_tensor(x))), axis=-1)
+    y = np.asarray(y).reshape(pred.shape)
+    correct += int((pred == y).sum())
+    total += len(y)
+  return correct / total
+
+
+def _metric_fn(metric):
+  if callable(metric):
+    return metric
+  if metric == "accuracy":
+    return evaluate_accuracy
+  raise ValueError(f"`metric` must be 'accuracy' or a callable (model, "
+                   f"eval_data) -> float where higher is better, got "
+                   f"{metric!r}")
+
+
+@dataclasses.dataclass
+class SensitivityResult:
+  """The metric after pruning each group alone at each ratio.
+
+  Attributes:
+    criterion: the criterion that ranked the channels.
+    metric: the metric's name.
+    baseline: the metric of the unpruned model.
+    ratios: the fractions of each group's channels removed.
+    table: {group_id: [metric at each ratio]}, groups in depth order.
+    sizes: {group_id: channels in the group}.
+  """
+  criterion: str
+  metric: str
+  baseline: float
+  ratios: tuple
+  table: dict
+  sizes: dict
+
+  def drops(self, group_id):
+    """baseline - metric at each ratio, for one group."""
+    return [self.baseline - v for v in self.table[group_id]]
+
+  def __str__(self):
+    head = f"{'group':32s} {'size':>5s} " + " ".join(
+        f"{r:>6.0%}" for r in self.ratios)
+    lines = [f"sensitivity of {self.metric} (baseline {self.baseline:.4f}), "
+             f"channels ranked by {self.criterion}", head]
+    for gid, values in self.table.items():
+      lines.append(f"{gid[:32]:32s} {self.sizes[gid]:5d} " +
+                   " ".join(f"{v:6.3f}" for v in values))
+    return "\n".join(lines)
+
+  def to_json(self):
+    return json.dumps(dataclasses.asdict(self), indent=2)
+
+  def plot(self, path, title=None):
+    """One curve per group: metric against the fraction removed."""
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ratios = [100 * r for r in self.ratios]
+    for gid, values in self.table.items():
+      ax.plot(ratios, values, marker="o", ms=3, label=f"{gid} ({self.sizes[gid]})")
+    ax.axhline(self.baseline, color="k", lw=0.8, ls="--", label="unpruned")
+    ax.set_xlabel("% of the group's channels removed")
+    ax.set_ylabel(self.metric)
+    ax.set_title(title or f"Pruning sensitivity per group ({self.criterion})")
+    ax.legend(fontsize=7, ncol=2 if len(self.table) > 8 else 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def depth_order(graph):
+  """Prunable groups sorted by the position of their first producer."""
+  position = {}
+  for i, call in enumerate(graph.calls):
+    position.setdefault(call.path, i)
+    position.setdefault(call.path.split("/")[-1], i)
+  def first(g):
+    return min((position.get(p, math.inf) for p in g.producers),
+               default=math.inf)
+  return sorted(graph.prunable_groups, key=first)
+
+
+def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
+                eval_data, metric="accuracy", groups=None, recalibrate=None,
+                steps=None, verbose=1):
+  """Prunes each prunable group on its own at each ratio and evaluates.
+
+  This is the analysis of Li et al. (2017), "Pruning filters for efficient
+  ConvNets", section 3.2: the channels of one group at a time are ranked by
+  `criterion` and the lowest `ratio` of them removed; every other group is
+  untouched. The model is masked (`tps.mask_channels` computes exactly what
+  the slim model computes) in one reusable copy, so no model is rebuilt per
+  point. The model passed in is not modified.
+
+  Args:
+    model: a tf_keras model.
+    criterion: a criterion name or instance.
+    data: data for a data-dependent criterion (see `tps.score`).
+    ratios: fractions of a group's channels to remove.
+    eval_data: (x, y) or a dataset of (x, y) batches to evaluate on.
+    metric: 'accuracy' (top-1) or a callable (model, eval_data) -> float,
+      higher is better.
+    groups: optional group ids to analyse (default: every prunable group).
+    recalibrate: optional data on which BN statistics are re-estimated
+      after each pruning, before evaluating.
+    steps: optional maximum number of batches for scoring.
+    verbose: 1 shows a progress bar over the evaluations.
+
+  Returns:
+    A `SensitivityResult` (printable; `.plot(path)`).
+  """
+  _compat.check_model(model)
+  ratios = tuple(float(r) for r in ratios)
+  if not ratios or any(not 0.0 < r < 1.0 for r in ratios):
+    raise ValueError(f"`ratios` must be fractions in (0, 1), got {ratios!r}")
+  if list(ratios) != sorted(ratios):
+    raise ValueError(f"`ratios` must be increasing, got {ratios!r}")
+  evaluate = _metric_fn(metric)
+  crit = criteria_lib.get(criterion)
+  graph = ChannelGraph(model)
+  order = depth_order(graph)
+  if groups is not None:
+    known = {g.id for g in order}
+    unknown = [g for g in groups if g not in known]
+    if unknown:
+      raise ValueError(f"`groups` names {unknown}, which are not prunable "
+                       f"groups; prunable: {sorted(known)}")
+    order = [g for g in order if g.id in set(groups)]
+  scores = score_fn(model, crit, data, steps=steps, graph=graph)
+  work = surgery.rebuild(model, surgery.narrowed_config(model, graph, None))
+  name = metric if isinstance(metric, str) else getattr(
+      metric, "__name__", "metric")
+
+  def measure(keep):
+    keep_of = graph.keep_resolver(resolve_keep(graph, keep))
+    surgery.transfer_weights(model, work, graph, keep_of, mode="mask")
+    if recalibrate is not None:
+      recalibrate_bn(work, recalibrate)
+    return float(evaluate(work, eval_data))
+
+  bar = (_compat.keras.utils.Progbar(1 + len(order) * len(ratios),
+                                     unit_name="evaluation")
+         if verbose else None)
+  baseline = measure({})
+  if bar is not None:
+    bar.add(1)
+  table, sizes = {}, {}
+  for g in order:
+    ranked = np.argsort(-np.asarray(scores[g.id]), kind="stable")
+    values = []
+    for r in ratios:
+      n_keep = max(1, g.size - int(math.floor(r * g.size + 1e-9)))
+      values.append(measure({g.id: np.sort(ranked[:n_keep])}))
+      if bar is not None:
+        bar.add(1, values=[("group", order.index(g) + 1)])
+    table[g.id] = values
+    sizes[g.id] = g.size
+  return SensitivityResult(criterion=crit.name or type(crit).__name__,
+                           metric=name, baseline=baseline, ratios=ratios,
+                           table=table, sizes=sizes)
+
+
+def ratios_from_sensitivity(result, max_drop):
+  """Per-group ratios: for each group, the largest ratio whose metric drop,
+  and that of every smaller ratio, is at most `max_drop`.
+
+  Groups that cannot lose even the smallest ratio are left out (they keep
+  all their channels). The result goes to `tps.prune(..., ratios=...)`.
+  """
+  if not isinstance(result, SensitivityResult):
+    raise TypeError(f"`result` must be a SensitivityResult, got "
+                    f"{type(result).__name__}")
+  if isinstance(max_drop, bool) or not isinstance(
+      max_drop, (int, float)) or max_drop < 0:
+    raise ValueError(f"`max_drop` must be a number >= 0, got {max_drop!r}")
+  out = {}
+  for gid in result.table:
+    chosen = 0.0
+    for r, drop in zip(result.ratios, result.drops(gid)):
+      if drop > max_drop + 1e-9:  # float noise in baseline - value
+        break
+      chosen = r
+    if chosen > 0:
+      out[gid] = chosen
+  return out
