@@ -30,11 +30,18 @@ from tfprune_survey.sensitivity import sensitivity
 from tfprune_survey.sensitivity import SensitivityResult
 from tfprune_survey.strip import mask_channels
 from tfprune_survey.strip import materialize
+from tfprune_survey.training import ChannelPruneWrapper
+from tfprune_survey.training import prune_channels
+from tfprune_survey.training import sparsify_bn
+from tfprune_survey.training import strip_channel_pruning
+from tfprune_survey.training import UpdateChannelPruningStep
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ChannelGraph", "ChannelGroup", "ChannelScale", "DistillationModel",
+    "ChannelGraph", "ChannelGroup", "ChannelPruneWrapper", "ChannelScale",
+    "DistillationModel", "UpdateChannelPruningStep", "prune_channels",
+    "sparsify_bn", "strip_channel_pruning",
     "IterativeResult", "LayerHandler", "PruneReport", "PruneResult",
     "SensitivityResult", "UnsupportedModelError", "count_macs", "count_params",
     "criteria", "data", "iterative_prune", "mask_channels", "materialize",

@@ -91,7 +91,8 @@ def resnet_cifar(depth=56, input_shape=(32, 32, 3), classes=10,
   return keras.Model(inp, x, name=f"resnet{depth}")
 
 
-def vgg_small(input_shape=(32, 32, 3), classes=10, widths=(32, 64, 128)):
+def vgg_small(input_shape=(32, 32, 3), classes=10, widths=(32, 64, 128),
+              fc=128):
   """A VGG-style net: two 3x3 conv+BN+ReLU per stage, max pooling, Flatten."""
   inp = keras.Input(input_shape, name="image")
   x = inp
@@ -103,6 +104,6 @@ def vgg_small(input_shape=(32, 32, 3), classes=10, widths=(32, 64, 128)):
       x = L.ReLU(name=f"s{s + 1}_relu{c + 1}")(x)
     x = L.MaxPooling2D(name=f"s{s + 1}_pool")(x)
   x = L.Flatten(name="flatten")(x)
-  x = L.Dense(128, activation="relu", name="fc1")(x)
+  x = L.Dense(fc, activation="relu", name="fc1")(x)
   x = L.Dense(classes, name="logits")(x)
   return keras.Model(inp, x, name="vgg_small")

@@ -1,0 +1,315 @@
+"""prune_channels / UpdateChannelPruningStep / strip_channel_pruning: tfmot's
+three lines, for whole channels."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfprune_survey import _compat
+from tfprune_survey import criteria as criteria_lib
+from tfprune_survey._compat import keras
+from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.pruner import SCOPES, _check_int, _Planner
+from tfprune_survey.scoring import score as score_fn
+from tfprune_survey.strip.keep import resolve_keep
+from tfprune_survey.strip.mask import mask_channels
+from tfprune_survey.strip.materialize import materialize
+from tfprune_survey.training.wrapper import ChannelPruneWrapper
+
+
+def _tfmot_schedules():
+  from tensorflow_model_optimization.python.core.sparsity.keras import pruning_schedule  # pylint: disable=g-import-not-at-top
+  return pruning_schedule
+
+
+def serialize_schedule(schedule):
+  return {"class_name": type(schedule).__name__,
+          "config": schedule.get_config()["config"]
+                    if "config" in schedule.get_config()
+                    else schedule.get_config()}
+
+
+def deserialize_schedule(config):
+  name = config["class_name"]
+  cls = getattr(_tfmot_schedules(), name, None)
+  if cls is None:
+    cls = keras.utils.get_registered_object(name)
+  if cls is None:
+    raise ValueError(f"pruning schedule class {name!r} is unknown: register it "
+                     "with tf_keras.utils.register_keras_serializable")
+  return cls.from_config(config["config"]) if hasattr(
+      cls, "from_config") else cls(**config["config"])
+
+
+def _wrapped_layers(model):
+  return [l for l in model.layers if isinstance(l, ChannelPruneWrapper)]
+
+
+def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
+                   data=None, scope="global", round_to=1, min_channels=1,
+                   pruning_policy=None):
+  """Wraps the layers of `to_prune` for channel pruning during `fit`.
+
+  Like tfmot's `prune_low_magnitude`, but whole channels go: every layer
+  with weights in a prunable channel group (producers, their BN, and the
+  consumers that read the group) is wrapped in a `ChannelPruneWrapper`.
+  At each step where `pruning_schedule` says prune, `UpdateChannelPruningStep`
+  re-scores the channels with `criterion` and sets the masks so that the
+  schedule's sparsity is the fraction of channels removed.
+
+  Args:
+    to_prune: a tf_keras Sequential/Functional model (not mutated).
+    criterion: a name from `tps.criteria.names()` or a Criterion.
+    pruning_schedule: a tfmot `PruningSchedule` (`ConstantSparsity`,
+      `PolynomialDecay`, or a subclass); default ConstantSparsity(0.5,
+      begin_step=0, frequency=100), as in tfmot.
+    data: data for data-dependent criteria, scored at each pruning step.
+    scope, round_to, min_channels: as in `tps.prune`.
+    pruning_policy: optional collection of layer names; only groups whose
+      producers include one of them are pruned.
+
+  Returns:
+    A new model with wrapped layers, weights copied.
+  """
+  if isinstance(to_prune, keras.layers.Layer) and not isinstance(
+      to_prune, keras.Model):
+    raise ValueError(
+        "prune_channels needs the whole model: a channel is removed from its "
+        "producers, their BN and every consumer together, which a lone layer "
+        f"({to_prune.name!r}) cannot show. Pass the model, and "
+        "pruning_policy=[layer names] to restrict pruning to those layers.")
+  if isinstance(to_prune, (list, tuple)):
+    raise ValueError(
+        "prune_channels takes the model; to restrict pruning to some layers "
+        "pass pruning_policy=[their names]")
+  _compat.check_model(to_prune, "to_prune")
+  if scope not in SCOPES:
+    raise ValueError(f"`scope` must be one of {SCOPES}, got {scope!r}")
+  round_to = _check_int(round_to, "round_to", 1)
+  min_channels = _check_int(min_channels, "min_channels", 1)
+  crit = criteria_lib.get(criterion)
+  if pruning_schedule is None:
+    pruning_schedule = _tfmot_schedules().ConstantSparsity(0.5, begin_step=0)
+  if not callable(pruning_schedule) or not hasattr(pruning_schedule,
+                                                   "get_config"):
+    raise TypeError("`pruning_schedule` must be a tfmot PruningSchedule, got "
+                    f"{type(pruning_schedule).__name__}")
+  graph = ChannelGraph(to_prune)
+  groups = graph.prunable_groups
+  if pruning_policy is not None:
+    wanted = set(pruning_policy)
+    names = {c.path for c in graph.calls}
+    unknown = sorted(wanted - names)
+    if unknown:
+      raise ValueError(f"`pruning_policy` names unknown layers {unknown}")
+    groups = [g for g in groups if wanted & set(g.producers)]
+  if not groups:
+    raise ValueError(f"model {to_prune.name!r} has no prunable channel group "
+                     "to prune")
+  roots = {g.root for g in groups}
+  masked = {}
+  for sl in graph.weight_slices:
+    if not sl.zero or "/" in sl.path:
+      continue
+    if not any(graph.root_of(seg.var) in roots for seg in sl.layout.segments):
+      continue
+    layer = to_prune.get_layer(sl.path)
+    w = next(w for w in layer.weights if w.name.split("/")[-1].split(":")[0]
+             == sl.weight)
+    entry = (sl.weight, sl.axis, int(w.shape[sl.axis]))
+    masked.setdefault(sl.path, [])
+    if entry not in masked[sl.path]:
+      masked[sl.path].append(entry)
+  settings = {"criterion": criteria_lib.serialize(crit),
+              "schedule": serialize_schedule(pruning_schedule),
+              "scope": scope, "round_to": round_to,
+              "min_channels": min_channels,
+              "groups": sorted(g.id for g in groups)}
+
+  def clone(layer):
+    fresh = type(layer).from_config(layer.get_config())
+    if layer.name in masked:
+      return ChannelPruneWrapper(fresh, masked[layer.name], settings)
+    return fresh
+
+  with keras.utils.custom_object_scope({"ChannelPruneWrapper":
+                                        ChannelPruneWrapper}):
+    wrapped = keras.models.clone_model(to_prune, clone_function=clone)
+  for layer in to_prune.layers:
+    target = wrapped.get_layer(f"chprune_{layer.name}") if (
+        layer.name in masked) else wrapped.get_layer(layer.name)
+    inner = target.layer if isinstance(target, ChannelPruneWrapper) else target
+    inner.set_weights(layer.get_weights())
+  wrapped._tps_data = data  # pylint: disable=protected-access
+  return wrapped
+
+
+def unwrap(model):
+  """The plain model (wrappers replaced by their layers), weights copied."""
+  def clone(layer):
+    inner = layer.layer if isinstance(layer, ChannelPruneWrapper) else layer
+    return type(inner).from_config(inner.get_config())
+  plain = keras.models.clone_model(model, clone_function=clone)
+  sync_weights(model, plain)
+  return plain
+
+
+def sync_weights(wrapped, plain):
+  for layer in wrapped.layers:
+    inner = layer.layer if isinstance(layer, ChannelPruneWrapper) else layer
+    target = plain.get_layer(inner.name)
+    if isinstance(layer, ChannelPruneWrapper) and layer.built:
+      layer.apply_masks()
+    target.set_weights(inner.get_weights())
+
+
+class Controller:
+  """Scores and sets the masks of a wrapped model (no Keras state of its own)."""
+
+  def __init__(self, model, data=None):
+    wrappers = _wrapped_layers(model)
+    if not wrappers:
+      raise ValueError(f"model {model.name!r} has no ChannelPruneWrapper: "
+                       "build it with tps.prune_channels(model, ...)")
+    self.model = model
+    self.wrappers = {w.layer.name: w for w in wrappers}
+    s = wrappers[0].settings
+    self.criterion = criteria_lib.deserialize(s["criterion"])
+    self.schedule = deserialize_schedule(s["schedule"])
+    self.scope, self.round_to = s["scope"], s["round_to"]
+    self.min_channels = s["min_channels"]
+    self.group_ids = list(s["groups"])
+    self.data = data if data is not None else getattr(model, "_tps_data",
+                                                      None)
+    if self.criterion.requires_data and self.data is None:
+      raise ValueError(
+          f"criterion '{self.criterion.name}' needs data: pass data= to "
+          "tps.prune_channels or to tps.UpdateChannelPruningStep")
+    self.plain = unwrap(model)
+    self.graph = ChannelGraph(self.plain)
+    self.keep = {}
+
+  def step_of(self):
+    return int(next(iter(self.wrappers.values())).pruning_step.numpy())
+
+  def set_step(self, step):
+    for w in self.wrappers.values():
+      w.pruning_step.assign(step)
+
+  def maybe_update(self, step):
+    should, sparsity = self.schedule(tf.constant(step, tf.int64))
+    if not bool(should):
+      return False
+    self.update(float(sparsity))
+    return True
+
+  def update(self, sparsity):
+    sync_weights(self.model, self.plain)
+    scores = score_fn(self.plain, self.criterion, self.data, graph=self.graph)
+    scores = {g: s for g, s in scores.items() if g in self.group_ids}
+    planner = _Planner(self.graph, scores, self.round_to, self.min_channels)
+    if self.scope == "global":
+      counts = planner.counts_global(int(round(sparsity * planner.total)))
+    else:
+      counts = planner.counts_local(sparsity)
+    self.keep = planner.keep_indices(counts)
+    self.assign(self.keep)
+
+  def assign(self, keep):
+    keep_of = self.graph.keep_resolver(resolve_keep(self.graph, keep))
+    masks = {}
+    for sl in self.graph.weight_slices:
+      wrapper = self.wrappers.get(sl.path)
+      if wrapper is None or not sl.zero:
+        continue
+      key = (sl.path, sl.weight, sl.axis)
+      size = next((d for w, a, d in wrapper.masked
+                   if (w, a) == (sl.weight, sl.axis)), None)
+      if size is None:   # a slice of a group that is not being pruned
+        continue
+      m = masks.setdefault(key, np.ones(size, np.float32))
+      vec = np.zeros(size, np.float32)
+      vec[sl.layout.indices(keep_of)] = 1.0
+      masks[key] = m * vec
+    for (path, weight, axis), m in masks.items():
+      wrapper = self.wrappers[path]
+      i = [(w, a) for w, a, _ in wrapper.masked].index((weight, axis))
+      wrapper.mask_vars[i].assign(m)
+    for wrapper in self.wrappers.values():
+      wrapper.apply_masks()
+
+
+def current_keep(model):
+  """{group_id: kept indices} read back from the wrappers' masks."""
+  ctl_graph = ChannelGraph(unwrap(model))
+  wrappers = {w.layer.name: w for w in _wrapped_layers(model)}
+  keep = {}
+  for sl in ctl_graph.weight_slices:
+    w = wrappers.get(sl.path)
+    if w is None or not sl.zero or len(sl.layout.segments) != 1:
+      continue
+    seg = sl.layout.segments[0]
+    if seg.repeat != 1:
+      continue
+    group = ctl_graph.group_of_var(seg.var)
+    if not group.prunable or group.id in keep:
+      continue
+    pairs = [(n, a) for n, a, _ in w.masked]
+    if (sl.weight, sl.axis) not in pairs:
+      continue
+    mask = w.mask_vars[pairs.index((sl.weight, sl.axis))].numpy()
+    if mask.size != group.size:
+      continue
+    if mask.min() < 1:
+      keep[group.id] = np.flatnonzero(mask > 0.5)
+  return ctl_graph, keep
+
+
+def strip_channel_pruning(model, materialize=True):  # pylint: disable=redefined-outer-name
+  """The trained model without wrappers.
+
+  Args:
+    model: a model from `prune_channels` (after training).
+    materialize: True (default) returns the physically slim model; False
+      the plain model of the original shapes with dropped channels zeroed.
+  """
+  if not _wrapped_layers(model):
+    raise ValueError(f"model {model.name!r} has no ChannelPruneWrapper; was it "
+                     "made by tps.prune_channels?")
+  graph, keep = current_keep(model)
+  plain = graph.model
+  if materialize:
+    return _materialize(plain, keep, graph=graph)
+  return mask_channels(plain, keep, graph=graph)
+
+
+_materialize = materialize
+
+
+class UpdateChannelPruningStep(keras.callbacks.Callback):
+  """Advances the pruning step and updates the masks when the schedule says.
+
+  Args:
+    data: data for data-dependent criteria, if not given to
+      `prune_channels` (scored at each pruning step).
+  """
+
+  def __init__(self, data=None):
+    super().__init__()
+    self.data = data
+    self.controller = None
+    self.step = 0
+
+  def on_train_begin(self, logs=None):
+    self.controller = Controller(self.model, self.data)
+    self.step = max(self.controller.step_of(), 0)
+
+  def on_train_batch_begin(self, batch, logs=None):
+    self.controller.set_step(self.step)
+    self.controller.maybe_update(self.step)
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.step += 1
+
+  def on_epoch_end(self, epoch, logs=None):
+    for w in self.controller.wrappers.values():
+      w.apply_masks()

@@ -1,0 +1,97 @@
+"""ChannelPruneWrapper: per-channel masks applied to a layer's weights."""
+
+import tensorflow as tf
+
+from tfprune_survey._compat import keras
+from tfprune_survey.graph.builder import short_weight_name
+
+CALLBACK_MISSING = (
+    "Channel pruning needs tps.UpdateChannelPruningStep() in the callbacks "
+    "of model.fit: it advances the pruning step and updates the masks.")
+
+
+@keras.utils.register_keras_serializable(package="tfprune_survey")
+class ChannelPruneWrapper(keras.layers.Wrapper):
+  """Holds 0/1 channel masks and zeroes the masked slices of `layer`'s weights.
+
+  Each entry of `masked` is (weight name, axis, size): a non-trainable mask
+  vector over that axis of that weight. Before every call the weights are
+  multiplied by their masks (as tfmot's weight masks are), so a dropped
+  channel is dead at both ends exactly as in `tps.mask_channels`: producer
+  kernel/bias and BN gamma/beta/moving_mean slices, and consumer input
+  slices. Coupled producers receive identical masks from the controller.
+
+  `settings` carries the pruning configuration (criterion, schedule, scope,
+  round_to, min_channels), so that a saved model resumes with no
+  custom_objects and no extra arguments.
+  """
+
+  def __init__(self, layer, masked=(), settings=None, **kwargs):
+    kwargs.setdefault("name", f"chprune_{layer.name}")
+    super().__init__(layer, **kwargs)
+    self.masked = [(str(w), int(a), int(d)) for w, a, d in masked]
+    self.settings = dict(settings or {})
+
+  def build(self, input_shape):
+    if not self.layer.built:
+      self.layer.build(input_shape)
+    self.mask_vars = [
+        self.add_weight(name=f"mask_{w}_{a}", shape=(d,), initializer="ones",
+                        trainable=False, dtype=tf.float32,
+                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        for w, a, d in self.masked]
+    self.pruning_step = self.add_weight(
+        name="pruning_step", shape=(), dtype=tf.int64, trainable=False,
+        initializer=keras.initializers.Constant(-1),
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    self.built = True
+
+  def _weight(self, name):
+    for w in self.layer.weights:
+      if short_weight_name(w.name) == name:
+        return w
+    raise ValueError(f"layer '{self.layer.name}' has no weight '{name}'")
+
+  def masked_values(self):
+    """[(weight variable, masked value tensor)] for the masked weights."""
+    factors = {}
+    for (name, axis, _), mask in zip(self.masked, self.mask_vars):
+      w = self._weight(name)
+      shape = [1] * len(w.shape)
+      shape[axis] = -1
+      m = tf.reshape(tf.cast(mask, w.dtype), shape)
+      factors[name] = m if name not in factors else factors[name] * m
+    return [(self._weight(n), self._weight(n) * m) for n, m in factors.items()]
+
+  def apply_masks(self):
+    return [w.assign(v) for w, v in self.masked_values()]
+
+  def call(self, inputs, training=None):
+    if training is None:
+      training = keras.backend.learning_phase()
+    checks = []
+    if isinstance(training, bool) and training:
+      checks.append(tf.debugging.assert_greater_equal(
+          self.pruning_step, tf.constant(0, tf.int64),
+          message=CALLBACK_MISSING))
+    with tf.control_dependencies(checks):
+      assigns = self.apply_masks()
+    with tf.control_dependencies(assigns):
+      if "training" in self.layer.call.__code__.co_varnames:
+        return self.layer(inputs, training=training)
+      return self.layer(inputs)
+
+  def compute_output_shape(self, input_shape):
+    return self.layer.compute_output_shape(input_shape)
+
+  def get_config(self):
+    config = super().get_config()
+    config["masked"] = [list(m) for m in self.masked]
+    config["settings"] = self.settings
+    return config
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    layer = keras.layers.deserialize(config.pop("layer"))
+    return cls(layer, **config)
