@@ -152,3 +152,173 @@ def test_sparsify_bn_shrinks_gamma(xy):
   assert gamma(reg).mean() < gamma(plain).mean() - 0.05, (
       gamma(reg).mean(), gamma(plain).mean())
   assert "gamma_regularizer" in str(reg.get_config())
+
+
+def test_summaries_write_kept_fraction_and_macs(xy, tmp_path):
+  x, y = xy
+  base = _model()
+  pm = _compile(tps.prune_channels(
+      base, "l1", sched.ConstantSparsity(0.5, 0, frequency=1)))
+  pm.fit(x, y, batch_size=32, epochs=2, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep(),
+                    tps.ChannelPruningSummaries(str(tmp_path))])
+  values = {}
+  for path in tmp_path.rglob("events.out.tfevents*"):
+    for record in tf.data.TFRecordDataset(str(path)):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      for v in event.summary.value:
+        values[(v.tag, event.step)] = float(tf.make_ndarray(v.tensor))
+  slim = tps.strip_channel_pruning(pm)
+  full = tps.count_macs(base)
+  assert values[("channel_pruning/effective_macs", 1)] == tps.count_macs(slim)
+  assert values[("channel_pruning/macs_reduction", 1)] == pytest.approx(
+      1 - tps.count_macs(slim) / full, abs=1e-6)
+  fractions = [v for (tag, step), v in values.items()
+               if tag.startswith("channel_pruning/kept_fraction/") and step == 1]
+  assert len(fractions) == len(tps.ChannelGraph(base).prunable_groups)
+  assert min(fractions) < 1.0
+
+
+def test_rewind_copies_exactly_the_kept_slices(xy):
+  x, y = xy
+  pm = _compile(tps.prune_channels(
+      _model(), "l1", sched.ConstantSparsity(0.5, 0, frequency=1)))
+  ckpt = tps.RewindCheckpoint(epoch=1)
+  pm.fit(x, y, batch_size=32, epochs=3, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep(), ckpt])
+  slim = tps.strip_channel_pruning(pm)
+  trained = [w.copy() for w in slim.get_weights()]
+  keep = dict(slim._tps_keep)
+  tps.rewind(slim, ckpt)
+  source = ckpt.model_at_epoch
+  graph = tps.ChannelGraph(source)
+  g = graph.group("stem_conv")
+  kept = keep[g.id]
+  np.testing.assert_array_equal(
+      slim.get_layer("stem_conv").kernel.numpy(),
+      source.get_layer("stem_conv").kernel.numpy()[..., kept])
+  nxt = graph.group("block_conv1")
+  np.testing.assert_array_equal(
+      slim.get_layer("block_conv1").kernel.numpy(),
+      source.get_layer("block_conv1").kernel.numpy()[..., kept, :][
+          ..., keep.get(nxt.id, np.arange(nxt.size))])
+  assert not all(np.array_equal(a, b) for a, b in
+                 zip(trained, slim.get_weights()))
+  with pytest.raises(ValueError, match="not recorded"):
+    tps.rewind(slim, tps.RewindCheckpoint(epoch=5))
+  plain = tps.prune(_model(), "l1", ratio=0.5).model
+  del plain._tps_keep
+  with pytest.raises(ValueError, match="keep="):
+    tps.rewind(plain, ckpt)
+
+
+_MIRRORED = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import tensorflow_model_optimization as tfmot
+import tfprune_survey as tps
+from tfprune_survey._compat import keras
+from tfprune_survey.training.api import current_keep
+
+def build():
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((10, 10, 1))
+  h = keras.layers.Conv2D(12, 3, activation="relu", name="c1")(inp)
+  h = keras.layers.Conv2D(16, 3, activation="relu", name="c2")(h)
+  h = keras.layers.GlobalAveragePooling2D()(h)
+  return keras.Model(inp, keras.layers.Dense(4, name="out")(h))
+
+rng = np.random.default_rng(0)
+x = rng.random((64, 10, 10, 1)).astype("float32")
+y = rng.integers(0, 4, 64)
+result = {}
+for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")),
+                       ("mirrored", tf.distribute.MirroredStrategy(
+                           ["/cpu:0", "/cpu:1"]))):
+  with strategy.scope():
+    pm = tps.prune_channels(build(), "l1", tfmot.sparsity.keras.PolynomialDecay(
+        0.0, 0.5, begin_step=0, end_step=6, frequency=2))
+    pm.compile(keras.optimizers.SGD(0.05),
+               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  pm.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep()])
+  _, keep = current_keep(pm)
+  result[name] = {k: v.tolist() for k, v in keep.items()}
+  result[name + "_replicas"] = strategy.num_replicas_in_sync
+print("RESULT" + json.dumps(result))
+"""
+
+
+def test_mirrored_strategy_gives_the_same_masks():
+  import json
+  import subprocess
+  import sys
+  out = subprocess.run([sys.executable, "-c", _MIRRORED], capture_output=True,
+                       text=True, timeout=600)
+  line = [l for l in out.stdout.splitlines() if l.startswith("RESULT")]
+  assert line, out.stderr[-3000:]
+  result = json.loads(line[0][len("RESULT"):])
+  assert result["mirrored_replicas"] == 2 and result["one_replicas"] == 1
+  assert result["one"] and result["one"] == result["mirrored"]
+
+
+def test_channel_scaling_factors_feed_sss(xy):
+  x, _ = xy
+  base = _model()
+  scaled = tps.add_scaling_factors(base, l1=1e-3, granularity="channel")
+  scales = [l for l in scaled.layers if isinstance(l, tps.ChannelScale)]
+  assert len(scales) >= 3 and not any(
+      isinstance(l, tps.ChannelScale) for l in base.layers)
+  np.testing.assert_allclose(scaled(x).numpy(), base(x).numpy(), rtol=1e-5,
+                             atol=1e-6)
+  assert len(scaled.losses) == len(scales)   # one L1 term per scale layer
+  graph = tps.ChannelGraph(scaled)
+  assert len(graph.prunable_groups) == len(
+      tps.ChannelGraph(base).prunable_groups)
+  # The sss criterion reads the scales: a zeroed scale ranks last.
+  scales[0].scale.assign(np.r_[0.0, np.ones(scales[0].scale.shape[0] - 1)])
+  owner = [g for g in graph.prunable_groups if scales[0].name in g.params]
+  assert len(owner) == 1, [g.params for g in graph.prunable_groups]
+  s = tps.score(scaled, "sss")[owner[0].id]
+  assert s[0] < np.min(s[1:])
+
+
+def test_block_scale_at_zero_removes_the_branch():
+  keras.utils.set_random_seed(0)
+  base = zoo.resnet_cifar(8)
+  scaled = tps.add_scaling_factors(base, l1=1e-4, granularity="block")
+  adds = [l for l in base.layers if isinstance(l, keras.layers.Add)]
+  blocks = [l for l in scaled.layers
+            if isinstance(l, tps.ChannelScale) and l.shared]
+  assert len(blocks) == len(adds) >= 3
+  x = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
+  np.testing.assert_allclose(scaled(x).numpy(), base(x).numpy(), rtol=1e-5,
+                             atol=1e-6)
+  # Every branch starts on the long path: its scale's input is a BN, not
+  # the identity shortcut.
+  for b in blocks:
+    assert isinstance(b.inbound_nodes[0].inbound_layers,
+                      keras.layers.BatchNormalization), b.name
+  blocks[1].scale.assign([0.003])
+  assert tps.zero_small_block_scales(scaled, 0.01) == [blocks[1].name]
+  slim = tps.materialize(scaled, {})
+  assert len(slim.layers) < len(scaled.layers) - 4
+  assert not any(l.name == blocks[1].name for l in slim.layers)
+  assert tps.count_macs(slim) < tps.count_macs(scaled)
+  want = scaled(x).numpy()
+  np.testing.assert_allclose(slim(x).numpy(), want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(tps.mask_channels(scaled, {})(x).numpy(), want,
+                             rtol=1e-5, atol=1e-6)
+  # Channel pruning and branch removal together.
+  graph = tps.ChannelGraph(scaled)
+  keep = {g.id: np.arange(0, g.size, 2) for g in graph.prunable_groups}
+  both = tps.materialize(scaled, keep)
+  np.testing.assert_allclose(
+      both(x).numpy(), tps.mask_channels(scaled, keep)(x).numpy(), rtol=1e-4,
+      atol=1e-5)
+  with pytest.raises(ValueError, match="granularity"):
+    tps.add_scaling_factors(base, granularity="layer")

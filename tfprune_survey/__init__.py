@@ -30,18 +30,25 @@ from tfprune_survey.sensitivity import sensitivity
 from tfprune_survey.sensitivity import SensitivityResult
 from tfprune_survey.strip import mask_channels
 from tfprune_survey.strip import materialize
+from tfprune_survey.training import add_scaling_factors
 from tfprune_survey.training import ChannelPruneWrapper
+from tfprune_survey.training import ChannelPruningSummaries
+from tfprune_survey.training import RewindCheckpoint
+from tfprune_survey.training import rewind
 from tfprune_survey.training import prune_channels
 from tfprune_survey.training import sparsify_bn
 from tfprune_survey.training import strip_channel_pruning
 from tfprune_survey.training import UpdateChannelPruningStep
+from tfprune_survey.training import zero_small_block_scales
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ChannelGraph", "ChannelGroup", "ChannelPruneWrapper", "ChannelScale",
+    "ChannelGraph", "ChannelGroup", "ChannelPruneWrapper",
+    "ChannelPruningSummaries", "ChannelScale", "RewindCheckpoint", "rewind",
     "DistillationModel", "UpdateChannelPruningStep", "prune_channels",
-    "sparsify_bn", "strip_channel_pruning",
+    "sparsify_bn", "strip_channel_pruning", "add_scaling_factors",
+    "zero_small_block_scales",
     "IterativeResult", "LayerHandler", "PruneReport", "PruneResult",
     "SensitivityResult", "UnsupportedModelError", "count_macs", "count_params",
     "criteria", "data", "iterative_prune", "mask_channels", "materialize",

@@ -17,16 +17,21 @@ class ChannelScale(keras.layers.Layer):
     initial_value: starting value of every scale. Defaults to 1.0.
     regularizer: optional regularizer for the scales (e.g.
       `tf_keras.regularizers.L1(1e-4)`). Defaults to None.
+    shared: one scalar for all channels (SSS's block granularity: it
+      scales a whole residual branch; `materialize` removes a branch whose
+      shared scale is 0). Defaults to False.
     **kwargs: standard layer arguments (name, dtype, ...).
 
   Example:
     >>> x = tps.ChannelScale(name="scale1")(conv_output)
   """
 
-  def __init__(self, initial_value=1.0, regularizer=None, **kwargs):
+  def __init__(self, initial_value=1.0, regularizer=None, shared=False,
+               **kwargs):
     super().__init__(**kwargs)
     self.initial_value = float(initial_value)
     self.regularizer = keras.regularizers.get(regularizer)
+    self.shared = bool(shared)
 
   def build(self, input_shape):
     channels = input_shape[-1]
@@ -34,7 +39,7 @@ class ChannelScale(keras.layers.Layer):
       raise ValueError(f"ChannelScale '{self.name}' needs a known channel "
                        f"dimension, got input shape {input_shape}")
     self.scale = self.add_weight(
-        name="scale", shape=(channels,),
+        name="scale", shape=(1,) if self.shared else (channels,),
         initializer=keras.initializers.Constant(self.initial_value),
         regularizer=self.regularizer, trainable=True)
     super().build(input_shape)
@@ -51,5 +56,6 @@ class ChannelScale(keras.layers.Layer):
         "initial_value": self.initial_value,
         "regularizer": keras.regularizers.serialize(self.regularizer)
                        if self.regularizer is not None else None,
+        "shared": self.shared,
     })
     return config

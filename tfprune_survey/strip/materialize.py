@@ -1,6 +1,7 @@
 """materialize: a physically slim copy of a model."""
 
 from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.strip import branches
 from tfprune_survey.strip import surgery
 from tfprune_survey.strip.keep import resolve_keep
 
@@ -13,6 +14,8 @@ def materialize(model, keep, *, graph=None):
   copied: kernels on both axes, biases, BN gamma/beta/mean/variance,
   depthwise and pointwise kernels, PReLU alphas and Dense rows after Flatten.
   It computes the same function as `mask_channels(model, keep)`.
+  Residual branches whose shared `ChannelScale` is exactly 0 (SSS at block
+  granularity) are removed whole, their Add becoming the identity.
 
   Args:
     model: a tf_keras Sequential/Functional model. Not modified.
@@ -33,8 +36,29 @@ def materialize(model, keep, *, graph=None):
   """
   graph = graph if graph is not None else ChannelGraph(model)
   keep_arrays = resolve_keep(graph, keep)
+  model, removed = branches.remove_dead_branches(model)
+  if removed:
+    # Residual branches scaled by 0 (SSS, block granularity) are gone; the
+    # channel groups are those of the shallower model, and groups that
+    # lived only in the removed branches are dropped from `keep`.
+    # A group keeps its channels through any producer it still has (its id,
+    # the name of its first producer, may have been a removed layer).
+    old_graph = graph
+    graph = ChannelGraph(model)
+    old_of = {p: g for g in old_graph.prunable_groups for p in g.producers}
+    mapped = {}
+    for g in graph.prunable_groups:
+      for p in g.producers:
+        old = old_of.get(p)
+        if old is not None and old.id in keep_arrays and old.size == g.size:
+          mapped[g.id] = keep_arrays[old.id]
+          break
+    keep_arrays = resolve_keep(graph, mapped)
   keep_of = graph.keep_resolver(keep_arrays)
   config = surgery.narrowed_config(model, graph, keep_of)
   new = surgery.rebuild(model, config)
   surgery.transfer_weights(model, new, graph, keep_of, mode="slice")
+  # Remembered (in memory only) for `tps.rewind`, which slices another set
+  # of full-size weights the same way.
+  new._tps_keep = dict(keep_arrays)  # pylint: disable=protected-access
   return new

@@ -234,6 +234,9 @@ class Controller:
       wrapper = self.wrappers[path]
       i = [(w, a) for w, a, _ in wrapper.masked].index((weight, axis))
       wrapper.mask_vars[i].assign(m)
+    self.apply_masks()
+
+  def apply_masks(self):
     for wrapper in self.wrappers.values():
       wrapper.apply_masks()
 
@@ -279,7 +282,9 @@ def strip_channel_pruning(model, materialize=True):  # pylint: disable=redefined
   plain = graph.model
   if materialize:
     return _materialize(plain, keep, graph=graph)
-  return mask_channels(plain, keep, graph=graph)
+  masked = mask_channels(plain, keep, graph=graph)
+  masked._tps_keep = dict(keep)  # pylint: disable=protected-access
+  return masked
 
 
 _materialize = materialize
@@ -305,11 +310,18 @@ class UpdateChannelPruningStep(keras.callbacks.Callback):
 
   def on_train_batch_begin(self, batch, logs=None):
     self.controller.set_step(self.step)
-    self.controller.maybe_update(self.step)
+    if not self.controller.maybe_update(self.step) and (
+        tf.distribute.has_strategy()):
+      # Optimizer state (momentum) can move masked weights off zero; the
+      # wrappers re-mask in their call, except under a distribution
+      # strategy, where it is done here between steps.
+      self.controller.apply_masks()
 
   def on_train_batch_end(self, batch, logs=None):
     self.step += 1
 
   def on_epoch_end(self, epoch, logs=None):
-    for w in self.controller.wrappers.values():
-      w.apply_masks()
+    self.controller.apply_masks()
+
+  def on_train_end(self, logs=None):
+    self.controller.apply_masks()

@@ -75,7 +75,11 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
           self.pruning_step, tf.constant(0, tf.int64),
           message=CALLBACK_MISSING))
     with tf.control_dependencies(checks):
-      assigns = self.apply_masks()
+      # Under a tf.distribute strategy the weights are mirrored, and a plain
+      # assign from a replica is not allowed: UpdateChannelPruningStep
+      # applies the masks between steps instead (in cross-replica context).
+      assigns = [] if tf.distribute.has_strategy() else self.apply_masks()
+      assigns = assigns + checks
     with tf.control_dependencies(assigns):
       if "training" in self.layer.call.__code__.co_varnames:
         return self.layer(inputs, training=training)

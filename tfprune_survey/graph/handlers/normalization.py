@@ -64,6 +64,8 @@ class ChannelScaleHandler(LayerHandler):
 
   def propagate(self, call, b):
     lay = call.inputs[0]
+    if call.config.get("shared"):
+      return [lay]   # one scalar for all channels: nothing to slice
     if lay is not None and lay.spatial > 1:
       b.block([lay], f"'{call.path}' (ChannelScale) follows a Flatten")
       return [lay]

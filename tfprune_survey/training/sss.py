@@ -1,0 +1,110 @@
+"""Sparse Structure Selection (Huang and Wang, 2018): learnable scales."""
+
+import copy
+import numbers
+
+from tfprune_survey import _compat
+from tfprune_survey._compat import keras
+from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.layers.channel_scale import ChannelScale
+from tfprune_survey.strip import branches
+from tfprune_survey.strip import surgery
+
+GRANULARITIES = ("channel", "block")
+
+
+def _scale_entry(name, l1, shared):
+  layer = ChannelScale(regularizer=keras.regularizers.L1(l1) if l1 else None,
+                       shared=shared, name=name)
+  return {"module": None, "class_name": "ChannelScale",
+          "config": layer.get_config(),
+          "registered_name": "tfprune_survey>ChannelScale"}
+
+
+def add_scaling_factors(model, l1=1e-4, granularity="channel"):
+  """Inserts SSS scaling factors with an L1 penalty; returns a new model.
+
+  'channel': a per-channel `ChannelScale` after each producer of a
+  prunable group (after its BatchNormalization when one follows it); prune
+  the trained model with the `sss` criterion.
+
+  'block': one shared scalar on the residual branch of every 2-input Add
+  (the branch is told from the shortcut by the graph's shape: the shortcut
+  is an ancestor of the branch, or the shorter path for a projection).
+  Train; a branch whose scale reaches exactly 0 is removed whole by
+  `tps.materialize` and its Add becomes the identity, which cuts depth as
+  in the paper (a proximal or thresholding step gives exact zeros; see
+  `zero_small_block_scales`).
+
+  Reference: Z. Huang, N. Wang (2018), "Data-driven sparse structure
+  selection for deep neural networks", ECCV.
+
+  Args:
+    model: a tf_keras Functional model (not modified).
+    l1: the L1 penalty weight on the scales (the paper's gamma), >= 0.
+    granularity: 'channel' or 'block'.
+
+  Returns:
+    The new model, weights copied, scales starting at 1 (same function).
+  """
+  _compat.check_model(model)
+  if granularity not in GRANULARITIES:
+    raise ValueError(f"`granularity` must be one of {GRANULARITIES}, got "
+                     f"{granularity!r}")
+  if isinstance(l1, bool) or not isinstance(l1, numbers.Real) or l1 < 0:
+    raise ValueError(f"`l1` must be a number >= 0, got {l1!r}")
+  if isinstance(model, keras.Sequential):
+    raise ValueError("add_scaling_factors needs a Functional model (scales "
+                     "are inserted on graph edges)")
+  config = copy.deepcopy(model.get_config())
+  entries = branches.entries(config)
+  added = 0
+  if granularity == "channel":
+    graph = ChannelGraph(model)
+    targets = []
+    for g in graph.prunable_groups:
+      for p in g.producers:
+        if "/" in p or p not in entries:
+          continue
+        users = branches.consumers(config, p)
+        if len(users) == 1 and entries[users[0]]["class_name"] in (
+            "BatchNormalization",):
+          p = users[0]
+        if p not in targets:
+          targets.append(p)
+    for t in targets:
+      branches.insert_after(config, t, _scale_entry(f"{t}_sss", l1, False))
+      added += 1
+  else:
+    for name, entry in list(entries.items()):
+      if entry["class_name"] != "Add":
+        continue
+      src = branches.residual_branch(config, name)
+      if src is None:
+        continue
+      branches.insert_after(config, src,
+                            _scale_entry(f"{name}_branch_sss", l1, True),
+                            only_into=name)
+      added += 1
+  if not added:
+    raise ValueError(f"model {model.name!r} has nowhere to put "
+                     f"{granularity}-level scaling factors")
+  new = surgery.rebuild(model, config)
+  for layer in new.layers:
+    if isinstance(layer, ChannelScale) and layer.name not in entries:
+      continue
+    layer.set_weights(model.get_layer(layer.name).get_weights())
+  return new
+
+
+def zero_small_block_scales(model, threshold):
+  """Sets shared (block) scales with |scale| <= threshold to exactly 0, in
+  place; returns the names zeroed. The thresholding step that turns an L1
+  trained scale into a removable branch."""
+  zeroed = []
+  for layer in model.layers:
+    if isinstance(layer, ChannelScale) and layer.shared and (
+        abs(float(layer.scale.numpy()[0])) <= threshold):
+      layer.scale.assign([0.0])
+      zeroed.append(layer.name)
+  return zeroed
