@@ -29,6 +29,31 @@ class ActivationCriterion(Criterion):
   def finalize(self, stats):
     raise NotImplementedError
 
+  # Streaming form, used by training-time pruning: statistics live in
+  # variables of the consumer's ChannelPruneWrapper and are updated inside
+  # the training graph from the training batches themselves. The default
+  # works for criteria whose statistics are all 'sum'; others override.
+
+  def stream_spec(self, width):
+    """{name: (shape, initial value)} of the running statistics."""
+    if any(m != "sum" for m in self.stat_modes.values()):
+      raise NotImplementedError(
+          f"criterion '{self.name}' has no streaming statistics")
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    y = tf.ones([1, 1, width])
+    stats = self.batch_stats(y, tf.ones_like(y) if self.needs_gradients
+                             else None)
+    return {k: (tuple(v.shape), 0.0) for k, v in stats.items()}
+
+  def stream_update(self, variables, y, grad):
+    """Ops that fold one batch (B, positions, C) into `variables`."""
+    return [variables[k].assign_add(v)
+            for k, v in self.batch_stats(y, grad).items()]
+
+  def stream_finalize(self, values):
+    """Scores from the numpy values of the running statistics."""
+    return self.finalize(values)
+
   def score_parts(self, group, ctx):
     from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top
     out = []

@@ -56,5 +56,39 @@ class Entropy(ActivationCriterion):
   def finalize(self, stats):
     return channel_entropy(stats["pooled"], self.bins)
 
+  # Training path: a running histogram per channel. Its bin edges are fixed
+  # by the first batch after each reset (that batch's min to max, widened by
+  # 5% of the span on each side); later values beyond them fall into the
+  # end bins. An approximation of the one-pass histogram above, which sees all
+  # values before choosing edges.
+  def stream_spec(self, width):
+    return {"hist": ((self.bins, width), 0.0), "lo": ((width,), 0.0),
+            "hi": ((width,), 0.0), "ready": ((), 0.0)}
+
+  def stream_update(self, variables, y, grad):
+    del grad
+    pooled = tf.reduce_mean(y, axis=1)            # (B, C)
+    lo_b, hi_b = tf.reduce_min(pooled, 0), tf.reduce_max(pooled, 0)
+    span = tf.maximum(hi_b - lo_b, 1e-6)
+    first = variables["ready"] < 0.5
+    lo = tf.where(first, lo_b - 0.05 * span, variables["lo"])
+    hi = tf.where(first, hi_b + 0.05 * span, variables["hi"])
+    ops = [variables["lo"].assign(lo), variables["hi"].assign(hi),
+           variables["ready"].assign(1.0)]
+    width = tf.maximum(hi - lo, 1e-12) / self.bins
+    idx = tf.clip_by_value(tf.cast(tf.floor((pooled - lo) / width), tf.int32),
+                           0, self.bins - 1)                    # (B, C)
+    onehot = tf.one_hot(idx, self.bins, axis=1)                 # (B, bins, C)
+    ops.append(variables["hist"].assign_add(tf.reduce_sum(onehot, axis=0)))
+    return ops
+
+  def stream_finalize(self, values):
+    counts = values["hist"].astype(np.float64)                  # (bins, C)
+    total = np.maximum(counts.sum(axis=0, keepdims=True), 1.0)
+    p = counts / total
+    with np.errstate(divide="ignore", invalid="ignore"):
+      terms = np.where(p > 0, p * np.log(p), 0.0)
+    return -terms.sum(axis=0)
+
   def get_config(self):
     return {"bins": self.bins, "reduction": self.reduction}

@@ -33,3 +33,19 @@ class Variance(ActivationCriterion):
 
   def finalize(self, stats):
     return np.var(stats["norms"].astype(np.float64), axis=0)
+
+  # Training path: running count, sum and sum of squares of the norms.
+  def stream_spec(self, width):
+    return {"n": ((), 0.0), "s1": ((width,), 0.0), "s2": ((width,), 0.0)}
+
+  def stream_update(self, variables, y, grad):
+    del grad
+    norms = tf.sqrt(tf.reduce_sum(tf.square(y), axis=1))
+    return [variables["n"].assign_add(tf.cast(tf.shape(y)[0], tf.float32)),
+            variables["s1"].assign_add(tf.reduce_sum(norms, axis=0)),
+            variables["s2"].assign_add(tf.reduce_sum(norms * norms, axis=0))]
+
+  def stream_finalize(self, values):
+    n = max(float(values["n"]), 1.0)
+    mean = values["s1"].astype(np.float64) / n
+    return np.maximum(values["s2"].astype(np.float64) / n - mean * mean, 0.0)

@@ -7,6 +7,9 @@ import tensorflow as tf
 from tfprune_survey import _compat
 from tfprune_survey import criteria as criteria_lib
 from tfprune_survey._compat import keras
+from tfprune_survey.criteria import collector
+from tfprune_survey.criteria.activation import ActivationCriterion
+from tfprune_survey.criteria.context import ScoringContext
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.pruner import SCOPES, _check_int, _Planner
 from tfprune_survey.scoring import score as score_fn
@@ -62,7 +65,14 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     pruning_schedule: a tfmot `PruningSchedule` (`ConstantSparsity`,
       `PolynomialDecay`, or a subclass); default ConstantSparsity(0.5,
       begin_step=0, frequency=100), as in tfmot.
-    data: data for data-dependent criteria, scored at each pruning step.
+    data: optional data for data-dependent criteria, read in one extra pass
+      at each pruning step. Without it, `apoz`, `entropy`, `variance` and
+      `taylor` collect their statistics from the training batches
+      themselves, inside the training graph (the wrappers of the layers
+      that read each feature map keep running statistics; `taylor` reads
+      dL/dY on the backward pass); they are reset after each pruning step,
+      and a pruning step with no batch seen since is deferred to the next.
+      `taylor_fo` needs `data`.
     scope, round_to, min_channels: as in `tps.prune`.
     pruning_policy: optional collection of layer names; only groups whose
       producers include one of them are pruned.
@@ -119,7 +129,14 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     masked.setdefault(sl.path, [])
     if entry not in masked[sl.path]:
       masked[sl.path].append(entry)
+  observe = {}
+  in_graph = data is None and isinstance(crit, ActivationCriterion)
+  if in_graph:
+    for point in collector.observation_points(graph):
+      if "/" not in point.consumer and point.consumer in masked:
+        observe[point.consumer] = point.layout.width
   settings = {"criterion": criteria_lib.serialize(crit),
+              "in_graph_statistics": in_graph,
               "schedule": serialize_schedule(pruning_schedule),
               "scope": scope, "round_to": round_to,
               "min_channels": min_channels,
@@ -128,7 +145,8 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
   def clone(layer):
     fresh = type(layer).from_config(layer.get_config())
     if layer.name in masked:
-      return ChannelPruneWrapper(fresh, masked[layer.name], settings)
+      return ChannelPruneWrapper(fresh, masked[layer.name], settings,
+                                 observe=observe.get(layer.name))
     return fresh
 
   with keras.utils.custom_object_scope({"ChannelPruneWrapper":
@@ -180,7 +198,10 @@ class Controller:
     self.group_ids = list(s["groups"])
     self.data = data if data is not None else getattr(model, "_tps_data",
                                                       None)
-    if self.criterion.requires_data and self.data is None:
+    self.in_graph = bool(s.get("in_graph_statistics")) and self.data is None
+    self.batches_seen = 0
+    if self.criterion.requires_data and self.data is None and (
+        not self.in_graph):
       raise ValueError(
           f"criterion '{self.criterion.name}' needs data: pass data= to "
           "tps.prune_channels or to tps.UpdateChannelPruningStep")
@@ -204,7 +225,13 @@ class Controller:
 
   def update(self, sparsity):
     sync_weights(self.model, self.plain)
-    scores = score_fn(self.plain, self.criterion, self.data, graph=self.graph)
+    if self.in_graph:
+      if not self.batches_seen:
+        return   # no statistics yet: deferred to the next pruning step
+      scores = self._in_graph_scores()
+    else:
+      scores = score_fn(self.plain, self.criterion, self.data,
+                        graph=self.graph)
     scores = {g: s for g, s in scores.items() if g in self.group_ids}
     planner = _Planner(self.graph, scores, self.round_to, self.min_channels)
     if self.scope == "global":
@@ -213,6 +240,23 @@ class Controller:
       counts = planner.counts_local(sparsity)
     self.keep = planner.keep_indices(counts)
     self.assign(self.keep)
+
+  def _in_graph_scores(self):
+    pairs = []
+    for point in collector.observation_points(self.graph):
+      w = self.wrappers.get(point.consumer)
+      if w is None or w.observe != point.layout.width:
+        continue
+      pairs.append((point, np.asarray(self.criterion.stream_finalize(
+          w.stats_numpy()), np.float64)))
+    ctx = ScoringContext(self.plain, self.graph)
+    ctx.__dict__["_point_cache"] = {id(self.criterion): pairs}
+    scores = self.criterion.score(ctx)
+    for w in self.wrappers.values():
+      if w.observe is not None:
+        w.reset_stats()
+    self.batches_seen = 0
+    return scores
 
   def assign(self, keep):
     keep_of = self.graph.keep_resolver(resolve_keep(self.graph, keep))
@@ -319,6 +363,7 @@ class UpdateChannelPruningStep(keras.callbacks.Callback):
 
   def on_train_batch_end(self, batch, logs=None):
     self.step += 1
+    self.controller.batches_seen += 1
 
   def on_epoch_end(self, epoch, logs=None):
     self.controller.apply_masks()

@@ -26,11 +26,16 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
   custom_objects and no extra arguments.
   """
 
-  def __init__(self, layer, masked=(), settings=None, **kwargs):
+  def __init__(self, layer, masked=(), settings=None, observe=None, **kwargs):
     kwargs.setdefault("name", f"chprune_{layer.name}")
     super().__init__(layer, **kwargs)
     self.masked = [(str(w), int(a), int(d)) for w, a, d in masked]
     self.settings = dict(settings or {})
+    # Channels of the input feature map whose statistics this wrapper keeps
+    # for a data-dependent criterion (None: it keeps none).
+    self.observe = None if observe is None else int(observe)
+    self.stat_vars = {}
+    self._criterion = None
 
   def build(self, input_shape):
     if not self.layer.built:
@@ -40,6 +45,15 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
                         trainable=False, dtype=tf.float32,
                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         for w, a, d in self.masked]
+    if self.observe is not None:
+      from tfprune_survey import criteria as criteria_lib  # pylint: disable=g-import-not-at-top
+      self._criterion = criteria_lib.deserialize(self.settings["criterion"])
+      for name, (shape, value) in self._criterion.stream_spec(
+          self.observe).items():
+        self.stat_vars[name] = self.add_weight(
+            name=f"stat_{name}", shape=shape, trainable=False,
+            initializer=keras.initializers.Constant(value), dtype=tf.float32,
+            aggregation=tf.VariableAggregation.SUM)
     self.pruning_step = self.add_weight(
         name="pruning_step", shape=(), dtype=tf.int64, trainable=False,
         initializer=keras.initializers.Constant(-1),
@@ -80,10 +94,42 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
       # applies the masks between steps instead (in cross-replica context).
       assigns = [] if tf.distribute.has_strategy() else self.apply_masks()
       assigns = assigns + checks
+    if self.observe is not None and isinstance(training, bool) and training:
+      inputs = self._observed(inputs)
     with tf.control_dependencies(assigns):
       if "training" in self.layer.call.__code__.co_varnames:
         return self.layer(inputs, training=training)
       return self.layer(inputs)
+
+  def _observed(self, inputs):
+    """`inputs`, with the criterion's statistics of this batch folded into
+    the running variables (on the backward pass for gradient criteria)."""
+    crit, width = self._criterion, self.observe
+
+    def flat(t):
+      return tf.reshape(tf.cast(t, tf.float32), [tf.shape(t)[0], -1, width])
+
+    if not crit.needs_gradients:
+      ops = crit.stream_update(self.stat_vars, flat(inputs), None)
+      with tf.control_dependencies(ops):
+        return tf.identity(inputs)
+
+    @tf.custom_gradient
+    def watch(x):
+      def grad(dy):
+        ops = crit.stream_update(self.stat_vars, flat(x), flat(dy))
+        with tf.control_dependencies(ops):
+          return tf.identity(dy)
+      return tf.identity(x), grad
+    return watch(inputs)
+
+  def reset_stats(self):
+    spec = self._criterion.stream_spec(self.observe) if self.observe else {}
+    for name, var in self.stat_vars.items():
+      var.assign(tf.fill(var.shape, tf.cast(spec[name][1], var.dtype)))
+
+  def stats_numpy(self):
+    return {k: v.numpy() for k, v in self.stat_vars.items()}
 
   def compute_output_shape(self, input_shape):
     return self.layer.compute_output_shape(input_shape)
@@ -92,6 +138,7 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
     config = super().get_config()
     config["masked"] = [list(m) for m in self.masked]
     config["settings"] = self.settings
+    config["observe"] = self.observe
     return config
 
   @classmethod
