@@ -371,3 +371,34 @@ def test_in_graph_statistics_match_a_scoring_pass(xy, criterion):
       assert np.argmin(got[gid]) == np.argmin(want[gid]), (got, want)
     else:
       np.testing.assert_allclose(got[gid], want[gid], rtol=1e-4, atol=1e-6)
+
+
+def test_sequential_and_nested_models_strip_exactly():
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  seq = keras.Sequential([keras.Input((10, 10, 3)), L.Conv2D(8, 3),
+                          L.BatchNormalization(), L.ReLU(),
+                          L.Conv2D(12, 3, activation="relu"), L.Flatten(),
+                          L.Dense(5)])
+  inner = keras.Sequential([keras.Input((8, 8, 8)),
+                            L.Conv2D(8, 1, name="in_conv"), L.ReLU()],
+                           name="inner")
+  i = keras.Input((10, 10, 3))
+  h = inner(L.Conv2D(8, 3, name="a")(i))
+  h = L.GlobalAveragePooling2D()(L.Conv2D(6, 3, name="b")(h))
+  nested = keras.Model(i, L.Dense(5)(h))
+  rng = np.random.default_rng(0)
+  x = rng.random((32, 10, 10, 3)).astype("float32")
+  y = rng.integers(0, 5, 32)
+  for model in (seq, nested):
+    pm = _compile(tps.prune_channels(
+        model, "l1", sched.ConstantSparsity(0.5, 0, frequency=1)))
+    pm.fit(x, y, epochs=1, batch_size=8, verbose=0,
+           callbacks=[tps.UpdateChannelPruningStep()])
+    slim = tps.strip_channel_pruning(pm)
+    np.testing.assert_allclose(slim(x).numpy(), pm(x).numpy(), rtol=1e-4,
+                               atol=1e-6)
+    assert tps.count_macs(slim) < tps.count_macs(model)
+  # The group that reaches into the nested model stays whole.
+  _, keep = current_keep(pm)
+  assert "a" not in keep and "b" in keep

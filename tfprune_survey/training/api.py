@@ -112,9 +112,14 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     if unknown:
       raise ValueError(f"`pruning_policy` names unknown layers {unknown}")
     groups = [g for g in groups if wanted & set(g.producers)]
+  # Layers inside nested models are not wrapped (clone_model does not
+  # descend into them), so groups that reach into one stay whole.
+  nested = {graph.root_of(seg.var) for sl in graph.weight_slices
+            if "/" in sl.path for seg in sl.layout.segments}
+  groups = [g for g in groups if g.root not in nested]
   if not groups:
     raise ValueError(f"model {to_prune.name!r} has no prunable channel group "
-                     "to prune")
+                     "to prune (groups inside nested models stay whole)")
   roots = {g.root for g in groups}
   masked = {}
   for sl in graph.weight_slices:
