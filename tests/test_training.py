@@ -129,10 +129,48 @@ def test_save_load_resume(xy, tmp_path, fmt):
   assert _kept_fraction(loaded) == pytest.approx(0.5, abs=0.05)
 
 
+def test_layer_form_inside_a_model_definition(xy, tmp_path):
+  x, y = xy
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((12, 12, 1))
+  h = tps.prune_channels(L.Conv2D(8, 3, name="c1"), "l1",
+                         sched.ConstantSparsity(0.5, 0, frequency=1))(inp)
+  h = L.ReLU()(L.BatchNormalization(name="bn1")(h))
+  convs = tps.prune_channels([L.Conv2D(12, 3, padding="same", name="c2"),
+                              L.Conv2D(12, 1, name="c3")], "l1",
+                             sched.ConstantSparsity(0.5, 0, frequency=1))
+  a = convs[0](h)
+  b = L.Conv2D(12, 1, name="c4")(h)     # not wrapped: the Add group stays
+  h = L.ReLU()(L.Add()([a, b]))
+  h = L.GlobalAveragePooling2D()(convs[1](h))
+  model = _compile(keras.Model(inp, L.Dense(10, name="out")(h)))
+  assert isinstance(convs[0], tps.ChannelPruneWrapper)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="UpdateChannelPruningStep"):
+    model.fit(x, y, epochs=1, verbose=0)
+  model.fit(x, y, batch_size=16, epochs=2, verbose=0,
+            callbacks=[tps.UpdateChannelPruningStep()])
+  _, keep = current_keep(model)
+  assert set(keep) == {"c1", "c3"}     # c2's group also needs c4 wrapped
+  assert len(keep["c1"]) == 4 and len(keep["c3"]) == 6
+  slim = tps.strip_channel_pruning(model)
+  np.testing.assert_allclose(slim(x).numpy(), model(x).numpy(), rtol=1e-4,
+                             atol=1e-6)
+  assert slim.get_layer("c1").filters == 4
+  assert slim.get_layer("bn1").gamma.shape[0] == 4
+  path = str(tmp_path / "m.keras")
+  model.save(path)
+  loaded = keras.models.load_model(path)
+  _, again = current_keep(loaded)
+  assert {k: v.tolist() for k, v in again.items()} == {
+      k: v.tolist() for k, v in keep.items()}
+
+
 def test_prune_channels_errors():
   model = _model()
-  with pytest.raises(ValueError, match="whole model"):
-    tps.prune_channels(model.layers[1])
+  with pytest.raises(ValueError, match="a model, a layer or a list"):
+    tps.prune_channels([model])
   with pytest.raises(ValueError, match="pruning_policy"):
     tps.prune_channels(model, "l1", pruning_policy=["no_such_layer"])
   with pytest.raises(TypeError, match="PruningSchedule"):

@@ -59,8 +59,17 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
   re-scores the channels with `criterion` and sets the masks so that the
   schedule's sparsity is the fraction of channels removed.
 
+  `to_prune` may also be a layer or a list of layers, used inside a model
+  definition as tfmot's `prune_low_magnitude(layer)` is. Each is wrapped
+  as a marker; when `fit` starts, the groups all of whose producers are
+  marked are pruned (a channel must leave every producer of its group,
+  e.g. both convolutions feeding an Add), and `UpdateChannelPruningStep`
+  zeroes the dropped slices of every layer involved (BN, consumers)
+  between steps. Data criteria then need `data`.
+
   Args:
-    to_prune: a tf_keras Sequential/Functional model (not mutated).
+    to_prune: a tf_keras Sequential/Functional model (not mutated), a layer,
+      or a list of layers.
     criterion: a name from `tps.criteria.names()` or a Criterion.
     pruning_schedule: a tfmot `PruningSchedule` (`ConstantSparsity`,
       `PolynomialDecay`, or a subclass); default ConstantSparsity(0.5,
@@ -78,19 +87,14 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
       producers include one of them are pruned.
 
   Returns:
-    A new model with wrapped layers, weights copied.
+    A new model with wrapped layers, weights copied; or the wrapper(s) of
+    the given layer(s).
   """
-  if isinstance(to_prune, keras.layers.Layer) and not isinstance(
-      to_prune, keras.Model):
-    raise ValueError(
-        "prune_channels needs the whole model: a channel is removed from its "
-        "producers, their BN and every consumer together, which a lone layer "
-        f"({to_prune.name!r}) cannot show. Pass the model, and "
-        "pruning_policy=[layer names] to restrict pruning to those layers.")
-  if isinstance(to_prune, (list, tuple)):
-    raise ValueError(
-        "prune_channels takes the model; to restrict pruning to some layers "
-        "pass pruning_policy=[their names]")
+  if isinstance(to_prune, (list, tuple)) or (
+      isinstance(to_prune, keras.layers.Layer) and
+      not isinstance(to_prune, keras.Model)):
+    return _wrap_layers(to_prune, criterion, pruning_schedule, data, scope,
+                        round_to, min_channels)
   _compat.check_model(to_prune, "to_prune")
   if scope not in SCOPES:
     raise ValueError(f"`scope` must be one of {SCOPES}, got {scope!r}")
@@ -140,12 +144,8 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     for point in collector.observation_points(graph):
       if "/" not in point.consumer and point.consumer in masked:
         observe[point.consumer] = point.layout.width
-  settings = {"criterion": criteria_lib.serialize(crit),
-              "in_graph_statistics": in_graph,
-              "schedule": serialize_schedule(pruning_schedule),
-              "scope": scope, "round_to": round_to,
-              "min_channels": min_channels,
-              "groups": sorted(g.id for g in groups)}
+  settings = _settings(crit, pruning_schedule, scope, round_to, min_channels,
+                       sorted(g.id for g in groups), in_graph)
 
   def clone(layer):
     fresh = type(layer).from_config(layer.get_config())
@@ -164,6 +164,41 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     inner.set_weights(layer.get_weights())
   wrapped._tps_data = data  # pylint: disable=protected-access
   return wrapped
+
+
+def _settings(crit, schedule, scope, round_to, min_channels, groups,
+              in_graph):
+  return {"criterion": criteria_lib.serialize(crit),
+          "in_graph_statistics": in_graph,
+          "schedule": serialize_schedule(schedule),
+          "scope": scope, "round_to": round_to, "min_channels": min_channels,
+          "groups": groups}
+
+
+def _wrap_layers(layers, criterion, schedule, data, scope, round_to,
+                 min_channels):
+  """prune_channels(layer or [layers]): marker wrappers, as tfmot's
+  prune_low_magnitude(layer) is used inside a model definition."""
+  single = not isinstance(layers, (list, tuple))
+  layers = [layers] if single else list(layers)
+  for layer in layers:
+    if not isinstance(layer, keras.layers.Layer) or isinstance(
+        layer, (keras.Model, ChannelPruneWrapper)):
+      raise ValueError("prune_channels takes a model, a layer or a list of "
+                       f"layers; got {type(layer).__name__}")
+  crit = criteria_lib.get(criterion)
+  if scope not in SCOPES:
+    raise ValueError(f"`scope` must be one of {SCOPES}, got {scope!r}")
+  if schedule is None:
+    schedule = _tfmot_schedules().ConstantSparsity(0.5, begin_step=0)
+  settings = _settings(crit, schedule, scope,
+                       _check_int(round_to, "round_to", 1),
+                       _check_int(min_channels, "min_channels", 1), None,
+                       False)
+  wrappers = [ChannelPruneWrapper(l, None, settings) for l in layers]
+  for w in wrappers:
+    w._tps_data = data  # pylint: disable=protected-access
+  return wrappers[0] if single else wrappers
 
 
 def unwrap(model):
@@ -200,9 +235,12 @@ class Controller:
     self.schedule = deserialize_schedule(s["schedule"])
     self.scope, self.round_to = s["scope"], s["round_to"]
     self.min_channels = s["min_channels"]
-    self.group_ids = list(s["groups"])
+    self.deferred = any(w.deferred for w in wrappers)
     self.data = data if data is not None else getattr(model, "_tps_data",
                                                       None)
+    if self.data is None:
+      self.data = next((getattr(w, "_tps_data", None) for w in wrappers
+                        if getattr(w, "_tps_data", None) is not None), None)
     self.in_graph = bool(s.get("in_graph_statistics")) and self.data is None
     self.batches_seen = 0
     if self.criterion.requires_data and self.data is None and (
@@ -212,7 +250,20 @@ class Controller:
           "tps.prune_channels or to tps.UpdateChannelPruningStep")
     self.plain = unwrap(model)
     self.graph = ChannelGraph(self.plain)
-    self.keep = {}
+    if self.deferred:
+      # Layer form: the groups all of whose producers were wrapped.
+      marked = {n for n, w in self.wrappers.items() if w.deferred}
+      self.group_ids = [g.id for g in self.graph.prunable_groups
+                        if set(g.producers) <= marked]
+      if not self.group_ids:
+        raise ValueError(
+            "no channel group can be pruned: a group is pruned when every "
+            "layer that produces it was wrapped by prune_channels (e.g. "
+            f"both convolutions feeding an Add); wrapped: {sorted(marked)}")
+      self.keep = current_keep(model, self.graph)[1]
+    else:
+      self.group_ids = list(s["groups"])
+      self.keep = {}
 
   def step_of(self):
     return int(next(iter(self.wrappers.values())).pruning_step.numpy())
@@ -229,6 +280,7 @@ class Controller:
     return True
 
   def update(self, sparsity):
+    self.apply_masks()
     sync_weights(self.model, self.plain)
     if self.in_graph:
       if not self.batches_seen:
@@ -264,6 +316,17 @@ class Controller:
     return scores
 
   def assign(self, keep):
+    if self.deferred:
+      self.keep = dict(keep)
+      for g in self.graph.prunable_groups:
+        if g.id not in self.group_ids:
+          continue
+        mask = np.zeros(g.size, np.float32)
+        mask[keep.get(g.id, np.arange(g.size))] = 1.0
+        for p in g.producers:
+          self.wrappers[p].channel_mask.assign(mask)
+      self.apply_masks()
+      return
     keep_of = self.graph.keep_resolver(resolve_keep(self.graph, keep))
     masks = {}
     for sl in self.graph.weight_slices:
@@ -286,15 +349,55 @@ class Controller:
     self.apply_masks()
 
   def apply_masks(self):
+    if self.deferred:
+      self._zero_slices()
+      return
     for wrapper in self.wrappers.values():
       wrapper.apply_masks()
 
+  def _zero_slices(self):
+    """Layer form: zero every dropped slice in the live model's weights."""
+    if not self.keep:
+      return
+    keep_of = self.graph.keep_resolver(resolve_keep(self.graph, self.keep))
+    by_layer = {}
+    for sl in self.graph.weight_slices:
+      if sl.zero and "/" not in sl.path:
+        by_layer.setdefault(sl.path, []).append(sl)
+    for path, slices in by_layer.items():
+      live = self.model.get_layer(
+          f"chprune_{path}" if path in self.wrappers else path)
+      live = live.layer if isinstance(live, ChannelPruneWrapper) else live
+      names = [w.name.split("/")[-1].split(":")[0] for w in live.weights]
+      values = live.get_weights()
+      changed = False
+      for sl in slices:
+        if sl.weight not in names:
+          continue
+        i = names.index(sl.weight)
+        dropped = np.setdiff1d(np.arange(values[i].shape[sl.axis]),
+                               sl.layout.indices(keep_of))
+        if dropped.size:
+          index = [slice(None)] * values[i].ndim
+          index[sl.axis] = dropped
+          values[i][tuple(index)] = 0
+          changed = True
+      if changed:
+        live.set_weights(values)
 
-def current_keep(model):
+
+def current_keep(model, graph=None):
   """{group_id: kept indices} read back from the wrappers' masks."""
-  ctl_graph = ChannelGraph(unwrap(model))
+  ctl_graph = graph if graph is not None else ChannelGraph(unwrap(model))
   wrappers = {w.layer.name: w for w in _wrapped_layers(model)}
   keep = {}
+  for g in ctl_graph.prunable_groups:
+    marks = [wrappers[p] for p in g.producers
+             if p in wrappers and wrappers[p].deferred and wrappers[p].built]
+    if marks and marks[0].channel_mask.shape[0] == g.size:
+      mask = marks[0].channel_mask.numpy()
+      if mask.min() < 1:
+        keep[g.id] = np.flatnonzero(mask > 0.5)
   for sl in ctl_graph.weight_slices:
     w = wrappers.get(sl.path)
     if w is None or not sl.zero or len(sl.layout.segments) != 1:
@@ -360,7 +463,7 @@ class UpdateChannelPruningStep(keras.callbacks.Callback):
   def on_train_batch_begin(self, batch, logs=None):
     self.controller.set_step(self.step)
     if not self.controller.maybe_update(self.step) and (
-        tf.distribute.has_strategy()):
+        tf.distribute.has_strategy() or self.controller.deferred):
       # Optimizer state (momentum) can move masked weights off zero; the
       # wrappers re-mask in their call, except under a distribution
       # strategy, where it is done here between steps.

@@ -29,7 +29,11 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
   def __init__(self, layer, masked=(), settings=None, observe=None, **kwargs):
     kwargs.setdefault("name", f"chprune_{layer.name}")
     super().__init__(layer, **kwargs)
-    self.masked = [(str(w), int(a), int(d)) for w, a, d in masked]
+    # masked=None: made by prune_channels(layer); the wrapper only records
+    # its layer's kept output channels (`channel_mask`), and the callback
+    # zeroes every dropped slice of every layer between training steps.
+    self.deferred = masked is None
+    self.masked = [(str(w), int(a), int(d)) for w, a, d in (masked or ())]
     self.settings = dict(settings or {})
     # Channels of the input feature map whose statistics this wrapper keeps
     # for a data-dependent criterion (None: it keeps none).
@@ -54,6 +58,14 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
             name=f"stat_{name}", shape=shape, trainable=False,
             initializer=keras.initializers.Constant(value), dtype=tf.float32,
             aggregation=tf.VariableAggregation.SUM)
+    if self.deferred:
+      out = self.layer.compute_output_shape(input_shape)
+      out = out[0] if isinstance(out, (list, tuple)) and out and isinstance(
+          out[0], (list, tuple, tf.TensorShape)) else out
+      self.channel_mask = self.add_weight(
+          name="channel_mask", shape=(int(tf.TensorShape(out)[-1]),),
+          initializer="ones", trainable=False, dtype=tf.float32,
+          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     self.pruning_step = self.add_weight(
         name="pruning_step", shape=(), dtype=tf.int64, trainable=False,
         initializer=keras.initializers.Constant(-1),
@@ -136,7 +148,8 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
 
   def get_config(self):
     config = super().get_config()
-    config["masked"] = [list(m) for m in self.masked]
+    config["masked"] = (None if self.deferred
+                        else [list(m) for m in self.masked])
     config["settings"] = self.settings
     config["observe"] = self.observe
     return config
