@@ -66,9 +66,8 @@ def test_masks_follow_polynomial_decay(xy):
 def test_every_criterion_strips_to_the_wrapped_function(xy, criterion):
   x, y = xy
   base = _model()
-  # Activation criteria read the training batches in the graph; only
-  # taylor_fo takes a scoring pass over `data`.
-  data = (x[:32], y[:32]) if criterion == "taylor_fo" else None
+  # Data criteria read the training batches inside the graph: no `data`.
+  data = None
   pm = _compile(tps.prune_channels(
       base, criterion, sched.ConstantSparsity(0.5, 0, frequency=2),
       data=data))
@@ -88,8 +87,12 @@ def test_every_criterion_strips_to_the_wrapped_function(xy, criterion):
 
 def test_data_criterion_without_data_is_a_clear_error(xy):
   x, y = xy
-  pm = _compile(tps.prune_channels(_model(), "taylor_fo"))
-  with pytest.raises(ValueError, match="'taylor_fo' needs data"):
+  layer = tps.prune_channels(keras.layers.Conv2D(4, 3, name="c"), "apoz")
+  inp = keras.Input((12, 12, 1))
+  out = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(
+      keras.layers.Conv2D(5, 3)(layer(inp))))
+  pm = _compile(keras.Model(inp, out))
+  with pytest.raises(ValueError, match="'apoz' needs data"):
     pm.fit(x, y, epochs=1, verbose=0,
            callbacks=[tps.UpdateChannelPruningStep()])
 
@@ -382,7 +385,7 @@ def _no_bn_model():
 
 
 @pytest.mark.parametrize("criterion", ["apoz", "variance", "taylor",
-                                       "entropy"])
+                                       "entropy", "taylor_fo"])
 def test_in_graph_statistics_match_a_scoring_pass(xy, criterion):
   from tfprune_survey.training.api import Controller
   from tfprune_survey.criteria.entropy import Entropy
@@ -394,14 +397,16 @@ def test_in_graph_statistics_match_a_scoring_pass(xy, criterion):
   if criterion == "entropy":
     criterion = Entropy(bins=8)
   pm = tps.prune_channels(base, criterion, never)
-  assert any(w.observe for w in pm.layers
+  assert any(w.observe or w.observe_output for w in pm.layers
              if isinstance(w, tps.ChannelPruneWrapper))
   pm.compile(keras.optimizers.SGD(0.0), keras.losses.
              SparseCategoricalCrossentropy(from_logits=True))
   pm.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0,
          callbacks=[tps.UpdateChannelPruningStep()])
   got = Controller(pm)._in_graph_scores()
-  want = tps.score(base, criterion, (x, y))
+  # The same batches in the same order (taylor_fo squares per-batch sums).
+  want = tps.score(base, criterion,
+                   tf.data.Dataset.from_tensor_slices((x, y)).batch(64))
   assert got.keys() == want.keys() and got
   for gid in want:
     if not isinstance(criterion, str):  # entropy: edges from the 1st batch

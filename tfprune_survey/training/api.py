@@ -9,7 +9,9 @@ from tfprune_survey import criteria as criteria_lib
 from tfprune_survey._compat import keras
 from tfprune_survey.criteria import collector
 from tfprune_survey.criteria.activation import ActivationCriterion
+from tfprune_survey.criteria.base import reduce_scores
 from tfprune_survey.criteria.context import ScoringContext
+from tfprune_survey.criteria.taylor_fo import TaylorFO
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.pruner import SCOPES, _check_int, _Planner
 from tfprune_survey.scoring import score as score_fn
@@ -79,9 +81,11 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
       `taylor` collect their statistics from the training batches
       themselves, inside the training graph (the wrappers of the layers
       that read each feature map keep running statistics; `taylor` reads
-      dL/dY on the backward pass); they are reset after each pruning step,
-      and a pruning step with no batch seen since is deferred to the next.
-      `taylor_fo` needs `data`.
+      dL/dY on the backward pass), and so does `taylor_fo` (per batch,
+      (sum of dL/dY * Y)^2 over the output Y of the BN or filter holding
+      the parameters, which equals (sum of g * w)^2 over them). They are
+      reset after each pruning step, and a pruning step with no batch seen
+      since is deferred to the next. The layer form needs `data`.
     scope, round_to, min_channels: as in `tps.prune`.
     pruning_policy: optional collection of layer names; only groups whose
       producers include one of them are pruned.
@@ -138,9 +142,16 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     masked.setdefault(sl.path, [])
     if entry not in masked[sl.path]:
       masked[sl.path].append(entry)
-  observe = {}
-  in_graph = data is None and isinstance(crit, ActivationCriterion)
-  if in_graph:
+  observe, observe_output = {}, {}
+  in_graph = data is None and isinstance(crit, (ActivationCriterion, TaylorFO))
+  if in_graph and isinstance(crit, TaylorFO):
+    ctx = ScoringContext(to_prune, graph)
+    for g in groups:
+      for path, _, _, _ in crit._terms(g, ctx):  # pylint: disable=protected-access
+        if "/" not in path and path in masked:
+          observe_output[path] = int(
+              to_prune.get_layer(path).output_shape[-1])
+  elif in_graph:
     for point in collector.observation_points(graph):
       if "/" not in point.consumer and point.consumer in masked:
         observe[point.consumer] = point.layout.width
@@ -151,7 +162,9 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     fresh = type(layer).from_config(layer.get_config())
     if layer.name in masked:
       return ChannelPruneWrapper(fresh, masked[layer.name], settings,
-                                 observe=observe.get(layer.name))
+                                 observe=observe.get(layer.name),
+                                 observe_output=observe_output.get(
+                                     layer.name))
     return fresh
 
   with keras.utils.custom_object_scope({"ChannelPruneWrapper":
@@ -299,6 +312,34 @@ class Controller:
     self.assign(self.keep)
 
   def _in_graph_scores(self):
+    if isinstance(self.criterion, TaylorFO):
+      scores = self._taylor_fo_scores()
+    else:
+      scores = self._activation_scores()
+    for w in self.wrappers.values():
+      if w.stat_vars:
+        w.reset_stats()
+    self.batches_seen = 0
+    return scores
+
+  def _taylor_fo_scores(self):
+    ctx = ScoringContext(self.plain, self.graph)
+    out = {}
+    for g in ctx.groups:
+      parts = {}
+      for path, _, _, base in self.criterion._terms(g, ctx):  # pylint: disable=protected-access
+        w = self.wrappers.get(path)
+        if w is None or w.observe_output is None or path in parts:
+          continue
+        stats = w.stats_numpy()
+        parts[path] = (stats["fo_sq"][base:base + g.size].astype(np.float64)
+                       / max(float(stats["fo_n"]), 1.0))
+      if parts:
+        out[g.id] = reduce_scores(list(parts.values()),
+                                  self.criterion.reduction)
+    return out
+
+  def _activation_scores(self):
     pairs = []
     for point in collector.observation_points(self.graph):
       w = self.wrappers.get(point.consumer)
@@ -308,12 +349,7 @@ class Controller:
           w.stats_numpy()), np.float64)))
     ctx = ScoringContext(self.plain, self.graph)
     ctx.__dict__["_point_cache"] = {id(self.criterion): pairs}
-    scores = self.criterion.score(ctx)
-    for w in self.wrappers.values():
-      if w.observe is not None:
-        w.reset_stats()
-    self.batches_seen = 0
-    return scores
+    return self.criterion.score(ctx)
 
   def assign(self, keep):
     if self.deferred:

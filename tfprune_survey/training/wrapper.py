@@ -26,7 +26,8 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
   custom_objects and no extra arguments.
   """
 
-  def __init__(self, layer, masked=(), settings=None, observe=None, **kwargs):
+  def __init__(self, layer, masked=(), settings=None, observe=None,
+               observe_output=None, **kwargs):
     kwargs.setdefault("name", f"chprune_{layer.name}")
     super().__init__(layer, **kwargs)
     # masked=None: made by prune_channels(layer); the wrapper only records
@@ -38,6 +39,10 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
     # Channels of the input feature map whose statistics this wrapper keeps
     # for a data-dependent criterion (None: it keeps none).
     self.observe = None if observe is None else int(observe)
+    # taylor_fo: channels of this layer's output, whose per-batch
+    # (sum of dL/dY * Y)^2 is accumulated (None: not observed).
+    self.observe_output = (None if observe_output is None
+                           else int(observe_output))
     self.stat_vars = {}
     self._criterion = None
 
@@ -65,6 +70,13 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
       self.channel_mask = self.add_weight(
           name="channel_mask", shape=(int(tf.TensorShape(out)[-1]),),
           initializer="ones", trainable=False, dtype=tf.float32,
+          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    if self.observe_output is not None:
+      self.stat_vars["fo_sq"] = self.add_weight(
+          name="stat_fo_sq", shape=(self.observe_output,), trainable=False,
+          initializer="zeros", aggregation=tf.VariableAggregation.SUM)
+      self.stat_vars["fo_n"] = self.add_weight(
+          name="stat_fo_n", shape=(), trainable=False, initializer="zeros",
           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     self.pruning_step = self.add_weight(
         name="pruning_step", shape=(), dtype=tf.int64, trainable=False,
@@ -110,8 +122,32 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
       inputs = self._observed(inputs)
     with tf.control_dependencies(assigns):
       if "training" in self.layer.call.__code__.co_varnames:
-        return self.layer(inputs, training=training)
-      return self.layer(inputs)
+        out = self.layer(inputs, training=training)
+      else:
+        out = self.layer(inputs)
+    if self.observe_output is not None and isinstance(
+        training, bool) and training:
+      out = self._observed_output(out)
+    return out
+
+  def _observed_output(self, out):
+    """For taylor_fo: the sum over a filter's (or its BN's gamma and beta)
+    parameters of g * w equals the sum over the batch and positions of
+    dL/dY * Y for the layer's output Y (Y is linear in those parameters),
+    so it is read on the backward pass of the output."""
+    sq, n = self.stat_vars["fo_sq"], self.stat_vars["fo_n"]
+    width = self.observe_output
+
+    @tf.custom_gradient
+    def watch(y):
+      def grad(dy):
+        flat = tf.reshape(tf.cast(dy * y, tf.float32), [-1, width])
+        total = tf.reduce_sum(flat, axis=0)
+        ops = [sq.assign_add(total * total), n.assign_add(1.0)]
+        with tf.control_dependencies(ops):
+          return tf.identity(dy)
+      return tf.identity(y), grad
+    return watch(out)
 
   def _observed(self, inputs):
     """`inputs`, with the criterion's statistics of this batch folded into
@@ -138,7 +174,8 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
   def reset_stats(self):
     spec = self._criterion.stream_spec(self.observe) if self.observe else {}
     for name, var in self.stat_vars.items():
-      var.assign(tf.fill(var.shape, tf.cast(spec[name][1], var.dtype)))
+      value = spec[name][1] if name in spec else 0.0
+      var.assign(tf.fill(var.shape, tf.cast(value, var.dtype)))
 
   def stats_numpy(self):
     return {k: v.numpy() for k, v in self.stat_vars.items()}
@@ -152,6 +189,7 @@ class ChannelPruneWrapper(keras.layers.Wrapper):
                         else [list(m) for m in self.masked])
     config["settings"] = self.settings
     config["observe"] = self.observe
+    config["observe_output"] = self.observe_output
     return config
 
   @classmethod
