@@ -232,6 +232,7 @@ def test_distillation_train_step_loss_matches_formula(trained, digits, tmp_path)
   assert "accuracy" in logs and "loss" in logs
   assert not _same(student_before, _weights(student))
   assert _same(teacher_before, _weights(trained))
+  assert trained.trainable and all(l.trainable for l in trained.layers)
   # Saving writes the student alone: it loads with no custom objects.
   path = str(tmp_path / "student.keras")
   dm.save(path)

@@ -75,8 +75,10 @@ class DistillationModel(keras.Model):
                        f"{student.output_shape[-1]} outputs, teacher "
                        f"{teacher.name!r} has {teacher.output_shape[-1]}")
     self.student = student
+    # The teacher is only ever called with training=False and never given
+    # gradients; it is not marked non-trainable, since that would change
+    # the caller's model (and every model built from its config later).
     self.teacher = teacher
-    self.teacher.trainable = False
     self.temperature = float(temperature)
     self.alpha = float(alpha)
     self._loss_tracker = keras.metrics.Mean(name="loss")
