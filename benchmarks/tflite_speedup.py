@@ -109,9 +109,10 @@ def plot(rows, path):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  names = [r["model"] for r in rows]
+  names = [r["model"].replace(" 224x224, ", "\n224x224, ").replace(
+      " 32x32", "\n32x32") for r in rows]
   pos = np.arange(len(rows))
-  fig, ax = plt.subplots(figsize=(7, 3.8))
+  fig, ax = plt.subplots(figsize=(8, 5))
   ax.bar(pos - 0.27, [r["macs_ratio"] for r in rows], 0.27, label="MACs ratio")
   ax.scatter([p for p, r in zip(pos, rows) if "native_latency_ratio" in r],
              [r["native_latency_ratio"] for r in rows
@@ -127,7 +128,9 @@ def plot(rows, path):
   ax.set_xticks(pos, names)
   ax.set_ylabel("original / pruned")
   ax.set_title("50% of channels pruned (l1): batch 1, 1 thread, XNNPACK")
-  ax.legend(fontsize=7, loc="upper left")
+  ax.set_ylim(0, 1.15 * max(r["macs_ratio"] for r in rows))
+  ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18),
+            ncol=2)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
 
@@ -138,7 +141,13 @@ def main():
   parser.add_argument("--runs", type=int, default=200)
   parser.add_argument("--mobilenet-size", type=int, default=224)
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
+  parser.add_argument("--plot-only", action="store_true",
+                      help="redraw the plot from the recorded JSON")
   args = parser.parse_args()
+  if args.plot_only:
+    with open(os.path.join(args.out, "tflite_speedup.json")) as f:
+      plot(json.load(f)["rows"], os.path.join(args.out, "tflite_speedup.png"))
+    return
   size = args.mobilenet_size
   mobilenet = lambda: keras.applications.MobileNetV2(  # pylint: disable=unnecessary-lambda-assignment
       input_shape=(size, size, 3), weights=None, classes=1000)
