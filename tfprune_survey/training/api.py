@@ -12,6 +12,7 @@ from tfprune_survey.criteria.activation import ActivationCriterion
 from tfprune_survey.criteria.base import reduce_scores
 from tfprune_survey.criteria.context import ScoringContext
 from tfprune_survey.criteria.taylor_fo import TaylorFO
+from tfprune_survey.graph.builder import short_weight_name
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.pruner import SCOPES, _check_int, _Planner
 from tfprune_survey.scoring import score as score_fn
@@ -136,8 +137,7 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     if not any(graph.root_of(seg.var) in roots for seg in sl.layout.segments):
       continue
     layer = to_prune.get_layer(sl.path)
-    w = next(w for w in layer.weights if w.name.split("/")[-1].split(":")[0]
-             == sl.weight)
+    w = next(w for w in layer.weights if short_weight_name(w.name) == sl.weight)
     entry = (sl.weight, sl.axis, int(w.shape[sl.axis]))
     masked.setdefault(sl.path, [])
     if entry not in masked[sl.path]:
@@ -277,6 +277,8 @@ class Controller:
     else:
       self.group_ids = list(s["groups"])
       self.keep = {}
+    self._apply_fn = None
+    self._build_apply(self._slice_masks(self.keep) if self.keep else {})
 
   def step_of(self):
     return int(next(iter(self.wrappers.values())).pruning_step.numpy())
@@ -293,7 +295,8 @@ class Controller:
     return True
 
   def update(self, sparsity):
-    self.apply_masks()
+    if self.deferred:   # the wrappers of the standard form mask on sync
+      self.apply_masks()
     sync_weights(self.model, self.plain)
     if self.in_graph:
       if not self.batches_seen:
@@ -351,9 +354,46 @@ class Controller:
     ctx.__dict__["_point_cache"] = {id(self.criterion): pairs}
     return self.criterion.score(ctx)
 
+  def _live_layer(self, path):
+    if path in self.wrappers:
+      return self.wrappers[path].layer
+    return self.model.get_layer(path)
+
+  def _slice_masks(self, keep):
+    """{(path, weight, axis): 0/1 vector} for each zeroed weight slice.
+
+    Standard form: the axes the wrappers hold masks for. Layer form: every
+    top-level slice, applied to the live weights between steps.
+    """
+    keep_of = self.graph.keep_resolver(resolve_keep(self.graph, keep))
+    masks = {}
+    for sl in self.graph.weight_slices:
+      if not sl.zero or "/" in sl.path:
+        continue
+      if self.deferred:
+        names = [short_weight_name(w.name)
+                 for w in self._live_layer(sl.path).weights]
+        if sl.weight not in names:
+          continue
+        size = int(self._live_layer(sl.path).weights[
+            names.index(sl.weight)].shape[sl.axis])
+      else:
+        wrapper = self.wrappers.get(sl.path)
+        size = None if wrapper is None else next(
+            (d for w, a, d in wrapper.masked
+             if (w, a) == (sl.weight, sl.axis)), None)
+        if size is None:   # not wrapped, or a group that is not pruned
+          continue
+      key = (sl.path, sl.weight, sl.axis)
+      vec = np.zeros(size, np.float32)
+      vec[sl.layout.indices(keep_of)] = 1.0
+      masks[key] = masks.get(key, 1.0) * vec
+    return masks
+
   def assign(self, keep):
+    self.keep = dict(keep)
+    masks = self._slice_masks(keep)
     if self.deferred:
-      self.keep = dict(keep)
       for g in self.graph.prunable_groups:
         if g.id not in self.group_ids:
           continue
@@ -361,65 +401,40 @@ class Controller:
         mask[keep.get(g.id, np.arange(g.size))] = 1.0
         for p in g.producers:
           self.wrappers[p].channel_mask.assign(mask)
-      self.apply_masks()
-      return
-    keep_of = self.graph.keep_resolver(resolve_keep(self.graph, keep))
-    masks = {}
-    for sl in self.graph.weight_slices:
-      wrapper = self.wrappers.get(sl.path)
-      if wrapper is None or not sl.zero:
-        continue
-      key = (sl.path, sl.weight, sl.axis)
-      size = next((d for w, a, d in wrapper.masked
-                   if (w, a) == (sl.weight, sl.axis)), None)
-      if size is None:   # a slice of a group that is not being pruned
-        continue
-      m = masks.setdefault(key, np.ones(size, np.float32))
-      vec = np.zeros(size, np.float32)
-      vec[sl.layout.indices(keep_of)] = 1.0
-      masks[key] = m * vec
-    for (path, weight, axis), m in masks.items():
-      wrapper = self.wrappers[path]
-      i = [(w, a) for w, a, _ in wrapper.masked].index((weight, axis))
-      wrapper.mask_vars[i].assign(m)
+    else:
+      for (path, weight, axis), m in masks.items():
+        wrapper = self.wrappers[path]
+        i = [(w, a) for w, a, _ in wrapper.masked].index((weight, axis))
+        wrapper.mask_vars[i].assign(m)
+    self._build_apply(masks)
     self.apply_masks()
 
-  def apply_masks(self):
-    if self.deferred:
-      self._zero_slices()
+  def _build_apply(self, masks):
+    """One tf.function that re-zeroes every dropped slice (run per step)."""
+    if not self.deferred:
+      wrappers = list(self.wrappers.values())
+      self._apply_fn = tf.function(
+          lambda: [op for w in wrappers for op in w.apply_masks()])
       return
-    for wrapper in self.wrappers.values():
-      wrapper.apply_masks()
+    factors = {}
+    for (path, weight, axis), m in masks.items():
+      if m.min() >= 1:
+        continue
+      layer = self._live_layer(path)
+      var = next(w for w in layer.weights
+                 if short_weight_name(w.name) == weight)
+      shape = [1] * len(var.shape)
+      shape[axis] = -1
+      key = id(var)
+      prev = factors.get(key, (var, 1.0))[1]
+      factors[key] = (var, prev * m.reshape(shape))
+    pairs = [(v, tf.constant(f, v.dtype)) for v, f in factors.values()]
+    self._apply_fn = tf.function(
+        lambda: [v.assign(v * f) for v, f in pairs]) if pairs else None
 
-  def _zero_slices(self):
-    """Layer form: zero every dropped slice in the live model's weights."""
-    if not self.keep:
-      return
-    keep_of = self.graph.keep_resolver(resolve_keep(self.graph, self.keep))
-    by_layer = {}
-    for sl in self.graph.weight_slices:
-      if sl.zero and "/" not in sl.path:
-        by_layer.setdefault(sl.path, []).append(sl)
-    for path, slices in by_layer.items():
-      live = self.model.get_layer(
-          f"chprune_{path}" if path in self.wrappers else path)
-      live = live.layer if isinstance(live, ChannelPruneWrapper) else live
-      names = [w.name.split("/")[-1].split(":")[0] for w in live.weights]
-      values = live.get_weights()
-      changed = False
-      for sl in slices:
-        if sl.weight not in names:
-          continue
-        i = names.index(sl.weight)
-        dropped = np.setdiff1d(np.arange(values[i].shape[sl.axis]),
-                               sl.layout.indices(keep_of))
-        if dropped.size:
-          index = [slice(None)] * values[i].ndim
-          index[sl.axis] = dropped
-          values[i][tuple(index)] = 0
-          changed = True
-      if changed:
-        live.set_weights(values)
+  def apply_masks(self):
+    if self._apply_fn is not None:
+      self._apply_fn()
 
 
 def current_keep(model, graph=None):
