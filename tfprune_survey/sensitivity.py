@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -19,9 +20,18 @@ from tfprune_survey.strip.keep import resolve_keep
 DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+_PREDICT = weakref.WeakKeyDictionary()
+
+
 def evaluate_accuracy(model, data, steps=None):
   """Top-1 accuracy of `model` (inference mode) on (x, y) batches."""
-  fn = tf.function(lambda x: model(x, training=False))
+  # One traced function per model: sensitivity evaluates the same (masked)
+  # model once per point, with only its weights changing in between.
+  fn = _PREDICT.get(model)
+  if fn is None:
+    ref = weakref.ref(model)  # the cache must not keep the model alive
+    fn = _PREDICT[model] = tf.function(
+        lambda x: ref()(x, training=False), reduce_retracing=True)
   correct = total = 0
   for x, y in iterate_batches(data, steps, batch_size=256,
                               arg_name="eval_data"):

@@ -120,14 +120,17 @@ def residual_branch(config, add_name):
 def dead_branch_scales(model):
   """Shared ChannelScale layers at 0 that feed a 2-input Add, top level."""
   from tfprune_survey.layers.channel_scale import ChannelScale  # pylint: disable=g-import-not-at-top
+  zeros = [layer for layer in model.layers
+           if isinstance(layer, ChannelScale) and layer.shared and
+           layer.built and np.all(layer.scale.numpy() == 0)]
+  if not zeros:   # the usual case: no config is built on the materialize path
+    return []
   config = model.get_config()
   out = []
-  for layer in model.layers:
-    if isinstance(layer, ChannelScale) and layer.shared and layer.built and (
-        np.all(layer.scale.numpy() == 0)):
-      users = consumers(config, layer.name)
-      if len(users) == 1 and entries(config)[users[0]]["class_name"] == "Add":
-        out.append((layer.name, users[0]))
+  for layer in zeros:
+    users = consumers(config, layer.name)
+    if len(users) == 1 and entries(config)[users[0]]["class_name"] == "Add":
+      out.append((layer.name, users[0]))
   return out
 
 

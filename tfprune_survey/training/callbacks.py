@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune_survey._compat import keras
+from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.metrics.macs import count_macs
 from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.strip.materialize import materialize
@@ -36,15 +37,18 @@ class ChannelPruningSummaries(keras.callbacks.Callback):
     super().__init__()
     self.log_dir = log_dir
     self._writer = None
+    self._graph = None
     self._macs = None
 
   def on_train_begin(self, logs=None):
     self._writer = tf.summary.create_file_writer(self.log_dir)
+    # The architecture does not change during fit: analyse it once.
+    self._graph = ChannelGraph(api.unwrap(self.model))
+    self._macs = (MacsModel(self._graph.model, self._graph),
+                  count_macs(self._graph.model))
 
   def on_epoch_end(self, epoch, logs=None):
-    graph, keep = api.current_keep(self.model)
-    if self._macs is None:
-      self._macs = (MacsModel(graph.model, graph), count_macs(graph.model))
+    graph, keep = api.current_keep(self.model, self._graph)
     macs_model, full = self._macs
     counts = {g.id: len(keep.get(g.id, range(g.size)))
               for g in graph.prunable_groups}
