@@ -53,17 +53,36 @@ def test_console_script_is_installed():
   assert "usage: tfprune-survey" in out.stdout
 
 
-@pytest.mark.slow
-def test_demo_runs_and_writes_summary(tmp_path, capsys):
+def test_demo_falls_back_to_digits_and_writes_everything(tmp_path, capsys):
+  import json
   from tfprune_survey import demo
-  rows = demo.run(str(tmp_path))
-  assert len(rows) == 2
-  for r in rows:
-    assert r["macs"][1] < 0.5 * r["macs"][0]
-    assert r["rel"] <= 1e-4
-  text = (tmp_path / "summary.md").read_text()
-  assert "MobileNetV2" in text and "residual CNN" in text
-  assert "MACs" in capsys.readouterr().out
+  rows = demo.run(str(tmp_path), fashion_dir=str(tmp_path / "absent"),
+                  criteria=("l1", "slimming"), epochs=1, ft_images=300,
+                  bench_runs=5, width=8, verbose=0)
+  out = capsys.readouterr().out
+  assert "Falling back to sklearn's bundled 8x8 digits" in out
+  assert [r["criterion"] for r in rows] == ["unpruned", "l1", "slimming"]
+  base = rows[0]
+  for r in rows[1:]:
+    # 2x MACs reduction, within the 2% tolerance of target_macs.
+    assert 0.48 <= 1 - r["macs"] / base["macs"] <= 0.52, r
+    assert r["params"] < base["params"]
+    assert r["float_kb"] < base["float_kb"]
+    assert r["int8_kb"] < r["float_kb"]
+    assert r["float_max_rel_diff"] <= 1e-4
+    assert r["int8_fully_integer"]
+    assert abs(r["delta"] - 100 * (r["top1"] - base["top1"])) < 1e-9
+    assert (tmp_path / f"{r['criterion']}_slim.keras").exists()
+    assert (tmp_path / f"{r['criterion']}_slim_int8.tflite").exists()
+  # Digits are easy: even the small, briefly trained net beats chance.
+  assert base["top1"] > 0.5
+  summary = (tmp_path / "summary.md").read_text()
+  assert "sklearn digits (fallback)" in summary and "| slimming |" in summary
+  assert (tmp_path / "tradeoff.png").stat().st_size > 10000
+  saved = json.loads((tmp_path / "results.json").read_text())
+  assert saved["dataset"] == "sklearn digits (fallback)"
+  assert len(saved["rows"]) == 3
+  assert demo.table_md(rows).count("\n") == 4
 
 
 def test_prune_command_writes_a_slim_model(tmp_path, capsys):
