@@ -7,6 +7,8 @@ and a stripper that builds genuinely slim Keras models.
 from tfprune_survey import _compat  # sets TF_USE_LEGACY_KERAS first
 from tfprune_survey import criteria
 from tfprune_survey import data
+from tfprune_survey import published
+from tfprune_survey import zoo
 from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.distill import DistillationModel
 from tfprune_survey.distill import reinitialize

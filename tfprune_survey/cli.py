@@ -7,6 +7,8 @@
                  [--tflite SLIM.tflite [--quantize MODE]]
   tfprune-survey export MODEL_PATH --out M.tflite [--quantize MODE]
                  [--data ...] [--verify] [--bench]
+  tfprune-survey compare [--model M] [--dataset D] [--ours RESULTS.json]
+                 [--plot OUT.png] [--published CSV]
 """
 
 import sys
@@ -37,6 +39,16 @@ flags.DEFINE_boolean("verify", False, "export: check the .tflite file against "
 flags.DEFINE_boolean("bench", False, "export: time the .tflite file (batch 1, "
                      "1 thread).")
 flags.DEFINE_integer("bench_runs", 100, "export/prune: timed runs per model.")
+flags.DEFINE_string("model", None, "compare: only this model (e.g. ResNet56; "
+                    "case, '-' and '_' ignored).")
+flags.DEFINE_string("dataset", None, "compare: only this data set (e.g. "
+                    "CIFAR10).")
+flags.DEFINE_string("ours", None, "compare: a benchmarks/survey_comparison.py "
+                    "JSON whose runs are shown beside the published ones.")
+flags.DEFINE_string("plot", None, "compare: write a delta top-1 against "
+                    "FLOPs-reduction plot here (.png).")
+flags.DEFINE_string("published", None, "compare: the published-results CSV "
+                    "(default: benchmarks/published_results.csv).")
 
 _USAGE = """usage: tfprune-survey COMMAND [ARGS] [--flags]
 
@@ -51,6 +63,9 @@ commands:
                        [--tflite SLIM.tflite [--quantize none|dynamic|float16|int8]]
   export MODEL_PATH    --out M.tflite [--quantize none|dynamic|float16|int8]
                        [--data fashion_mnist|digits|PATH.npz] [--verify] [--bench]
+  compare              published pruning results as a method x model/dataset
+                       pivot sorted by reduction: [--model M] [--dataset D]
+                       [--ours RESULTS.json] [--plot OUT.png] [--published CSV]
 """
 
 
@@ -212,8 +227,47 @@ def cmd_prune(args):
   return 0
 
 
+def cmd_compare(args):
+  if args:
+    raise app.UsageError("compare takes no positional arguments")
+  from tfprune_survey import published  # pylint: disable=g-import-not-at-top
+  if FLAGS.plot:
+    _check_out_dir(FLAGS.plot, "--plot")
+  try:
+    rows = published.load(FLAGS.published)
+    ours = published.load_ours(FLAGS.ours) if FLAGS.ours else []
+  except (ValueError, FileNotFoundError) as e:
+    raise app.UsageError(str(e)) from e
+  shown = published.select(rows, FLAGS.model, FLAGS.dataset)
+  if not shown:
+    known = sorted({r["model"] for r in rows}) if FLAGS.model else sorted(
+        {r["dataset"] for r in rows})
+    raise app.UsageError(
+        f"no published results for --model {FLAGS.model} --dataset "
+        f"{FLAGS.dataset}; known {'models' if FLAGS.model else 'data sets'}: "
+        + ", ".join(known))
+  # Ours follow --model only: a different data set is shown, with a warning.
+  ours = published.select(ours, FLAGS.model)
+  print(f"{len(shown)} published results"
+        + (f" and {len(ours)} of ours" if FLAGS.ours else "")
+        + "; cells: delta top-1 (points) F<FLOPs reduction>% "
+        "P<params reduction>%; methods sorted by largest reduction\n")
+  print(published.pivot(shown + ours))
+  _, warnings = published.pairs(shown, ours) if ours else ([], [])
+  if FLAGS.ours and not ours:
+    warnings.append(f"none of the runs in {FLAGS.ours} is of model "
+                    f"{FLAGS.model}")
+  if FLAGS.plot:
+    published.plot(shown, ours, FLAGS.plot)
+  for w in warnings:
+    print("\nWARNING: " + w)
+  if FLAGS.plot:
+    print(f"\nwrote {FLAGS.plot}")
+  return 0
+
+
 COMMANDS = {"profile": cmd_profile, "demo": cmd_demo, "prune": cmd_prune,
-            "export": cmd_export}
+            "export": cmd_export, "compare": cmd_compare}
 
 
 def _normalize(argv):

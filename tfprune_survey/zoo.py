@@ -107,3 +107,36 @@ def vgg_small(input_shape=(32, 32, 3), classes=10, widths=(32, 64, 128),
   x = L.Dense(fc, activation="relu", name="fc1")(x)
   x = L.Dense(classes, name="logits")(x)
   return keras.Model(inp, x, name="vgg_small")
+
+
+VGG16_CIFAR = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512,
+               "M", 512, 512, 512, "M")
+
+
+def vgg_cifar(cfg=VGG16_CIFAR, input_shape=(32, 32, 3), classes=10, fc=512):
+  """The CIFAR VGG-16 of Li et al. 2017: 13 conv+BN+ReLU, one hidden FC.
+
+  Args:
+    cfg: conv widths, with "M" for a 2x2 max pooling. Defaults to VGG-16's.
+    input_shape: defaults to (32, 32, 3).
+    classes: defaults to 10.
+    fc: width of the hidden fully connected layer. Defaults to 512.
+
+  Returns:
+    A tf_keras Functional model producing logits.
+  """
+  inp = keras.Input(input_shape, name="image")
+  x = inp
+  for i, c in enumerate(cfg):
+    if c == "M":
+      x = L.MaxPooling2D(name=f"pool{i}")(x)
+      continue
+    x = L.Conv2D(c, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+    x = L.BatchNormalization(name=f"bn{i}")(x)
+    x = L.ReLU(name=f"relu{i}")(x)
+  x = L.Flatten(name="flatten")(x)
+  x = L.Dense(fc, use_bias=False, name="fc1")(x)
+  x = L.BatchNormalization(name="fc1_bn")(x)
+  x = L.ReLU(name="fc1_relu")(x)
+  x = L.Dense(classes, name="logits")(x)
+  return keras.Model(inp, x, name="vgg16_cifar")

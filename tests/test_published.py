@@ -1,0 +1,171 @@
+"""The published-results resource and the `compare` command."""
+
+import json
+
+import pytest
+
+from tfprune_survey import cli
+from tfprune_survey import published
+
+FIXTURE = """\
+method,model,dataset,base_top1,pruned_top1,delta_top1,flops_reduction_pct,params_reduction_pct,metric,source,basis,notes
+Alpha,ResNet56,CIFAR10,93.0,92.5,-0.5,40.0,,top1,paper A,survey_text,
+Beta,ResNet56,CIFAR10,,,0.1,60.0,30.0,top1,paper B,survey_text,
+Beta,VGG16,CIFAR10,,,-1.0,20.0,,top5,paper B,survey_text,top-5
+Gamma,ResNet-56,CIFAR10,,,,,70.0,top1,paper C,paper_unverified,params only
+Delta,VGG16,ImageNet,,,-2.0,50.0,,top1,paper D,survey_text,
+"""
+
+
+@pytest.fixture(autouse=True)
+def fresh_flags():
+  cli.FLAGS.unparse_flags()
+  yield
+  cli.FLAGS.unparse_flags()
+
+
+@pytest.fixture
+def csv_path(tmp_path):
+  path = tmp_path / "published.csv"
+  path.write_text(FIXTURE)
+  return str(path)
+
+
+def run_cli(argv, capsys):
+  cli.FLAGS.unparse_flags()
+  with pytest.raises(SystemExit) as info:
+    cli.app.run(cli.main, argv=cli._normalize(["tfprune-survey"] + argv))
+  return info.value.code, capsys.readouterr()
+
+
+def test_load_parses_numbers_and_blanks(csv_path):
+  rows = published.load(csv_path)
+  assert len(rows) == 5
+  assert rows[0]["delta_top1"] == -0.5 and rows[0]["base_top1"] == 93.0
+  assert rows[0]["params_reduction_pct"] is None
+  assert rows[3]["delta_top1"] is None and rows[3]["notes"] == "params only"
+  assert published.reduction(rows[3]) == 70.0   # params when FLOPs unknown
+  assert published.reduction(rows[1]) == 60.0   # FLOPs first
+
+
+def test_load_errors_name_the_line_and_column(tmp_path):
+  bad = tmp_path / "bad.csv"
+  bad.write_text(FIXTURE.replace("-0.5,40.0", "-0.5,lots"))
+  with pytest.raises(ValueError, match="line 2: column 'flops_reduction_pct'"):
+    published.load(str(bad))
+  short = tmp_path / "short.csv"
+  short.write_text("method,model\nA,B\n")
+  with pytest.raises(ValueError, match="missing columns"):
+    published.load(str(short))
+  with pytest.raises(FileNotFoundError, match="nope.csv"):
+    published.load(str(tmp_path / "nope.csv"))
+
+
+def test_select_ignores_case_and_punctuation(csv_path):
+  rows = published.load(csv_path)
+  got = published.select(rows, model="resnet_56")
+  assert sorted(r["method"] for r in got) == ["Alpha", "Beta", "Gamma"]
+  assert [r["method"] for r in published.select(rows, dataset="imagenet")] \
+      == ["Delta"]
+  assert [r["method"] for r in published.select(
+      rows, model="VGG16", dataset="cifar-10")] == ["Beta"]
+
+
+def test_pivot_sorts_methods_and_cells_by_reduction(csv_path):
+  rows = published.select(published.load(csv_path), dataset="CIFAR10")
+  text = published.pivot(rows)
+  lines = text.splitlines()
+  # Columns: one per model/dataset pair, 'ResNet-56' counted as ResNet56.
+  assert lines[0].count("/ CIFAR10") == 2
+  methods = [line.split("|")[1].strip() for line in lines[2:]]
+  # Largest reduction first: Gamma 70 (params), Beta 60, Alpha 40.
+  assert methods == ["Gamma", "Beta", "Alpha"]
+  beta = lines[2 + methods.index("Beta")]
+  assert "+0.10 F60% P30%" in beta and "-1.00 F20% (top5)" in beta
+  assert "? P70%" in lines[2]
+  assert published.pivot([]) == "(no published results match)"
+
+
+def test_compare_cli_filters_and_sorts(csv_path, capsys):
+  code, out = run_cli(["compare", "--published", csv_path, "--model",
+                       "ResNet56"], capsys)
+  assert code == 0
+  table = [l for l in out.out.splitlines() if l.startswith("| ")]
+  assert [l.split("|")[1].strip() for l in table[1:]] == ["Gamma", "Beta",
+                                                          "Alpha"]
+  assert "3 published results" in out.out
+  code, out = run_cli(["compare", "--published", csv_path, "--dataset",
+                       "ImageNet"], capsys)
+  assert code == 0 and "Delta" in out.out and "Alpha" not in out.out
+
+
+def test_compare_cli_unknown_model_lists_known_ones(csv_path, capsys):
+  code, out = run_cli(["compare", "--published", csv_path, "--model",
+                       "AlexNet"], capsys)
+  assert code == 1
+  assert "no published results for --model AlexNet" in out.err
+  assert "ResNet56" in out.err and "VGG16" in out.err
+
+
+def write_ours(path, model="ResNet56", dataset="fashion_mnist"):
+  runs = [{"model": model, "dataset": dataset, "criterion": "l1",
+           "schedule": s, "seed": None, "target_macs_pct": 50.0,
+           "base_top1": 0.9, "top1": 0.89, "delta_top1": d,
+           "macs_reduction_pct": 50.5, "params_reduction_pct": 47.0}
+          for s, d in (("oneshot", -1.0), ("iterative", -0.5))]
+  path.write_text(json.dumps({"settings": {}, "bases": [], "runs": runs}))
+  return str(path)
+
+
+def test_compare_cli_places_ours_beside_published(csv_path, tmp_path, capsys):
+  ours = write_ours(tmp_path / "ours.json")
+  png = str(tmp_path / "cmp.png")
+  code, out = run_cli(["compare", "--published", csv_path, "--model",
+                       "resnet56", "--ours", ours, "--plot", png], capsys)
+  assert code == 0
+  assert "ours: l1 (iterative)" in out.out and "-0.50 F50.5% P47%" in out.out
+  # Same model, different data: said clearly.
+  assert "ours ran on fashion_mnist" in out.out
+  assert "published results are on CIFAR10" in out.out
+  assert (tmp_path / "cmp.png").stat().st_size > 10000
+
+
+def test_compare_warns_when_no_model_is_shared(csv_path, tmp_path):
+  rows = published.load(csv_path)
+  ours = published.load_ours(write_ours(tmp_path / "o.json", model="LeNet"))
+  panels, warnings = published.pairs(rows, ours)
+  assert len(panels) == 1 and "different models" in panels[0][0]
+  assert "no published result shares a model with ours" in warnings[0]
+  same = published.load_ours(write_ours(tmp_path / "s.json",
+                                        dataset="CIFAR-10"))
+  panels, warnings = published.pairs(published.select(rows, "ResNet56"),
+                                     same)
+  assert len(panels) == 1 and not warnings
+
+
+def test_compare_cli_errors(csv_path, tmp_path, capsys):
+  code, out = run_cli(["compare", "--published", csv_path, "--ours",
+                       str(tmp_path / "missing.json")], capsys)
+  assert code == 1 and "missing.json" in out.err
+  code, out = run_cli(["compare", "--published", csv_path, "--plot",
+                       str(tmp_path / "no" / "dir.png")], capsys)
+  assert code == 1 and "does not exist" in out.err
+
+
+def test_the_shipped_csv_is_complete_and_consistent():
+  rows = published.load()   # benchmarks/published_results.csv
+  assert len(rows) >= 60
+  for r in rows:
+    assert r["method"] and r["model"] and r["dataset"] and r["source"], r
+    assert r["basis"] in ("survey_text", "paper_unverified", "official_repo")
+    assert r["metric"] in ("top1", "top5"), r
+    if r["base_top1"] is not None and r["pruned_top1"] is not None:
+      assert abs(r["delta_top1"] - (r["pruned_top1"] - r["base_top1"])) \
+          < 0.011, r
+    for c in ("flops_reduction_pct", "params_reduction_pct"):
+      assert r[c] is None or 0 <= r[c] < 100, r
+  # Method x model x dataset x figures: no row is entered twice.
+  keys = [(r["method"], r["model"], r["dataset"], r["delta_top1"],
+           r["flops_reduction_pct"], r["params_reduction_pct"], r["source"])
+          for r in rows]
+  assert len(keys) == len(set(keys))

@@ -1,0 +1,261 @@
+"""Published pruning results, and our own runs placed beside them.
+
+The survey's complaint is that results are scattered over models, data
+sets and years. `benchmarks/published_results.csv` gathers them, each row
+with its source and the basis of the figure (`survey_text`: stated in the
+survey; `paper_unverified`: read from the original paper's table;
+`official_repo`: from the authors' code release). Columns:
+
+  method, model, dataset, base_top1, pruned_top1, delta_top1 (points;
+  negative is a loss), flops_reduction_pct, params_reduction_pct, metric
+  (top1 or top5), source, basis, notes
+
+Empty numeric fields are unknown, not zero.
+"""
+
+import csv
+import json
+import os
+import re
+import sys
+
+COLUMNS = ("method", "model", "dataset", "base_top1", "pruned_top1",
+           "delta_top1", "flops_reduction_pct", "params_reduction_pct",
+           "metric", "source", "basis", "notes")
+NUMERIC = ("base_top1", "pruned_top1", "delta_top1", "flops_reduction_pct",
+           "params_reduction_pct")
+ENV_VAR = "TFPS_PUBLISHED_RESULTS"
+
+
+def default_path():
+  """The CSV: $TFPS_PUBLISHED_RESULTS, the source tree's, or the installed one."""
+  candidates = []
+  if os.environ.get(ENV_VAR):
+    candidates.append(os.environ[ENV_VAR])
+  here = os.path.dirname(os.path.abspath(__file__))
+  candidates.append(os.path.join(os.path.dirname(here), "benchmarks",
+                                 "published_results.csv"))
+  candidates.append(os.path.join(sys.prefix, "share", "tfprune_survey",
+                                 "published_results.csv"))
+  for path in candidates:
+    if os.path.exists(path):
+      return path
+  raise FileNotFoundError(
+      "published_results.csv not found; looked in " + ", ".join(candidates) +
+      f". Pass its path, or set {ENV_VAR}.")
+
+
+def _number(text, column, line):
+  text = (text or "").strip()
+  if not text:
+    return None
+  try:
+    return float(text)
+  except ValueError:
+    raise ValueError(f"line {line}: column {column!r} must be a number or "
+                     f"empty, got {text!r}") from None
+
+
+def load(path=None):
+  """The rows of the CSV as dicts; numeric columns are floats or None.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: a missing column or a non-numeric figure, with its line.
+  """
+  path = path or default_path()
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"published results file {path!r} does not exist")
+  with open(path, newline="") as f:
+    reader = csv.DictReader(f)
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+    if missing:
+      raise ValueError(f"{path}: missing columns {missing}; expected "
+                       f"{list(COLUMNS)}")
+    rows = []
+    for line, raw in enumerate(reader, start=2):
+      row = {c: (raw[c] or "").strip() for c in COLUMNS}
+      for c in NUMERIC:
+        row[c] = _number(raw[c], c, line)
+      rows.append(row)
+  return rows
+
+
+def normalize(name):
+  """'ResNet-56' -> 'resnet56'; how model and data set names are matched."""
+  return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def select(rows, model=None, dataset=None):
+  """Rows whose model / dataset match (case, '-' and '_' ignored)."""
+  out = rows
+  if model:
+    out = [r for r in out if normalize(r["model"]) == normalize(model)]
+  if dataset:
+    out = [r for r in out if normalize(r["dataset"]) == normalize(dataset)]
+  return out
+
+
+def reduction(row):
+  """FLOPs reduction % where known, else parameter reduction %, else None."""
+  if row.get("flops_reduction_pct") is not None:
+    return row["flops_reduction_pct"]
+  return row.get("params_reduction_pct")
+
+
+def _cell(row):
+  parts = []
+  if row["delta_top1"] is not None:
+    parts.append(f"{row['delta_top1']:+.2f}")
+  else:
+    parts.append("?")
+  if row["flops_reduction_pct"] is not None:
+    parts.append(f"F{row['flops_reduction_pct']:g}%")
+  if row["params_reduction_pct"] is not None:
+    parts.append(f"P{row['params_reduction_pct']:g}%")
+  if row.get("metric") == "top5":
+    parts.append("(top5)")
+  return " ".join(parts)
+
+
+def pivot(rows):
+  """Method by model/dataset, as Markdown.
+
+  Methods are sorted by their largest reduction (FLOPs, else params),
+  highest first; within a cell, entries are sorted the same way. A cell
+  reads 'delta F<FLOPs reduction>% P<params reduction>%', delta in points
+  of top-1 ('?' unknown, '(top5)' when the figure is top-5).
+  """
+  if not rows:
+    return "(no published results match)"
+  col = lambda r: (normalize(r["dataset"]), normalize(r["model"]))
+  names = {}
+  for r in rows:  # one column per model/dataset, whatever the spelling
+    names.setdefault(col(r), f"{r['model']} / {r['dataset']}")
+  columns = sorted(names)
+  methods = {}
+  for r in rows:
+    methods.setdefault(r["method"], []).append(r)
+  key = lambda r: -(reduction(r) if reduction(r) is not None else -1)
+  order = sorted(methods, key=lambda m: (min(key(r) for r in methods[m]), m))
+  head = "| method | " + " | ".join(names[c] for c in columns) + " |"
+  lines = [head, "|---|" + "---|" * len(columns)]
+  for m in order:
+    cells = []
+    for c in columns:
+      hits = sorted((r for r in methods[m] if col(r) == c), key=key)
+      cells.append("; ".join(_cell(r) for r in hits))
+    lines.append(f"| {m} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def load_ours(path):
+  """Our runs from a `benchmarks/survey_comparison.py` JSON, as CSV-like rows.
+
+  Each becomes {method: 'ours: <criterion> (<schedule>)', model, dataset,
+  delta_top1, flops_reduction_pct (MACs), params_reduction_pct, ...}.
+  """
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"--ours file {path!r} does not exist")
+  with open(path) as f:
+    data = json.load(f)
+  records = data.get("runs") if isinstance(data, dict) else None
+  if not isinstance(records, list):
+    raise ValueError(f"{path}: expected a survey_comparison JSON with a "
+                     "'runs' list")
+  rows = []
+  for r in records:
+    rows.append({
+        "method": f"ours: {r['criterion']} ({r['schedule']})",
+        "model": r["model"], "dataset": r["dataset"],
+        "base_top1": 100 * r["base_top1"], "pruned_top1": 100 * r["top1"],
+        "delta_top1": r["delta_top1"],
+        "flops_reduction_pct": r["macs_reduction_pct"],
+        "params_reduction_pct": r["params_reduction_pct"], "metric": "top1",
+        "source": path, "basis": "ours", "notes": ""})
+  return rows
+
+
+def pairs(published, ours):
+  """Panels to draw and warnings about them.
+
+  A panel is one model that both have (names normalized). When our data
+  set differs from the published one, a warning says so; when no model is
+  shared, one panel shows everything and the warning says models differ.
+
+  Returns:
+    (panels, warnings): panels is a list of (title, published_rows,
+    our_rows).
+  """
+  warnings = []
+  models = sorted({normalize(r["model"]) for r in ours} &
+                  {normalize(r["model"]) for r in published})
+  panels = []
+  for m in models:
+    pub = [r for r in published if normalize(r["model"]) == m]
+    own = [r for r in ours if normalize(r["model"]) == m]
+    ours_data = sorted({r["dataset"] for r in own})
+    pub_data = sorted({r["dataset"] for r in pub})
+    title = f"{own[0]['model']}"
+    if {normalize(d) for d in ours_data} != {normalize(d) for d in pub_data}:
+      warnings.append(
+          f"{own[0]['model']}: ours ran on {', '.join(ours_data)}; the "
+          f"published results are on {', '.join(pub_data)}. Different data: "
+          "compare trends, not numbers.")
+      title += f" (ours: {', '.join(ours_data)}; published: " \
+               f"{', '.join(pub_data)})"
+    panels.append((title, pub, own))
+  if ours and not panels:
+    ours_models = sorted({f"{r['model']} / {r['dataset']}" for r in ours})
+    warnings.append(
+        "no published result shares a model with ours ("
+        + ", ".join(ours_models) + "); they are drawn together, but ours ran "
+        "on a different model and different data.")
+    panels.append(("ours and published: different models and data",
+                   published, ours))
+  return panels, warnings
+
+
+def plot(published, ours, path):
+  """Survey Figure 4 style: delta top-1 against % FLOPs (MACs) reduction.
+
+  Published points are grey, one marker per method family; ours are in
+  colour, one per criterion. Returns the warnings of `pairs`.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  if ours:
+    panels, warnings = pairs(published, ours)
+  else:
+    panels, warnings = [("published results", published, [])], []
+  fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8),
+                           squeeze=False)
+  for ax, (title, pub, own) in zip(axes[0], panels):
+    shown = [r for r in pub if r["delta_top1"] is not None and
+             reduction(r) is not None]
+    for r in shown:
+      ax.scatter(reduction(r), r["delta_top1"], color="0.55", marker="s",
+                 s=28)
+      ax.annotate(r["method"], (reduction(r), r["delta_top1"]), fontsize=6,
+                  color="0.35", xytext=(3, 2), textcoords="offset points")
+    crits = sorted({r["method"] for r in own})
+    cmap = plt.get_cmap("tab20")
+    for i, method in enumerate(crits):
+      pts = [r for r in own if r["method"] == method]
+      ax.scatter([reduction(r) for r in pts], [r["delta_top1"] for r in pts],
+                 color=cmap(i % 20), marker="o", s=36, label=method)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xlabel("FLOPs (MACs) reduction, %")
+    ax.set_ylabel("change in top-1, points")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    if crits:
+      ax.legend(fontsize=6, loc="lower left", ncol=2)
+  if warnings:
+    fig.text(0.5, 0.005, "NOTE: " + " ".join(warnings), ha="center",
+             fontsize=7, wrap=True, color="firebrick")
+  fig.tight_layout(rect=(0, 0.05 if warnings else 0, 1, 1))
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return warnings
