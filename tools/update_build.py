@@ -47,6 +47,20 @@ def main():
     lines.append("    ],")
     lines.append(")")
     lines.append("")
+  data = []
+  for name, top, pred in (
+      ("benchmarks", "benchmarks", lambda f: f.endswith((".py", ".csv"))),
+      ("notebooks", "colab", lambda f: f.endswith(".ipynb"))):
+    if not os.path.isdir(os.path.join(ROOT, top)):
+      continue
+    data.append(name)
+    lines.append("filegroup(")
+    lines.append(f'    name = "{name}",')
+    lines.append("    srcs = [")
+    lines.extend(f'        "{p}",' for p in _files(top, pred))
+    lines.append("    ],")
+    lines.append(")")
+    lines.append("")
   lines.append("py_library(")
   lines.append('    name = "test_support",')
   lines.append("    testonly = True,")
@@ -66,6 +80,7 @@ def main():
     lines.append(f'    size = "{size}",')
     lines.append(f'    srcs = ["{path}"],')
     lines.append(f'    main = "{path}",')
+    lines.append("    data = [" + ", ".join(f'":{d}"' for d in data) + "],")
     lines.append("    deps = [")
     lines.append('        ":test_support",')
     lines.extend(f'        ":{n}",' for n in names)
