@@ -152,15 +152,17 @@ def main():
   mobilenet = lambda: keras.applications.MobileNetV2(  # pylint: disable=unnecessary-lambda-assignment
       input_shape=(size, size, 3), weights=None, classes=1000)
   # (name, build, native build at the slim widths, round_to). MobileNetV2
-  # is measured twice: kept counts as they fall, and rounded up to
-  # multiples of 16 (the latency-aware choice: XNNPACK's float kernels
-  # work in tiles of 8-16 channels, so widths such as 72 or 24 waste work).
+  # is measured three times: kept counts as they fall, and rounded to
+  # multiples of 8 and of 16 (the latency-aware choice: XNNPACK's float
+  # kernels work in tiles of 8-16 channels, so widths such as 72 or 12
+  # waste work).
   builds = [
       ("residual CNN 32x32", zoo.residual_cnn,
        lambda: zoo.residual_cnn(width=16), 1),
       ("VGG-style 32x32", zoo.vgg_small,
        lambda: zoo.vgg_small(widths=(16, 32, 64), fc=64), 1),
       (f"MobileNetV2 {size}x{size}", mobilenet, None, 1),
+      (f"MobileNetV2 {size}x{size}, round_to=8", mobilenet, None, 8),
       (f"MobileNetV2 {size}x{size}, round_to=16", mobilenet, None, 16),
   ]
   rows = []
