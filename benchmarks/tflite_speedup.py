@@ -135,6 +135,29 @@ def plot(rows, path):
   fig.savefig(path, dpi=120)
 
 
+def write_table(rows, out):
+  """Writes tflite_speedup.md; returns the table."""
+  lines = ["| model | MACs ratio | TFLite ms orig | ms slim | latency ratio | "
+           "fraction of MACs ratio (target 0.85) | tfmot 50% sparse ms | "
+           "tfmot latency ratio | native-width latency ratio | "
+           "slim / native time | bytes orig / slim |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+  for r in rows:
+    lines.append(
+        f"| {r['model']} | {r['macs_ratio']:.2f} | {r['ms_orig']:.3f} | "
+        f"{r['ms_slim']:.3f} | {r['latency_ratio']:.2f} | "
+        f"{r['fraction_of_macs_ratio']:.3f} "
+        f"{'(met)' if r['meets_target'] else '(missed)'} | "
+        f"{r['ms_tfmot']:.3f} | {r['tfmot_latency_ratio']:.2f} | "
+        + (f"{r['native_latency_ratio']:.2f} | {r['slim_over_native']:.2f} | "
+           if "ms_native" in r else "- | - | ")
+        + f"{r['bytes_orig'] / r['bytes_slim']:.2f} |")
+  table = "\n".join(lines)
+  with open(os.path.join(out, "tflite_speedup.md"), "w") as f:
+    f.write(table + "\n")
+  return table
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--rounds", type=int, default=5)
@@ -142,11 +165,13 @@ def main():
   parser.add_argument("--mobilenet-size", type=int, default=224)
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   parser.add_argument("--plot-only", action="store_true",
-                      help="redraw the plot from the recorded JSON")
+                      help="redraw the plot and table from the recorded JSON")
   args = parser.parse_args()
   if args.plot_only:
     with open(os.path.join(args.out, "tflite_speedup.json")) as f:
-      plot(json.load(f)["rows"], os.path.join(args.out, "tflite_speedup.png"))
+      rows = json.load(f)["rows"]
+    plot(rows, os.path.join(args.out, "tflite_speedup.png"))
+    print(write_table(rows, args.out))
     return
   size = args.mobilenet_size
   mobilenet = lambda: keras.applications.MobileNetV2(  # pylint: disable=unnecessary-lambda-assignment
@@ -182,24 +207,7 @@ def main():
           "tensorflow": tf.__version__}
   with open(os.path.join(args.out, "tflite_speedup.json"), "w") as f:
     json.dump({"meta": meta, "rows": rows}, f, indent=2)
-  lines = ["| model | MACs ratio | TFLite ms orig | ms slim | latency ratio | "
-           "fraction of MACs ratio (target 0.85) | tfmot 50% sparse ms | "
-           "tfmot latency ratio | native-width latency ratio | "
-           "slim / native time | bytes orig / slim |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-  for r in rows:
-    lines.append(
-        f"| {r['model']} | {r['macs_ratio']:.2f} | {r['ms_orig']:.3f} | "
-        f"{r['ms_slim']:.3f} | {r['latency_ratio']:.2f} | "
-        f"{r['fraction_of_macs_ratio']:.2f} "
-        f"{'(met)' if r['meets_target'] else '(missed)'} | "
-        f"{r['ms_tfmot']:.3f} | {r['tfmot_latency_ratio']:.2f} | "
-        + (f"{r['native_latency_ratio']:.2f} | {r['slim_over_native']:.2f} | "
-           if "ms_native" in r else "- | - | ")
-        + f"{r['bytes_orig'] / r['bytes_slim']:.2f} |")
-  table = "\n".join(lines)
-  with open(os.path.join(args.out, "tflite_speedup.md"), "w") as f:
-    f.write(table + "\n")
+  table = write_table(rows, args.out)
   plot(rows, os.path.join(args.out, "tflite_speedup.png"))
   print(table)
 
