@@ -118,10 +118,14 @@ def recipe(args, model_name, phase):
   if args.dataset == "cifar10":
     epochs = {"base": 160, "finetune": 40, "sss": 20}[phase]
     lr = 0.1 if phase == "base" else 0.01
-    epochs = args.epochs if phase == "base" and args.epochs_set else epochs
+    if args.smoke:
+      epochs = 1
+    elif phase == "base" and args.epochs_set:
+      epochs = args.epochs
     return {"sgd": True, "lr": lr, "epochs": epochs, "augment": True,
             "weight_decay": 5e-4 if model_name.startswith("vgg") else 1e-4,
-            "boundaries": (0.5, 0.75) if phase == "base" else (0.5,)}
+            "boundaries": (0.5, 0.75) if phase == "base" else (0.5,),
+            "eager": args.smoke}
   return {"sgd": False, "lr": 2e-3 if phase == "base" else 1e-3,
           "epochs": args.epochs if phase == "base" else (
               args.sss_epochs if phase == "sss" else args.ft_epochs),

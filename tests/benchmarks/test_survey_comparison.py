@@ -88,3 +88,27 @@ def test_unknown_names_are_rejected(tmp_path):
     harness.main(["--smoke", "--criteria", "l1,nope", "--out", str(tmp_path)])
   with pytest.raises(SystemExit):
     harness.main(["--smoke", "--models", "alexnet", "--out", str(tmp_path)])
+
+
+def test_cifar10_mode_runs_with_the_full_scale_recipe(tmp_path, monkeypatch):
+  # No download here: random 32x32x3 images stand in for CIFAR-10, so the
+  # SGD schedule, weight decay, augmentation and the VGG-16 model all run.
+  import numpy as np
+  harness = load_harness()
+  rng = np.random.default_rng(0)
+  fake = lambda n: (rng.normal(size=(n, 32, 32, 3)).astype("float32"),
+                    rng.integers(0, 10, n))
+  monkeypatch.setattr(harness, "load_cifar10", lambda: (fake(300), fake(300)))
+  state = harness.main(["--dataset", "cifar10", "--models", "vgg16",
+                        "--smoke", "--criteria", "l1", "--budgets", "0.5",
+                        "--schedules", "oneshot", "--out", str(tmp_path)])
+  (run,) = state["runs"]
+  assert state["bases"][0]["model"] == "VGG16"
+  assert run["dataset"] == "cifar10" and abs(run["macs_reduction_pct"] - 50) <= 2
+  args = type("A", (), {"dataset": "cifar10", "smoke": False,
+                        "epochs_set": False, "epochs": 160})
+  spec = harness.recipe(args, "resnet56", "base")
+  assert spec["sgd"] and spec["epochs"] == 160 and spec["lr"] == 0.1
+  assert spec["weight_decay"] == 1e-4 and spec["augment"]
+  assert harness.recipe(args, "vgg16", "finetune")["weight_decay"] == 5e-4
+  assert harness.recipe(args, "vgg16", "finetune")["epochs"] == 40
