@@ -1,7 +1,8 @@
 """The `tfprune-survey` command line: an absl app with subcommands.
 
   tfprune-survey profile MODEL_PATH     per-layer params/MACs and channel groups
-  tfprune-survey demo                   analyse, halve and materialize two models
+  tfprune-survey demo                   train, prune (4 criteria), fine-tune, slim,
+                                        export and time on Fashion-MNIST
   tfprune-survey prune MODEL_PATH --criterion C (--ratio R | --target-macs T)
                  [--data fashion_mnist|digits|PATH.npz] --out SLIM.keras
                  [--tflite SLIM.tflite [--quantize MODE]]
@@ -55,8 +56,10 @@ _USAGE = """usage: tfprune-survey COMMAND [ARGS] [--flags]
 commands:
   profile MODEL_PATH   print a per-layer table (params, MACs) and channel groups
                        of a saved tf_keras model (.keras, .h5 or SavedModel)
-  demo                 build a residual CNN and MobileNetV2, drop about half of
-                       every prunable channel group, materialize, and compare
+  demo                 train a residual CNN on Fashion-MNIST (digits if absent);
+                       prune it to half the MACs with l1, fpgm, taylor and
+                       slimming; fine-tune, slim, export float and int8 TFLite,
+                       verify and time; write demo_results/
   prune MODEL_PATH     --criterion C (--ratio R | --target-macs T)
                        [--data fashion_mnist|digits|PATH.npz] --out SLIM.keras
                        [--scope global|local] [--round-to N] [--min-channels N]
