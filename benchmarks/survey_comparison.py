@@ -313,7 +313,10 @@ def main(argv=None):
       info = have[0]
       print(f"{MODELS[model_name]}: base reloaded (top-1 {info['top1']:.4f})")
     else:
-      fit(base, *train, recipe(args, model_name, "base"))
+      spec = recipe(args, model_name, "base")
+      print(f"{MODELS[model_name]}: training the base on {len(train[0]):,} "
+            f"images for {spec['epochs']} epochs...", flush=True)
+      fit(base, *train, spec)
       tps.recalibrate_bn(base, recal)
       base.save_weights(base_path)
       info = {"model": MODELS[model_name], "dataset": args.dataset,
