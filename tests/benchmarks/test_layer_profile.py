@@ -1,18 +1,12 @@
 """The per-layer profile benchmark's plumbing, at 32x32 (no timing claims)."""
 
-import importlib.util
 import json
-import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+from tests.benchmarks import load_benchmark
 
 
 def test_profile_rows_and_files(tmp_path):
-  path = os.path.join(ROOT, "benchmarks", "layer_profile.py")
-  spec = importlib.util.spec_from_file_location("layer_profile", path)
-  bench = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(bench)
+  bench = load_benchmark("layer_profile")
   summary = bench.main(["--size", "32", "--rounds", "1", "--runs", "2",
                         "--out", str(tmp_path)])
   with open(tmp_path / "layer_profile.json") as f:

@@ -1,28 +1,16 @@
 """The survey comparison harness, end to end in --smoke mode."""
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-
-
-def load_harness():
-  path = os.path.join(ROOT, "benchmarks", "survey_comparison.py")
-  spec = importlib.util.spec_from_file_location("survey_comparison", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
+from tests.benchmarks import load_benchmark
 
 CRITERIA = ["l1", "fpgm", "taylor", "slimming", "sss", "random"]
 
 
 def test_smoke_runs_the_whole_pipeline(tmp_path, capsys):
-  harness = load_harness()
+  harness = load_benchmark("survey_comparison")
   argv = ["--smoke", "--models", "vgg", "--criteria", ",".join(CRITERIA),
           "--random-seeds", "2", "--budgets", "0.5", "--out", str(tmp_path),
           "--tag", "t"]
@@ -64,7 +52,7 @@ def test_smoke_runs_the_whole_pipeline(tmp_path, capsys):
 
 
 def test_findings_compare_with_random_and_schedules():
-  harness = load_harness()
+  harness = load_benchmark("survey_comparison")
   def run(c, schedule, delta, seed=None):
     return {"model": "M", "schedule": schedule, "target_macs_pct": 50.0,
             "criterion": c, "seed": seed, "delta_top1": delta,
@@ -83,7 +71,7 @@ def test_findings_compare_with_random_and_schedules():
 
 
 def test_unknown_names_are_rejected(tmp_path):
-  harness = load_harness()
+  harness = load_benchmark("survey_comparison")
   with pytest.raises(ValueError, match="nope"):
     harness.main(["--smoke", "--criteria", "l1,nope", "--out", str(tmp_path)])
   with pytest.raises(SystemExit):
@@ -94,7 +82,7 @@ def test_cifar10_mode_runs_with_the_full_scale_recipe(tmp_path, monkeypatch):
   # No download here: random 32x32x3 images stand in for CIFAR-10, so the
   # SGD schedule, weight decay, augmentation and the VGG-16 model all run.
   import numpy as np
-  harness = load_harness()
+  harness = load_benchmark("survey_comparison")
   rng = np.random.default_rng(0)
   fake = lambda n: (rng.normal(size=(n, 32, 32, 3)).astype("float32"),
                     rng.integers(0, 10, n))

@@ -1,27 +1,14 @@
 """The TFLite speed-up benchmark's plumbing, on a tiny net (no timing claims)."""
 
-import importlib.util
-import os
-
 import numpy as np
 
-from tfprune_survey import zoo
+from tests.benchmarks import load_benchmark
 import tfprune_survey as tps
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-
-
-def load_benchmark():
-  path = os.path.join(ROOT, "benchmarks", "tflite_speedup.py")
-  spec = importlib.util.spec_from_file_location("tflite_speedup", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from tfprune_survey import zoo
 
 
 def test_rows_table_and_plot(tmp_path):
-  bench = load_benchmark()
+  bench = load_benchmark("tflite_speedup")
   build = lambda: zoo.vgg_small(input_shape=(16, 16, 3), widths=(8, 16, 24),  # pylint: disable=unnecessary-lambda-assignment
                                 fc=16)
   model = build()
@@ -49,8 +36,8 @@ def test_rows_table_and_plot(tmp_path):
                       row["latency_ratio"] / row["macs_ratio"])
   assert half["meets_target"] == (half["fraction_of_macs_ratio"] >= 0.85)
   assert "native_latency_ratio" in half and "native" not in same["rounds_ms"]
-  # round_to=4 at the same MACs: the MACs
-  # removed are within the search's 2% tolerance of the unrounded row's.
+  # round_to=4 at the same MACs: the MACs removed are within the search's
+  # 2% tolerance of the unrounded row's.
   assert abs(same["macs_slim"] - half["macs_slim"]) <= 0.02 * macs
   # A reference net is timed as given, with no tfmot file and no verdict.
   assert ref["meets_target"] is None and "ms_tfmot" not in ref
