@@ -91,7 +91,7 @@ def test_slimming_reads_abs_gamma(model):
 def test_sss_reads_channel_scale():
   inp = keras.Input((5, 5, 2))
   x = L.Conv2D(3, 3, name="c")(inp)
-  x = tps.ChannelScale(name="lam")(x)
+  x = tps.ChannelScale(name="lam", framework="tf_keras")(x)
   x = L.GlobalAveragePooling2D()(x)
   model = keras.Model(inp, L.Dense(2)(x))
   model.get_layer("lam").set_weights([np.array([0.3, -0.0, -2.0], "float32")])

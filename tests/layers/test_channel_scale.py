@@ -14,7 +14,7 @@ def scaled_model():
   inp = keras.Input((6, 6, 2))
   x = L.Conv2D(4, 3, name="c")(inp)
   x = tps.ChannelScale(regularizer=keras.regularizers.L1(1e-4),
-                       name="lam")(x)
+                       name="lam", framework="tf_keras")(x)
   x = L.ReLU()(x)
   x = L.Conv2D(3, 1, name="d")(x)
   x = L.GlobalAveragePooling2D()(x)
@@ -26,8 +26,10 @@ def scaled_model():
 
 def test_config_round_trip():
   layer = tps.ChannelScale(initial_value=0.5,
-                           regularizer=keras.regularizers.L1(1e-3), name="s")
-  clone = tps.ChannelScale.from_config(layer.get_config())
+                           regularizer=keras.regularizers.L1(1e-3), name="s",
+                           framework="tf_keras")
+  clone = tps.ChannelScale.from_config(layer.get_config(),
+                                       framework="tf_keras")
   assert clone.get_config() == layer.get_config()
   assert clone.initial_value == 0.5
 

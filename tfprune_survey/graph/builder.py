@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from tfprune_survey import frameworks
 from tfprune_survey.graph import layout as layout_lib
 
 
@@ -131,13 +132,39 @@ class GraphBuilder:
     return layout_lib.single(var, shape[-1])
 
   # ---- weights -----------------------------------------------------------
-  def slice(self, call, weight, axis, lay, role, zero=True):
-    """Records that `weight`'s `axis` follows layout `lay`."""
+  def slice(self, call, weight, axis, lay, role, zero=True, required=True):
+    """Records that `weight`'s `axis` follows layout `lay`.
+
+    Args:
+      call: the LayerCall.
+      weight: the canonical (tf_keras) short weight name; the framework's
+        aliases are tried too (Keras 3 DepthwiseConv2D's `kernel`).
+      axis: the weight axis.
+      lay: the Layout of that axis (None: nothing to record).
+      role: 'producer', 'consumer' or 'param'.
+      zero: whether `mask_channels` zeroes dropped positions.
+      required: when True (the default), a weight the layer does not have
+        is an error that names the layer and the weight, never a silent
+        skip; handlers pass False where the config says it is absent
+        (use_bias=False, BN scale=False / center=False).
+
+    Raises:
+      ValueError: when a required weight is missing.
+    """
     if lay is None:
       return
-    weights = {_short(w.name): w for w in call.layer.weights}
-    if weight not in weights:
-      return
+    found = frameworks.of(call.layer).find_weight(call.layer, weight)
+    if found is None:
+      if not required:
+        return
+      have = [frameworks.Framework.short_name(w) for w in call.layer.weights]
+      raise ValueError(
+          f"layer '{call.path}' ({call.class_name}) has no weight '{weight}' "
+          f"(it has {have}); the channel handler for {call.class_name} "
+          "expects it. Register a handler for this class with "
+          "tps.register_handler if it is a custom layer.")
+    index, weight = found
+    weights = {weight: call.layer.weights[index]}
     rank = len(weights[weight].shape)
     axis = axis % rank
     if weights[weight].shape[axis] != lay.width:

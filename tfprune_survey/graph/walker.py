@@ -1,4 +1,4 @@
-"""Flattens a tf_keras Sequential/Functional model into layer calls.
+"""Flattens a Sequential/Functional model (either Keras) into layer calls.
 
 Topology is read from the model's config (public API); nested Functional and
 Sequential sub-models are inlined, once per call, so a sub-model called twice
@@ -8,7 +8,7 @@ live layers' nodes.
 
 import dataclasses
 
-from tfprune_survey._compat import keras
+from tfprune_survey import frameworks
 
 
 @dataclasses.dataclass
@@ -16,7 +16,7 @@ class LayerCall:
   """One call of one layer, with its inputs resolved to upstream values."""
   path: str                 # qualified name, 'outer/inner' inside sub-models
   names: tuple              # the layer names from the top model down
-  layer: object             # the live tf_keras layer
+  layer: object             # the live layer (or Keras 3 operation)
   config: dict              # the layer's own config (not mutated)
   class_name: str
   inputs: list              # upstream values, one per tensor input
@@ -27,67 +27,17 @@ class LayerCall:
   node_index: int = 0       # the layer's node index for this call
 
 
-def _node_items(node):
-  """The [name, node, tensor, kwargs] items of one serialized inbound node."""
-  if isinstance(node, dict):  # newer serialization format
-    node = node.get("args", [])
-  if node and isinstance(node[0], str):  # a single item, not wrapped
-    return [node]
-  return node
-
-
-def _as_ref_list(refs):
-  if refs and isinstance(refs[0], str):
-    return [refs]
-  return list(refs)
-
-
-def _is_ref(value, names):
-  return (isinstance(value, (list, tuple)) and len(value) == 3 and
-          isinstance(value[0], str) and value[0] in names and
-          isinstance(value[1], int) and isinstance(value[2], int))
-
-
-def _kwarg_refs(value, names, out):
-  if _is_ref(value, names):
-    out.append(tuple(value))
-  elif isinstance(value, dict):
-    for v in value.values():
-      _kwarg_refs(v, names, out)
-  elif isinstance(value, (list, tuple)):
-    for v in value:
-      _kwarg_refs(v, names, out)
-
-
-def _shape_list(shape):
-  if shape is None:
-    return [None]
-  if isinstance(shape, list) and (not shape or isinstance(shape[0],
-                                                          (tuple, list))):
-    return [tuple(s) for s in shape]
-  if isinstance(shape, list) and shape and shape[0] is None:
-    return [tuple(shape)]
-  return [tuple(shape)]
-
-
-def _shape_at(layer, getter, node_index):
-  try:
-    return _shape_list(getattr(layer, getter)(node_index))
-  except Exception:  # pylint: disable=broad-except
-    return [None]
-
-
 def is_submodel(layer):
-  return isinstance(layer, keras.Model) and (
-      isinstance(layer, keras.Sequential) or "Functional" in type(
-          layer).__name__ or type(layer) is keras.Model)  # pylint: disable=unidiomatic-typecheck
+  """Whether `layer` is a nested Sequential/Functional model (either Keras)."""
+  name = frameworks.detect(layer)
+  return name is not None and frameworks.get(name).is_submodel(layer)
 
 
 class Walker:
   """Walks a model's layer calls in topological order.
 
   Args:
-    model: a tf_keras Sequential or Functional model.
+    model: a Sequential or Functional model of either Keras.
     visit: callable(LayerCall) -> list of output values (one per output).
     make_input: callable(path, shape) -> value for a model input.
     inner_input: optional callable(names, config_key, value), told where a
@@ -101,6 +51,7 @@ class Walker:
     self._count = 0
     self.inputs = []
     self.outputs = []   # (value, path of the layer producing it)
+    self.fw = frameworks.of(model)
     config = model.get_config()
     outs = self._walk(model, config, (), None)
     self.outputs = outs
@@ -127,7 +78,7 @@ class Walker:
         path=path, names=names, layer=layer, config=entry_cfg,
         class_name=class_name, inputs=[v[0] for v in in_vals],
         input_shapes=[v[1] for v in in_vals],
-        output_shapes=_shape_at(layer, "get_output_shape_at", node_index),
+        output_shapes=self.fw.output_shapes(layer, node_index),
         kwargs=kwargs, node_index=node_index)
     outs = self._emit(call)
     return [(o, s, path) for o, s in zip(outs, call.output_shapes)]
@@ -136,21 +87,21 @@ class Walker:
     layer_names = {e["config"]["name"] if "name" not in e else e["name"]
                    for e in config["layers"]}
     values = {}
-    input_refs = _as_ref_list(config["input_layers"])
+    input_refs = self.fw.input_refs(config)
+    key = self.fw.input_shape_key
     entries = {(e.get("name") or e["config"]["name"]): e
                for e in config["layers"]}
     for i, ref in enumerate(input_refs):
       name = ref[0]
       if outer_inputs is not None:
         values[(name, 0, 0)] = outer_inputs[i]
-        self._inner_input(names + (name,), ("batch_input_shape", -1),
-                          outer_inputs[i][0])
+        self._inner_input(names + (name,), (key, -1), outer_inputs[i][0])
       else:
-        shape = tuple(entries[name]["config"].get("batch_input_shape") or ())
+        shape = tuple(entries[name]["config"].get(key) or ())
         path = "/".join(names + (name,))
         self.inputs.append(path)
         values[(name, 0, 0)] = (self._make_input(path, shape), shape, path)
-    offsets = _submodel_offsets(config, layer_names)
+    offsets = self._submodel_offsets(config, layer_names)
     pending = []
     for entry in config["layers"]:
       if entry["class_name"] == "InputLayer":
@@ -158,13 +109,13 @@ class Walker:
       name = entry.get("name") or entry["config"]["name"]
       for node_index, node in enumerate(entry.get("inbound_nodes", [])):
         pending.append((entry, name, node_index, node))
-    live = {layer.name: layer for layer in model.layers}
+    live = self.fw.live_operations(model)
     progress = True
     while pending and progress:
       progress = False
       rest = []
       for entry, name, node_index, node in pending:
-        refs, kwargs = self._node_refs(node, layer_names)
+        refs, kwargs = self.fw.node_refs(node, layer_names)
         if not all(tuple(r) in values for r in refs):
           rest.append((entry, name, node_index, node))
           continue
@@ -175,7 +126,9 @@ class Walker:
                                 names + (name,), node_index, in_vals, kwargs)
         key_index = node_index
         if is_submodel(layer):
-          key_index = node_index + offsets.get(name, 1)
+          default = self.fw.submodel_node_offset
+          key_index = node_index + offsets.get(
+              name, 1 if default is None else default)
         for t, out in enumerate(outs):
           values[(name, key_index, t)] = out
       pending = rest
@@ -183,20 +136,7 @@ class Walker:
       raise ValueError(
           "could not resolve the inputs of layer "
           f"'{pending[0][1]}' while reading the model's config")
-    return [values[tuple(r)] for r in _as_ref_list(config["output_layers"])]
-
-  def _node_refs(self, node, layer_names):
-    """Tensor refs and non-tensor kwargs of one inbound node."""
-    refs, kwargs = [], {}
-    for item in _node_items(node):
-      refs.append(tuple(item[:3]))
-      if len(item) > 3 and isinstance(item[3], dict):
-        extra = []
-        _kwarg_refs(item[3], layer_names, extra)
-        refs.extend(extra)
-        kwargs.update({k: v for k, v in item[3].items()
-                       if not _is_ref(v, layer_names)})
-    return refs, kwargs
+    return [values[tuple(r)] for r in self.fw.output_refs(config)]
 
   def _walk_sequential(self, model, config, names, outer_inputs):
     layer_entries = [e for e in config["layers"]
@@ -206,12 +146,11 @@ class Walker:
       first = config["layers"][0] if config["layers"] else None
       if first is not None:
         fname = first["config"]["name"]
-        if first["class_name"] == "InputLayer" or (
-            "batch_input_shape" in first["config"]):
-          self._inner_input(names + (fname,), ("batch_input_shape", -1),
-                            current[0])
+        key = self.fw.input_shape_key
+        if first["class_name"] == "InputLayer" or key in first["config"]:
+          self._inner_input(names + (fname,), (key, -1), current[0])
     else:
-      shape = tuple(model.inputs[0].shape)
+      shape = tuple(self.fw.model_inputs(model)[0].shape)
       first = [e for e in config["layers"] if e["class_name"] == "InputLayer"]
       in_name = first[0]["config"]["name"] if first else model.name + "_input"
       path = "/".join(names + (in_name,))
@@ -226,22 +165,22 @@ class Walker:
     return [current]
 
 
-def _submodel_offsets(config, layer_names):
-  """Node-index offset of each layer in this config's references.
+  def _submodel_offsets(self, config, layer_names):
+    """Node-index offset of each layer in this config's references.
 
-  Functional configs number a nested model's calls after its own
-  construction node, which is not listed among its inbound nodes; so a
-  sub-model referenced only from node 1 upwards has offset 1.
-  """
-  lowest = {}
-  refs = []
-  for entry in config["layers"]:
-    for node in entry.get("inbound_nodes", []):
-      for item in _node_items(node):
-        refs.append(tuple(item[:3]))
-        if len(item) > 3:
-          _kwarg_refs(item[3], layer_names, refs)
-  refs.extend(tuple(r) for r in _as_ref_list(config["output_layers"]))
-  for name, node_index, _ in refs:
-    lowest[name] = min(lowest.get(name, node_index), node_index)
-  return {name: (0 if low == 0 else 1) for name, low in lowest.items()}
+    tf_keras numbers a nested model's calls after its own construction
+    node, which is not listed among its inbound nodes; so a sub-model
+    referenced only from node 1 upwards has offset 1. Keras 3 has no such
+    node (offset 0).
+    """
+    if self.fw.submodel_node_offset is not None:
+      return {}
+    lowest = {}
+    refs = []
+    for entry in config["layers"]:
+      for node in entry.get("inbound_nodes", []):
+        refs.extend(self.fw.node_refs(node, layer_names)[0])
+    refs.extend(tuple(r) for r in self.fw.output_refs(config))
+    for name, node_index, _ in refs:
+      lowest[name] = min(lowest.get(name, node_index), node_index)
+    return {name: (0 if low == 0 else 1) for name, low in lowest.items()}

@@ -1,12 +1,97 @@
-"""ChannelScale: a learnable per-channel scale (the lambda of SSS)."""
+"""ChannelScale: a learnable per-channel scale (the lambda of SSS).
 
-import tensorflow as tf
+There is one concrete class per Keras (tf_keras and Keras 3), made on first
+use and registered as `tfprune_survey>ChannelScale` in that Keras, so a saved
+model of either Keras loads without `custom_objects`. `ChannelScale(...)`
+makes the class of `framework=` ('tf_keras' or 'keras3'; by default the
+Keras that `tf.keras` gives: tf_keras when TF_USE_LEGACY_KERAS is set, Keras 3
+otherwise), and `isinstance(layer, ChannelScale)` holds for both.
+"""
 
-from tfprune_survey._compat import keras
+from tfprune_survey import frameworks
+
+_CLASSES = {}
 
 
-@keras.utils.register_keras_serializable(package="tfprune_survey")
-class ChannelScale(keras.layers.Layer):
+def _make(fw):
+  keras = fw.keras
+  if fw.name == frameworks.TF_KERAS:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    cast = tf.cast
+    register = keras.utils.register_keras_serializable
+  else:
+    cast = keras.ops.cast
+    register = keras.saving.register_keras_serializable
+
+  @register(package="tfprune_survey", name="ChannelScale")
+  class ChannelScale(keras.layers.Layer):  # pylint: disable=redefined-outer-name
+    """Multiplies each channel by a learnable scalar (Huang and Wang, 2018)."""
+
+    def __init__(self, initial_value=1.0, regularizer=None, shared=False,
+                 **kwargs):
+      super().__init__(**kwargs)
+      self.initial_value = float(initial_value)
+      self.regularizer = keras.regularizers.get(regularizer)
+      self.shared = bool(shared)
+
+    def build(self, input_shape):
+      channels = input_shape[-1]
+      if channels is None:
+        raise ValueError(f"ChannelScale '{self.name}' needs a known channel "
+                         f"dimension, got input shape {input_shape}")
+      self.scale = self.add_weight(
+          name="scale", shape=(1,) if self.shared else (channels,),
+          initializer=keras.initializers.Constant(self.initial_value),
+          regularizer=self.regularizer, trainable=True)
+      super().build(input_shape)
+
+    def call(self, inputs):
+      return inputs * cast(self.scale, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+      return input_shape
+
+    def get_config(self):
+      config = super().get_config()
+      config.update({
+          "initial_value": self.initial_value,
+          "regularizer": keras.regularizers.serialize(self.regularizer)
+                         if self.regularizer is not None else None,
+          "shared": self.shared,
+      })
+      return config
+
+  ChannelScale.__module__ = __name__
+  ChannelScale.__qualname__ = f"ChannelScale[{fw.name}]"
+  return ChannelScale
+
+
+def channel_scale_class(framework):
+  """The ChannelScale class of one Keras.
+
+  Args:
+    framework: 'tf_keras', 'keras3', an adapter, or a Keras `layers`
+      namespace.
+  """
+  if hasattr(framework, "__name__") and not isinstance(framework, str):
+    framework = (frameworks.TF_KERAS if framework.__name__.startswith(
+        "tf_keras") else frameworks.KERAS3)
+  fw = frameworks.get(framework)
+  if fw.name not in _CLASSES:
+    _CLASSES[fw.name] = _make(fw)
+  return _CLASSES[fw.name]
+
+
+class _Dispatch(type):
+
+  def __instancecheck__(cls, obj):
+    return any(isinstance(obj, k) for k in _CLASSES.values())
+
+  def __subclasscheck__(cls, sub):
+    return sub is cls or any(issubclass(sub, k) for k in _CLASSES.values())
+
+
+class ChannelScale(metaclass=_Dispatch):
   """Multiplies each channel by a learnable scalar (Huang and Wang, 2018).
 
   Sparse Structure Selection (SSS) attaches such scales to channels (or
@@ -16,46 +101,27 @@ class ChannelScale(keras.layers.Layer):
   Args:
     initial_value: starting value of every scale. Defaults to 1.0.
     regularizer: optional regularizer for the scales (e.g.
-      `tf_keras.regularizers.L1(1e-4)`). Defaults to None.
+      `keras.regularizers.L1(1e-4)`). Defaults to None.
     shared: one scalar for all channels (SSS's block granularity: it
       scales a whole residual branch; `materialize` removes a branch whose
       shared scale is 0). Defaults to False.
+    framework: 'tf_keras' or 'keras3'; defaults to the Keras `tf.keras`
+      gives (tf_keras when TF_USE_LEGACY_KERAS is set, else Keras 3).
     **kwargs: standard layer arguments (name, dtype, ...).
+
+  Returns:
+    A layer of the chosen Keras.
 
   Example:
     >>> x = tps.ChannelScale(name="scale1")(conv_output)
   """
 
-  def __init__(self, initial_value=1.0, regularizer=None, shared=False,
-               **kwargs):
-    super().__init__(**kwargs)
-    self.initial_value = float(initial_value)
-    self.regularizer = keras.regularizers.get(regularizer)
-    self.shared = bool(shared)
+  def __new__(cls, *args, framework=None, **kwargs):
+    klass = channel_scale_class(framework or frameworks.default_name())
+    return klass(*args, **kwargs)
 
-  def build(self, input_shape):
-    channels = input_shape[-1]
-    if channels is None:
-      raise ValueError(f"ChannelScale '{self.name}' needs a known channel "
-                       f"dimension, got input shape {input_shape}")
-    self.scale = self.add_weight(
-        name="scale", shape=(1,) if self.shared else (channels,),
-        initializer=keras.initializers.Constant(self.initial_value),
-        regularizer=self.regularizer, trainable=True)
-    super().build(input_shape)
-
-  def call(self, inputs):
-    return inputs * tf.cast(self.scale, inputs.dtype)
-
-  def compute_output_shape(self, input_shape):
-    return input_shape
-
-  def get_config(self):
-    config = super().get_config()
-    config.update({
-        "initial_value": self.initial_value,
-        "regularizer": keras.regularizers.serialize(self.regularizer)
-                       if self.regularizer is not None else None,
-        "shared": self.shared,
-    })
-    return config
+  @classmethod
+  def from_config(cls, config, framework=None):
+    """A layer of `framework` (default as in the constructor) from config."""
+    klass = channel_scale_class(framework or frameworks.default_name())
+    return klass.from_config(config)

@@ -9,16 +9,24 @@ called twice) is counted once per call.
 
 import math
 
-from tfprune_survey import _compat
-from tfprune_survey._compat import keras
-from tfprune_survey.graph.builder import short_weight_name
+from tfprune_survey import frameworks
 from tfprune_survey.graph.walker import Walker
 
 _MAC_RULES = {}
+_BUILTINS_DONE = set()
 
 
 def register_macs(layer_class, fn):
-  """Registers fn(layer, input_shape, output_shape) -> MACs for a class."""
+  """Registers fn(layer, input_shape, output_shape) -> MACs for a class.
+
+  Args:
+    layer_class: a layer class of either Keras (exact class match).
+    fn: callable(layer, input_shape, output_shape) -> int.
+
+  Returns:
+    `fn`.
+  """
+  _ensure_builtins(frameworks.detect(layer_class))
   _MAC_RULES[layer_class] = fn
   return fn
 
@@ -34,10 +42,10 @@ def _positions(shape):
 
 
 def _weight(layer, name):
-  for w in layer.weights:
-    if short_weight_name(w.name) == name:
-      return int(math.prod(w.shape))
-  return 0
+  found = frameworks.of(layer).find_weight(layer, name)
+  if found is None:
+    return 0
+  return int(math.prod(layer.weights[found[0]].shape))
 
 
 def _conv(layer, in_shape, out_shape):
@@ -61,19 +69,23 @@ def _separable(layer, in_shape, out_shape):
           _weight(layer, "pointwise_kernel")) * _positions(out_shape)
 
 
-for _cls in (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
-             keras.layers.Dense):
-  register_macs(_cls, _conv)
-for _cls in (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
-             keras.layers.Conv3DTranspose):
-  register_macs(_cls, _transpose)
-for _cls in (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D):
-  register_macs(_cls, _depthwise)
-for _cls in (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D):
-  register_macs(_cls, _separable)
+def _ensure_builtins(name):
+  if name is None or name in _BUILTINS_DONE:
+    return
+  _BUILTINS_DONE.add(name)
+  layers = frameworks.get(name).layers
+  rules = {("Conv1D", "Conv2D", "Conv3D", "Dense"): _conv,
+           ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"):
+               _transpose,
+           ("DepthwiseConv1D", "DepthwiseConv2D"): _depthwise,
+           ("SeparableConv1D", "SeparableConv2D"): _separable}
+  for names, fn in rules.items():
+    for n in names:
+      _MAC_RULES.setdefault(getattr(layers, n), fn)
 
 
 def layer_call_macs(call):
+  _ensure_builtins(frameworks.detect(call.layer))
   rule = _MAC_RULES.get(type(call.layer))
   if rule is None:
     return 0
@@ -95,16 +107,17 @@ def count_macs(model):
   """MACs of one sample (see the module docstring for what is counted).
 
   Args:
-    model: a tf_keras Sequential/Functional model with a fixed input size.
+    model: a Sequential/Functional model of either Keras, with a fixed
+      input size.
 
   Returns:
     int.
   """
-  _compat.check_model(model)
+  frameworks.check_model(model)
   return sum(layer_call_macs(c) for c in iter_calls(model))
 
 
 def count_params(model):
   """All parameters, trainable and not (== `model.count_params()`)."""
-  _compat.check_model(model)
+  frameworks.check_model(model)
   return int(model.count_params())

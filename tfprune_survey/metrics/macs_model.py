@@ -7,6 +7,8 @@ pruning follow from the kept counts alone, without rebuilding the model.
 
 import numpy as np
 
+from tfprune_survey.frameworks import Framework
+
 from tfprune_survey.metrics.macs import iter_calls
 from tfprune_survey.metrics.macs import layer_call_macs
 
@@ -32,10 +34,10 @@ class MacsModel:
       if not macs:
         continue
       kernels = [w for w in call.layer.weights
-                 if w.name.split("/")[-1].split(":")[0] in _KERNELS]
+                 if Framework.short_name(w) in _KERNELS]
       total = sum(int(np.prod(w.shape)) for w in kernels)
       for w in kernels:
-        name = w.name.split("/")[-1].split(":")[0]
+        name = Framework.short_name(w)
         share = macs * int(np.prod(w.shape)) / total
         axes = [(sl.layout, int(w.shape[sl.axis]))
                 for sl in slices.get(call.path, ()) if sl.weight == name]

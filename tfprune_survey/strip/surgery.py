@@ -4,8 +4,7 @@ import copy
 
 import numpy as np
 
-from tfprune_survey import _compat
-from tfprune_survey.graph.builder import short_weight_name
+from tfprune_survey import frameworks
 from tfprune_survey.graph.walker import is_submodel
 
 
@@ -41,10 +40,12 @@ def transfer_weights(old, new, graph, keep_of, mode):
     values = a.get_weights()
     if not values:
       continue
-    names = [short_weight_name(w.name) for w in a.weights]
+    names = [frameworks.Framework.short_name(w) for w in a.weights]
     for sl in by_path.get(path, ()):
       if sl.weight not in names:
-        continue
+        raise ValueError(
+            f"layer '{path}' has no weight '{sl.weight}' to slice (it has "
+            f"{names})")
       i = names.index(sl.weight)
       kept = sl.layout.indices(keep_of)
       if mode == "slice":
@@ -89,7 +90,7 @@ def narrowed_config(model, graph, keep_of):
 
 
 def rebuild(model, config):
-  return _compat.rebuild_from_config(model, config)
+  return frameworks.of(model).rebuild(model, config)
 
 
 def _drop_build_config(config):

@@ -1,12 +1,9 @@
-"""Per-layer channel handlers. Importing this package registers the built-ins."""
+"""Per-layer channel handlers.
 
-from tfprune_survey._compat import tf_op_lambda_class
-from tfprune_survey.graph.handlers import merges
-from tfprune_survey.graph.handlers import normalization
-from tfprune_survey.graph.handlers import passthrough
-from tfprune_survey.graph.handlers import producers
-from tfprune_survey.graph.handlers import reshapes
-from tfprune_survey.graph.handlers import tf_ops
+The built-in ones are registered per framework when a layer of that framework
+is first looked up (see `registry`), so importing this imports no Keras.
+"""
+
 from tfprune_survey.graph.handlers.merges import Concatenate
 from tfprune_survey.graph.handlers.merges import ElementwiseMerge
 from tfprune_survey.graph.handlers.passthrough import PassThrough
@@ -15,10 +12,7 @@ from tfprune_survey.graph.handlers.registry import get_handler
 from tfprune_survey.graph.handlers.registry import LayerHandler
 from tfprune_survey.graph.handlers.registry import register_handler
 
-register_handler(tf_op_lambda_class(), tf_ops.TFOp())
-
 __all__ = [
     "Concatenate", "ElementwiseMerge", "LayerHandler", "PassThrough",
     "Producer", "get_handler", "register_handler",
 ]
-del merges, normalization, passthrough, producers, reshapes

@@ -1,5 +1,8 @@
 """Small helpers shared by the layer handlers."""
 
+#: activations that mix channels (so they block the group they touch)
+MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+
 
 def rank_of(shape):
   return len(shape) if shape is not None else None
@@ -29,3 +32,8 @@ def block_channels_first(call, b):
   reason = not_channels_last_reason(call)
   b.block(call.inputs, reason)
   return [b.opaque(call, shape, reason) for shape in call.output_shapes]
+
+
+def has_bias(call):
+  """Whether the layer's config says it has a bias (the default)."""
+  return bool(call.config.get("use_bias", True))

@@ -1,10 +1,8 @@
 """Layers that combine several tensors: element-wise merges and Concatenate."""
 
-from tfprune_survey._compat import keras
 from tfprune_survey.graph import layout as layout_lib
 from tfprune_survey.graph.handlers import common
 from tfprune_survey.graph.handlers.registry import LayerHandler
-from tfprune_survey.graph.handlers.registry import register_handler
 
 
 class ElementwiseMerge(LayerHandler):
@@ -42,7 +40,9 @@ class Concatenate(LayerHandler):
     return [b.unify(list(call.inputs), call)]
 
 
-for _cls in (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply,
-             keras.layers.Average, keras.layers.Maximum, keras.layers.Minimum):
-  register_handler(_cls, ElementwiseMerge())
-register_handler(keras.layers.Concatenate, Concatenate())
+def registrations(layers):
+  """[(class, handler)] of this module, for one Keras' `layers` namespace."""
+  out = [(getattr(layers, n), ElementwiseMerge()) for n in
+         ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")]
+  out.append((layers.Concatenate, Concatenate()))
+  return out

@@ -1,9 +1,7 @@
 """Layers with per-channel parameters: BatchNormalization, PReLU, LayerNorm."""
 
-from tfprune_survey._compat import keras
 from tfprune_survey.graph.handlers import common
 from tfprune_survey.graph.handlers.registry import LayerHandler
-from tfprune_survey.graph.handlers.registry import register_handler
 
 
 class BatchNorm(LayerHandler):
@@ -19,10 +17,12 @@ class BatchNorm(LayerHandler):
                 f"{axis}, not the channel axis")
       b.block([lay], reason)
       return [b.opaque(call, call.output_shapes[0], reason)]
-    for name in ("gamma", "beta", "moving_mean"):
-      b.slice(call, name, 0, lay, "param")
+    b.slice(call, "gamma", 0, lay, "param",
+            required=call.config.get("scale", True))
+    b.slice(call, "beta", 0, lay, "param",
+            required=call.config.get("center", True))
+    b.slice(call, "moving_mean", 0, lay, "param")
     b.slice(call, "moving_variance", 0, lay, "param", zero=False)
-    b.register_call(call)
     return [lay]
 
 
@@ -54,9 +54,6 @@ class LayerNorm(LayerHandler):
     return [lay]
 
 
-register_handler(keras.layers.BatchNormalization, BatchNorm())
-register_handler(keras.layers.PReLU, PReLU())
-register_handler(keras.layers.LayerNormalization, LayerNorm())
 
 
 class ChannelScaleHandler(LayerHandler):
@@ -70,13 +67,12 @@ class ChannelScaleHandler(LayerHandler):
       b.block([lay], f"'{call.path}' (ChannelScale) follows a Flatten")
       return [lay]
     b.slice(call, "scale", 0, lay, "param")
-    b.register_call(call)
     return [lay]
 
 
-def _register_channel_scale():
+def registrations(layers):
+  """[(class, handler)] of this module, for one Keras' `layers` namespace."""
   from tfprune_survey.layers import channel_scale  # pylint: disable=g-import-not-at-top
-  register_handler(channel_scale.ChannelScale, ChannelScaleHandler())
-
-
-_register_channel_scale()
+  return [(layers.BatchNormalization, BatchNorm()), (layers.PReLU, PReLU()),
+          (layers.LayerNormalization, LayerNorm()),
+          (channel_scale.channel_scale_class(layers), ChannelScaleHandler())]

@@ -1,11 +1,7 @@
 """Layers that keep every channel index where it is."""
 
-from tfprune_survey._compat import keras
 from tfprune_survey.graph.handlers import common
 from tfprune_survey.graph.handlers.registry import LayerHandler
-from tfprune_survey.graph.handlers.registry import register_handler
-
-_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
 
 
 class PassThrough(LayerHandler):
@@ -35,7 +31,7 @@ class Activation(PassThrough):
 
   def propagate(self, call, b):
     act = call.config.get("activation")
-    if act in _MIXING_ACTIVATIONS:
+    if act in common.MIXING_ACTIVATIONS:
       b.block(call.inputs, f"'{call.path}' applies {act} across channels")
     return super().propagate(call, b)
 
@@ -64,33 +60,31 @@ class Rescaling(PassThrough):
 
 
 _ELEMENTWISE = (
-    keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU,
-    keras.layers.ThresholdedReLU, keras.layers.Dropout,
-    keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D,
-    keras.layers.SpatialDropout3D, keras.layers.GaussianNoise,
-    keras.layers.GaussianDropout, keras.layers.AlphaDropout,
-    keras.layers.ActivityRegularization,
+    "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU", "Dropout",
+    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "GaussianNoise", "GaussianDropout", "AlphaDropout",
+    "ActivityRegularization", "Identity",
 )
 _SPATIAL = (
-    keras.layers.MaxPooling1D, keras.layers.MaxPooling2D,
-    keras.layers.MaxPooling3D, keras.layers.AveragePooling1D,
-    keras.layers.AveragePooling2D, keras.layers.AveragePooling3D,
-    keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D,
-    keras.layers.GlobalMaxPooling3D, keras.layers.GlobalAveragePooling1D,
-    keras.layers.GlobalAveragePooling2D, keras.layers.GlobalAveragePooling3D,
-    keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D,
-    keras.layers.ZeroPadding3D, keras.layers.Cropping1D,
-    keras.layers.Cropping2D, keras.layers.Cropping3D,
-    keras.layers.UpSampling1D, keras.layers.UpSampling2D,
-    keras.layers.UpSampling3D,
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
+    "AveragePooling2D", "AveragePooling3D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalAveragePooling3D", "ZeroPadding1D",
+    "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D",
+    "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
 )
 
-for _cls in _ELEMENTWISE:
-  register_handler(_cls, PassThrough())
-for _cls in _SPATIAL:
-  register_handler(_cls, PassThrough(spatial=True))
-register_handler(keras.layers.Activation, Activation())
-register_handler(keras.layers.Softmax, Softmax())
-register_handler(keras.layers.Rescaling, Rescaling())
-if hasattr(keras.layers, "Identity"):
-  register_handler(keras.layers.Identity, PassThrough())
+
+def registrations(layers):
+  """[(class, handler)] of this module, for one Keras' `layers` namespace.
+
+  A class that Keras does not have (Keras 3 dropped ThresholdedReLU) is
+  skipped.
+  """
+  out = [(getattr(layers, n), PassThrough()) for n in _ELEMENTWISE
+         if hasattr(layers, n)]
+  out += [(getattr(layers, n), PassThrough(spatial=True)) for n in _SPATIAL
+          if hasattr(layers, n)]
+  out += [(layers.Activation, Activation()), (layers.Softmax, Softmax()),
+          (layers.Rescaling, Rescaling())]
+  return out

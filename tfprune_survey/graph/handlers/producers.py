@@ -1,11 +1,7 @@
 """Layers that create new output channels: convs, transposed convs, Dense."""
 
-from tfprune_survey._compat import keras
 from tfprune_survey.graph.handlers import common
 from tfprune_survey.graph.handlers.registry import LayerHandler
-from tfprune_survey.graph.handlers.registry import register_handler
-
-_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
 
 
 class Producer(LayerHandler):
@@ -33,10 +29,9 @@ class Producer(LayerHandler):
       # A depthwise conv written as Conv2D(groups=C, filters=C): channel c
       # reads only channel c, so input and output are one group.
       b.slice(call, "kernel", self.out_axis, in_lay, "param")
-      b.slice(call, "bias", 0, in_lay, "param")
+      b.slice(call, "bias", 0, in_lay, "param", required=common.has_bias(call))
       b.width(call, (self.width_key,), in_lay)
       b.width(call, ("groups",), in_lay)
-      b.register_call(call)
       return [in_lay]
     out = b.producer(call, size)
     if groups > 1:
@@ -46,9 +41,10 @@ class Producer(LayerHandler):
       return [out]
     b.slice(call, "kernel", self.in_axis, in_lay, "consumer")
     b.slice(call, "kernel", self.out_axis, out, "producer")
-    b.slice(call, "bias", 0, out, "producer")
+    b.slice(call, "bias", 0, out, "producer",
+            required=common.has_bias(call))
     b.width(call, (self.width_key,), out)
-    if call.config.get("activation") in _MIXING_ACTIVATIONS:
+    if call.config.get("activation") in common.MIXING_ACTIVATIONS:
       b.block([out], f"'{call.path}' applies {call.config['activation']} "
               "across its output channels")
     return [out]
@@ -67,7 +63,8 @@ class Separable(LayerHandler):
     if in_lay is not None:
       b.slice(call, "pointwise_kernel", -2, in_lay.expand(mult), "consumer")
     b.slice(call, "pointwise_kernel", -1, out, "producer")
-    b.slice(call, "bias", 0, out, "producer")
+    b.slice(call, "bias", 0, out, "producer",
+            required=common.has_bias(call))
     b.width(call, ("filters",), out)
     return [out]
 
@@ -85,18 +82,19 @@ class Depthwise(LayerHandler):
     mult = call.config.get("depth_multiplier", 1)
     b.slice(call, "depthwise_kernel", -2, in_lay, "consumer")
     out = in_lay.expand(mult)
-    b.slice(call, "bias", 0, out, "param")
-    b.register_call(call)
+    b.slice(call, "bias", 0, out, "param", required=common.has_bias(call))
     return [out]
 
 
-for _cls in (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D):
-  register_handler(_cls, Producer(-2, -1, "filters"))
-for _cls in (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
-             keras.layers.Conv3DTranspose):
-  register_handler(_cls, Producer(-1, -2, "filters"))
-register_handler(keras.layers.Dense, Producer(0, 1, "units"))
-for _cls in (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D):
-  register_handler(_cls, Separable())
-for _cls in (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D):
-  register_handler(_cls, Depthwise())
+def registrations(layers):
+  """[(class, handler)] of this module, for one Keras' `layers` namespace."""
+  out = [(getattr(layers, n), Producer(-2, -1, "filters"))
+         for n in ("Conv1D", "Conv2D", "Conv3D")]
+  out += [(getattr(layers, n), Producer(-1, -2, "filters"))
+          for n in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")]
+  out.append((layers.Dense, Producer(0, 1, "units")))
+  out += [(getattr(layers, n), Separable())
+          for n in ("SeparableConv1D", "SeparableConv2D")]
+  out += [(getattr(layers, n), Depthwise())
+          for n in ("DepthwiseConv1D", "DepthwiseConv2D")]
+  return out

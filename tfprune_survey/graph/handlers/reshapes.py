@@ -2,9 +2,7 @@
 
 import math
 
-from tfprune_survey._compat import keras
 from tfprune_survey.graph.handlers.registry import LayerHandler
-from tfprune_survey.graph.handlers.registry import register_handler
 
 
 class Flatten(LayerHandler):
@@ -52,5 +50,6 @@ class Reshape(LayerHandler):
     return [lay]
 
 
-register_handler(keras.layers.Flatten, Flatten())
-register_handler(keras.layers.Reshape, Reshape())
+def registrations(layers):
+  """[(class, handler)] of this module, for one Keras' `layers` namespace."""
+  return [(layers.Flatten, Flatten()), (layers.Reshape, Reshape())]

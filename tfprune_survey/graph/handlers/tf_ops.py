@@ -1,4 +1,4 @@
-"""TFOpLambda layers (tf ops used on Keras tensors) that act element-wise.
+"""Op nodes that act element-wise: tf_keras' TFOpLambda, Keras 3 operations.
 
 Only ops that act on each element alone, with scalar constants, are followed;
 any other op blocks the channels it touches.
@@ -22,16 +22,29 @@ def _scalar(value):
   return value is None or isinstance(value, (int, float, str, bool))
 
 
-class TFOp(LayerHandler):
-  """Element-wise TF ops: pass-through with scalars, merge with tensors."""
+def _blocked(call, b, reason):
+  b.block(call.inputs, reason)
+  return [b.opaque(call, s, reason) for s in call.output_shapes]
+
+
+class ElementwiseOp(LayerHandler):
+  """An element-wise op: pass-through with scalars, merge with tensors."""
 
   def propagate(self, call, b):
-    fn = call.config.get("function")
-    constants_ok = all(_scalar(v) for k, v in call.kwargs.items())
-    if fn not in ELEMENTWISE_OPS or not constants_ok:
-      reason = f"'{call.path}' is the TF op {fn!r}, which is not modelled"
-      b.block(call.inputs, reason)
-      return [b.opaque(call, s, reason) for s in call.output_shapes]
+    if not all(_scalar(v) for v in call.kwargs.values()):
+      return _blocked(call, b, f"'{call.path}' ({call.class_name} op) takes "
+                      "a constant that is not a scalar")
     if len(call.inputs) == 1:
       return [call.inputs[0]]
     return ElementwiseMerge().propagate(call, b)
+
+
+class TFOp(ElementwiseOp):
+  """tf_keras' TFOpLambda: followed only for the ops in ELEMENTWISE_OPS."""
+
+  def propagate(self, call, b):
+    fn = call.config.get("function")
+    if fn not in ELEMENTWISE_OPS:
+      return _blocked(call, b, f"'{call.path}' is the TF op {fn!r}, which is "
+                      "not modelled")
+    return super().propagate(call, b)
