@@ -1,10 +1,10 @@
-"""tfprune_survey: structured (channel) pruning for tf_keras models.
+"""tfprune_survey: structured (channel) pruning for Keras models.
 
 The survey criteria of Vadera and Ameen (2021), a channel dependency graph,
 and a stripper that builds genuinely slim Keras models.
 """
 
-from tfprune_survey import _compat  # sets TF_USE_LEGACY_KERAS first
+from tfprune_survey import frameworks
 from tfprune_survey import criteria
 from tfprune_survey import data
 from tfprune_survey import published
@@ -53,8 +53,7 @@ __all__ = [
     "zero_small_block_scales",
     "IterativeResult", "LayerHandler", "PruneReport", "PruneResult",
     "SensitivityResult", "UnsupportedModelError", "count_macs", "count_params",
-    "criteria", "data", "iterative_prune", "mask_channels", "materialize",
+    "criteria", "data", "frameworks", "iterative_prune", "mask_channels", "materialize",
     "profile", "prune", "ratios_from_sensitivity", "recalibrate_bn",
     "register_handler", "reinitialize", "score", "sensitivity",
 ]
-del _compat

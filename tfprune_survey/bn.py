@@ -2,15 +2,14 @@
 
 import numpy as np
 
-from tfprune_survey import _compat
-from tfprune_survey._compat import keras
+from tfprune_survey import frameworks
 from tfprune_survey.data import iterate_batches
 
 
-def _bn_layers(model):
+def _bn_layers(model, keras):
   for layer in model.layers:
     if isinstance(layer, keras.Model):
-      yield from _bn_layers(layer)
+      yield from _bn_layers(layer, keras)
     elif isinstance(layer, keras.layers.BatchNormalization):
       yield layer
 
@@ -24,19 +23,20 @@ def recalibrate_bn(model, data, *, steps=None):
   models are judged fairly only after this.
 
   Args:
-    model: a tf_keras model; updated in place and returned.
+    model: a model of either Keras (any backend); updated in place and
+      returned.
     data: a tf.data.Dataset of (x, y) or x batches, or numpy x / (x, y).
     steps: optional maximum number of batches.
 
   Returns:
     `model`.
   """
-  _compat.check_model(model)
-  layers = list(_bn_layers(model))
+  fw = frameworks.check_model(model)
+  layers = list(_bn_layers(model, fw.keras))
   if not layers:
     return model
   saved = [(layer.momentum, layer.trainable) for layer in layers]
-  others = [(w, w.numpy()) for w in model.weights
+  others = [(w, np.asarray(w.numpy())) for w in model.weights
             if not any(w is v for layer in layers for v in
                        (layer.moving_mean, layer.moving_variance))]
   try:
@@ -50,6 +50,6 @@ def recalibrate_bn(model, data, *, steps=None):
       layer.momentum = momentum
       layer.trainable = trainable
     for w, value in others:
-      if not np.array_equal(w.numpy(), value):
+      if not np.array_equal(np.asarray(w.numpy()), value):
         w.assign(value)
   return model

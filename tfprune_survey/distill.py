@@ -3,16 +3,14 @@
 
 import copy
 
-import tensorflow as tf
-
-from tfprune_survey import _compat
-from tfprune_survey._compat import keras
+from tfprune_survey import frameworks
 from tfprune_survey.losses import _ends_in_softmax
 
 
 def _logits(model, outputs):
   # A model that ends in a softmax gives probabilities; their log equals
   # the logits up to a per-sample constant, which a softmax ignores.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if _ends_in_softmax(model):
     return tf.math.log(tf.clip_by_value(outputs, 1e-12, 1.0))
   return outputs
@@ -23,8 +21,10 @@ def distillation_loss(y, student_logits, teacher_logits, temperature, alpha):
 
   `*_T` are the softmax of logits / T. The T^2 factor keeps the soft term's
   gradients on the same scale as the hard term's when T changes (Hinton et
-  al. 2015, section 2). Returns the batch mean.
+  al. 2015, section 2). Returns the batch mean. (TensorFlow ops: tf_keras.)
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras as keras  # pylint: disable=g-import-not-at-top
   t = tf.cast(temperature, student_logits.dtype)
   hard = keras.losses.sparse_categorical_crossentropy(
       y, student_logits, from_logits=True)
@@ -35,7 +35,184 @@ def distillation_loss(y, student_logits, teacher_logits, temperature, alpha):
   return tf.reduce_mean((1.0 - alpha) * hard + alpha * t * t * kl)
 
 
-class DistillationModel(keras.Model):
+def _check_args(student, teacher, temperature, alpha):
+  frameworks.check_model(student, "student")
+  frameworks.check_model(teacher, "teacher")
+  if frameworks.detect(student) != frameworks.detect(teacher):
+    raise TypeError("`student` and `teacher` must come from the same Keras; "
+                    f"got {frameworks.detect(student)} and "
+                    f"{frameworks.detect(teacher)}")
+  if not float(temperature) > 0:
+    raise ValueError(f"`temperature` must be > 0, got {temperature!r}")
+  if not 0.0 <= float(alpha) <= 1.0:
+    raise ValueError(f"`alpha` must be in [0, 1], got {alpha!r}")
+  s_out, t_out = student.outputs[0].shape[-1], teacher.outputs[0].shape[-1]
+  if s_out != t_out:
+    raise ValueError(f"student {student.name!r} has {s_out} outputs, teacher "
+                     f"{teacher.name!r} has {t_out}")
+
+
+_CLASSES = {}
+
+
+def _tf_keras_class():
+  """The tf_keras DistillationModel: a custom train_step on a GradientTape."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras as keras  # pylint: disable=g-import-not-at-top
+
+  class DistillationModel(keras.Model):  # pylint: disable=redefined-outer-name
+    """tf_keras form of `tps.DistillationModel`."""
+
+    def __init__(self, student, teacher, *, temperature=4.0, alpha=0.9,
+                 **kwargs):
+      super().__init__(**kwargs)
+      self.student = student
+      # The teacher is only ever called with training=False and never given
+      # gradients; it is not marked non-trainable, since that would change
+      # the caller's model (and every model built from its config later).
+      self.teacher = teacher
+      self.temperature = float(temperature)
+      self.alpha = float(alpha)
+      self._loss_tracker = keras.metrics.Mean(name="loss")
+
+    def compile(self, optimizer="adam", metrics=None, **kwargs):  # pylint: disable=arguments-differ
+      if "loss" in kwargs:
+        raise ValueError("DistillationModel computes its own loss; set "
+                         "`temperature` and `alpha` instead of `loss`")
+      super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+    def call(self, inputs, training=False):
+      return self.student(inputs, training=training)
+
+    def compute_loss_value(self, x, y, training=True):
+      """The distillation loss on one batch (what `train_step` minimises)."""
+      s = _logits(self.student, self.student(x, training=training))
+      t = _logits(self.teacher, self.teacher(x, training=False))
+      return distillation_loss(y, s, t, self.temperature, self.alpha), s
+
+    def train_step(self, data):
+      x, y = data[0], data[1]
+      with tf.GradientTape() as tape:
+        loss, logits = self.compute_loss_value(x, y, training=True)
+      variables = self.student.trainable_variables
+      self.optimizer.apply_gradients(zip(tape.gradient(loss, variables),
+                                         variables))
+      return self._update_metrics(loss, y, logits)
+
+    def test_step(self, data):
+      x, y = data[0], data[1]
+      logits = _logits(self.student, self.student(x, training=False))
+      loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+          y, logits, from_logits=True))
+      return self._update_metrics(loss, y, logits)
+
+    def _update_metrics(self, loss, y, logits):
+      self._loss_tracker.update_state(loss)
+      self.compiled_metrics.update_state(y, tf.nn.softmax(logits))
+      out = {m.name: m.result() for m in self.metrics}
+      out["loss"] = self._loss_tracker.result()
+      return out
+
+    @property
+    def metrics(self):
+      return [self._loss_tracker] + list(super().metrics)
+
+    def save(self, filepath, *args, **kwargs):  # pylint: disable=signature-differs
+      """Saves the student alone (any format tf_keras supports)."""
+      return self.student.save(filepath, *args, **kwargs)
+
+    def get_config(self):
+      raise NotImplementedError(
+          "DistillationModel is a training wrapper and is not serialized; "
+          "save or serialize `.student` (DistillationModel.save does).")
+
+  return DistillationModel
+
+
+def _keras3_class():
+  """The Keras 3 DistillationModel: `compute_loss`, so any backend trains it.
+
+  The teacher is a frozen copy (same weights), so the default train step,
+  which updates every trainable variable, never touches it, and the caller's
+  teacher is not modified.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  ops = keras.ops
+
+  class DistillationModel(keras.Model):  # pylint: disable=redefined-outer-name
+    """Keras 3 form of `tps.DistillationModel`."""
+
+    def __init__(self, student, teacher, *, temperature=4.0, alpha=0.9,
+                 **kwargs):
+      super().__init__(**kwargs)
+      self.student = student
+      frozen = keras.models.clone_model(teacher)
+      frozen.set_weights(teacher.get_weights())
+      frozen.trainable = False
+      self.teacher = frozen
+      self._softmax_out = (_ends_in_softmax(student), _ends_in_softmax(teacher))
+      self.temperature = float(temperature)
+      self.alpha = float(alpha)
+
+    def compile(self, optimizer="adam", metrics=None, **kwargs):  # pylint: disable=arguments-differ
+      if "loss" in kwargs:
+        raise ValueError("DistillationModel computes its own loss; set "
+                         "`temperature` and `alpha` instead of `loss`")
+      super().compile(optimizer=optimizer, metrics=metrics,
+                      loss=self._student_loss, **kwargs)
+
+    @staticmethod
+    def _student_loss(y, y_pred):
+      return keras.losses.sparse_categorical_crossentropy(y, y_pred,
+                                                          from_logits=True)
+
+    def call(self, inputs, training=False):
+      return self._as_logits(self.student(inputs, training=training), 0)
+
+    def _as_logits(self, outputs, which):
+      if self._softmax_out[which]:
+        return ops.log(ops.clip(outputs, 1e-12, 1.0))
+      return outputs
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+      hard = ops.mean(self._student_loss(y, y_pred))
+      if not training:
+        return hard   # evaluate: the student's own hard-label loss
+      t = self.temperature
+      teacher = ops.stop_gradient(
+          self._as_logits(self.teacher(x, training=False), 1))
+      p_t = ops.softmax(teacher / t)
+      kl = ops.sum(p_t * (ops.log_softmax(teacher / t) -
+                          ops.log_softmax(y_pred / t)), axis=-1)
+      return (1.0 - self.alpha) * hard + self.alpha * t * t * ops.mean(kl)
+
+    def save(self, filepath, *args, **kwargs):  # pylint: disable=signature-differs
+      """Saves the student alone."""
+      return self.student.save(filepath, *args, **kwargs)
+
+    def get_config(self):
+      raise NotImplementedError(
+          "DistillationModel is a training wrapper and is not serialized; "
+          "save or serialize `.student` (DistillationModel.save does).")
+
+  return DistillationModel
+
+
+def _class_for(name):
+  if name not in _CLASSES:
+    _CLASSES[name] = (_tf_keras_class() if name == frameworks.TF_KERAS
+                      else _keras3_class())
+  return _CLASSES[name]
+
+
+class _Dispatch(type):
+
+  def __instancecheck__(cls, obj):
+    return any(isinstance(obj, k) for k in _CLASSES.values())
+
+
+class DistillationModel(metaclass=_Dispatch):
   """Trains `student` on hard labels mixed with the teacher's soft outputs.
 
     loss = (1 - alpha) * CE(y, student)
@@ -44,16 +221,22 @@ class DistillationModel(keras.Model):
   The teacher runs in inference mode and is never trained. Calling the
   model runs the student; `evaluate` reports the student's hard-label loss
   and metrics. `save` writes the student alone, so the file loads as a
-  plain tf_keras model with no custom objects.
+  plain model with no custom objects. Works for tf_keras and Keras 3 (any
+  backend: the Keras 3 form overrides `compute_loss` and keeps a frozen
+  copy of the teacher); the result is a model of the student's Keras.
 
   Reference: G. Hinton, O. Vinyals, J. Dean (2015), "Distilling the
   knowledge in a neural network", arXiv:1503.02531.
 
   Args:
-    student: the slim tf_keras model to train (updated in place).
-    teacher: the unpruned tf_keras model (not modified).
+    student: the slim model to train (updated in place).
+    teacher: the unpruned model (not modified), of the same Keras.
     temperature: T > 0. Defaults to 4.0.
     alpha: weight of the soft (distillation) term in [0, 1]. Defaults to 0.9.
+
+  Raises:
+    TypeError: for non-models or models of two different Kerases.
+    ValueError: for a bad temperature or alpha, or different output sizes.
 
   Usage:
     dm = tps.DistillationModel(slim, original)
@@ -61,78 +244,11 @@ class DistillationModel(keras.Model):
     dm.fit(x, y, epochs=2)
   """
 
-  def __init__(self, student, teacher, *, temperature=4.0, alpha=0.9,
-               **kwargs):
-    super().__init__(**kwargs)
-    _compat.check_model(student, "student")
-    _compat.check_model(teacher, "teacher")
-    if not float(temperature) > 0:
-      raise ValueError(f"`temperature` must be > 0, got {temperature!r}")
-    if not 0.0 <= float(alpha) <= 1.0:
-      raise ValueError(f"`alpha` must be in [0, 1], got {alpha!r}")
-    if student.output_shape[-1] != teacher.output_shape[-1]:
-      raise ValueError(f"student {student.name!r} has "
-                       f"{student.output_shape[-1]} outputs, teacher "
-                       f"{teacher.name!r} has {teacher.output_shape[-1]}")
-    self.student = student
-    # The teacher is only ever called with training=False and never given
-    # gradients; it is not marked non-trainable, since that would change
-    # the caller's model (and every model built from its config later).
-    self.teacher = teacher
-    self.temperature = float(temperature)
-    self.alpha = float(alpha)
-    self._loss_tracker = keras.metrics.Mean(name="loss")
-
-  def compile(self, optimizer="adam", metrics=None, **kwargs):  # pylint: disable=arguments-differ
-    if "loss" in kwargs:
-      raise ValueError("DistillationModel computes its own loss; set "
-                       "`temperature` and `alpha` instead of `loss`")
-    super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
-
-  def call(self, inputs, training=False):
-    return self.student(inputs, training=training)
-
-  def compute_loss_value(self, x, y, training=True):
-    """The distillation loss on one batch (what `train_step` minimises)."""
-    s = _logits(self.student, self.student(x, training=training))
-    t = _logits(self.teacher, self.teacher(x, training=False))
-    return distillation_loss(y, s, t, self.temperature, self.alpha), s
-
-  def train_step(self, data):
-    x, y = data[0], data[1]
-    with tf.GradientTape() as tape:
-      loss, logits = self.compute_loss_value(x, y, training=True)
-    variables = self.student.trainable_variables
-    self.optimizer.apply_gradients(zip(tape.gradient(loss, variables),
-                                       variables))
-    return self._update_metrics(loss, y, logits)
-
-  def test_step(self, data):
-    x, y = data[0], data[1]
-    logits = _logits(self.student, self.student(x, training=False))
-    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-        y, logits, from_logits=True))
-    return self._update_metrics(loss, y, logits)
-
-  def _update_metrics(self, loss, y, logits):
-    self._loss_tracker.update_state(loss)
-    self.compiled_metrics.update_state(y, tf.nn.softmax(logits))
-    out = {m.name: m.result() for m in self.metrics}
-    out["loss"] = self._loss_tracker.result()
-    return out
-
-  @property
-  def metrics(self):
-    return [self._loss_tracker] + list(super().metrics)
-
-  def save(self, filepath, *args, **kwargs):  # pylint: disable=signature-differs
-    """Saves the student alone (any format tf_keras supports)."""
-    return self.student.save(filepath, *args, **kwargs)
-
-  def get_config(self):
-    raise NotImplementedError(
-        "DistillationModel is a training wrapper and is not serialized; "
-        "save or serialize `.student` (DistillationModel.save does).")
+  def __new__(cls, student, teacher, *, temperature=4.0, alpha=0.9, **kwargs):
+    _check_args(student, teacher, temperature, alpha)
+    klass = _class_for(frameworks.detect(student))
+    return klass(student, teacher, temperature=temperature, alpha=alpha,
+                 **kwargs)
 
 
 def reinitialize(model, seed=0):
@@ -144,7 +260,7 @@ def reinitialize(model, seed=0):
   "train the slim architecture from scratch" control of Liu et al. (2019),
   "Rethinking the value of network pruning".
   """
-  _compat.check_model(model)
+  frameworks.check_model(model)
   if isinstance(seed, bool) or not isinstance(seed, int):
     raise ValueError(f"`seed` must be an int, got {seed!r}")
   config = copy.deepcopy(model.get_config())

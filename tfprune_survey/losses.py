@@ -1,8 +1,6 @@
-"""The loss used by gradient criteria."""
+"""The loss used by gradient criteria, in the model's own Keras."""
 
-import tensorflow as tf
-
-from tfprune_survey._compat import keras
+from tfprune_survey import frameworks
 
 
 def _ends_in_softmax(model):
@@ -17,8 +15,10 @@ def per_sample_loss(model):
 
   The model's compiled loss if it has one (its first, for several outputs),
   else sparse categorical cross-entropy, from logits unless the model ends
-  in a softmax.
+  in a softmax. The function is built from the model's Keras, so it runs on
+  that Keras' backend (TensorFlow, JAX).
   """
+  keras = frameworks.of(model).keras
   loss = getattr(model, "loss", None)
   if isinstance(loss, (list, tuple)):
     loss = loss[0] if loss else None
@@ -36,9 +36,16 @@ def per_sample_loss(model):
     return lambda y, p: loss(y, p)
   fn = keras.losses.SparseCategoricalCrossentropy(
       from_logits=not _ends_in_softmax(model), reduction="none")
-  return lambda y, p: fn(tf.cast(y, tf.int64), p)
+  if frameworks.detect(model) == frameworks.TF_KERAS:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return lambda y, p: fn(tf.cast(y, tf.int64), p)
+  return lambda y, p: fn(keras.ops.cast(y, "int32"), p)
 
 
 def batch_mean_loss(model):
   fn = per_sample_loss(model)
-  return lambda y, p: tf.reduce_mean(fn(y, p))
+  if frameworks.detect(model) == frameworks.TF_KERAS:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return lambda y, p: tf.reduce_mean(fn(y, p))
+  ops = frameworks.of(model).keras.ops
+  return lambda y, p: ops.mean(fn(y, p))

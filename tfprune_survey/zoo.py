@@ -1,12 +1,16 @@
 """Small reference architectures used by the demo, tests and benchmarks."""
 
-from tfprune_survey._compat import keras
+from tfprune_survey import frameworks
 
-L = keras.layers
+
+def _keras(framework):
+  """(keras module, layers) of 'tf_keras' or 'keras3'."""
+  keras = frameworks.get(framework).keras
+  return keras, keras.layers
 
 
 def residual_cnn(input_shape=(32, 32, 3), classes=10, width=32,
-                 stem_pool=False):
+                 stem_pool=False, framework="tf_keras"):
   """A small CNN with BatchNormalization and one residual block.
 
   Args:
@@ -16,9 +20,11 @@ def residual_cnn(input_shape=(32, 32, 3), classes=10, width=32,
     stem_pool: max-pool after the stem, so the block runs at half
       resolution (4x fewer MACs there). Defaults to False.
 
+    framework: 'tf_keras' (default) or 'keras3' (`import keras`).
   Returns:
-    A tf_keras Functional model producing logits.
+    A Functional model of `framework` producing logits.
   """
+  keras, L = _keras(framework)
   inp = keras.Input(input_shape, name="image")
   x = L.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(inp)
   x = L.BatchNormalization(name="stem_bn")(x)
@@ -45,7 +51,7 @@ def residual_cnn(input_shape=(32, 32, 3), classes=10, width=32,
 
 
 def resnet_cifar(depth=56, input_shape=(32, 32, 3), classes=10,
-                 widths=(16, 32, 64)):
+                 widths=(16, 32, 64), framework="tf_keras"):
   """A CIFAR ResNet (He et al. 2016) of basic blocks, 6n+2 layers deep.
 
   Downsampling shortcuts are 1x1 convolutions with BN (option B).
@@ -56,12 +62,14 @@ def resnet_cifar(depth=56, input_shape=(32, 32, 3), classes=10,
     classes: defaults to 10.
     widths: channels of the three stages. Defaults to (16, 32, 64).
 
+    framework: 'tf_keras' (default) or 'keras3' (`import keras`).
   Returns:
-    A tf_keras Functional model producing logits.
+    A Functional model of `framework` producing logits.
 
   Raises:
     ValueError: if `depth` is not 6n+2.
   """
+  keras, L = _keras(framework)
   if (depth - 2) % 6 or depth < 8:
     raise ValueError(f"`depth` must be 6n+2 (e.g. 20, 56), got {depth}")
   n = (depth - 2) // 6
@@ -92,8 +100,9 @@ def resnet_cifar(depth=56, input_shape=(32, 32, 3), classes=10,
 
 
 def vgg_small(input_shape=(32, 32, 3), classes=10, widths=(32, 64, 128),
-              fc=128):
+              fc=128, framework="tf_keras"):
   """A VGG-style net: two 3x3 conv+BN+ReLU per stage, max pooling, Flatten."""
+  keras, L = _keras(framework)
   inp = keras.Input(input_shape, name="image")
   x = inp
   for s, w in enumerate(widths):
@@ -113,7 +122,8 @@ VGG16_CIFAR = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512,
                "M", 512, 512, 512, "M")
 
 
-def vgg_cifar(cfg=VGG16_CIFAR, input_shape=(32, 32, 3), classes=10, fc=512):
+def vgg_cifar(cfg=VGG16_CIFAR, input_shape=(32, 32, 3), classes=10, fc=512,
+              framework="tf_keras"):
   """The CIFAR VGG-16 of Li et al. 2017: 13 conv+BN+ReLU, one hidden FC.
 
   Args:
@@ -122,9 +132,11 @@ def vgg_cifar(cfg=VGG16_CIFAR, input_shape=(32, 32, 3), classes=10, fc=512):
     classes: defaults to 10.
     fc: width of the hidden fully connected layer. Defaults to 512.
 
+    framework: 'tf_keras' (default) or 'keras3' (`import keras`).
   Returns:
-    A tf_keras Functional model producing logits.
+    A Functional model of `framework` producing logits.
   """
+  keras, L = _keras(framework)
   inp = keras.Input(input_shape, name="image")
   x = inp
   for i, c in enumerate(cfg):

@@ -116,7 +116,7 @@ def test_depthwise_ties_input_and_output(multiplier):
   assert by_id["expand"].consumers == ["dw", "project"]
   keep = {"expand": [1, 3]}
   _, slim = assert_equivalent(model, keep, x_for(model), graph=graph)
-  assert slim.get_layer("dw").depthwise_kernel.shape[2] == 2
+  assert slim.get_layer("dw").weights[0].shape[2] == 2  # the depthwise kernel
   assert slim.get_layer("project").kernel.shape[2] == 2 * multiplier
 
 
@@ -190,8 +190,8 @@ def test_layer_norm_over_channels_blocks_the_group():
 
 @pytest.mark.parametrize("layer", [
     L.ReLU(), L.LeakyReLU(), L.ELU(), L.Softmax(axis=1), L.Dropout(0.3),
-    L.SpatialDropout2D(0.2), L.GaussianNoise(0.1), L.MaxPooling2D(),
-    L.AveragePooling2D(), L.ZeroPadding2D(1), L.Cropping2D(1),
+    L.SpatialDropout2D(0.2), L.GaussianNoise(0.1), L.MaxPooling2D(2),
+    L.AveragePooling2D(2), L.ZeroPadding2D(1), L.Cropping2D(1),
     L.UpSampling2D(), L.Activation("swish"), L.Activation("sigmoid"),
 ], ids=lambda l: type(l).__name__)
 def test_pass_through_layers_keep_the_index(layer):
@@ -438,7 +438,7 @@ def test_nested_sequential():
 def test_sequential_model():
   model = keras.Sequential([
       keras.Input((10, 10, 1)), L.Conv2D(6, 3, name="c1"), L.ReLU(),
-      L.MaxPooling2D(), L.Conv2D(8, 3, name="c2"), L.Flatten(),
+      L.MaxPooling2D(2), L.Conv2D(8, 3, name="c2"), L.Flatten(),
       L.Dense(16, activation="relu", name="fc"), L.Dense(3, name="out")])
   assert prunable(model) == {"c1": (6, ["c1"]), "c2": (8, ["c2"]),
                              "fc": (16, ["fc"])}

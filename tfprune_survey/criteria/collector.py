@@ -1,8 +1,12 @@
 """One streaming pass over data that feeds every activation criterion.
 
-A multi-output tf_keras model exposes the observed feature maps (and, for
-gradient criteria, the model outputs); a `tf.function` reduces each batch to
-the criterion's small statistics, which are accumulated in numpy.
+A multi-output model of the model's own Keras exposes the observed feature
+maps (and, for gradient criteria, the model outputs). On the TensorFlow
+backend (tf_keras, or Keras 3 on TensorFlow) one `tf.function` computes
+features, gradients and the criterion's small per-batch statistics. On the
+JAX backend, features and dL/dY come from `jax.grad`
+(`frameworks/jax_backend.py`) and the same `batch_stats` reduce them. The
+statistics are accumulated in numpy either way.
 """
 
 import dataclasses
@@ -10,7 +14,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from tfprune_survey._compat import keras
+from tfprune_survey import frameworks
 from tfprune_survey.data import iterate_batches
 from tfprune_survey.losses import per_sample_loss
 
@@ -25,12 +29,13 @@ class Point:
 
 def observation_points(graph):
   """Feature maps of the top-level graph that consumers read, deduplicated."""
+  fw = frameworks.of(graph.model)
   points, seen = [], set()
   for call, lay in graph.observations:
     if len(call.names) != 1 or lay is None or lay.spatial != 1:
       continue
     try:
-      tensor = call.layer.get_input_at(call.node_index)
+      tensor = fw.input_tensor(call.layer, call.node_index)
     except Exception:  # pylint: disable=broad-except
       continue
     if isinstance(tensor, (list, tuple)) or tensor.shape[-1] != lay.width:
@@ -45,8 +50,12 @@ def observation_points(graph):
 
 
 def point_scores(criterion, ctx):
-  """[(Point, scores over the point's channels)] for `criterion`, cached."""
-  cache = ctx.__dict__.setdefault("_point_cache", {})
+  """[(Point, scores over the point's channels)] for `criterion`.
+
+  Cached in `ctx.point_cache`, so the groups of one scoring run share one
+  pass over the data.
+  """
+  cache = ctx.point_cache
   key = id(criterion)
   if key not in cache:
     cache[key] = _collect(criterion, ctx)
@@ -58,10 +67,13 @@ def _collect(criterion, ctx):
   points = observation_points(ctx.graph)
   if not points:
     return []
+  fw = frameworks.of(model)
+  if fw.backend() != "tensorflow":
+    return _collect_eager(criterion, ctx, points, fw)
   tensors = [p.tensor for p in points]
   grads = criterion.needs_gradients
   outputs = ([model.outputs[0]] if grads else []) + tensors
-  probe = keras.Model(model.inputs, outputs)
+  probe = fw.keras.Model(model.inputs, outputs)
   loss_fn = per_sample_loss(model) if grads else None
   widths = [p.layout.width for p in points]
 
@@ -86,8 +98,19 @@ def _collect(criterion, ctx):
         None if gi is None else reshape(tf.cast(gi, tf.float32), w))
             for f, gi, w in zip(feats, g, widths)]
 
+  def run(x, y):
+    x = tf.convert_to_tensor(x)
+    y = tf.convert_to_tensor(y) if y is not None else tf.zeros([tf.shape(
+        x)[0]])
+    return step(x, y)
+  return _accumulate(criterion, ctx, points, run, fw)
+
+
+def _accumulate(criterion, ctx, points, run, fw):
+  """Streams the batches through `run(x, y) -> [stats per point]`."""
+  grads = criterion.needs_gradients
   acc = [dict() for _ in points]
-  bar = keras.utils.Progbar(ctx.steps, unit_name="batch") if (
+  bar = fw.keras.utils.Progbar(ctx.steps, unit_name="batch") if (
       ctx.verbose) else None
   for x, y in iterate_batches(ctx.data, ctx.steps):
     if bar is not None:
@@ -95,11 +118,7 @@ def _collect(criterion, ctx):
     if grads and y is None:
       raise ValueError(f"criterion '{criterion.name}' needs labels: pass data "
                        "as (x, y)")
-    x = tf.convert_to_tensor(x)
-    y = tf.convert_to_tensor(y) if y is not None else tf.zeros([tf.shape(
-        x)[0]])
-    stats = step(x, y)
-    for a, s in zip(acc, stats):
+    for a, s in zip(acc, run(x, y)):
       for name, value in s.items():
         value = np.asarray(value)
         if criterion.stat_modes[name] == "concat":
@@ -112,3 +131,51 @@ def _collect(criterion, ctx):
              for k, v in a.items()}
     out.append((p, np.asarray(criterion.finalize(stats), np.float64)))
   return out
+
+
+def _collect_eager(criterion, ctx, points, fw):
+  """The same statistics for Keras 3 on JAX (or PyTorch, without gradients).
+
+  Features (and dL/dY) come from the backend; `batch_stats` then reduces
+  them exactly as on TensorFlow, in a `tf.function` on host arrays.
+  """
+  model = ctx.model
+  grads = criterion.needs_gradients
+  backend = fw.backend()
+  widths = [p.layout.width for p in points]
+  tensors = [p.tensor for p in points]
+  if backend == "jax":
+    from tfprune_survey.frameworks import jax_backend  # pylint: disable=g-import-not-at-top
+    loss_fn = per_sample_loss(model) if grads else None
+
+    def features(x, y):
+      return jax_backend.features_and_grads(model, tensors, loss_fn, x, y)
+  elif grads:
+    raise NotImplementedError(
+        f"criterion '{criterion.name}' needs gradients, which tfprune_survey "
+        f"computes on the TensorFlow and JAX backends, not on '{backend}'. "
+        "Save the model (.keras) and score it in a process with "
+        "KERAS_BACKEND=tensorflow or jax.")
+  else:
+    probe = fw.keras.Model(model.inputs, tensors)
+
+    def features(x, y):
+      del y
+      outs = probe(x, training=False)
+      outs = outs if isinstance(outs, (list, tuple)) else [outs]
+      return ([np.asarray(fw.keras.ops.convert_to_numpy(o)) for o in outs],
+              [None] * len(outs))
+
+  @tf.function(reduce_retracing=True)
+  def reduce(feats, gs):
+    return [criterion.batch_stats(
+        tf.reshape(f, [tf.shape(f)[0], -1, w]),
+        None if g is None else tf.reshape(g, [tf.shape(g)[0], -1, w]))
+            for f, g, w in zip(feats, gs, widths)]
+
+  def run(x, y):
+    feats, gs = features(np.asarray(x), None if y is None else np.asarray(y))
+    feats = [tf.constant(f, tf.float32) for f in feats]
+    gs = [None if g is None else tf.constant(g, tf.float32) for g in gs]
+    return reduce(feats, gs)
+  return _accumulate(criterion, ctx, points, run, fw)

@@ -2,12 +2,14 @@
 
 import numpy as np
 
+from tfprune_survey.frameworks import Framework
+
 
 class ScoringContext:
   """Read-only access to a model for criteria.
 
   Args:
-    model: the tf_keras model being scored (never modified).
+    model: the model being scored, of either Keras (never modified).
     graph: its `ChannelGraph`.
     data: optional data (see `tfprune_survey.data.iterate_batches`).
     steps: optional maximum number of batches.
@@ -22,13 +24,16 @@ class ScoringContext:
     self.steps = steps
     self.groups = graph.prunable_groups
     self._weights = {}
+    # {id(criterion): [(Point, scores)]}: one streaming pass per criterion,
+    # shared by all its groups (see criteria/collector.py).
+    self.point_cache = {}
 
   def weights(self, path):
     """{short weight name: np.ndarray} of the layer at `path`."""
     if path not in self._weights:
       layer = self.graph.layer(path)
       self._weights[path] = {
-          w.name.split("/")[-1].split(":")[0]: v
+          Framework.short_name(w): v
           for w, v in zip(layer.weights, layer.get_weights())}
     return self._weights[path]
 
@@ -42,16 +47,6 @@ class ScoringContext:
       w = self.weights(sl.path)[sl.weight]
       rows = np.moveaxis(w, sl.axis, 0).reshape(w.shape[sl.axis], -1)
       out.append(rows[base:base + group.size].astype(np.float64))
-    return out
-
-  def producer_vectors(self, group, weight):
-    """One (group.size,) slice of a producer's `weight` (e.g. 'bias')."""
-    out = []
-    for sl, base, seg in self.graph.group_segments(group):
-      if sl.role == "producer" and sl.weight == weight:
-        v = self.weights(sl.path)[weight]
-        out.append((sl.path, np.asarray(v[base:base + group.size],
-                                        np.float64)))
     return out
 
   def param_vectors(self, group, weight, layer_type=None):

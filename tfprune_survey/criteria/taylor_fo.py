@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tfprune_survey._compat import keras
+from tfprune_survey import frameworks
 from tfprune_survey.criteria.base import Criterion
 from tfprune_survey.criteria.base import reduce_scores
 from tfprune_survey.criteria.registry import register_criterion
@@ -52,6 +52,7 @@ class TaylorFO(Criterion):
 
   def score(self, ctx):
     model = ctx.model
+    fw = frameworks.of(model)
     plan = {g.id: self._terms(g, ctx) for g in ctx.groups}
     var_index = {}
     variables = []
@@ -59,8 +60,7 @@ class TaylorFO(Criterion):
       for path, weight, _, _ in terms:
         if (path, weight) not in var_index:
           layer = ctx.graph.layer(path)
-          var = [w for w in layer.weights
-                 if w.name.split("/")[-1].split(":")[0] == weight][0]
+          var = layer.weights[fw.find_weight(layer, weight)[0]]
           var_index[(path, weight)] = len(variables)
           variables.append(var)
     if not variables:
@@ -69,6 +69,11 @@ class TaylorFO(Criterion):
     groups = [g for g in ctx.groups if plan[g.id]]
     layers = {g.id: list(dict.fromkeys(t[0] for t in plan[g.id]))
               for g in groups}
+
+    if fw.backend() != "tensorflow":
+      return self._score_eager(ctx, fw, plan, groups, layers, variables,
+                               var_index, loss_fn)
+    tf_vars = [fw.tf_variable(v) for v in variables]
 
     def per_channel(gw, axis, base, size):
       rows = tf.reshape(tf.experimental.numpy.moveaxis(gw, axis, 0),
@@ -79,11 +84,14 @@ class TaylorFO(Criterion):
     def step(x, y):
       """Per group: (layers, size) of (sum of g*w over each filter)^2."""
       with tf.GradientTape() as tape:
-        tape.watch(variables)
-        loss = loss_fn(y, model(x, training=False))
-      grads = tape.gradient(loss, variables)
+        tape.watch(tf_vars)
+        pred = model(x, training=False)
+        if isinstance(pred, (list, tuple)):
+          pred = pred[0]
+        loss = loss_fn(y, pred)
+      grads = tape.gradient(loss, tf_vars)
       gw = [tf.zeros_like(v) if g is None else g * v
-            for g, v in zip(grads, variables)]
+            for g, v in zip(grads, tf_vars)]
       out = []
       for g in groups:
         sums = [tf.zeros([g.size]) for _ in layers[g.id]]
@@ -94,9 +102,16 @@ class TaylorFO(Criterion):
         out.append(tf.square(tf.stack(sums)))
       return out
 
+    def run(x, y):
+      return [v.numpy() for v in step(tf.convert_to_tensor(x),
+                                      tf.convert_to_tensor(y))]
+    return self._average(ctx, fw, groups, layers, run)
+
+  def _average(self, ctx, fw, groups, layers, run):
+    """Averages `run(x, y) -> [per group (layers, size)]` over batches."""
     sums = [np.zeros((len(layers[g.id]), g.size)) for g in groups]
     batches = 0
-    bar = keras.utils.Progbar(ctx.steps, unit_name="batch") if (
+    bar = fw.keras.utils.Progbar(ctx.steps, unit_name="batch") if (
         ctx.verbose) else None
     for x, y in iterate_batches(ctx.data, ctx.steps):
       if bar is not None:
@@ -104,11 +119,41 @@ class TaylorFO(Criterion):
       if y is None:
         raise ValueError("criterion 'taylor_fo' needs labels: pass data as "
                          "(x, y)")
-      for acc, value in zip(sums, step(tf.convert_to_tensor(x),
-                                       tf.convert_to_tensor(y))):
-        acc += value.numpy()
+      for acc, value in zip(sums, run(x, y)):
+        acc += value
       batches += 1
     out = {}
     for g, acc in zip(groups, sums):
       out[g.id] = reduce_scores(list(acc / batches), self.reduction)
     return out
+
+  def _score_eager(self, ctx, fw, plan, groups, layers, variables, var_index,
+                   loss_fn):
+    """The same sums on the JAX backend (gradients from `jax.grad`)."""
+    if fw.backend() != "jax":
+      raise NotImplementedError(
+          f"criterion 'taylor_fo' needs gradients, computed on the TensorFlow "
+          f"and JAX backends, not on '{fw.backend()}'. Save the model "
+          "(.keras) and score it with KERAS_BACKEND=tensorflow or jax.")
+    from tfprune_survey.frameworks import jax_backend  # pylint: disable=g-import-not-at-top
+
+    def per_channel(gw, axis, base, size):
+      rows = np.moveaxis(gw, axis, 0).reshape(gw.shape[axis], -1)
+      return rows[base:base + size].sum(axis=1)
+
+    values = [np.asarray(v.numpy(), np.float64) for v in variables]
+
+    def run(x, y):
+      grads = jax_backend.variable_grads(ctx.model, variables, loss_fn,
+                                         np.asarray(x), np.asarray(y))
+      gw = [np.asarray(g, np.float64) * v for g, v in zip(grads, values)]
+      out = []
+      for g in groups:
+        sums = np.zeros((len(layers[g.id]), g.size))
+        for path, weight, axis, base in plan[g.id]:
+          i = layers[g.id].index(path)
+          sums[i] += per_channel(gw[var_index[(path, weight)]], axis, base,
+                                 g.size)
+        out.append(np.square(sums))
+      return out
+    return self._average(ctx, fw, groups, layers, run)

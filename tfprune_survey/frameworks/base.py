@@ -140,6 +140,10 @@ class Framework:
         return names.index(candidate), candidate
     return None
 
+  def tf_variable(self, variable):
+    """The tf.Variable behind a weight (TensorFlow backend), for tapes."""
+    return variable
+
   # ---- rebuilding --------------------------------------------------------
   def rebuild(self, model, config):
     raise NotImplementedError

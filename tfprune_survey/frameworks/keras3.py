@@ -100,6 +100,10 @@ class Keras3(Framework):
     tensors = list(node.input_tensors)
     return tensors[0] if len(tensors) == 1 else tensors
 
+  def tf_variable(self, variable):
+    """A KerasVariable's tf.Variable: `tape.watch` needs it, not the wrapper."""
+    return variable.value
+
   def rebuild(self, model, config):
     """Builds a new model of `model`'s kind from `config`.
 

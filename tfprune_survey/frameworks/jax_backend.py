@@ -1,0 +1,113 @@
+"""What the criteria need from a Keras 3 model on the JAX backend.
+
+The TensorFlow path traces probe, loss and gradients in one `tf.function`;
+here the same quantities come from `jax.grad`:
+
+- feature maps and dL/dY at chosen tensors of a Functional model: the graph
+  is run node by node (as Keras' own `Function._run_through_graph` does), a
+  zero tensor is added at every observed tensor, and the gradient with
+  respect to those zeros is dL/dY;
+- dL/dW for variables: `model.stateless_call` under `jax.grad`.
+
+Both run in inference mode (`training=False`), so no state is updated.
+"""
+
+import numpy as np
+
+
+def run_graph(model, x, tap):
+  """Runs a Keras 3 Functional `model` on `x`, node by node.
+
+  Args:
+    model: a Keras 3 Functional model.
+    x: the input array (one input) or a list of arrays.
+    tap: callable(tensor_id, value) -> value, applied to every computed
+      tensor (the id is that of the model's symbolic KerasTensor).
+
+  Returns:
+    The list of the model's outputs.
+  """
+  from keras.src import tree  # pylint: disable=g-import-not-at-top
+  values = {}
+  for ref, value in zip(model.inputs, tree.flatten(x)):
+    values[id(ref)] = tap(id(ref), value)
+  depths = sorted(model._nodes_by_depth, reverse=True)  # pylint: disable=protected-access
+  for depth in depths:
+    for node in model._nodes_by_depth[depth]:  # pylint: disable=protected-access
+      if not node.operation or node.is_input:
+        continue
+      if any(id(t) not in values for t in node.input_tensors):
+        continue
+      args, kwargs = node.arguments.fill_in(values)
+      if "training" in kwargs:
+        kwargs["training"] = False
+      outputs = node.operation(*args, **kwargs)
+      for ref, value in zip(node.outputs, tree.flatten(outputs)):
+        values[id(ref)] = tap(id(ref), value)
+  return [values[id(t)] for t in model.outputs]
+
+
+def features_and_grads(model, tensors, loss_fn, x, y):
+  """Feature maps at `tensors` and the gradient of the summed loss there.
+
+  Args:
+    model: a Keras 3 Functional model (JAX backend).
+    tensors: KerasTensors of `model`'s graph.
+    loss_fn: fn(y_true, y_pred) -> per-sample losses, or None (no grads).
+    x, y: one batch (numpy).
+
+  Returns:
+    ([feature map], [gradient or None]) as numpy arrays.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  index = {id(t): i for i, t in enumerate(tensors)}
+  x = jnp.asarray(x)
+
+  def forward(eps):
+    feats = [None] * len(tensors)
+
+    def tap(tid, value):
+      i = index.get(tid)
+      if i is None:
+        return value
+      if eps is not None:
+        value = value + eps[i]
+      feats[i] = value
+      return value
+    outs = run_graph(model, x, tap)
+    return outs, feats
+
+  if loss_fn is None:
+    _, feats = forward(None)
+    return [np.asarray(f) for f in feats], [None] * len(tensors)
+  _, feats0 = forward(None)
+  eps = [jnp.zeros_like(f) for f in feats0]
+  y = jnp.asarray(y)
+
+  def loss_of(eps):
+    outs, feats = forward(eps)
+    return jnp.sum(loss_fn(y, outs[0])), feats
+  grads, feats = jax.grad(loss_of, has_aux=True)(eps)
+  return ([np.asarray(f) for f in feats], [np.asarray(g) for g in grads])
+
+
+def variable_grads(model, variables, loss_fn, x, y):
+  """dL/dv of the batch's mean loss for each of `variables` (numpy)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  trainable = list(model.trainable_variables)
+  frozen = list(model.non_trainable_variables)
+  tv = [v.value for v in trainable]
+  ntv = [v.value for v in frozen]
+  x, y = jnp.asarray(x), jnp.asarray(y)
+
+  def loss_of(tv, ntv):
+    pred, _ = model.stateless_call(tv, ntv, x, training=False)
+    if isinstance(pred, (list, tuple)):
+      pred = pred[0]
+    return loss_fn(y, pred)
+  g_t, g_n = jax.grad(loss_of, argnums=(0, 1))(tv, ntv)
+  by_id = {id(v): g for v, g in zip(trainable, g_t)}
+  by_id.update({id(v): g for v, g in zip(frozen, g_n)})
+  return [np.asarray(by_id[id(v)]) for v in variables]
