@@ -36,7 +36,7 @@ def assert_equivalent(model, keep, x, rtol=1e-5, graph=None):
   refs = ref if isinstance(ref, (list, tuple)) else [ref]
   gots = got if isinstance(got, (list, tuple)) else [got]
   for r, g in zip(refs, gots):
-    rel = max_rel_diff(r.numpy(), g.numpy())
+    rel = max_rel_diff(np.asarray(r), np.asarray(g))
     assert rel <= rtol, f"slim differs from masked by {rel:.2e} (rtol {rtol})"
   return masked, slim
 

@@ -1,0 +1,53 @@
+"""Run with KERAS_BACKEND=jax by test_jax_backend.py (one backend a process).
+
+Builds the residual CNN in Keras 3, loads the weights the parent test wrote,
+and writes what the JAX backend gives: the groups, MACs, the largest
+materialize-vs-mask difference, every criterion's scores, `prune`'s keep
+sets, and a `.keras` save/load round trip after `recalibrate_bn`.
+"""
+
+import json
+import sys
+
+import numpy as np
+
+
+def main(weights_path, out_path):
+  import keras  # pylint: disable=g-import-not-at-top
+  import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
+  assert keras.backend.backend() == "jax", keras.backend.backend()
+  data = np.load(weights_path)
+  model = zoo.residual_cnn(input_shape=(12, 12, 1), width=8,
+                           framework="keras3")
+  model.set_weights([data[f"w{i}"] for i in range(len(model.weights))])
+  x, y = data["x"], data["y"]
+  graph = tps.ChannelGraph(model)
+  out = {"backend": keras.backend.backend(),
+         "groups": sorted((g.id, g.size, g.prunable) for g in graph.groups),
+         "macs": tps.count_macs(model), "params": tps.count_params(model)}
+  keep = {g.id: list(range(0, g.size, 2)) for g in graph.prunable_groups}
+  masked = np.asarray(tps.mask_channels(model, keep, graph=graph)(x[:4]))
+  slim_model = tps.materialize(model, keep, graph=graph)
+  slim = np.asarray(slim_model(x[:4]))
+  out["exact_rel"] = float(np.abs(masked - slim).max() /
+                           np.abs(masked).max())
+  out["slim_macs"] = tps.count_macs(slim_model)
+  out["scores"] = {name: {k: v.tolist() for k, v in
+                          tps.score(model, name, (x, y)).items()}
+                   for name in tps.criteria.names()}
+  result = tps.prune(model, "taylor", data=(x, y), target_macs=0.5,
+                     recalibrate=x)
+  out["prune_keep"] = {k: v.tolist() for k, v in result.keep.items()}
+  out["prune_module"] = type(result.model).__module__
+  path = out_path + ".keras"
+  result.model.save(path)
+  loaded = keras.saving.load_model(path)
+  out["reload_diff"] = float(np.abs(np.asarray(loaded(x[:4])) -
+                                    np.asarray(result.model(x[:4]))).max())
+  with open(out_path, "w") as f:
+    json.dump(out, f)
+
+
+if __name__ == "__main__":
+  main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,80 @@
+"""The JAX backend, each job in its own process (KERAS_BACKEND=jax).
+
+1. The graph rules and the Keras 3 graph tests run under JAX: groups, MACs
+   and materialize == mask_channels.
+2. With the same weights, JAX gives the TensorFlow backend's groups, MACs,
+   scores for all 11 criteria (rtol 1e-5) and `prune` keep sets, and its
+   slim model survives a `.keras` round trip.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tfprune_survey import zoo
+
+pytest.importorskip("jax")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def _run(args, timeout=600):
+  env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT,
+             TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop("TF_USE_LEGACY_KERAS", None)
+  proc = subprocess.run([sys.executable] + args, cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout,
+                        check=False)
+  assert proc.returncode == 0, (proc.stdout[-4000:] + proc.stderr[-4000:])
+  return proc
+
+
+def test_graph_rules_and_exactness_under_jax():
+  proc = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+               "tests/graph/test_graph_rules_keras3.py",
+               "tests/frameworks/test_keras3_graphs.py"])
+  assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+def test_criteria_and_prune_under_jax_match_tensorflow(tmp_path):
+  model = zoo.residual_cnn(input_shape=(12, 12, 1), width=8,
+                           framework="keras3")
+  rng = np.random.default_rng(0)
+  weights = [rng.standard_normal(w.shape).astype("float32") * 0.3
+             if len(w.shape) != 1 else
+             rng.random(w.shape).astype("float32") + 0.5
+             for w in model.weights]
+  model.set_weights(weights)
+  x = rng.random((64, 12, 12, 1)).astype("float32")
+  y = rng.integers(0, 10, 64)
+  np.savez(tmp_path / "w.npz", x=x, y=y,
+           **{f"w{i}": w for i, w in enumerate(weights)})
+  out = str(tmp_path / "jax.json")
+  _run([os.path.join(ROOT, "tests", "frameworks", "jax_job.py"),
+        str(tmp_path / "w.npz"), out])
+  with open(out) as f:
+    got = json.load(f)
+  assert got["backend"] == "jax"
+  graph = tps.ChannelGraph(model)
+  assert got["groups"] == [list(t) for t in sorted(
+      (g.id, g.size, g.prunable) for g in graph.groups)]
+  assert got["macs"] == tps.count_macs(model)
+  assert got["params"] == tps.count_params(model)
+  assert got["exact_rel"] <= 1e-5
+  assert got["slim_macs"] < got["macs"]
+  for name in tps.criteria.names():
+    ref = tps.score(model, name, (x, y))
+    assert sorted(got["scores"][name]) == sorted(ref), name
+    for gid, values in ref.items():
+      np.testing.assert_allclose(got["scores"][name][gid], values,
+                                 rtol=1e-5, atol=1e-7, err_msg=name)
+  result = tps.prune(model, "taylor", data=(x, y), target_macs=0.5)
+  assert got["prune_keep"] == {k: v.tolist() for k, v in
+                               result.keep.items()}
+  assert got["prune_module"].startswith("keras.")
+  assert got["reload_diff"] <= 1e-6
