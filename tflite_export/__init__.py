@@ -1,4 +1,4 @@
-"""Verified TFLite export for tf_keras models, slim or not.
+"""Verified TFLite export for Keras models (tf_keras or Keras 3), slim or not.
 
   report = tflite_export.convert(model, "m.tflite", quantization="int8",
                                  representative_data=x_train[:200])

@@ -1,4 +1,5 @@
-"""tf_keras model -> .tflite file, in float or quantized form."""
+"""Keras model (tf_keras, or Keras 3 on TensorFlow) -> .tflite file, in float
+or quantized form."""
 
 import dataclasses
 import logging
@@ -84,7 +85,8 @@ def convert(model, path, *, quantization="none", representative_data=None,
   every shape in the file is static and XNNPACK can plan it ahead.
 
   Args:
-    model: a tf_keras model (slim or not). It is not modified.
+    model: a tf_keras model, or a Keras 3 model on the TensorFlow backend
+      (slim or not). It is not modified.
     path: where to write the .tflite file; its directory must exist.
     quantization: 'none' (float32), 'dynamic' (int8 weights, float
       activations), 'float16' (float16 weights) or 'int8' (full-integer with
@@ -102,9 +104,10 @@ def convert(model, path, *, quantization="none", representative_data=None,
     ValueError: unknown `quantization`, 'int8' without data, or `int8_io`
       without 'int8'.
     FileNotFoundError: the directory of `path` does not exist.
-    TypeError: `model` is not a tf_keras model.
+    TypeError: `model` is not a Keras model.
+    NotImplementedError: a Keras 3 model on the JAX or PyTorch backend.
   """
-  from tfprune_survey._compat import check_model  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
   if quantization not in QUANTIZATIONS:
     raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got "
                      f"{quantization!r}")
@@ -115,9 +118,17 @@ def convert(model, path, *, quantization="none", representative_data=None,
     raise ValueError(f"int8_io=True needs quantization='int8', got "
                      f"{quantization!r}")
   _check_path(path)
-  check_model(model, "model")
+  fw = frameworks.check_model(model, "model")
+  if fw.backend() != "tensorflow":
+    raise NotImplementedError(
+        f"TFLite conversion needs the TensorFlow backend; this Keras 3 model "
+        f"runs on '{fw.backend()}'. Save it (`model.save('m.keras')`) and "
+        "run `KERAS_BACKEND=tensorflow tfprune-survey export --model "
+        "m.keras ...` (or convert in a process started with "
+        "KERAS_BACKEND=tensorflow).")
   t0 = time.perf_counter()
-  specs = [tf.TensorSpec([1] + list(t.shape[1:]), t.dtype, name=f"input_{i}")
+  specs = [tf.TensorSpec([1] + list(t.shape[1:]), tf.as_dtype(t.dtype),
+                         name=f"input_{i}")
            for i, t in enumerate(model.inputs)]
   fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0],
                                      training=False))

@@ -84,7 +84,8 @@ def verify(model, tflite_path, data, *, max_samples=256, rtol=1e-4,
   """Compares `model` with its TFLite file on up to `max_samples` inputs.
 
   Args:
-    model: the tf_keras model the file was converted from.
+    model: the Keras model (either Keras, any backend) the file was
+      converted from.
     tflite_path: the .tflite file.
     data: inputs as in `tflite_export.representative_samples` (an array,
       `(x, y)`, or a dataset of batches).
@@ -95,8 +96,8 @@ def verify(model, tflite_path, data, *, max_samples=256, rtol=1e-4,
   Returns:
     A `VerifyReport`.
   """
-  from tfprune_survey._compat import check_model  # pylint: disable=g-import-not-at-top
-  check_model(model, "model")
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  frameworks.check_model(model, "model")
   if len(model.inputs) != 1 or len(model.outputs) != 1:
     raise ValueError("verify supports models with one input and one output; "
                      f"{model.name!r} has {len(model.inputs)} and "

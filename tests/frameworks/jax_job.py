@@ -3,7 +3,8 @@
 Builds the residual CNN in Keras 3, loads the weights the parent test wrote,
 and writes what the JAX backend gives: the groups, MACs, the largest
 materialize-vs-mask difference, every criterion's scores, `prune`'s keep
-sets, and a `.keras` save/load round trip after `recalibrate_bn`.
+sets, a `.keras` save/load round trip after `recalibrate_bn`, and the
+error TFLite conversion gives on JAX.
 """
 
 import json
@@ -45,6 +46,12 @@ def main(weights_path, out_path):
   loaded = keras.saving.load_model(path)
   out["reload_diff"] = float(np.abs(np.asarray(loaded(x[:4])) -
                                     np.asarray(result.model(x[:4]))).max())
+  import tflite_export  # pylint: disable=g-import-not-at-top
+  try:
+    tflite_export.convert(result.model, out_path + ".tflite")
+    out["tflite_error"] = None
+  except NotImplementedError as e:
+    out["tflite_error"] = str(e)
   with open(out_path, "w") as f:
     json.dump(out, f)
 

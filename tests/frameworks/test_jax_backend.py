@@ -4,7 +4,8 @@
    and materialize == mask_channels.
 2. With the same weights, JAX gives the TensorFlow backend's groups, MACs,
    scores for all 11 criteria (rtol 1e-5) and `prune` keep sets, and its
-   slim model survives a `.keras` round trip.
+   slim model survives a `.keras` round trip; TFLite conversion refuses,
+   naming the TensorFlow-backend route.
 """
 
 import json
@@ -78,3 +79,5 @@ def test_criteria_and_prune_under_jax_match_tensorflow(tmp_path):
                                result.keep.items()}
   assert got["prune_module"].startswith("keras.")
   assert got["reload_diff"] <= 1e-6
+  assert "KERAS_BACKEND=tensorflow" in got["tflite_error"]
+  assert "export" in got["tflite_error"]
