@@ -227,3 +227,14 @@ def test_a_keras3_model_prunes_and_stays_keras3():
   assert 0.45 <= result.report.macs_reduction <= 0.55
   for a, b in zip(before, model.get_weights()):
     np.testing.assert_array_equal(a, b)   # the model passed in is unchanged
+
+
+def test_profile_lists_op_nodes_and_sums_to_count_params():
+  inp = keras.Input((8, 8, 3))
+  a = L.Conv2D(4, 3, name="a")(inp)
+  x = L.GlobalAveragePooling2D()(a * 2.0 + 1.0)
+  model = keras.Model(inp, L.Dense(2, name="fc")(x))
+  rows = tps.profile(model)
+  assert [r.type for r in rows][:3] == ["Conv2D", "Multiply", "Add"]
+  assert rows.total_params == model.count_params() == 4 * 27 + 4 + 10
+  assert rows.total_macs == tps.count_macs(model) == 6 * 6 * 27 * 4 + 8

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from tfprune_survey import _compat
+from tfprune_survey import frameworks
 from tfprune_survey.metrics.macs import iter_calls
 from tfprune_survey.metrics.macs import layer_call_macs
 
@@ -47,16 +47,18 @@ def profile(model):
   column sums to `model.count_params()`; MACs are counted per call.
 
   Args:
-    model: a tf_keras Sequential/Functional model.
+    model: a Sequential/Functional model of either Keras.
 
   Returns:
     A `Profile` (a list of `ProfileRow`); `print(profile)` shows a table.
   """
-  _compat.check_model(model)
+  frameworks.check_model(model)
   rows = Profile()
   seen = set()
   for call in iter_calls(model):
-    params = 0 if call.path in seen else int(call.layer.count_params())
+    # Keras 3 Operation nodes (`x + y`, keras.ops calls) hold no weights.
+    counter = getattr(call.layer, "count_params", None)
+    params = 0 if call.path in seen or counter is None else int(counter())
     seen.add(call.path)
     rows.append(ProfileRow(call.path, call.class_name,
                            tuple(call.output_shapes[0] or ()), params,
