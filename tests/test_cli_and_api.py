@@ -175,3 +175,81 @@ def test_export_errors_are_usage_errors(tmp_path):
   cli.FLAGS(["x", "--out=" + str(tmp_path / "m.keras")])
   with pytest.raises(cli.app.UsageError, match="--out M.tflite"):
     cli.main(["tfprune-survey", "export", path])
+
+
+# ---- .keras files saved by either Keras --------------------------------------
+
+def _small(framework):
+  if framework == "tf_keras":
+    import tf_keras as keras  # pylint: disable=g-import-not-at-top
+  else:
+    import keras  # pylint: disable=g-import-not-at-top
+  L = keras.layers
+  inp = keras.Input((12, 12, 1), name="image")
+  x = L.Conv2D(8, 3, padding="same", name="stem_conv")(inp)
+  x = L.BatchNormalization(name="stem_bn")(x)
+  x = L.ReLU()(x)
+  x = L.Conv2D(8, 3, padding="same", name="block_conv2")(x)
+  x = L.ReLU()(x)
+  x = L.GlobalAveragePooling2D()(x)
+  return keras.Model(inp, L.Dense(10, name="logits")(x))
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_profile_reads_a_keras_file_of_either_keras(tmp_path, capsys,
+                                                    monkeypatch, framework):
+  path = str(tmp_path / f"{framework}.keras")
+  model = _small(framework)
+  model.save(path)
+  assert cli.saved_framework(path) == framework
+  # The file decides, not TF_USE_LEGACY_KERAS.
+  for legacy in ("1", "0"):
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", legacy)
+    loaded = cli._load(path)
+    assert tps.frameworks.detect(loaded) == framework
+  with pytest.raises(SystemExit) as info:
+    cli.app.run(cli.main, argv=["tfprune-survey", "profile", path])
+  assert info.value.code == 0
+  out = capsys.readouterr().out
+  assert "stem_conv" in out and "block_conv2" in out and "prunable" in out
+  assert f"{tps.count_macs(model):,}" in out
+
+
+def test_h5_files_go_to_tf_keras(tmp_path):
+  path = str(tmp_path / "m.h5")
+  _small("tf_keras").save(path)
+  assert cli.saved_framework(path) == "tf_keras"
+  assert tps.frameworks.detect(cli._load(path)) == "tf_keras"
+
+
+def test_prune_keeps_the_framework_of_a_keras3_file(tmp_path, capsys):
+  import keras  # pylint: disable=g-import-not-at-top
+  path, out = str(tmp_path / "m.keras"), str(tmp_path / "slim.keras")
+  model = _small("keras3")
+  model.save(path)
+  argv = cli._normalize(["tfprune-survey", "prune", path, "--criterion",
+                         "l1", "--ratio", "0.5", "--out", out])
+  with pytest.raises(SystemExit) as info:
+    cli.app.run(cli.main, argv=argv)
+  assert info.value.code == 0
+  assert "saved" in capsys.readouterr().out
+  assert cli.saved_framework(out) == "keras3"
+  slim = keras.saving.load_model(out)
+  assert tps.count_macs(slim) < tps.count_macs(model)
+
+
+def test_usage_tells_jax_and_torch_users_how_to_get_tflite():
+  usage = " ".join(cli._USAGE.split())
+  assert "JAX or PyTorch backend" in usage
+  assert "KERAS_BACKEND=tensorflow tfprune-survey export" in usage
+
+
+def test_export_on_a_non_tensorflow_backend_says_what_to_do(tmp_path,
+                                                            monkeypatch):
+  path = str(tmp_path / "m.keras")
+  _small("keras3").save(path)
+  fw = tps.frameworks.get("keras3")
+  monkeypatch.setattr(type(fw), "backend", lambda self: "jax")
+  cli.FLAGS(["x", "--out=" + str(tmp_path / "m.tflite")])
+  with pytest.raises(cli.app.UsageError, match="KERAS_BACKEND=tensorflow"):
+    cli.main(["tfprune-survey", "export", path])

@@ -55,7 +55,9 @@ _USAGE = """usage: tfprune-survey COMMAND [ARGS] [--flags]
 
 commands:
   profile MODEL_PATH   print a per-layer table (params, MACs) and channel groups
-                       of a saved tf_keras model (.keras, .h5 or SavedModel)
+                       of a saved model: a .keras file saved by Keras 3 or by
+                       tf_keras (the file says which), or a tf_keras .h5 file
+                       or SavedModel folder
   demo                 train a residual CNN on Fashion-MNIST (digits if absent);
                        prune it to half the MACs with l1, fpgm, taylor and
                        slimming; fine-tune, slim, export float and int8 TFLite,
@@ -69,22 +71,97 @@ commands:
   compare              published pruning results as a method x model/dataset
                        pivot sorted by reduction: [--model M] [--dataset D]
                        [--ours RESULTS.json] [--plot OUT.png] [--published CSV]
+
+Models keep their Keras: prune writes a model of the Keras that saved MODEL_PATH.
+On the JAX or PyTorch backend of Keras 3, save the model as .keras and run
+`KERAS_BACKEND=tensorflow tfprune-survey export M.keras --out M.tflite` (a
+TensorFlow-backend process) to get TFLite.
+A MODEL_PATH that cannot be loaded gives one line on stderr and exit code 2.
 """
 
 
+class LoadError(Exception):
+  """MODEL_PATH exists but is not a Keras model we can read (one line)."""
+
+
+def saved_framework(path):
+  """'keras3' or 'tf_keras': the Keras that wrote the model at `path`.
+
+  A `.keras` file is a zip archive whose `metadata.json` records the
+  `keras_version` that wrote it: 3.x is Keras 3, 2.x is tf_keras. HDF5
+  (`.h5`) files and SavedModel folders are read by tf_keras.
+
+  Raises:
+    LoadError: for a `.keras` path that is not a Keras archive.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import zipfile  # pylint: disable=g-import-not-at-top
+  if os.path.isdir(path) or not zipfile.is_zipfile(path):
+    if path.endswith(".keras"):
+      raise LoadError("it is not a zip archive, as a .keras file is (is the "
+                      "file truncated or corrupt?)")
+    return "tf_keras"
+  try:
+    with zipfile.ZipFile(path) as archive:
+      meta = json.loads(archive.read("metadata.json"))
+  except KeyError:
+    raise LoadError("the archive has no metadata.json, so no Keras wrote "
+                    "it") from None
+  except (zipfile.BadZipFile, ValueError, OSError) as e:
+    raise LoadError(f"its metadata.json cannot be read ({_one_line(e)})"
+                    ) from None
+  version = str(meta.get("keras_version", "")) if isinstance(
+      meta, dict) else ""
+  if not version:
+    raise LoadError("its metadata.json names no keras_version")
+  return "keras3" if version.split(".")[0] == "3" else "tf_keras"
+
+
+def _one_line(error):
+  text = " ".join(str(error).split())
+  text = text if len(text) <= 300 else text[:297] + "..."
+  return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def _load(path):
-  from tfprune_survey._compat import keras  # pylint: disable=g-import-not-at-top
+  """The model saved at `path`, in the Keras that saved it.
+
+  Keras 3 `.keras` files load with `keras.saving.load_model`; tf_keras
+  `.keras` files, `.h5` files and SavedModel folders with
+  `tf_keras.models.load_model`. TF_USE_LEGACY_KERAS plays no part.
+
+  Raises:
+    app.UsageError: when `path` does not exist.
+    LoadError: when it cannot be loaded as an analysable Keras model.
+  """
   import os  # pylint: disable=g-import-not-at-top
   if not os.path.exists(path):
     raise app.UsageError(f"MODEL_PATH {path!r} does not exist")
-  return keras.models.load_model(path, compile=False)
+  framework = saved_framework(path)  # reads the file; imports no Keras
+  # The package registers its serializable layers on import.
+  import tfprune_survey  # pylint: disable=g-import-not-at-top,unused-import
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  fw = frameworks.get(framework)
+  try:
+    if fw.name == frameworks.KERAS3:
+      model = fw.keras.saving.load_model(path, compile=False)
+    else:
+      model = fw.keras.models.load_model(path, compile=False)
+  except Exception as e:  # pylint: disable=broad-except
+    raise LoadError(_one_line(e)) from None
+  try:
+    frameworks.check_model(model, "MODEL_PATH")
+  except TypeError as e:  # UnsupportedModelError is a TypeError
+    raise LoadError(_one_line(e)) from None
+  return model
 
 
 def cmd_profile(args):
   if len(args) != 1:
     raise app.UsageError("profile takes exactly one MODEL_PATH")
-  import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
   model = _load(args[0])
+  import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
   print(tps.profile(model))
   if FLAGS.groups:
     print()
@@ -153,6 +230,18 @@ def _print_table(rows):
       print(f"  {r['verify']}")
 
 
+def _check_tflite_backend(model):
+  """TFLite conversion needs TensorFlow: Keras 3 on JAX/PyTorch cannot."""
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  backend = frameworks.of(model).backend()
+  if backend != "tensorflow":
+    raise app.UsageError(
+        f"TFLite export needs the TensorFlow backend, and this process runs "
+        f"Keras 3 on '{backend}': save the model as .keras and run "
+        "`KERAS_BACKEND=tensorflow tfprune-survey export MODEL.keras --out "
+        "M.tflite`")
+
+
 def _check_out_dir(path, flag):
   import os  # pylint: disable=g-import-not-at-top
   folder = os.path.dirname(os.path.abspath(path))
@@ -169,6 +258,7 @@ def cmd_export(args):
   if FLAGS.quantize == "int8" and not FLAGS.data:
     raise app.UsageError("--quantize int8 needs --data to calibrate")
   model = _load(args[0])
+  _check_tflite_backend(model)
   data = None
   if FLAGS.data:
     data = _load_data(model, FLAGS.data, split=0)[0]
@@ -199,6 +289,8 @@ def cmd_prune(args):
   if FLAGS.tflite and FLAGS.quantize == "int8" and not FLAGS.data:
     raise app.UsageError("--quantize int8 needs --data to calibrate")
   model = _load(args[0])
+  if FLAGS.tflite:
+    _check_tflite_backend(model)
   data = None
   if FLAGS.data:
     data = _load_data(model, FLAGS.data, split=0)
@@ -208,7 +300,7 @@ def cmd_prune(args):
                        round_to=FLAGS.round_to,
                        min_channels=FLAGS.min_channels,
                        verbose=1 if data is not None else 0)
-  except ValueError as e:
+  except (TypeError, ValueError) as e:
     raise app.UsageError(str(e)) from e
   result.model.save(FLAGS.out)
   print(result.report)
@@ -292,7 +384,13 @@ def main(argv):
   if command not in COMMANDS:
     raise app.UsageError(f"unknown command {command!r}; choose one of "
                          f"{sorted(COMMANDS)}")
-  return COMMANDS[command](argv[2:])
+  try:
+    return COMMANDS[command](argv[2:])
+  except LoadError as e:
+    path = argv[2] if len(argv) > 2 else "MODEL_PATH"
+    print(f"tfprune-survey {command}: {path} could not be loaded as a Keras "
+          f"model: {e}", file=sys.stderr)
+    return 2
 
 
 def run():
