@@ -23,6 +23,8 @@ from tfprune_survey.layers import ChannelScale
 from tfprune_survey.metrics import profile
 from tfprune_survey.iterative import IterativeResult
 from tfprune_survey.iterative import iterative_prune
+from tfprune_survey.planning import Planner
+from tfprune_survey.planning import search_macs
 from tfprune_survey.pruner import prune
 from tfprune_survey.pruner import PruneReport
 from tfprune_survey.pruner import PruneResult
@@ -51,7 +53,8 @@ __all__ = [
     "DistillationModel", "UpdateChannelPruningStep", "prune_channels",
     "sparsify_bn", "strip_channel_pruning", "add_scaling_factors",
     "zero_small_block_scales",
-    "IterativeResult", "LayerHandler", "PruneReport", "PruneResult",
+    "IterativeResult", "LayerHandler", "Planner", "PruneReport",
+    "PruneResult", "search_macs",
     "SensitivityResult", "UnsupportedModelError", "count_macs", "count_params",
     "criteria", "data", "frameworks", "iterative_prune", "mask_channels", "materialize",
     "profile", "prune", "ratios_from_sensitivity", "recalibrate_bn",

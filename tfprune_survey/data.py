@@ -1,9 +1,8 @@
 """Data plumbing: batches from tf.data or numpy, and the offline data sets."""
 
 import gzip
+import numbers
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -18,19 +17,32 @@ def iterate_batches(data, steps=None, batch_size=32, arg_name="data"):
 
   Args:
     data: a `tf.data.Dataset` of (x, y) or (x,) or x batches; a numpy tuple
-      (x, y); or a numpy array x. Numpy data is batched at `batch_size`.
+      (x, y); a numpy array x; or what `checked` returns (each batch is
+      then checked against the model before it is yielded). Numpy data is
+      batched at `batch_size`.
     steps: optional maximum number of batches.
     batch_size: batch size for numpy data. Defaults to 32.
     arg_name: name used in error messages.
 
   Raises:
-    TypeError: for an unsupported data type.
-    ValueError: for an empty data source or mismatched x and y.
+    TypeError: for an unsupported data type, or a `steps` that is not an int.
+    ValueError: for an empty data source, mismatched x and y, `steps` < 1,
+      or (checked data) a batch that does not fit the model.
   """
-  if steps is not None and (not isinstance(steps, int) or steps < 1):
-    raise ValueError(f"`steps` must be a positive int or None, got {steps!r}")
+  if steps is not None:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+      raise TypeError(f"`steps` must be a positive int or None, got "
+                      f"{steps!r} of type {type(steps).__name__}")
+    if steps < 1:
+      raise ValueError(f"`steps` must be a positive int or None, got "
+                       f"{steps!r}")
+  check = None
+  if isinstance(data, CheckedData):
+    check, arg_name, data = data.check_batch, data.arg_name, data.data
   count = 0
   for x, y in _batches(data, batch_size, arg_name):
+    if check is not None:
+      check(x, y)
     yield x, y
     count += 1
     if steps is not None and count >= steps:
@@ -73,9 +85,242 @@ def _split(element):
   return element, None
 
 
-def fashion_mnist_available():
-  return all(os.path.exists(os.path.join(FASHION_MNIST_DIR, f))
-             for f in _FASHION_FILES)
+# ---- checking data against a model ----------------------------------------
+# These run at the boundary (tps.score and the functions built on it) so
+# that data which cannot fit the model gets a ValueError naming what the
+# model expects, before any work, instead of an error from inside a traced
+# function.
+
+
+class CheckedData:
+  """Data with a per-batch check, for `iterate_batches` (see `checked`)."""
+
+  def __init__(self, data, check_batch, arg_name):
+    self.data = data
+    self.check_batch = check_batch
+    self.arg_name = arg_name
+
+
+def _dims(shape):
+  try:
+    return tuple(None if d is None else int(d) for d in shape)
+  except (TypeError, ValueError):  # unknown rank
+    return None
+
+
+def _show(shape):
+  return "(" + ", ".join("batch" if i == 0 and d is None else
+                         "None" if d is None else str(d)
+                         for i, d in enumerate(shape)) + (
+                             ",)" if len(shape) == 1 else ")")
+
+
+def model_input_shape(model):
+  """(None, d1, ...) of a single-input model's input; None otherwise."""
+  inputs = list(getattr(model, "inputs", None) or [])
+  if len(inputs) != 1:
+    return None
+  return _dims(inputs[0].shape)
+
+
+def model_classes(model):
+  """The last dim of the model's first output (its classes), or None."""
+  outputs = list(getattr(model, "outputs", None) or [])
+  if not outputs:
+    return None
+  shape = _dims(outputs[0].shape)
+  return shape[-1] if shape else None
+
+
+def _fits(given, expected):
+  return len(given) == len(expected) and all(
+      e is None or g is None or g == e for g, e in zip(given, expected))
+
+
+def _check_shape(model, given, arg_name, what="inputs"):
+  expected = model_input_shape(model)
+  if expected is None or given is None or _fits(given, expected):
+    return
+  hint = ""
+  if len(given) == len(expected) - 1 and _fits((None,) + given, expected):
+    hint = (" (one sample, or a dataset that is not batched: add a batch "
+            "dimension or call `.batch(n)`)")
+  raise ValueError(
+      f"`{arg_name}` has {what} of shape {_show(given)}, but model "
+      f"'{model.name}' expects inputs of shape {_show(expected)}{hint}")
+
+
+def _x_spec(element_spec):
+  if isinstance(element_spec, (tuple, list)):
+    return element_spec[0] if element_spec else None, len(element_spec) > 1
+  return element_spec, False
+
+
+def check_inputs(model, data, arg_name="data"):
+  """Raises unless `data`'s inputs have the model's input shape.
+
+  Looks at the arrays' shapes, or a `tf.data.Dataset`'s `element_spec`;
+  reads no batch. Models with several inputs are not checked.
+
+  Raises:
+    ValueError: naming the given and the expected input shape.
+  """
+  if isinstance(data, CheckedData):
+    data = data.data
+  if isinstance(data, tf.data.Dataset):
+    spec, _ = _x_spec(data.element_spec)
+    if isinstance(spec, tf.TensorSpec):
+      _check_shape(model, _dims(spec.shape), arg_name, "batches")
+    return
+  if isinstance(data, (tuple, list)) and data and isinstance(
+      data[0], np.ndarray):
+    data = data[0]
+  if isinstance(data, np.ndarray):
+    _check_shape(model, data.shape, arg_name)
+
+
+def label_kind(model):
+  """'sparse', 'onehot' or None: the labels the scoring loss takes.
+
+  The scoring loss is the model's compiled loss, else sparse categorical
+  cross-entropy (see `tfprune_survey.losses`). None for other losses,
+  whose labels are not class labels and are not checked.
+  """
+  loss = getattr(model, "loss", None)
+  if isinstance(loss, (list, tuple)):
+    loss = loss[0] if loss else None
+  if isinstance(loss, dict):
+    loss = next(iter(loss.values()), None)
+  if loss is None:
+    return "sparse"
+  name = loss if isinstance(loss, str) else (
+      getattr(loss, "name", None) or getattr(loss, "__name__", None) or
+      type(loss).__name__)
+  name = str(name).lower().replace("_", "")
+  if "sparsecategoricalcrossentropy" in name:
+    return "sparse"
+  if "categoricalcrossentropy" in name:
+    return "onehot"
+  return None
+
+
+def check_labels(model, y, arg_name="data", criterion=None):
+  """Raises unless labels `y` are classes of the model's first output.
+
+  Class indices must lie in [0, classes) and, for a (batch, classes)
+  output, have shape (batch,) or (batch, 1); one-hot labels (a compiled
+  categorical cross-entropy) must have `classes` columns. `classes` is the
+  last dim of the model's first output.
+
+  Raises:
+    ValueError: naming the label range or shape found and the number of
+      outputs.
+  """
+  kind = label_kind(model)
+  classes = model_classes(model)
+  if kind is None or not classes:
+    return
+  y = np.asarray(y)
+  if y.size == 0 or not (np.issubdtype(y.dtype, np.number) or
+                         y.dtype == bool):
+    return
+  who = f" (criterion '{criterion}')" if criterion else ""
+  out_rank = len(_dims(model.outputs[0].shape) or ())
+  if kind == "onehot":
+    if y.ndim < 2 or y.shape[-1] != classes:
+      raise ValueError(
+          f"`{arg_name}` has labels of shape {y.shape}, but the model's "
+          f"categorical loss{who} takes one-hot labels with {classes} "
+          f"columns, one per output of model '{model.name}'")
+    return
+  if out_rank == 2 and y.ndim >= 2 and y.shape[-1] != 1:
+    looks = (" They look one-hot: pass np.argmax(y, axis=-1), or compile "
+             "the model with a categorical cross-entropy loss."
+             if y.shape[-1] == classes else "")
+    raise ValueError(
+        f"`{arg_name}` has labels of shape {y.shape}, but the loss{who} "
+        f"(sparse categorical cross-entropy) takes one class index per "
+        f"sample in [0, {classes - 1}] for the {classes} outputs of model "
+        f"'{model.name}'.{looks}")
+  lo, hi = y.min(), y.max()
+  if lo < 0 or hi >= classes:
+    raise ValueError(
+        f"`{arg_name}` has labels from {lo} to {hi}, but model "
+        f"'{model.name}' has {classes} outputs{who}: class labels must be "
+        f"in [0, {classes - 1}]")
+
+
+def _non_finite(v):
+  """How many NaN/inf values a floating array holds (0 for other dtypes)."""
+  v = np.asarray(v)
+  if not np.issubdtype(v.dtype, np.floating):
+    return 0
+  return int(v.size - np.count_nonzero(np.isfinite(v)))
+
+
+def checked(model, data, labels=False, arg_name="data", criterion=None):
+  """Checks `data` against `model` now, and its batches as they stream.
+
+  At once, before any work: the input shape (from the arrays or the
+  dataset's `element_spec`), and with `labels`, that there are labels and,
+  for numpy data, that they are classes of the model. Then each batch,
+  before it is used: its input shape, that it holds no NaN or inf, and with
+  `labels`, its labels.
+
+  Args:
+    model: the model the data is for.
+    data: data as `iterate_batches` takes it.
+    labels: True when the data's labels feed a classification loss.
+    arg_name: the argument's name, for messages.
+    criterion: the criterion's name, for messages.
+
+  Returns:
+    A `CheckedData` for `iterate_batches`.
+
+  Raises:
+    ValueError: for inputs of the wrong shape, labels that are missing or
+      not classes of the model (see `check_labels`); when streamed, also
+      for a batch holding NaN or inf.
+  """
+  check_inputs(model, data, arg_name)
+  need = f"criterion '{criterion}' needs labels" if criterion else (
+      "labels are needed")
+  if labels:
+    if isinstance(data, np.ndarray) or (
+        isinstance(data, (tuple, list)) and len(data) == 1):
+      raise ValueError(f"{need}: pass `{arg_name}` as (x, y)")
+    if isinstance(data, tf.data.Dataset) and not _x_spec(
+        data.element_spec)[1]:
+      raise ValueError(f"{need}: `{arg_name}` yields batches without labels;"
+                       " make it yield (x, y)")
+    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(
+        data[1], np.ndarray):
+      check_labels(model, data[1], arg_name, criterion)
+  numpy_labels = not isinstance(data, tf.data.Dataset)
+  seen = [0]
+  user = f" for criterion '{criterion}'" if criterion else ""
+
+  def check_batch(x, y):
+    seen[0] += 1
+    shape = getattr(x, "shape", None)
+    _check_shape(model, None if shape is None else _dims(shape), arg_name)
+    for name, v in (("x", x), ("y", y)):
+      bad = 0 if v is None or (name == "x" and shape is None) else (
+          _non_finite(v))
+      if bad:
+        raise ValueError(
+            f"`{arg_name}` holds NaN or inf: {bad} value"
+            f"{'s' if bad > 1 else ''} in the {name} of batch {seen[0]}, "
+            f"from which no channel can be scored{user}. Replace or drop "
+            "them (e.g. with np.nan_to_num) first")
+    if labels:
+      if y is None:
+        raise ValueError(f"{need}: `{arg_name}` yielded a batch without "
+                         "labels")
+      if not numpy_labels:  # numpy labels were all checked above
+        check_labels(model, y, arg_name, criterion)
+
+  return CheckedData(data, check_batch, arg_name)
 
 
 def _read_idx(path):
@@ -149,17 +394,3 @@ def load(name):
   raise ValueError(f"unknown data {name!r}; use 'fashion_mnist', 'digits' or "
                    "a PATH.npz")
 
-
-def keras_fashion_mnist_cache():
-  """Copies the Debian files where tf_keras.datasets.fashion_mnist finds them.
-
-  Returns the cache_dir to pass to `tf_keras.datasets.fashion_mnist.load_data`.
-  """
-  cache = os.path.join(tempfile.gettempdir(), "tfprune_survey_keras")
-  target = os.path.join(cache, "datasets", "fashion-mnist")
-  os.makedirs(target, exist_ok=True)
-  for f in _FASHION_FILES:
-    dst = os.path.join(target, f)
-    if not os.path.exists(dst):
-      shutil.copy(os.path.join(FASHION_MNIST_DIR, f), dst)
-  return cache

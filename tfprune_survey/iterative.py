@@ -2,16 +2,17 @@
 Li et al. 2017; Polyak and Wolf 2015; Luo et al. 2017, ThiNet)."""
 
 import dataclasses
-import numbers
 
-from tfprune_survey import _compat
 from tfprune_survey import criteria as criteria_lib
+from tfprune_survey import data as data_lib
+from tfprune_survey import frameworks
+from tfprune_survey import planning
 from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.losses import per_sample_loss
 from tfprune_survey.metrics.macs import count_macs, count_params
 from tfprune_survey.metrics.macs_model import MacsModel
-from tfprune_survey.pruner import _Planner, _search_macs, prune
+from tfprune_survey.pruner import prune
 from tfprune_survey.sensitivity import depth_order, evaluate_accuracy
 
 MODES = ("global", "layerwise")
@@ -30,8 +31,8 @@ def make_finetune(finetune):
   if callable(finetune):
     def run(model):
       out = finetune(model)
-      return model if out is None or not isinstance(
-          out, _compat.keras.Model) else out
+      return model if out is None or not frameworks.of(model).is_model(
+          out) else out
     return run
   if not isinstance(finetune, dict):
     raise TypeError("`finetune` must be a callable (model) -> None/model or a "
@@ -42,11 +43,12 @@ def make_finetune(finetune):
   spec.setdefault("verbose", 0)
 
   def run(model):
+    keras = frameworks.of(model).keras
     optimizer = compile_args.get("optimizer", "adam")
-    if isinstance(optimizer, _compat.keras.optimizers.Optimizer):
+    if isinstance(optimizer, keras.optimizers.Optimizer):
       optimizer = type(optimizer).from_config(optimizer.get_config())
     else:
-      optimizer = _compat.keras.optimizers.get(optimizer)
+      optimizer = keras.optimizers.get(optimizer)
     loss = compile_args.get("loss")
     if loss is None:
       fn = per_sample_loss(model)
@@ -89,9 +91,9 @@ class IterativeResult:
 def _layerwise_counts(model, graph, target, round_to, min_channels):
   """Kept counts per group, equal fractions, reaching `target` MACs cut."""
   scores = {g.id: [0.0] * g.size for g in graph.prunable_groups}
-  planner = _Planner(graph, scores, round_to, min_channels)
-  return _search_macs(planner, MacsModel(model, graph), count_macs(model),
-                      target, "local")
+  planner = planning.Planner(graph, scores, round_to, min_channels)
+  return planning.search_macs(planner, MacsModel(model, graph),
+                              count_macs(model), target, "local")
 
 
 def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
@@ -112,7 +114,8 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
   `finetune(model)`. `rounds` is ignored.
 
   Args:
-    model: a tf_keras model. Not modified.
+    model: a Sequential/Functional model of tf_keras or Keras 3. Not
+      modified.
     criterion: a criterion name or instance.
     target_macs: fraction of the original MACs to remove, in (0, 1).
     rounds: number of prune / fine-tune rounds in 'global' mode.
@@ -131,15 +134,26 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
 
   Returns:
     An `IterativeResult` with the slim `.model`, `.history` and `.visited`.
+
+  Raises:
+    TypeError: for an argument of the wrong type (e.g. target_macs='half',
+      rounds=2.5, a `finetune` that is neither callable nor a dict).
+    ValueError: for a value out of range (target_macs outside (0, 1),
+      rounds or round_to below 1, an unknown mode or scope), data that does
+      not fit the model (see `tps.prune`), or an unreachable target.
   """
-  _compat.check_model(model)
-  if isinstance(target_macs, bool) or not isinstance(
-      target_macs, numbers.Real) or not 0.0 < target_macs < 1.0:
-    raise ValueError(f"`target_macs` must be in (0, 1), got {target_macs!r}")
-  if mode not in MODES:
-    raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
-  if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-    raise ValueError(f"`rounds` must be an int >= 1, got {rounds!r}")
+  frameworks.check_model(model)
+  args = planning.check_plan_args(target_macs=target_macs, scope=scope,
+                                  round_to=round_to,
+                                  min_channels=min_channels,
+                                  target="target_macs")
+  target_macs, scope = args.target_macs, args.scope
+  round_to, min_channels = args.round_to, args.min_channels
+  mode = planning.check_choice(mode, "mode", MODES)
+  rounds = planning.check_int(rounds, "rounds", 1)
+  for value, name in ((eval_data, "eval_data"), (recalibrate, "recalibrate")):
+    if value is not None:
+      data_lib.check_inputs(model, value, name)
   run_finetune = make_finetune(finetune)
   crit = criteria_lib.get(criterion)
   macs0 = count_macs(model)

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import numbers
 import weakref
 
 import numpy as np
@@ -10,6 +11,9 @@ import tensorflow as tf
 
 from tfprune_survey import _compat
 from tfprune_survey import criteria as criteria_lib
+from tfprune_survey import data as data_lib
+from tfprune_survey import frameworks
+from tfprune_survey import planning
 from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.data import iterate_batches
 from tfprune_survey.graph.channel_graph import ChannelGraph
@@ -110,6 +114,24 @@ class SensitivityResult:
     return path
 
 
+def _check_ratio_list(ratios):
+  """`ratios` as an increasing tuple of floats in (0, 1)."""
+  if isinstance(ratios, (str, bytes)) or not hasattr(ratios, "__iter__"):
+    raise TypeError(f"`ratios` must be a sequence of fractions in (0, 1), "
+                    f"got {ratios!r} of type {type(ratios).__name__}")
+  ratios = tuple(ratios)
+  for r in ratios:
+    if isinstance(r, bool) or not isinstance(r, numbers.Real):
+      raise TypeError(f"`ratios` must hold numbers in (0, 1), got {r!r} of "
+                      f"type {type(r).__name__}")
+  ratios = tuple(float(r) for r in ratios)
+  if not ratios or any(not 0.0 < r < 1.0 for r in ratios):
+    raise ValueError(f"`ratios` must be fractions in (0, 1), got {ratios!r}")
+  if list(ratios) != sorted(ratios):
+    raise ValueError(f"`ratios` must be increasing, got {ratios!r}")
+  return ratios
+
+
 def depth_order(graph):
   """Prunable groups sorted by the position of their first producer."""
   position = {}
@@ -150,13 +172,22 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
 
   Returns:
     A `SensitivityResult` (printable; `.plot(path)`).
+
+  Raises:
+    TypeError: for `ratios` that are not a sequence of numbers, or
+      `groups` that are not group ids.
+    ValueError: for ratios outside (0, 1) or not increasing, unknown
+      groups, a bad `metric`, or data whose input shape (or, for 'taylor'
+      and 'taylor_fo', labels) do not fit the model, checked before any
+      evaluation.
   """
-  _compat.check_model(model)
-  ratios = tuple(float(r) for r in ratios)
-  if not ratios or any(not 0.0 < r < 1.0 for r in ratios):
-    raise ValueError(f"`ratios` must be fractions in (0, 1), got {ratios!r}")
-  if list(ratios) != sorted(ratios):
-    raise ValueError(f"`ratios` must be increasing, got {ratios!r}")
+  frameworks.check_model(model)
+  ratios = _check_ratio_list(ratios)
+  data_lib.check_inputs(model, eval_data, "eval_data")
+  if recalibrate is not None:
+    data_lib.check_inputs(model, recalibrate, "recalibrate")
+  if groups is not None:
+    groups = planning.check_names(groups, "groups")
   evaluate = _metric_fn(metric)
   crit = criteria_lib.get(criterion)
   graph = ChannelGraph(model)
@@ -212,8 +243,10 @@ def ratios_from_sensitivity(result, max_drop):
   if not isinstance(result, SensitivityResult):
     raise TypeError(f"`result` must be a SensitivityResult, got "
                     f"{type(result).__name__}")
-  if isinstance(max_drop, bool) or not isinstance(
-      max_drop, (int, float)) or max_drop < 0:
+  if isinstance(max_drop, bool) or not isinstance(max_drop, numbers.Real):
+    raise TypeError(f"`max_drop` must be a number >= 0, got {max_drop!r} of "
+                    f"type {type(max_drop).__name__}")
+  if not max_drop >= 0:
     raise ValueError(f"`max_drop` must be a number >= 0, got {max_drop!r}")
   out = {}
   for gid in result.table:

@@ -1,0 +1,364 @@
+"""Planning: from scores and constraints to kept channels.
+
+`Planner` turns per-group scores plus `round_to` / `min_channels` into kept
+counts (by channel ratio, per-group ratios, or a removal count along a
+ranking) and kept indices; `search_macs` finds the smallest removal along
+the ranking that reaches a MACs target. `check_plan_args` is the one
+validator of the planning arguments (`ratio`, `target_macs`, `ratios`,
+`scope`, `round_to`, `min_channels`, `ignore`) shared by `tps.prune`,
+`tps.iterative_prune` and training-time pruning. Each kind of mistake has one
+exception type: `TypeError` for a wrong type, `ValueError` for a wrong value;
+messages name the argument, the value and what is allowed.
+
+Nothing here imports a Keras.
+"""
+
+import collections.abc
+import dataclasses
+import math
+import numbers
+
+import numpy as np
+
+SCOPES = ("global", "local")
+#: What `check_plan_args(target=...)` asks of ratio / target_macs / ratios.
+TARGETS = ("one", "target_macs", "none")
+
+
+# ---- argument checks --------------------------------------------------------
+
+def _is_real(value):
+  return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_int(value, name, minimum):
+  """`value` as an int >= `minimum`.
+
+  Raises:
+    TypeError: when `value` is not an int (bools and floats included).
+    ValueError: when it is below `minimum`.
+  """
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    raise TypeError(f"`{name}` must be an int >= {minimum}, got "
+                    f"{value!r} of type {type(value).__name__}")
+  if value < minimum:
+    raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+  return int(value)
+
+
+def check_fraction(value, name, low_open=False):
+  """`value` as a float in [0, 1) (or (0, 1) when `low_open`).
+
+  Raises:
+    TypeError: when `value` is not a real number.
+    ValueError: when it is outside the interval (NaN included).
+  """
+  interval = "(0, 1)" if low_open else "[0, 1)"
+  if not _is_real(value):
+    raise TypeError(f"`{name}` must be a number in {interval}, got "
+                    f"{value!r} of type {type(value).__name__}")
+  value = float(value)
+  ok = (0.0 < value < 1.0) if low_open else (0.0 <= value < 1.0)
+  if not ok:
+    raise ValueError(f"`{name}` must be in {interval}, got {value!r}")
+  return value
+
+
+def check_choice(value, name, choices):
+  """`value` if it is one of the strings `choices`.
+
+  Raises:
+    TypeError: when `value` is not a string.
+    ValueError: when it is a string not in `choices`.
+  """
+  if not isinstance(value, str):
+    raise TypeError(f"`{name}` must be one of {choices}, got {value!r} of "
+                    f"type {type(value).__name__}")
+  if value not in choices:
+    raise ValueError(f"`{name}` must be one of {choices}, got {value!r}")
+  return value
+
+
+def check_scope(scope):
+  return check_choice(scope, "scope", SCOPES)
+
+
+def check_ratios(ratios, name="ratios"):
+  """{group_id: fraction in [0, 1)} as a new dict of floats."""
+  if not isinstance(ratios, collections.abc.Mapping):
+    raise TypeError(f"`{name}` must be a dict {{group_id: fraction in "
+                    f"[0, 1)}}, got {type(ratios).__name__}")
+  out = {}
+  for gid, r in ratios.items():
+    if not isinstance(gid, str):
+      raise TypeError(f"`{name}` keys must be group ids (str), got {gid!r} "
+                      f"of type {type(gid).__name__}")
+    out[gid] = check_fraction(r, f"{name}[{gid!r}]")
+  return out
+
+
+def check_names(value, name):
+  """A tuple of strings from a string or an iterable of strings."""
+  if isinstance(value, str):
+    return (value,)
+  if value is None:
+    return ()
+  try:
+    items = tuple(value)
+  except TypeError:
+    raise TypeError(f"`{name}` must be a layer name or a sequence of layer "
+                    f"names, got {value!r} of type "
+                    f"{type(value).__name__}") from None
+  bad = [v for v in items if not isinstance(v, str)]
+  if bad:
+    raise TypeError(f"`{name}` must hold layer names (str), got {bad[0]!r} "
+                    f"of type {type(bad[0]).__name__}")
+  return items
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanArgs:
+  """Checked planning arguments (see `check_plan_args`)."""
+  ratio: object = None
+  target_macs: object = None
+  ratios: object = None
+  scope: str = "global"
+  round_to: int = 1
+  min_channels: int = 1
+  ignore: tuple = ()
+
+
+def check_plan_args(*, ratio=None, target_macs=None, ratios=None,
+                    scope="global", round_to=1, min_channels=1, ignore=(),
+                    target="one"):
+  """The one validator of the planning arguments.
+
+  Args:
+    ratio: fraction of the prunable channels to remove, in [0, 1).
+    target_macs: fraction of the MACs to remove, in (0, 1).
+    ratios: {group_id: fraction in [0, 1)}.
+    scope: one of `SCOPES`. Defaults to 'global'.
+    round_to: int >= 1. Defaults to 1.
+    min_channels: int >= 1. Defaults to 1.
+    ignore: a layer name or a sequence of layer names. Defaults to ().
+    target: 'one' (exactly one of `ratio`, `target_macs` and `ratios` is
+      given; `tps.prune`), 'target_macs' (`target_macs` is required and the
+      others are not taken; `tps.iterative_prune`) or 'none' (no target is
+      taken; training-time pruning, whose target is its schedule).
+
+  Returns:
+    A `PlanArgs` of the normalised values (floats, ints, a tuple of names).
+
+  Raises:
+    TypeError: for a value of the wrong type (e.g. ratio='half',
+      round_to=2.5, ignore=5), naming the argument and what is allowed.
+    ValueError: for a value of the right type out of range (e.g. ratio=1.5,
+      scope='galactic', min_channels=0), or a wrong combination of targets.
+  """
+  check_choice(target, "target", TARGETS)
+  given = [n for n, v in (("ratio", ratio), ("target_macs", target_macs),
+                          ("ratios", ratios)) if v is not None]
+  if target == "one" and len(given) != 1:
+    raise ValueError("give exactly one of `ratio` (fraction of channels), "
+                     "`target_macs` (fraction of MACs to remove) and `ratios` "
+                     f"({{group_id: fraction}}); got {given or 'none'}")
+  if target == "target_macs":
+    if target_macs is None:
+      raise ValueError("`target_macs` (fraction of MACs to remove, in "
+                       "(0, 1)) is required")
+    if given != ["target_macs"]:
+      raise ValueError(f"only `target_macs` is taken here, got {given}")
+  if target == "none" and given:
+    raise ValueError(f"{given} are not taken here: the pruning target comes "
+                     "from the schedule")
+  return PlanArgs(
+      ratio=None if ratio is None else check_fraction(ratio, "ratio"),
+      target_macs=(None if target_macs is None else
+                   check_fraction(target_macs, "target_macs", low_open=True)),
+      ratios=None if ratios is None else check_ratios(ratios),
+      scope=check_scope(scope),
+      round_to=check_int(round_to, "round_to", 1),
+      min_channels=check_int(min_channels, "min_channels", 1),
+      ignore=check_names(ignore, "ignore"))
+
+
+# ---- the planner ----------------------------------------------------------
+
+def ceil_to(n, step):
+  return int(math.ceil(n / step) * step)
+
+
+class Planner:
+  """Turns scores and constraints into kept counts and indices.
+
+  A group keeps at least `min_channels` channels, rounded up to a multiple
+  of `round_to`; a group smaller than that keeps all its channels (it is
+  clipped, not an error). Kept counts are rounded up to multiples of
+  `round_to`, or to the whole group.
+
+  Args:
+    graph: the model's `ChannelGraph`.
+    scores: {group_id: scores}; only these groups are planned.
+    round_to: int >= 1.
+    min_channels: int >= 1.
+
+  Attributes:
+    groups: the planned `ChannelGroup`s, in the order of `scores`.
+    order: (normalised score, group index, channel) of every channel,
+      lowest first: the global removal order.
+    local_order: the same channels interleaved so that every group has lost
+      about the same fraction at any point of the sequence.
+    min_keep: {group_id: the fewest channels the group may keep}.
+  """
+
+  def __init__(self, graph, scores, round_to=1, min_channels=1):
+    self.groups = [graph.group(gid) for gid in scores]
+    self.scores = scores
+    self.round_to = round_to
+    self.min_keep = {g.id: min(g.size, ceil_to(min_channels, round_to))
+                     for g in self.groups}
+    normed = []
+    for g in self.groups:
+      s = np.asarray(scores[g.id], np.float64)
+      scale = np.abs(s).mean()
+      normed.append(s / scale if scale > 0 else s)
+    order = []
+    for gi, (g, s) in enumerate(zip(self.groups, normed)):
+      for c in range(g.size):
+        order.append((s[c], gi, c))
+    order.sort(key=lambda t: (t[0], t[1], t[2]))
+    self.order = order
+    local = []
+    for gi, g in enumerate(self.groups):
+      ranked = np.argsort(np.asarray(scores[g.id]), kind="stable")
+      for j, c in enumerate(ranked):
+        local.append(((j + 1) / g.size, gi, int(c)))
+    local.sort(key=lambda t: (t[0], t[1], t[2]))
+    self.local_order = local
+
+  def _round(self, g, kept):
+    kept = max(self.min_keep[g.id], kept)
+    return min(g.size, ceil_to(kept, self.round_to))
+
+  def removal(self, n_remove, order=None):
+    """Removes the first `n_remove` channels of `order` that may go.
+
+    Returns ({group_id: removed count}, position in `order` reached).
+    """
+    removed = {g.id: 0 for g in self.groups}
+    budget = n_remove
+    order = self.order if order is None else order
+    pos = 0
+    while pos < len(order) and budget > 0:
+      g = self.groups[order[pos][1]]
+      if g.size - removed[g.id] > self.min_keep[g.id]:
+        removed[g.id] += 1
+        budget -= 1
+      pos += 1
+    return removed, pos
+
+  def counts_from(self, removed):
+    """{group_id: kept count} after `removed`, rounded."""
+    return {g.id: self._round(g, g.size - removed[g.id]) for g in self.groups}
+
+  def counts_global(self, n_remove, order=None):
+    """Kept counts after removing `n_remove` channels along `order`."""
+    return self.counts_from(self.removal(n_remove, order)[0])
+
+  def counts_local(self, ratio):
+    """Kept counts removing floor(ratio * size) from every group."""
+    return {g.id: self._round(g, g.size - int(math.floor(ratio * g.size +
+                                                          1e-9)))
+            for g in self.groups}
+
+  def counts_per_group(self, ratios):
+    """Kept counts removing floor(ratios[gid] * size); others keep all."""
+    return {g.id: self._round(g, g.size - int(math.floor(
+        ratios.get(g.id, 0.0) * g.size + 1e-9))) for g in self.groups}
+
+  def floor_counts(self):
+    """The fewest channels every group may keep."""
+    return {g.id: self.min_keep[g.id] for g in self.groups}
+
+  @property
+  def total(self):
+    return sum(g.size for g in self.groups)
+
+  def keep_indices(self, counts):
+    """{group_id: sorted kept indices}: each group's top `counts` scores.
+
+    Groups that keep all their channels are absent.
+    """
+    keep = {}
+    for g in self.groups:
+      n = counts[g.id]
+      if n < g.size:
+        s = np.asarray(self.scores[g.id])
+        top = np.argsort(-s, kind="stable")[:n]
+        keep[g.id] = np.sort(top)
+    return keep
+
+
+def search_macs(planner, macs_model, macs_before, target, scope="global"):
+  """Kept counts of the smallest removal that reaches `target` MACs cut.
+
+  Channels are removed along `planner.order` ('global') or
+  `planner.local_order` ('local'); a binary search finds the fewest removed
+  channels whose MACs (`macs_model.macs(counts)`) are at most
+  (1 - target) * macs_before. When the last channel overshoots by more than
+  2% of `macs_before`, the ranking is walked on from just before it,
+  removing only channels that do not overshoot.
+
+  Args:
+    planner: a `Planner`.
+    macs_model: an object with `macs(counts) -> int` (e.g.
+      `tfprune_survey.metrics.macs_model.MacsModel`).
+    macs_before: the model's MACs.
+    target: fraction of `macs_before` to remove, in (0, 1).
+    scope: 'global' or 'local'.
+
+  Returns:
+    {group_id: kept count}.
+
+  Raises:
+    ValueError: when `target` cannot be reached with the planner's
+      `min_channels` and `round_to` (the message gives the largest
+      reachable reduction).
+  """
+  goal = macs_before * (1.0 - target)
+  floor = macs_model.macs(planner.floor_counts())
+  if floor > goal + 1e-9:
+    best = 1.0 - floor / macs_before
+    raise ValueError(
+        f"`target_macs`={target} is unreachable: with min_channels and "
+        f"round_to the largest reachable MACs reduction is {best:.3f}")
+  order = planner.order if scope == "global" else planner.local_order
+  lo, hi = 0, planner.total
+  while lo < hi:
+    mid = (lo + hi) // 2
+    if macs_model.macs(planner.counts_global(mid, order)) <= goal:
+      hi = mid
+    else:
+      lo = mid + 1
+  counts = planner.counts_global(lo, order)
+  tolerance = 0.02 * macs_before
+  if lo == 0 or macs_model.macs(counts) >= goal - tolerance:
+    return counts
+  removed, pos = planner.removal(lo - 1, order)
+  for _, gi, _ in order[pos:pos + 20000]:
+    g = planner.groups[gi]
+    if g.size - removed[g.id] <= planner.min_keep[g.id]:
+      continue
+    removed[g.id] += 1
+    macs = macs_model.macs(planner.counts_from(removed))
+    if macs < goal - tolerance:
+      removed[g.id] -= 1
+      continue
+    if macs <= goal:
+      return planner.counts_from(removed)
+  return counts
+
+
+__all__ = ["PlanArgs", "Planner", "SCOPES", "check_choice", "check_fraction",
+           "check_int", "check_names", "check_plan_args", "check_ratios",
+           "check_scope", "search_macs"]
