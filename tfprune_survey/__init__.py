@@ -8,6 +8,7 @@ from tfprune_survey import frameworks
 from tfprune_survey import criteria
 from tfprune_survey import data
 from tfprune_survey import published
+from tfprune_survey import schedules
 from tfprune_survey import zoo
 from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.distill import DistillationModel
@@ -58,5 +59,5 @@ __all__ = [
     "SensitivityResult", "UnsupportedModelError", "count_macs", "count_params",
     "criteria", "data", "frameworks", "iterative_prune", "mask_channels", "materialize",
     "profile", "prune", "ratios_from_sensitivity", "recalibrate_bn",
-    "register_handler", "reinitialize", "score", "sensitivity",
+    "register_handler", "reinitialize", "schedules", "score", "sensitivity",
 ]

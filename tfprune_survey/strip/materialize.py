@@ -58,7 +58,4 @@ def materialize(model, keep, *, graph=None):
   config = surgery.narrowed_config(model, graph, keep_of)
   new = surgery.rebuild(model, config)
   surgery.transfer_weights(model, new, graph, keep_of, mode="slice")
-  # Remembered (in memory only) for `tps.rewind`, which slices another set
-  # of full-size weights the same way.
-  new._tps_keep = dict(keep_arrays)  # pylint: disable=protected-access
   return new

@@ -3,8 +3,7 @@
 import copy
 import numbers
 
-from tfprune_survey import _compat
-from tfprune_survey._compat import keras
+from tfprune_survey import frameworks
 from tfprune_survey.strip import surgery
 
 
@@ -13,23 +12,25 @@ def sparsify_bn(model, l1=1e-4):
 
   Training the clone pushes unimportant channels' gamma towards 0; pruning
   it with the `slimming` criterion (|gamma|) is then Network Slimming's
-  recipe. The regularizer is tf_keras' own L1, so the model saves and loads
-  with no custom objects. The model passed in is not modified.
+  recipe. The regularizer is the model's own Keras' L1, so the model saves
+  and loads with no custom objects. The model passed in is not modified.
+  Works with tf_keras and with Keras 3 on any backend (the penalty is an
+  ordinary regularization loss).
 
   Reference: Z. Liu et al. (2017), "Learning efficient convolutional networks
   through network slimming", ICCV.
 
   Args:
-    model: a tf_keras Sequential/Functional model.
-    l1: the penalty weight (the paper's lambda), >= 0.
+    model: a Sequential/Functional model of tf_keras or Keras 3.
+    l1: the penalty weight (the paper's lambda), >= 0. Defaults to 1e-4.
 
   Returns:
-    The regularized clone, weights copied.
+    The regularized clone (same Keras), weights copied.
 
   Raises:
     ValueError: for a negative `l1`, or a model without BatchNormalization.
   """
-  _compat.check_model(model)
+  keras = frameworks.check_model(model, "model").keras
   if isinstance(l1, bool) or not isinstance(l1, numbers.Real) or l1 < 0:
     raise ValueError(f"`l1` must be a number >= 0, got {l1!r}")
   config = copy.deepcopy(model.get_config())

@@ -3,19 +3,19 @@
 import copy
 import numbers
 
-from tfprune_survey import _compat
-from tfprune_survey._compat import keras
+from tfprune_survey import frameworks
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.layers.channel_scale import ChannelScale
-from tfprune_survey.strip import branches
 from tfprune_survey.strip import surgery
+from tfprune_survey.training import config_edges as edges
 
 GRANULARITIES = ("channel", "block")
 
 
-def _scale_entry(name, l1, shared):
-  layer = ChannelScale(regularizer=keras.regularizers.L1(l1) if l1 else None,
-                       shared=shared, name=name)
+def _scale_entry(fw, name, l1, shared):
+  reg = fw.keras.regularizers.L1(l1) if l1 else None
+  layer = ChannelScale(regularizer=reg, shared=shared, name=name,
+                       framework=fw.name)
   return {"module": None, "class_name": "ChannelScale",
           "config": layer.get_config(),
           "registered_name": "tfprune_survey>ChannelScale"}
@@ -40,24 +40,31 @@ def add_scaling_factors(model, l1=1e-4, granularity="channel"):
   selection for deep neural networks", ECCV.
 
   Args:
-    model: a tf_keras Functional model (not modified).
+    model: a Functional model of tf_keras or Keras 3 (any backend: the
+      penalty is an ordinary regularization loss). Not modified.
     l1: the L1 penalty weight on the scales (the paper's gamma), >= 0.
-    granularity: 'channel' or 'block'.
+      Defaults to 1e-4.
+    granularity: 'channel' (default) or 'block'.
 
   Returns:
-    The new model, weights copied, scales starting at 1 (same function).
+    The new model (same Keras), weights copied, scales starting at 1 (same
+    function).
+
+  Raises:
+    ValueError: for a bad `l1` or `granularity`, a Sequential model, or a
+      model with nowhere to put scales.
   """
-  _compat.check_model(model)
+  fw = frameworks.check_model(model, "model")
   if granularity not in GRANULARITIES:
     raise ValueError(f"`granularity` must be one of {GRANULARITIES}, got "
                      f"{granularity!r}")
   if isinstance(l1, bool) or not isinstance(l1, numbers.Real) or l1 < 0:
     raise ValueError(f"`l1` must be a number >= 0, got {l1!r}")
-  if isinstance(model, keras.Sequential):
+  if fw.is_sequential(model):
     raise ValueError("add_scaling_factors needs a Functional model (scales "
                      "are inserted on graph edges)")
   config = copy.deepcopy(model.get_config())
-  entries = branches.entries(config)
+  entries = edges.entries(config)
   added = 0
   if granularity == "channel":
     graph = ChannelGraph(model)
@@ -66,25 +73,26 @@ def add_scaling_factors(model, l1=1e-4, granularity="channel"):
       for p in g.producers:
         if "/" in p or p not in entries:
           continue
-        users = branches.consumers(config, p)
+        users = edges.consumers(config, p, fw)
         if len(users) == 1 and entries[users[0]]["class_name"] in (
             "BatchNormalization",):
           p = users[0]
         if p not in targets:
           targets.append(p)
     for t in targets:
-      branches.insert_after(config, t, _scale_entry(f"{t}_sss", l1, False))
+      edges.insert_after(config, t, _scale_entry(fw, f"{t}_sss", l1, False),
+                         fw)
       added += 1
   else:
     for name, entry in list(entries.items()):
       if entry["class_name"] != "Add":
         continue
-      src = branches.residual_branch(config, name)
+      src = edges.residual_branch(config, name, fw)
       if src is None:
         continue
-      branches.insert_after(config, src,
-                            _scale_entry(f"{name}_branch_sss", l1, True),
-                            only_into=name)
+      edges.insert_after(config, src,
+                         _scale_entry(fw, f"{name}_branch_sss", l1, True),
+                         fw, only_into=name)
       added += 1
   if not added:
     raise ValueError(f"model {model.name!r} has nowhere to put "

@@ -1,0 +1,65 @@
+"""Training-time pruning on Keras 3's other backends, one process each.
+
+JAX (and PyTorch, when installed) get a `NotImplementedError` naming the
+backend and pointing to one-shot pruning; what needs no training-time
+behaviour (sparsify_bn, add_scaling_factors, RewindCheckpoint) works.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+_SCRIPT = r"""
+import json
+import numpy as np
+import keras
+import tfprune_survey as tps
+from tfprune_survey import zoo
+result = {"backend": keras.backend.backend()}
+model = zoo.residual_cnn(input_shape=(8, 8, 1), width=4, framework="keras3")
+for name, call in (
+    ("model", lambda: tps.prune_channels(model, "l1")),
+    ("layer", lambda: tps.prune_channels(keras.layers.Conv2D(4, 3), "l1"))):
+  try:
+    call()
+    result[name] = None
+  except NotImplementedError as e:
+    result[name] = str(e)
+reg = tps.sparsify_bn(model, l1=1e-2)
+scaled = tps.add_scaling_factors(reg, l1=1e-3)
+result["scales"] = sum(isinstance(l, tps.ChannelScale) for l in scaled.layers)
+scaled.compile("sgd", keras.losses.SparseCategoricalCrossentropy(
+    from_logits=True))
+rng = np.random.default_rng(0)
+x = rng.random((16, 8, 8, 1)).astype("float32")
+ckpt = tps.RewindCheckpoint(epoch=1)
+scaled.fit(x, rng.integers(0, 10, 16), batch_size=8, epochs=2, verbose=0,
+           callbacks=[ckpt])
+result["rewind"] = ckpt.model_at_epoch is not None and ckpt.keep is None
+result["losses"] = len(scaled.losses)
+print("RESULT" + json.dumps(result))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_training_time_pruning_needs_the_tensorflow_backend(backend):
+  if importlib.util.find_spec(backend) is None:
+    pytest.skip(f"{backend} is not installed")
+  env = dict(os.environ, KERAS_BACKEND=backend)
+  env.pop("TF_USE_LEGACY_KERAS", None)
+  out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True,
+                       text=True, timeout=300, env=env)
+  line = [l for l in out.stdout.splitlines() if l.startswith("RESULT")]
+  assert line, out.stderr[-3000:]
+  result = json.loads(line[0][len("RESULT"):])
+  assert result["backend"] == backend
+  for form in ("model", "layer"):
+    message = result[form]
+    assert message is not None, form
+    assert f"'{backend}' backend" in message and "tps.prune" in message
+  assert result["scales"] >= 3 and result["rewind"]
+  assert result["losses"] >= result["scales"]

@@ -1,0 +1,127 @@
+"""The controllers: in-graph statistics, strategies, distribution."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfprune_survey as tps
+from tests.training.conftest import build
+from tests.training.conftest import keras_of
+from tfprune_survey.training import controller as controller_lib
+
+
+def _no_bn_model(framework="tf_keras"):
+  keras = keras_of(framework)
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((12, 12, 1))
+  h = keras.layers.Conv2D(6, 3, activation="relu", name="c1")(inp)
+  h = keras.layers.Conv2D(8, 3, padding="same", name="c2")(h)
+  h = keras.layers.ReLU(name="r2")(h)
+  h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+  return keras.Model(inp, keras.layers.Dense(10, name="out")(h))
+
+
+@pytest.mark.parametrize("framework, criterion", [
+    ("tf_keras", "apoz"), ("tf_keras", "variance"), ("tf_keras", "taylor"),
+    ("tf_keras", "entropy"), ("tf_keras", "taylor_fo"),
+    ("keras3", "variance"), ("keras3", "taylor_fo")])
+def test_in_graph_statistics_match_a_scoring_pass(framework, criterion):
+  from tfprune_survey.criteria.entropy import Entropy  # pylint: disable=g-import-not-at-top
+  keras = keras_of(framework)
+  rng = np.random.default_rng(1)
+  x = rng.random((256, 12, 12, 1)).astype("float32")
+  y = rng.integers(0, 10, 256)
+  base = _no_bn_model(framework)
+  never = tps.schedules.ConstantSparsity(0.5, begin_step=10 ** 6,
+                                         frequency=1)
+  if criterion == "entropy":
+    criterion = Entropy(bins=8)
+  pm = tps.prune_channels(base, criterion, never)
+  assert any(w.observe or w.observe_output for w in pm.layers
+             if isinstance(w, tps.ChannelPruneWrapper))
+  pm.compile(keras.optimizers.SGD(0.0), keras.losses.
+             SparseCategoricalCrossentropy(from_logits=True))
+  pm.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep()])
+  got = controller_lib.make_controller(pm)._in_graph_scores()  # pylint: disable=protected-access
+  # The same batches in the same order (taylor_fo squares per-batch sums).
+  want = tps.score(base, criterion,
+                   tf.data.Dataset.from_tensor_slices((x, y)).batch(64))
+  assert got.keys() == want.keys() and got
+  for gid in want:
+    if not isinstance(criterion, str):  # entropy: edges from the 1st batch
+      np.testing.assert_allclose(got[gid], want[gid], atol=0.25)
+      assert np.argmin(got[gid]) == np.argmin(want[gid]), (got, want)
+    else:
+      np.testing.assert_allclose(got[gid], want[gid], rtol=1e-4, atol=1e-6)
+
+
+def test_each_form_gets_its_strategy():
+  keras = keras_of("keras3")
+  pm = tps.prune_channels(build("keras3"), "l1")
+  assert isinstance(controller_lib.make_controller(pm),
+                    controller_lib.MaskingController)
+  inp = keras.Input((12, 12, 1))
+  conv = tps.prune_channels(keras.layers.Conv2D(4, 3, name="c"), "l1")
+  out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(
+      keras.layers.Conv2D(5, 3)(conv(inp))))
+  ctl = controller_lib.make_controller(keras.Model(inp, out))
+  assert isinstance(ctl, controller_lib.MarkerController)
+  assert ctl.group_ids == ["c"] and ctl.remask_between_steps()
+  with pytest.raises(ValueError, match="no ChannelPruneWrapper"):
+    controller_lib.make_controller(build("keras3"))
+
+
+_MIRRORED = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import tfprune_survey as tps
+from tfprune_survey import frameworks
+from tfprune_survey.training.strip import current_keep
+keras = frameworks.get("tf_keras").keras
+
+def build():
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((10, 10, 1))
+  h = keras.layers.Conv2D(12, 3, activation="relu", name="c1")(inp)
+  h = keras.layers.Conv2D(16, 3, activation="relu", name="c2")(h)
+  h = keras.layers.GlobalAveragePooling2D()(h)
+  return keras.Model(inp, keras.layers.Dense(4, name="out")(h))
+
+rng = np.random.default_rng(0)
+x = rng.random((64, 10, 10, 1)).astype("float32")
+y = rng.integers(0, 4, 64)
+result = {}
+for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")),
+                       ("mirrored", tf.distribute.MirroredStrategy(
+                           ["/cpu:0", "/cpu:1"]))):
+  with strategy.scope():
+    pm = tps.prune_channels(build(), "l1", tps.schedules.PolynomialDecay(
+        0.0, 0.5, begin_step=0, end_step=6, frequency=2))
+    pm.compile(keras.optimizers.SGD(0.05),
+               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  pm.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep()])
+  _, keep = current_keep(pm)
+  result[name] = {k: v.tolist() for k, v in keep.items()}
+  result[name + "_replicas"] = strategy.num_replicas_in_sync
+print("RESULT" + json.dumps(result))
+"""
+
+
+def test_mirrored_strategy_gives_the_same_masks():
+  out = subprocess.run([sys.executable, "-c", _MIRRORED], capture_output=True,
+                       text=True, timeout=600)
+  line = [l for l in out.stdout.splitlines() if l.startswith("RESULT")]
+  assert line, out.stderr[-3000:]
+  result = json.loads(line[0][len("RESULT"):])
+  assert result["mirrored_replicas"] == 2 and result["one_replicas"] == 1
+  assert result["one"] and result["one"] == result["mirrored"]

@@ -1,0 +1,269 @@
+"""prune_channels: wrapping, schedules, fit, save/load/resume, both Kerases."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfprune_survey as tps
+from tests.training.conftest import FRAMEWORKS
+from tests.training.conftest import build
+from tests.training.conftest import compile_model
+from tests.training.conftest import every_step
+from tests.training.conftest import kept_fraction
+from tests.training.conftest import keras_of
+from tests.training.conftest import outputs
+from tfprune_survey.training.strip import current_keep
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_masks_follow_a_tfmot_polynomial_decay(xy, framework):
+  # tfmot's own schedules are accepted (duck-typed), in both Kerases.
+  import tensorflow_model_optimization as tfmot  # pylint: disable=g-import-not-at-top
+  x, y = xy
+  keras = keras_of(framework)
+  base = build(framework)
+  before = [w.copy() for w in base.get_weights()]
+  schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.5, begin_step=0,
+                                                  end_step=6, frequency=1)
+  pm = compile_model(tps.prune_channels(base, "l1", schedule))
+  fractions = []
+
+  class Probe(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+      fractions.append(kept_fraction(self.model))
+
+  pm.fit(x, y, batch_size=8, epochs=1, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep(), Probe()])
+  total = sum(g.size for g in tps.ChannelGraph(base).prunable_groups)
+  assert len(fractions) == 8
+  for step, got in enumerate(fractions):
+    _, sparsity = schedule(tf.constant(min(step, 6), tf.int64))
+    want = 1 - int(round(float(sparsity) * total)) / total
+    assert got == pytest.approx(want, abs=1e-9), (step, got, want)
+  assert fractions[-1] == pytest.approx(0.5, abs=1 / total)
+  assert all(np.array_equal(a, b) for a, b in zip(before, base.get_weights()))
+
+
+def test_default_schedule_is_tfmots_constant_sparsity():
+  pm = tps.prune_channels(build("keras3"), "l1")
+  settings = [l for l in pm.layers
+              if isinstance(l, tps.ChannelPruneWrapper)][0].settings
+  assert settings["schedule"] == {
+      "class_name": "ConstantSparsity",
+      "config": {"target_sparsity": 0.5, "begin_step": 0, "end_step": -1,
+                 "frequency": 100}}
+  assert isinstance(tps.schedules.deserialize(settings["schedule"]),
+                    tps.schedules.ConstantSparsity)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_wrappers_are_of_the_models_keras(framework):
+  keras = keras_of(framework)
+  pm = tps.prune_channels(build(framework), "l1", every_step())
+  wrappers = [l for l in pm.layers if isinstance(l, tps.ChannelPruneWrapper)]
+  assert wrappers and isinstance(pm, keras.Model)
+  assert all(isinstance(w, keras.layers.Wrapper) for w in wrappers)
+  # Each pruned group's first producer holds the group's kept set.
+  graph = tps.ChannelGraph(build(framework))
+  owners = {w.layer.name: w for w in wrappers if w.channel_mask is not None}
+  assert set(owners) == {g.id for g in graph.prunable_groups}
+  for g in graph.prunable_groups:
+    assert owners[g.id].group_channels == g.size
+    assert owners[g.id].get_config()["group_channels"] == g.size
+
+
+def test_data_criterion_without_data_is_a_clear_error(xy):
+  x, y = xy
+  keras = keras_of("tf_keras")
+  layer = tps.prune_channels(keras.layers.Conv2D(4, 3, name="c"), "apoz")
+  inp = keras.Input((12, 12, 1))
+  out = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(
+      keras.layers.Conv2D(5, 3)(layer(inp))))
+  pm = compile_model(keras.Model(inp, out))
+  with pytest.raises(ValueError, match="'apoz' needs data"):
+    pm.fit(x, y, epochs=1, verbose=0,
+           callbacks=[tps.UpdateChannelPruningStep()])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_fit_without_callback_raises_clear_error(xy, framework):
+  x, y = xy
+  pm = compile_model(tps.prune_channels(build(framework), "l1"))
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="UpdateChannelPruningStep"):
+    pm.fit(x, y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5", "savedmodel"])
+def test_save_load_resume(xy, tmp_path, fmt):
+  x, y = xy
+  keras = keras_of("tf_keras")
+  pm = compile_model(tps.prune_channels(
+      build(), "l1", tps.schedules.PolynomialDecay(0.0, 0.5, 0, 8,
+                                                   frequency=1)))
+  pm.fit(x, y, batch_size=16, epochs=1, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep()])
+  path = str(tmp_path / ("m" if fmt == "savedmodel" else f"m.{fmt}"))
+  pm.save(path, **({"save_format": "tf"} if fmt == "savedmodel" else {}))
+  loaded = keras.models.load_model(path)
+  _, keep_a = current_keep(pm)
+  _, keep_b = current_keep(loaded)
+  assert keep_a.keys() == keep_b.keys() and keep_a
+  for k in keep_a:
+    np.testing.assert_array_equal(keep_a[k], keep_b[k])
+  step = [w for w in loaded.layers if isinstance(w, tps.ChannelPruneWrapper)
+          ][0].pruning_step.numpy()
+  assert step == 3   # 4 batches: steps 0..3
+  np.testing.assert_allclose(outputs(loaded, x), outputs(pm, x), rtol=1e-5,
+                             atol=1e-6)
+  # Training resumes at the saved step and reaches the final sparsity.
+  compile_model(loaded).fit(x, y, batch_size=16, epochs=2, verbose=0,
+                            callbacks=[tps.UpdateChannelPruningStep()])
+  assert kept_fraction(loaded) == pytest.approx(0.5, abs=0.05)
+
+
+def test_keras3_prune_fit_save_load_resume_strip(xy, tmp_path):
+  import keras  # pylint: disable=g-import-not-at-top
+  x, y = xy
+  base = build("keras3")
+  schedule = tps.schedules.PolynomialDecay(0.0, 0.5, 0, 8, frequency=1)
+  # 1. prune_channels + fit: a Keras 3 model with Keras 3 wrappers.
+  pm = compile_model(tps.prune_channels(base, "l1", schedule))
+  assert isinstance(pm, keras.Model)
+  pm.fit(x, y, batch_size=16, epochs=1, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep()])
+  _, keep = current_keep(pm)
+  assert keep and 0.6 < kept_fraction(pm) < 1.0
+  # 2. saved mid-way (4 of 8 pruning steps) to .keras ...
+  path = str(tmp_path / "mid.keras")
+  pm.save(path)
+  # 3. ... loads without custom_objects, with the masks, keep and step.
+  loaded = keras.models.load_model(path)
+  assert isinstance(loaded, keras.Model)
+  wrappers = [l for l in loaded.layers
+              if isinstance(l, tps.ChannelPruneWrapper)]
+  assert wrappers and all(w.pruning_step.numpy() == 3 for w in wrappers)
+  _, again = current_keep(loaded)
+  assert {k: v.tolist() for k, v in again.items()} == {
+      k: v.tolist() for k, v in keep.items()}
+  np.testing.assert_allclose(outputs(loaded, x), outputs(pm, x), rtol=1e-5,
+                             atol=1e-6)
+  # 4. resume: the schedule goes on from step 4 to its final sparsity.
+  compile_model(loaded).fit(x, y, batch_size=16, epochs=2, verbose=0,
+                            callbacks=[tps.UpdateChannelPruningStep()])
+  assert wrappers[0].pruning_step.numpy() == 11
+  assert kept_fraction(loaded) == pytest.approx(0.5, abs=0.05)
+  # 5. strip: a slim Keras 3 model computing what the wrapped one does.
+  slim = tps.strip_channel_pruning(loaded)
+  masked = tps.strip_channel_pruning(loaded, materialize=False)
+  assert isinstance(slim, keras.Model) and not any(
+      isinstance(l, tps.ChannelPruneWrapper) for l in slim.layers)
+  want = outputs(loaded, x)
+  scale = np.abs(want).max()
+  assert np.abs(outputs(slim, x) - want).max() <= 1e-5 * scale
+  assert np.abs(outputs(masked, x) - want).max() <= 1e-5 * scale
+  assert tps.count_macs(slim) < 0.6 * tps.count_macs(base)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_layer_form_inside_a_model_definition(xy, tmp_path, framework):
+  x, y = xy
+  keras = keras_of(framework)
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((12, 12, 1))
+  h = tps.prune_channels(L.Conv2D(8, 3, name="c1"), "l1", every_step())(inp)
+  h = L.ReLU()(L.BatchNormalization(name="bn1")(h))
+  convs = tps.prune_channels([L.Conv2D(12, 3, padding="same", name="c2"),
+                              L.Conv2D(12, 1, name="c3")], "l1", every_step())
+  a = convs[0](h)
+  b = L.Conv2D(12, 1, name="c4")(h)     # not wrapped: the Add group stays
+  h = L.ReLU()(L.Add()([a, b]))
+  h = L.GlobalAveragePooling2D()(convs[1](h))
+  model = compile_model(keras.Model(inp, L.Dense(10, name="out")(h)))
+  assert isinstance(convs[0], tps.ChannelPruneWrapper)
+  assert isinstance(convs[0], keras.layers.Layer)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="UpdateChannelPruningStep"):
+    model.fit(x, y, epochs=1, verbose=0)
+  model.fit(x, y, batch_size=16, epochs=2, verbose=0,
+            callbacks=[tps.UpdateChannelPruningStep()])
+  _, keep = current_keep(model)
+  assert set(keep) == {"c1", "c3"}     # c2's group also needs c4 wrapped
+  # Half of the 20 channels of the two pruned groups go (global scope).
+  assert len(keep["c1"]) + len(keep["c3"]) == 10
+  if framework == "tf_keras":   # these initial weights split it 4 + 6
+    assert len(keep["c1"]) == 4 and len(keep["c3"]) == 6
+  slim = tps.strip_channel_pruning(model)
+  np.testing.assert_allclose(outputs(slim, x), outputs(model, x), rtol=1e-4,
+                             atol=1e-6)
+  assert slim.get_layer("c1").filters == len(keep["c1"])
+  assert slim.get_layer("bn1").gamma.shape[0] == len(keep["c1"])
+  path = str(tmp_path / "m.keras")
+  model.save(path)
+  loaded = keras.models.load_model(path)
+  _, again = current_keep(loaded)
+  assert {k: v.tolist() for k, v in again.items()} == {
+      k: v.tolist() for k, v in keep.items()}
+
+
+def test_prune_channels_errors():
+  model = build()
+  with pytest.raises(ValueError, match="a model, a layer or a list"):
+    tps.prune_channels([model])
+  with pytest.raises(ValueError, match="pruning_policy"):
+    tps.prune_channels(model, "l1", pruning_policy=["no_such_layer"])
+  with pytest.raises(TypeError, match="PruningSchedule"):
+    tps.prune_channels(model, "l1", pruning_schedule=0.5)
+  with pytest.raises(TypeError, match="PruningSchedule"):
+    tps.prune_channels(model, "l1",
+                       pruning_schedule=tps.schedules.ConstantSparsity)
+  with pytest.raises(ValueError, match="scope"):
+    tps.prune_channels(model, "l1", scope="everywhere")
+  with pytest.raises(ValueError, match="criterion"):
+    tps.prune_channels(model, "no_such_criterion")
+  with pytest.raises(ValueError, match="strip|prune_channels"):
+    tps.strip_channel_pruning(model)
+  with pytest.raises(TypeError, match="to_prune"):
+    tps.prune_channels("model.keras")
+
+
+def test_pruning_policy_limits_the_groups():
+  pm = tps.prune_channels(build("keras3"), "l1", every_step(),
+                          pruning_policy=["stem_conv"])
+  owners = [l.layer.name for l in pm.layers
+            if isinstance(l, tps.ChannelPruneWrapper)
+            and l.channel_mask is not None]
+  assert owners == ["stem_conv"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_sequential_and_nested_models_strip_exactly(framework):
+  keras = keras_of(framework)
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  seq = keras.Sequential([keras.Input((10, 10, 3)), L.Conv2D(8, 3),
+                          L.BatchNormalization(), L.ReLU(),
+                          L.Conv2D(12, 3, activation="relu"), L.Flatten(),
+                          L.Dense(5)])
+  inner = keras.Sequential([keras.Input((8, 8, 8)),
+                            L.Conv2D(8, 1, name="in_conv"), L.ReLU()],
+                           name="inner")
+  i = keras.Input((10, 10, 3))
+  h = inner(L.Conv2D(8, 3, name="a")(i))
+  h = L.GlobalAveragePooling2D()(L.Conv2D(6, 3, name="b")(h))
+  nested = keras.Model(i, L.Dense(5)(h))
+  rng = np.random.default_rng(0)
+  x = rng.random((32, 10, 10, 3)).astype("float32")
+  y = rng.integers(0, 5, 32)
+  for model in (seq, nested):
+    pm = compile_model(tps.prune_channels(model, "l1", every_step()))
+    pm.fit(x, y, epochs=1, batch_size=8, verbose=0,
+           callbacks=[tps.UpdateChannelPruningStep()])
+    slim = tps.strip_channel_pruning(pm)
+    np.testing.assert_allclose(outputs(slim, x), outputs(pm, x), rtol=1e-4,
+                               atol=1e-6)
+    assert tps.count_macs(slim) < tps.count_macs(model)
+  # The group that reaches into the nested model stays whole.
+  _, keep = current_keep(pm)
+  assert "a" not in keep and "b" in keep

@@ -1,0 +1,71 @@
+"""Lottery-ticket rewinding: RewindCheckpoint and rewind."""
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tests.training.conftest import FRAMEWORKS
+from tests.training.conftest import build
+from tests.training.conftest import compile_model
+from tests.training.conftest import every_step
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_rewind_copies_exactly_the_kept_slices(xy, framework):
+  x, y = xy
+  pm = compile_model(tps.prune_channels(build(framework), "l1", every_step()))
+  ckpt = tps.RewindCheckpoint(epoch=1)
+  pm.fit(x, y, batch_size=32, epochs=3, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep(), ckpt])
+  slim = tps.strip_channel_pruning(pm)
+  trained = [w.copy() for w in slim.get_weights()]
+  # The checkpoint recorded the kept channels of the run it was in.
+  keep = ckpt.keep
+  assert keep and keep.keys() == tps.training.current_keep(pm)[1].keys()
+  assert tps.rewind(slim, ckpt) is slim
+  source = ckpt.model_at_epoch
+  assert type(source).__module__.split(".")[0] == type(pm).__module__.split(
+      ".")[0]
+  graph = tps.ChannelGraph(source)
+  g = graph.group("stem_conv")
+  kept = keep[g.id]
+  np.testing.assert_array_equal(
+      slim.get_layer("stem_conv").kernel.numpy(),
+      source.get_layer("stem_conv").kernel.numpy()[..., kept])
+  nxt = graph.group("block_conv1")
+  np.testing.assert_array_equal(
+      slim.get_layer("block_conv1").kernel.numpy(),
+      source.get_layer("block_conv1").kernel.numpy()[..., kept, :][
+          ..., keep.get(nxt.id, np.arange(nxt.size))])
+  assert not all(np.array_equal(a, b) for a, b in
+                 zip(trained, slim.get_weights()))
+  with pytest.raises(ValueError, match="not recorded"):
+    tps.rewind(slim, tps.RewindCheckpoint(epoch=5))
+  # A slim model cut elsewhere: its keep must be given.
+  result = tps.prune(build(framework), "l1", ratio=0.5)
+  with pytest.raises(ValueError, match="keep="):
+    tps.rewind(result.model, source)      # a model: no keep of its own
+  rewound = tps.rewind(result.model, source, keep=result.keep)
+  np.testing.assert_array_equal(
+      rewound.get_layer("stem_conv").kernel.numpy(),
+      source.get_layer("stem_conv").kernel.numpy()[
+          ..., result.keep["stem_conv"]])
+  with pytest.raises(TypeError, match="checkpoint"):
+    tps.rewind(slim, "checkpoint.keras")
+  with pytest.raises(ValueError, match="epoch"):
+    tps.RewindCheckpoint(epoch=-1)
+
+
+def test_rewind_checkpoint_on_a_plain_model_records_no_keep(xy):
+  x, y = xy
+  model = compile_model(build("keras3"))
+  before = [w.copy() for w in model.get_weights()]
+  ckpt = tps.RewindCheckpoint()
+  model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[ckpt])
+  assert ckpt.keep is None
+  assert all(np.array_equal(a, b) for a, b in
+             zip(before, ckpt.model_at_epoch.get_weights()))
+  slim = tps.prune(model, "l1", ratio=0.5)
+  with pytest.raises(ValueError, match="keep="):
+    tps.rewind(slim.model, ckpt)
+  tps.rewind(slim.model, ckpt, keep=slim.keep)

@@ -1,0 +1,337 @@
+"""Controllers: score the channels of a wrapped model and set its masks.
+
+A controller lives for one `fit` (made by `UpdateChannelPruningStep` at
+`on_train_begin`) and keeps no Keras state of its own: what must survive a
+save (masks, kept channels, the step) is in the wrappers. Two strategies:
+
+- `MaskingController`, for models from `prune_channels(model)`: the
+  wrappers hold a mask per weight slice and re-mask their weights in every
+  call, inside the training graph.
+- `MarkerController`, for layers wrapped by `prune_channels(layer)` inside a
+  model definition: the wrappers only mark producers; a group is pruned when
+  all its producers are marked, and the controller zeroes every dropped
+  slice of every layer (BN, consumers) between steps with one tf.function.
+"""
+
+import numpy as np
+
+from tfprune_survey import planning
+from tfprune_survey import schedules as schedules_lib
+from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.strip.keep import resolve_keep
+from tfprune_survey.training.strip import current_keep
+from tfprune_survey.training.strip import sync_weights
+from tfprune_survey.training.strip import unwrap
+from tfprune_survey.training.wrapper import wrappers_of
+
+
+def make_controller(model, data=None):
+  """The controller of the wrappers in `model`.
+
+  Args:
+    model: a model holding `ChannelPruneWrapper`s.
+    data: data for data-dependent criteria, overriding the wrappers'.
+
+  Raises:
+    ValueError: when `model` has no wrapper, or a criterion that needs data
+      has none.
+  """
+  wrappers = wrappers_of(model)
+  if not wrappers:
+    raise ValueError(f"model {model.name!r} has no ChannelPruneWrapper: "
+                     "build it with tps.prune_channels(model, ...)")
+  if any(w.deferred for w in wrappers):
+    return MarkerController(model, wrappers, data)
+  return MaskingController(model, wrappers, data)
+
+
+class Controller:
+  """What both strategies share: schedule, scoring, planning, state.
+
+  Args:
+    model: the wrapped model.
+    wrappers: its `ChannelPruneWrapper`s.
+    data: data for data-dependent criteria, or None (then the data given
+      to `prune_channels`, else the in-graph statistics).
+
+  Attributes:
+    keep: {group_id: kept indices} as set last (read back from the wrappers
+      when the controller starts, so a loaded model resumes).
+    group_ids: the groups this controller prunes.
+    batches_seen: training batches since the last scoring (in-graph
+      statistics).
+  """
+
+  def __init__(self, model, wrappers, data=None):
+    from tfprune_survey import criteria as criteria_lib  # pylint: disable=g-import-not-at-top
+    self.model = model
+    self.wrappers = {w.layer.name: w for w in wrappers}
+    s = wrappers[0].settings
+    self.criterion = criteria_lib.deserialize(s["criterion"])
+    self.schedule = schedules_lib.deserialize(s["schedule"])
+    self.scope, self.round_to = s["scope"], s["round_to"]
+    self.min_channels = s["min_channels"]
+    if data is None:
+      data = next((w.data for w in wrappers if w.data is not None), None)
+    self.data = data
+    self.in_graph = bool(s.get("in_graph_statistics")) and data is None
+    self.batches_seen = 0
+    if self.criterion.requires_data and data is None and not self.in_graph:
+      raise ValueError(
+          f"criterion '{self.criterion.name}' needs data: pass data= to "
+          "tps.prune_channels or to tps.UpdateChannelPruningStep")
+    self.plain = unwrap(model)
+    self.graph = ChannelGraph(self.plain)
+    self.group_ids = self._group_ids()
+    self.keep = current_keep(model, self.graph)[1]
+    self._apply_fn = None
+    self._set_step_fn = None
+    self._build_apply(self._slice_masks(self.keep))
+
+  # ---- what the two strategies do differently ---------------------------
+  def _group_ids(self):
+    raise NotImplementedError
+
+  def _slice_size(self, sl):
+    """The size of the masked axis of weight slice `sl`, or None when this
+    strategy does not mask it."""
+    raise NotImplementedError
+
+  def _assign_slice_masks(self, keep, masks):
+    raise NotImplementedError
+
+  def _build_apply(self, masks):
+    raise NotImplementedError
+
+  def remask_between_steps(self):
+    """Whether the masks must be re-applied between training steps."""
+    raise NotImplementedError
+
+  # ---- the step --------------------------------------------------------
+  def step_of(self):
+    """The pruning step saved in the wrappers (-1 before any training)."""
+    return int(next(iter(self.wrappers.values())).pruning_step.numpy())
+
+  def set_step(self, step):
+    """Sets every wrapper's pruning step (one tf.function call)."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if self._set_step_fn is None:
+      steps = [w.pruning_step for w in self.wrappers.values()]
+      self._set_step_fn = tf.function(
+          lambda s: [v.assign(s) for v in steps])
+    self._set_step_fn(tf.constant(step, tf.int64))
+
+  def maybe_update(self, step):
+    """Re-scores and re-masks when the schedule prunes at `step`.
+
+    Returns:
+      Whether it did.
+    """
+    should, sparsity = self.schedule(step)
+    if not bool(should):
+      return False
+    self.update(float(sparsity))
+    return True
+
+  # ---- scoring and planning ---------------------------------------------
+  def update(self, sparsity):
+    """Scores the channels and keeps the best (1 - sparsity) of them."""
+    self.apply_masks()
+    sync_weights(self.model, self.plain)
+    if self.in_graph:
+      if not self.batches_seen:
+        return   # no statistics yet: deferred to the next pruning step
+      scores = self._in_graph_scores()
+    else:
+      from tfprune_survey.scoring import score as score_fn  # pylint: disable=g-import-not-at-top
+      scores = score_fn(self.plain, self.criterion, self.data,
+                        graph=self.graph)
+    scores = {g: s for g, s in scores.items() if g in self.group_ids}
+    planner = planning.Planner(self.graph, scores, self.round_to,
+                               self.min_channels)
+    if self.scope == "global":
+      counts = planner.counts_global(int(round(sparsity * planner.total)))
+    else:
+      counts = planner.counts_local(sparsity)
+    self.assign(planner.keep_indices(counts))
+
+  def _in_graph_scores(self):
+    from tfprune_survey.criteria.taylor_fo import TaylorFO  # pylint: disable=g-import-not-at-top
+    if isinstance(self.criterion, TaylorFO):
+      scores = self._taylor_fo_scores()
+    else:
+      scores = self._activation_scores()
+    for w in self.wrappers.values():
+      if w.stat_vars:
+        w.reset_stats()
+    self.batches_seen = 0
+    return scores
+
+  def _taylor_fo_scores(self):
+    from tfprune_survey.criteria.base import reduce_scores  # pylint: disable=g-import-not-at-top
+    from tfprune_survey.criteria.context import ScoringContext  # pylint: disable=g-import-not-at-top
+    ctx = ScoringContext(self.plain, self.graph)
+    out = {}
+    for g in ctx.groups:
+      parts = {}
+      for path, _, _, base in self.criterion._terms(g, ctx):  # pylint: disable=protected-access
+        w = self.wrappers.get(path)
+        if w is None or w.observe_output is None or path in parts:
+          continue
+        stats = w.stats_numpy()
+        parts[path] = (stats["fo_sq"][base:base + g.size].astype(np.float64)
+                       / max(float(stats["fo_n"]), 1.0))
+      if parts:
+        out[g.id] = reduce_scores(list(parts.values()),
+                                  self.criterion.reduction)
+    return out
+
+  def _activation_scores(self):
+    from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top
+    from tfprune_survey.criteria.context import ScoringContext  # pylint: disable=g-import-not-at-top
+    pairs = []
+    for point in collector.observation_points(self.graph):
+      w = self.wrappers.get(point.consumer)
+      if w is None or w.observe != point.layout.width:
+        continue
+      pairs.append((point, np.asarray(self.criterion.stream_finalize(
+          w.stats_numpy()), np.float64)))
+    ctx = ScoringContext(self.plain, self.graph)
+    # The statistics were gathered in the training graph: the criterion
+    # reads them as if from its own streaming pass.
+    ctx.point_cache[id(self.criterion)] = pairs
+    return self.criterion.score(ctx)
+
+  # ---- masks -------------------------------------------------------------
+  def _live_layer(self, path):
+    if path in self.wrappers:
+      return self.wrappers[path].layer
+    return self.model.get_layer(path)
+
+  def _slice_masks(self, keep):
+    """{(path, weight, axis): 0/1 vector} for each zeroed weight slice."""
+    keep_of = self.graph.keep_resolver(resolve_keep(self.graph, keep))
+    masks = {}
+    for sl in self.graph.weight_slices:
+      if not sl.zero or "/" in sl.path:
+        continue
+      size = self._slice_size(sl)
+      if size is None:
+        continue
+      key = (sl.path, sl.weight, sl.axis)
+      vec = np.zeros(size, np.float32)
+      vec[sl.layout.indices(keep_of)] = 1.0
+      masks[key] = masks.get(key, 1.0) * vec
+    return masks
+
+  def assign(self, keep):
+    """Makes `keep` the kept channels: group state, masks, weights."""
+    self.keep = dict(keep)
+    for gid in self.group_ids:
+      g = self.graph.group(gid)
+      mask = np.zeros(g.size, np.float32)
+      mask[keep.get(gid, np.arange(g.size))] = 1.0
+      for name in self._kept_set_holders(g):
+        self.wrappers[name].channel_mask.assign(mask)
+    masks = self._slice_masks(keep)
+    self._assign_slice_masks(keep, masks)
+    self._build_apply(masks)
+    self.apply_masks()
+
+  def _kept_set_holders(self, group):
+    """The wrappers holding `group`'s kept set."""
+    w = self.wrappers.get(group.id)
+    return [group.id] if w is not None and w.channel_mask is not None else []
+
+  def apply_masks(self):
+    """Zeroes the dropped slices of the live weights now."""
+    if self._apply_fn is not None:
+      self._apply_fn()
+
+
+class MaskingController(Controller):
+  """For `prune_channels(model)`: the wrappers hold per-slice masks and
+  apply them in their own call."""
+
+  def _group_ids(self):
+    return list(next(iter(self.wrappers.values())).settings["groups"])
+
+  def _slice_size(self, sl):
+    wrapper = self.wrappers.get(sl.path)
+    if wrapper is None:   # not wrapped: a group that is not pruned
+      return None
+    return next((d for w, a, d in wrapper.masked
+                 if (w, a) == (sl.weight, sl.axis)), None)
+
+  def _assign_slice_masks(self, keep, masks):
+    for (path, weight, axis), m in masks.items():
+      wrapper = self.wrappers[path]
+      i = [(w, a) for w, a, _ in wrapper.masked].index((weight, axis))
+      wrapper.mask_vars[i].assign(m)
+
+  def _build_apply(self, masks):
+    if self._apply_fn is not None:
+      return   # the wrappers read their mask variables: built once
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    wrappers = list(self.wrappers.values())
+    self._apply_fn = tf.function(
+        lambda: [op for w in wrappers for op in w.apply_masks()])
+
+  def remask_between_steps(self):
+    # Optimizer state (momentum) can move masked weights off zero; the
+    # wrappers re-mask in their call, except under a distribution strategy,
+    # where it is done between steps (in cross-replica context).
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf.distribute.has_strategy()
+
+
+class MarkerController(Controller):
+  """For `prune_channels(layer)`: groups all of whose producers are marked
+  are pruned; the dropped slices of every layer are zeroed between steps."""
+
+  def _group_ids(self):
+    marked = {n for n, w in self.wrappers.items() if w.deferred}
+    ids = [g.id for g in self.graph.prunable_groups
+           if set(g.producers) <= marked]
+    if not ids:
+      raise ValueError(
+          "no channel group can be pruned: a group is pruned when every "
+          "layer that produces it was wrapped by prune_channels (e.g. "
+          f"both convolutions feeding an Add); wrapped: {sorted(marked)}")
+    return ids
+
+  def _slice_size(self, sl):
+    layer = self._live_layer(sl.path)
+    names = [w.name.split("/")[-1].split(":")[0] for w in layer.weights]
+    if sl.weight not in names:
+      return None
+    return int(layer.weights[names.index(sl.weight)].shape[sl.axis])
+
+  def _kept_set_holders(self, group):
+    # Every producer records the group's kept set (its output channels).
+    return list(group.producers)
+
+  def _assign_slice_masks(self, keep, masks):
+    del keep, masks   # applied to the live weights by `_build_apply`
+
+  def _build_apply(self, masks):
+    """One tf.function that re-zeroes every dropped slice (run per step)."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    factors = {}
+    for (path, weight, axis), m in masks.items():
+      if m.min() >= 1:
+        continue
+      layer = self._live_layer(path)
+      var = next(w for w in layer.weights
+                 if w.name.split("/")[-1].split(":")[0] == weight)
+      shape = [1] * len(var.shape)
+      shape[axis] = -1
+      key = id(var)
+      prev = factors.get(key, (var, 1.0))[1]
+      factors[key] = (var, prev * m.reshape(shape))
+    pairs = [(v, tf.constant(f, v.dtype)) for v, f in factors.values()]
+    self._apply_fn = tf.function(
+        lambda: [v.assign(v * f) for v, f in pairs]) if pairs else None
+
+  def remask_between_steps(self):
+    return True

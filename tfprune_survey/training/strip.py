@@ -1,0 +1,90 @@
+"""strip_channel_pruning: the trained model without its wrappers."""
+
+import numpy as np
+
+from tfprune_survey import frameworks
+from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.strip.mask import mask_channels
+from tfprune_survey.strip.materialize import materialize as materialize_fn
+from tfprune_survey.training.wrapper import ChannelPruneWrapper
+from tfprune_survey.training.wrapper import wrappers_of
+
+
+def unwrap(model):
+  """The plain model (wrappers replaced by their layers), weights copied."""
+  keras = frameworks.of(model).keras
+
+  def clone(layer):
+    inner = layer.layer if isinstance(layer, ChannelPruneWrapper) else layer
+    return type(inner).from_config(inner.get_config())
+  plain = keras.models.clone_model(model, clone_function=clone)
+  sync_weights(model, plain)
+  return plain
+
+
+def sync_weights(wrapped, plain):
+  """Copies the (masked) weights of `wrapped` into its plain twin."""
+  for layer in wrapped.layers:
+    if not layer.weights:   # (Keras 3's clone_model renames InputLayers)
+      continue
+    inner = layer.layer if isinstance(layer, ChannelPruneWrapper) else layer
+    target = plain.get_layer(inner.name)
+    if isinstance(layer, ChannelPruneWrapper) and layer.built:
+      layer.apply_masks()
+    target.set_weights(inner.get_weights())
+
+
+def current_keep(model, graph=None):
+  """The kept channels of a model from `prune_channels`, as pruned so far.
+
+  Read from the state the wrappers hold for it: the wrapper of each pruned
+  group's first producer (the layer named as the group) holds the group's
+  0/1 `channel_mask`.
+
+  Args:
+    model: a model with `ChannelPruneWrapper`s.
+    graph: optional `ChannelGraph` of `unwrap(model)`.
+
+  Returns:
+    (graph, {group_id: sorted kept indices}); groups that keep every
+    channel are absent. `graph.model` is the plain model.
+  """
+  graph = graph if graph is not None else ChannelGraph(unwrap(model))
+  wrappers = {w.layer.name: w for w in wrappers_of(model)}
+  keep = {}
+  for g in graph.prunable_groups:
+    w = wrappers.get(g.id)
+    if w is None or not w.built or w.channel_mask is None:
+      continue
+    mask = np.asarray(w.channel_mask.numpy())
+    if mask.shape == (g.size,) and mask.min() < 1:
+      keep[g.id] = np.flatnonzero(mask > 0.5)
+  return graph, keep
+
+
+def strip_channel_pruning(model, materialize=True):  # pylint: disable=redefined-outer-name
+  """The trained model without wrappers, of the same Keras.
+
+  Args:
+    model: a model from `prune_channels` (after training), or a model
+      holding layers wrapped by `prune_channels(layer)`.
+    materialize: True (default) returns the physically slim model (the
+      `tps.materialize` of the kept channels); False the plain model of the
+      original shapes with the dropped channels zeroed.
+
+  Returns:
+    A new model without `ChannelPruneWrapper`s. The kept channels are
+    `current_keep(model)[1]`; pass them to `tps.rewind` as `keep=` when
+    rewinding from weights other than a `RewindCheckpoint` of this run.
+
+  Raises:
+    ValueError: when `model` has no `ChannelPruneWrapper`.
+  """
+  if not wrappers_of(model):
+    raise ValueError(f"model {model.name!r} has no ChannelPruneWrapper; was it "
+                     "made by tps.prune_channels?")
+  graph, keep = current_keep(model)
+  plain = graph.model
+  if materialize:
+    return materialize_fn(plain, keep, graph=graph)
+  return mask_channels(plain, keep, graph=graph)
