@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import tfprune_survey as tps
 from tests.training.conftest import build
@@ -74,3 +75,61 @@ def test_saved_models_load_in_a_new_process(xy, tmp_path):
     want = float(np.asarray(pm(x[:4], training=False)).sum())
     assert abs(float(line[2]) - want) <= 1e-4 * max(1.0, abs(want))
     assert "stem_conv" in " ".join(line[3:])
+
+
+def test_classes_are_registered_when_a_keras_is_imported_later(
+    tmp_path, monkeypatch):
+  # A stand-in Keras module, imported after the hook is installed.
+  (tmp_path / "fake_keras_pkg").mkdir()
+  (tmp_path / "fake_keras_pkg" / "__init__.py").write_text("VALUE = 42\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  monkeypatch.setattr(keras_classes, "_MODULES",
+                      {"fake_keras_pkg": "keras3"})
+  monkeypatch.setattr(keras_classes, "_CALLBACKS", [])
+  monkeypatch.setattr(keras_classes, "_FIRED", set())
+  monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+  seen = []
+
+  def record(framework):
+    seen.append((framework, sys.modules["fake_keras_pkg"].VALUE))
+
+  keras_classes.when_keras_imported(record)
+  assert not seen
+  import fake_keras_pkg  # pylint: disable=g-import-not-at-top,import-error
+  assert seen == [("keras3", 42)]
+  assert fake_keras_pkg.__spec__.loader.__class__.__name__ != "_FiringLoader"
+  assert not any(isinstance(f, keras_classes._KerasImportFinder)  # pylint: disable=protected-access
+                 for f in sys.meta_path)
+  # A failing callback warns instead of breaking the user's import.
+  monkeypatch.setattr(keras_classes, "_FIRED", set())
+  with pytest.warns(UserWarning, match="could not register"):
+    keras_classes.when_keras_imported(lambda name: 1 / 0)
+
+
+_BLOCKED = r"""
+import importlib.abc, sys, types
+BLOCK = ("tensorflow", "keras", "tf_keras", "tensorflow_model_optimization",
+         "jax", "torch")
+class Block(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path=None, target=None):
+    if name.split(".")[0] in BLOCK:
+      raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+# The package's __init__ (other modules) is skipped: only training/ and what
+# it imports at import time are loaded.
+pkg = types.ModuleType("tfprune_survey")
+pkg.__path__ = [sys.argv[1]]
+sys.modules["tfprune_survey"] = pkg
+import tfprune_survey.training as training
+assert callable(training.prune_channels)
+cb = training.UpdateChannelPruningStep()
+print("CLEAN", sorted(m for m in sys.modules if m.split(".")[0] in BLOCK))
+"""
+
+
+def test_training_imports_no_keras_and_no_tensorflow():
+  import tfprune_survey  # pylint: disable=g-import-not-at-top
+  out = subprocess.run(
+      [sys.executable, "-c", _BLOCKED, tfprune_survey.__path__[0]],
+      capture_output=True, text=True, timeout=120)
+  assert "CLEAN []" in out.stdout, out.stderr[-3000:]

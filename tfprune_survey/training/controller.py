@@ -17,6 +17,7 @@ import numpy as np
 
 from tfprune_survey import planning
 from tfprune_survey import schedules as schedules_lib
+from tfprune_survey.frameworks import Framework
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.strip.keep import resolve_keep
 from tfprune_survey.training.strip import current_keep
@@ -302,7 +303,7 @@ class MarkerController(Controller):
 
   def _slice_size(self, sl):
     layer = self._live_layer(sl.path)
-    names = [w.name.split("/")[-1].split(":")[0] for w in layer.weights]
+    names = [Framework.short_name(w) for w in layer.weights]
     if sl.weight not in names:
       return None
     return int(layer.weights[names.index(sl.weight)].shape[sl.axis])
@@ -323,7 +324,7 @@ class MarkerController(Controller):
         continue
       layer = self._live_layer(path)
       var = next(w for w in layer.weights
-                 if w.name.split("/")[-1].split(":")[0] == weight)
+                 if Framework.short_name(w) == weight)
       shape = [1] * len(var.shape)
       shape[axis] = -1
       key = id(var)

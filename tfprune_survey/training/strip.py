@@ -51,6 +51,12 @@ def current_keep(model, graph=None):
   """
   graph = graph if graph is not None else ChannelGraph(unwrap(model))
   wrappers = {w.layer.name: w for w in wrappers_of(model)}
+  if wrappers and all(w.built and w.channel_mask is None
+                      for w in wrappers.values()):
+    raise ValueError(
+        f"the wrappers of {model.name!r} hold no kept-channel state: it was "
+        "saved by an earlier tfprune_survey, which kept only weight-slice "
+        "masks. Prune it again with tps.prune_channels")
   keep = {}
   for g in graph.prunable_groups:
     w = wrappers.get(g.id)
@@ -78,7 +84,8 @@ def strip_channel_pruning(model, materialize=True):  # pylint: disable=redefined
     rewinding from weights other than a `RewindCheckpoint` of this run.
 
   Raises:
-    ValueError: when `model` has no `ChannelPruneWrapper`.
+    ValueError: when `model` has no `ChannelPruneWrapper`, or wrappers
+      without kept-channel state (saved by an earlier release).
   """
   if not wrappers_of(model):
     raise ValueError(f"model {model.name!r} has no ChannelPruneWrapper; was it "
