@@ -122,10 +122,14 @@ def test_prune_command_errors_are_usage_errors(tmp_path):
 
 def _saved_small_model(tmp_path):
   import numpy as np
+  import tf_keras
   path, data = str(tmp_path / "m.keras"), str(tmp_path / "d.npz")
   rng = np.random.default_rng(0)
   np.savez(data, x=rng.random((40, 12, 12, 1)).astype("float32"),
            y=rng.integers(0, 10, 40))
+  # Seeded: the int8 top-1 check of an untrained net depends on its weights
+  # (an unlucky draw under xdist gave 84% < 90%).
+  tf_keras.utils.set_random_seed(0)
   zoo.residual_cnn(input_shape=(12, 12, 1), width=8).save(path)
   return path, data
 
@@ -215,6 +219,7 @@ def test_profile_reads_a_keras_file_of_either_keras(tmp_path, capsys,
   assert f"{tps.count_macs(model):,}" in out
 
 
+@pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5")
 def test_h5_files_go_to_tf_keras(tmp_path):
   path = str(tmp_path / "m.h5")
   _small("tf_keras").save(path)

@@ -97,8 +97,12 @@ def check_ratios(ratios, name="ratios"):
   return out
 
 
-def check_names(value, name):
-  """A tuple of strings from a string or an iterable of strings."""
+def check_names(value, name, what="layer name"):
+  """A tuple of strings from a string or an iterable of strings.
+
+  Raises:
+    TypeError: naming `name` when `value` is neither, or holds a non-string.
+  """
   if isinstance(value, str):
     return (value,)
   if value is None:
@@ -106,13 +110,12 @@ def check_names(value, name):
   try:
     items = tuple(value)
   except TypeError:
-    raise TypeError(f"`{name}` must be a layer name or a sequence of layer "
-                    f"names, got {value!r} of type "
-                    f"{type(value).__name__}") from None
+    raise TypeError(f"`{name}` must be a {what} or a sequence of {what}s, "
+                    f"got {value!r} of type {type(value).__name__}") from None
   bad = [v for v in items if not isinstance(v, str)]
   if bad:
-    raise TypeError(f"`{name}` must hold layer names (str), got {bad[0]!r} "
-                    f"of type {type(bad[0]).__name__}")
+    raise TypeError(f"`{name}` must hold {what}s (str), got {bad[0]!r} of "
+                    f"type {type(bad[0]).__name__}")
   return items
 
 

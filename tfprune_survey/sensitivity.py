@@ -187,7 +187,7 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
   if recalibrate is not None:
     data_lib.check_inputs(model, recalibrate, "recalibrate")
   if groups is not None:
-    groups = planning.check_names(groups, "groups")
+    groups = planning.check_names(groups, "groups", what="group id")
   evaluate = _metric_fn(metric)
   crit = criteria_lib.get(criterion)
   graph = ChannelGraph(model)
