@@ -9,7 +9,8 @@ import tfprune_survey as tps
 from tfprune_survey import zoo
 from tfprune_survey._compat import keras
 from tfprune_survey.data import load_digits
-from tfprune_survey.sensitivity import depth_order, evaluate_accuracy
+from tfprune_survey.metrics.accuracy import evaluate_accuracy
+from tfprune_survey.sensitivity import depth_order
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,10 @@ def test_prune_ratios_cut_only_the_named_group(trained):
     (dict(ratios=[0.5]), "dict"),
 ])
 def test_prune_ratios_errors(trained, kwargs, words):
-  with pytest.raises(ValueError) as info:
+  # A wrong type (a list for the dict) is a TypeError, a wrong value a
+  # ValueError: one exception type per kind of mistake.
+  kind = TypeError if isinstance(kwargs.get("ratios"), list) else ValueError
+  with pytest.raises(kind) as info:
     tps.prune(trained, "l1", **kwargs)
   assert words in str(info.value)
 

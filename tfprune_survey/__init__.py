@@ -61,3 +61,19 @@ __all__ = [
     "profile", "prune", "ratios_from_sensitivity", "recalibrate_bn",
     "register_handler", "reinitialize", "schedules", "score", "sensitivity",
 ]
+
+
+def _register_keras_classes(framework):
+  """Makes (and so registers) the classes a saved model may hold.
+
+  Run for each Keras as soon as it is imported (at once for one already
+  imported), so that a `.keras` file with a ChannelScale or a
+  ChannelPruneWrapper loads without `custom_objects` in a new process.
+  """
+  from tfprune_survey.layers.channel_scale import channel_scale_class  # pylint: disable=g-import-not-at-top
+  from tfprune_survey.training.wrapper import wrapper_class  # pylint: disable=g-import-not-at-top
+  wrapper_class(framework)
+  channel_scale_class(framework)
+
+
+frameworks.classes.when_keras_imported(_register_keras_classes)

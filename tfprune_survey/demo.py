@@ -26,7 +26,7 @@ import tfprune_survey as tps
 from tfprune_survey import data as data_lib
 from tfprune_survey import zoo
 from tfprune_survey._compat import keras
-from tfprune_survey.sensitivity import evaluate_accuracy
+from tfprune_survey.metrics.accuracy import evaluate_accuracy
 
 CRITERIA = ("l1", "fpgm", "taylor", "slimming")
 

@@ -4,6 +4,7 @@
 import copy
 
 from tfprune_survey import frameworks
+from tfprune_survey.frameworks import classes
 from tfprune_survey.losses import _ends_in_softmax
 
 
@@ -50,9 +51,6 @@ def _check_args(student, teacher, temperature, alpha):
   if s_out != t_out:
     raise ValueError(f"student {student.name!r} has {s_out} outputs, teacher "
                      f"{teacher.name!r} has {t_out}")
-
-
-_CLASSES = {}
 
 
 def _tf_keras_class():
@@ -199,20 +197,12 @@ def _keras3_class():
   return DistillationModel
 
 
-def _class_for(name):
-  if name not in _CLASSES:
-    _CLASSES[name] = (_tf_keras_class() if name == frameworks.TF_KERAS
-                      else _keras3_class())
-  return _CLASSES[name]
+_CLASSES = classes.PerFramework(
+    lambda fw: _tf_keras_class() if fw.name == frameworks.TF_KERAS
+    else _keras3_class())
 
 
-class _Dispatch(type):
-
-  def __instancecheck__(cls, obj):
-    return any(isinstance(obj, k) for k in _CLASSES.values())
-
-
-class DistillationModel(metaclass=_Dispatch):
+class DistillationModel(metaclass=classes.dispatcher_meta(_CLASSES)):
   """Trains `student` on hard labels mixed with the teacher's soft outputs.
 
     loss = (1 - alpha) * CE(y, student)
@@ -246,7 +236,7 @@ class DistillationModel(metaclass=_Dispatch):
 
   def __new__(cls, student, teacher, *, temperature=4.0, alpha=0.9, **kwargs):
     _check_args(student, teacher, temperature, alpha)
-    klass = _class_for(frameworks.detect(student))
+    klass = _CLASSES(frameworks.detect(student))
     return klass(student, teacher, temperature=temperature, alpha=alpha,
                  **kwargs)
 

@@ -13,7 +13,8 @@ from tfprune_survey.losses import per_sample_loss
 from tfprune_survey.metrics.macs import count_macs, count_params
 from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.pruner import prune
-from tfprune_survey.sensitivity import depth_order, evaluate_accuracy
+from tfprune_survey.metrics.accuracy import evaluate_accuracy
+from tfprune_survey.sensitivity import depth_order
 
 MODES = ("global", "layerwise")
 _COMPILE_KEYS = ("optimizer", "loss", "metrics")

@@ -11,8 +11,7 @@ from tfprune_survey.graph.channel_graph import ChannelGraph
 
 def needs_labels(criterion):
   """True when `criterion` differentiates a loss, so its data needs labels."""
-  return bool(getattr(criterion, "needs_gradients", False) or
-              getattr(criterion, "needs_labels", False))
+  return bool(criterion.needs_gradients)
 
 
 def score(model, criterion, data=None, *, steps=None, graph=None, verbose=0):

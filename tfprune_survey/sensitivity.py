@@ -4,48 +4,20 @@ import dataclasses
 import json
 import math
 import numbers
-import weakref
 
 import numpy as np
-import tensorflow as tf
 
-from tfprune_survey import _compat
 from tfprune_survey import criteria as criteria_lib
 from tfprune_survey import data as data_lib
 from tfprune_survey import frameworks
 from tfprune_survey import planning
 from tfprune_survey.bn import recalibrate_bn
-from tfprune_survey.data import iterate_batches
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.scoring import score as score_fn
-from tfprune_survey.strip import surgery
-from tfprune_survey.strip.keep import resolve_keep
+from tfprune_survey.metrics.accuracy import evaluate_accuracy
+from tfprune_survey.strip.mask import masked_copy
 
 DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-_PREDICT = weakref.WeakKeyDictionary()
-
-
-def evaluate_accuracy(model, data, steps=None):
-  """Top-1 accuracy of `model` (inference mode) on (x, y) batches."""
-  # One traced function per model: sensitivity evaluates the same (masked)
-  # model once per point, with only its weights changing in between.
-  fn = _PREDICT.get(model)
-  if fn is None:
-    ref = weakref.ref(model)  # the cache must not keep the model alive
-    fn = _PREDICT[model] = tf.function(
-        lambda x: ref()(x, training=False), reduce_retracing=True)
-  correct = total = 0
-  for x, y in iterate_batches(data, steps, batch_size=256,
-                              arg_name="eval_data"):
-    if y is None:
-      raise ValueError("`eval_data` needs labels: pass (x, y)")
-    pred = np.argmax(np.asarray(fn(tf.convert_to_tensor(x))), axis=-1)
-    y = np.asarray(y).reshape(pred.shape)
-    correct += int((pred == y).sum())
-    total += len(y)
-  return correct / total
 
 
 def _metric_fn(metric):
@@ -200,19 +172,18 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
                        f"groups; prunable: {sorted(known)}")
     order = [g for g in order if g.id in set(groups)]
   scores = score_fn(model, crit, data, steps=steps, graph=graph)
-  work = surgery.rebuild(model, surgery.narrowed_config(model, graph, None))
+  work, remask = masked_copy(model, graph=graph)
   name = metric if isinstance(metric, str) else getattr(
       metric, "__name__", "metric")
 
   def measure(keep):
-    keep_of = graph.keep_resolver(resolve_keep(graph, keep))
-    surgery.transfer_weights(model, work, graph, keep_of, mode="mask")
+    remask(keep)
     if recalibrate is not None:
       recalibrate_bn(work, recalibrate)
     return float(evaluate(work, eval_data))
 
-  bar = (_compat.keras.utils.Progbar(1 + len(order) * len(ratios),
-                                     unit_name="evaluation")
+  bar = (frameworks.of(model).keras.utils.Progbar(
+      1 + len(order) * len(ratios), unit_name="evaluation")
          if verbose else None)
   baseline = measure({})
   if bar is not None:

@@ -89,19 +89,6 @@ def test_subclassed_model_raises_unsupported_model_error(fn):
   assert isinstance(info.value, TypeError)
 
 
-def test_keras3_model_raises_type_error_explaining_tf_keras():
-  keras3 = pytest.importorskip("keras")
-  if not keras3.__version__.startswith("3"):
-    pytest.skip("Keras 3 not installed")
-  m3 = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)])
-  for fn in (tps.ChannelGraph, tps.count_macs, lambda m: tps.materialize(
-      m, {}), lambda m: tps.mask_channels(m, {})):
-    with pytest.raises(TypeError) as info:
-      fn(m3)
-    assert "tf_keras" in str(info.value)
-    assert "Keras 3" in str(info.value)
-
-
 def test_non_model_raises_type_error():
   with pytest.raises(TypeError, match="model"):
     tps.ChannelGraph("not a model")

@@ -11,7 +11,7 @@ from tests.training.conftest import build
 from tests.training.conftest import compile_model
 from tests.training.conftest import every_step
 from tests.training.conftest import keras_of
-from tfprune_survey.training import keras_classes
+from tfprune_survey.frameworks import classes as keras_classes
 from tfprune_survey.training import wrapper as wrapper_lib
 
 

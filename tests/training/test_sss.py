@@ -98,3 +98,17 @@ def test_block_scales_on_keras3_sit_on_the_residual_branches():
     assert entries[history[0]]["class_name"] == "BatchNormalization", b.name
   blocks[0].scale.assign([0.0])
   assert tps.zero_small_block_scales(scaled, 0.01) == [blocks[0].name]
+  # materialize removes the dead branch on Keras 3 too, with channel pruning
+  # of the rest, and computes what the masked model computes.
+  slim = tps.materialize(scaled, {})
+  assert isinstance(slim, keras.Model)
+  assert not any(l.name == blocks[0].name for l in slim.layers)
+  assert len(slim.layers) < len(scaled.layers) - 4
+  assert tps.count_macs(slim) < tps.count_macs(scaled)
+  want = np.asarray(scaled(x))
+  np.testing.assert_allclose(np.asarray(slim(x)), want, rtol=1e-5, atol=1e-6)
+  graph = tps.ChannelGraph(scaled)
+  keep = {g.id: np.arange(0, g.size, 2) for g in graph.prunable_groups}
+  np.testing.assert_allclose(
+      np.asarray(tps.materialize(scaled, keep)(x)),
+      np.asarray(tps.mask_channels(scaled, keep)(x)), rtol=1e-4, atol=1e-5)

@@ -20,7 +20,6 @@ class ActivationCriterion(Criterion):
   """
 
   requires_data = True
-  needs_gradients = False
   stat_modes = {}
 
   def batch_stats(self, y, grad):

@@ -33,7 +33,8 @@ class Criterion:
 
   name = None
   requires_data = False
-  needs_labels = False
+  # True when scoring differentiates a loss (so the data needs labels).
+  needs_gradients = False
   # What a criterion that must find something to read reads, for the error
   # raised when no prunable group has it (e.g. 'BatchNormalization gamma').
   reads = None

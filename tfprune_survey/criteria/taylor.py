@@ -27,7 +27,6 @@ class Taylor(ActivationCriterion):
 
   name = "taylor"
   needs_gradients = True
-  needs_labels = True
   stat_modes = {"sum": "sum", "count": "sum"}
 
   def batch_stats(self, y, grad):

@@ -30,7 +30,7 @@ class TaylorFO(Criterion):
 
   name = "taylor_fo"
   requires_data = True
-  needs_labels = True
+  needs_gradients = True
 
   def _terms(self, group, ctx):
     """[(layer path, weight name, axis, offset)] of the parameters read."""

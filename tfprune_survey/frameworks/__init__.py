@@ -91,5 +91,8 @@ def check_model(obj, arg_name="model"):
   return fw
 
 
-__all__ = ["Framework", "KERAS3", "NAMES", "TF_KERAS", "check_model",
+# After the names above: `classes` reads them at import.
+from tfprune_survey.frameworks import classes  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+__all__ = ["Framework", "classes", "KERAS3", "NAMES", "TF_KERAS", "check_model",
            "default", "default_name", "detect", "get", "of"]

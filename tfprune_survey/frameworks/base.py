@@ -144,6 +144,20 @@ class Framework:
     """The tf.Variable behind a weight (TensorFlow backend), for tapes."""
     return variable
 
+  def add_state_weight(self, layer, name, shape, initializer, aggregation,
+                       dtype="float32"):
+    """A non-trainable weight of `layer` (a mask, a step, a statistic).
+
+    Args:
+      aggregation: how replicas combine it, as a string ('mean',
+        'only_first_replica', 'sum', 'none').
+    """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return layer.add_weight(
+        name=name, shape=shape, dtype=dtype, initializer=initializer,
+        trainable=False,
+        aggregation=getattr(tf.VariableAggregation, aggregation.upper()))
+
   # ---- rebuilding --------------------------------------------------------
   def rebuild(self, model, config):
     raise NotImplementedError

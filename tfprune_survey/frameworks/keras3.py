@@ -104,6 +104,14 @@ class Keras3(Framework):
     """A KerasVariable's tf.Variable: `tape.watch` needs it, not the wrapper."""
     return variable.value
 
+  def add_state_weight(self, layer, name, shape, initializer, aggregation,
+                       dtype="float32"):
+    """A non-trainable weight; Keras 3 takes the aggregation as a string,
+    and `autocast=False` keeps its dtype under mixed precision."""
+    return layer.add_weight(name=name, shape=shape, dtype=dtype,
+                            initializer=initializer, trainable=False,
+                            aggregation=aggregation, autocast=False)
+
   def rebuild(self, model, config):
     """Builds a new model of `model`'s kind from `config`.
 

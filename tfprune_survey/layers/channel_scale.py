@@ -9,8 +9,7 @@ otherwise), and `isinstance(layer, ChannelScale)` holds for both.
 """
 
 from tfprune_survey import frameworks
-
-_CLASSES = {}
+from tfprune_survey.frameworks import classes
 
 
 def _make(fw):
@@ -18,12 +17,10 @@ def _make(fw):
   if fw.name == frameworks.TF_KERAS:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     cast = tf.cast
-    register = keras.utils.register_keras_serializable
   else:
     cast = keras.ops.cast
-    register = keras.saving.register_keras_serializable
 
-  @register(package="tfprune_survey", name="ChannelScale")
+  @classes.register(fw, "ChannelScale")
   class ChannelScale(keras.layers.Layer):  # pylint: disable=redefined-outer-name
     """Multiplies each channel by a learnable scalar (Huang and Wang, 2018)."""
 
@@ -66,6 +63,9 @@ def _make(fw):
   return ChannelScale
 
 
+_CLASSES = classes.PerFramework(_make)
+
+
 def channel_scale_class(framework):
   """The ChannelScale class of one Keras.
 
@@ -76,22 +76,10 @@ def channel_scale_class(framework):
   if hasattr(framework, "__name__") and not isinstance(framework, str):
     framework = (frameworks.TF_KERAS if framework.__name__.startswith(
         "tf_keras") else frameworks.KERAS3)
-  fw = frameworks.get(framework)
-  if fw.name not in _CLASSES:
-    _CLASSES[fw.name] = _make(fw)
-  return _CLASSES[fw.name]
+  return _CLASSES(framework)
 
 
-class _Dispatch(type):
-
-  def __instancecheck__(cls, obj):
-    return any(isinstance(obj, k) for k in _CLASSES.values())
-
-  def __subclasscheck__(cls, sub):
-    return sub is cls or any(issubclass(sub, k) for k in _CLASSES.values())
-
-
-class ChannelScale(metaclass=_Dispatch):
+class ChannelScale(metaclass=classes.dispatcher_meta(_CLASSES)):
   """Multiplies each channel by a learnable scalar (Huang and Wang, 2018).
 
   Sparse Structure Selection (SSS) attaches such scales to channels (or

@@ -16,21 +16,42 @@ def mask_channels(model, keep, *, graph=None):
   same function with fewer MACs.
 
   Args:
-    model: a tf_keras Sequential/Functional model. Not modified.
+    model: a Sequential/Functional model of either Keras. Not modified.
     keep: {group_id: sequence of kept channel indices}. A group not named
       keeps all its channels.
     graph: optional precomputed `ChannelGraph(model)`.
 
   Returns:
-    A new tf_keras model with the same architecture.
+    A new model of the same Keras with the same architecture.
 
   Raises:
     ValueError: for an unknown or non-prunable group, or a bad index list.
   """
+  copy, remask = masked_copy(model, graph=graph)
+  remask(keep)
+  return copy
+
+
+def masked_copy(model, *, graph=None):
+  """A copy of `model` that can be re-masked in place, many times over.
+
+  Sensitivity analysis evaluates one model under many keep sets; building
+  one copy and re-masking it is much cheaper than `mask_channels` each time.
+
+  Args:
+    model: a Sequential/Functional model of either Keras. Not modified.
+    graph: optional precomputed `ChannelGraph(model)`.
+
+  Returns:
+    (copy, remask): `remask(keep)` sets `copy`'s weights to those of
+    `mask_channels(model, keep)` (validating `keep` the same way) and
+    returns `copy`.
+  """
   graph = graph if graph is not None else ChannelGraph(model)
-  keep_arrays = resolve_keep(graph, keep)
-  keep_of = graph.keep_resolver(keep_arrays)
-  config = surgery.narrowed_config(model, graph, None)
-  new = surgery.rebuild(model, config)
-  surgery.transfer_weights(model, new, graph, keep_of, mode="mask")
-  return new
+  new = surgery.rebuild(model, surgery.narrowed_config(model, graph, None))
+
+  def remask(keep):
+    keep_of = graph.keep_resolver(resolve_keep(graph, keep))
+    surgery.transfer_weights(model, new, graph, keep_of, mode="mask")
+    return new
+  return new, remask

@@ -7,7 +7,7 @@ from tfprune_survey import frameworks
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.layers.channel_scale import ChannelScale
 from tfprune_survey.strip import surgery
-from tfprune_survey.training import config_edges as edges
+from tfprune_survey.strip import config_edges as edges
 
 GRANULARITIES = ("channel", "block")
 

@@ -11,7 +11,7 @@ import inspect
 import numpy as np
 
 from tfprune_survey import frameworks
-from tfprune_survey.training import keras_classes
+from tfprune_survey.frameworks import classes as keras_classes
 
 CALLBACK_MISSING = (
     "Channel pruning needs tps.UpdateChannelPruningStep() in the callbacks "
@@ -65,20 +65,8 @@ def _make(fw):
   keras = fw.keras
   keras3 = fw.name == frameworks.KERAS3
 
-  def add(layer, name, shape, initializer, aggregation, dtype="float32"):
-    if keras3:
-      return layer.add_weight(name=name, shape=shape, dtype=dtype,
-                              initializer=initializer, trainable=False,
-                              aggregation=aggregation, autocast=False)
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    return layer.add_weight(
-        name=name, shape=shape, dtype=dtype, initializer=initializer,
-        trainable=False,
-        aggregation=getattr(tf.VariableAggregation, aggregation.upper()))
-
-  def tf_var(variable):
-    """The tf.Variable under a Keras 3 variable (TensorFlow backend)."""
-    return variable.value if keras3 else variable
+  add = fw.add_state_weight
+  tf_var = fw.tf_variable
 
   @keras_classes.register(fw, "ChannelPruneWrapper")
   class ChannelPruneWrapper(keras.layers.Wrapper):  # pylint: disable=redefined-outer-name

@@ -1,5 +1,8 @@
 """Edge edits of a Functional model's config, in either Keras' format.
 
+Used by strip/branches.py (removing dead residual branches) and by
+training/sss.py (inserting scale layers).
+
 tf_keras writes an inbound node as a list of `[layer, node, tensor, kwargs]`
 items; Keras 3 as `{"args": [...], "kwargs": {...}}` with each tensor a
 `{"class_name": "__keras_tensor__", "config": {"keras_history": [layer,
@@ -107,6 +110,29 @@ def insert_after(config, src, new_entry, fw, only_into=None):
   index = next(i for i, e in enumerate(config["layers"])
                if name_of(e) == src)
   config["layers"].insert(index + 1, new_entry)
+
+
+def redirect(config, name, ref, fw):
+  """Points every reference to an output of `name` at `ref` instead.
+
+  Args:
+    config: a Functional config (edited in place).
+    name: the layer whose outputs are no longer there.
+    ref: the (layer, node, tensor) to read instead.
+    fw: the framework adapter.
+  """
+  names = set(entries(config)) | {name}
+  for e in config["layers"]:
+    for r in ref_lists(e, names):
+      if r[0] == name:
+        r[0:3] = list(ref)
+  outs = [list(r) for r in fw.output_refs(config)]
+  for r in outs:
+    if r[0] == name:
+      r[0:3] = list(ref)
+  flat = config["output_layers"] and isinstance(config["output_layers"][0],
+                                                str)
+  config["output_layers"] = outs[0] if flat else outs
 
 
 def _tensor_of(config, src):

@@ -1,6 +1,7 @@
-"""Keras classes of training/, one per framework, made on first use.
+"""Keras classes of ours, one per framework, made on first use.
 
-A class that users put in models (`ChannelPruneWrapper`) must subclass a
+A class that users put in models (`ChannelPruneWrapper`, `ChannelScale`,
+`DistillationModel`) must subclass a
 class of the model's own Keras, so there is one concrete class per framework
 (tf_keras, Keras 3), built by a factory the first time that Keras is seen
 and registered serializable as `tfprune_survey>Name` in it. The public name
