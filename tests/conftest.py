@@ -1,5 +1,6 @@
 """Shared helpers for the tests."""
 
+import functools
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -44,3 +45,32 @@ def assert_equivalent(model, keep, x, rtol=1e-5, graph=None):
 @pytest.fixture
 def rng():
   return np.random.default_rng(0)
+
+
+@functools.lru_cache(maxsize=None)
+def trained_digits_model(framework="tf_keras"):
+  """A small residual CNN trained on sklearn's digits (about 95% top-1).
+
+  Cached per framework for the whole run: tests must not modify it (they
+  check that they do not).
+  """
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
+  (x, y), _ = tps.data.load_digits()
+  keras = frameworks.get(framework).keras
+  keras.utils.set_random_seed(0)
+  model = zoo.residual_cnn(input_shape=(8, 8, 1), width=16,
+                           framework=framework)
+  model.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+      from_logits=True))
+  model.fit(x, y, epochs=8, batch_size=32, verbose=0)
+  tps.recalibrate_bn(model, x)
+  return model
+
+
+def weights_of(model):
+  return [np.array(w, copy=True) for w in model.get_weights()]
+
+
+def same_weights(a, b):
+  return len(a) == len(b) and all(np.array_equal(u, v) for u, v in zip(a, b))

@@ -3,8 +3,9 @@
 Builds the residual CNN in Keras 3, loads the weights the parent test wrote,
 and writes what the JAX backend gives: the groups, MACs, the largest
 materialize-vs-mask difference, every criterion's scores, `prune`'s keep
-sets, a `.keras` save/load round trip after `recalibrate_bn`, and the
-error TFLite conversion gives on JAX.
+sets, a `.keras` save/load round trip after `recalibrate_bn`, sensitivity,
+iterative pruning, distillation and re-initialisation, and the error TFLite
+conversion gives on JAX.
 """
 
 import json
@@ -46,6 +47,27 @@ def main(weights_path, out_path):
   loaded = keras.saving.load_model(path)
   out["reload_diff"] = float(np.abs(np.asarray(loaded(x[:4])) -
                                     np.asarray(result.model(x[:4]))).max())
+  # Recovery tools: sensitivity, iterative pruning, distillation, reinit.
+  sens = tps.sensitivity(model, "l1", ratios=(0.5,), eval_data=(x, y))
+  out["sensitivity_groups"] = sorted(sens.table)
+  out["sensitivity_baseline"] = sens.baseline
+  it = tps.iterative_prune(model, "l1", target_macs=0.3, rounds=2,
+                           finetune={"x": x, "y": y, "epochs": 1,
+                                     "batch_size": 32})
+  out["iterative_reduction"] = it.macs_reduction
+  student = result.model
+  before = [np.array(w) for w in student.get_weights()]
+  dm = tps.DistillationModel(student, model, temperature=4.0, alpha=0.9)
+  dm.compile("adam")
+  dm.fit(x, y, epochs=1, batch_size=32, verbose=0)
+  out["distill_student_changed"] = any(
+      not np.array_equal(a, b) for a, b in zip(before, student.get_weights()))
+  out["teacher_unchanged"] = all(
+      np.array_equal(a, data[f"w{i}"]) for i, a in enumerate(
+          model.get_weights()))
+  fresh = tps.reinitialize(model, seed=1)
+  out["reinit_same_shapes"] = [tuple(w.shape) for w in fresh.weights] == [
+      tuple(w.shape) for w in model.weights]
   import tflite_export  # pylint: disable=g-import-not-at-top
   try:
     tflite_export.convert(result.model, out_path + ".tflite")

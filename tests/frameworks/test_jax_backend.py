@@ -4,8 +4,9 @@
    and materialize == mask_channels.
 2. With the same weights, JAX gives the TensorFlow backend's groups, MACs,
    scores for all 11 criteria (rtol 1e-5) and `prune` keep sets, and its
-   slim model survives a `.keras` round trip; TFLite conversion refuses,
-   naming the TensorFlow-backend route.
+   slim model survives a `.keras` round trip; sensitivity, iterative
+   pruning, distillation and re-initialisation run; TFLite conversion
+   refuses, naming the TensorFlow-backend route.
 """
 
 import json
@@ -79,5 +80,11 @@ def test_criteria_and_prune_under_jax_match_tensorflow(tmp_path):
                                result.keep.items()}
   assert got["prune_module"].startswith("keras.")
   assert got["reload_diff"] <= 1e-6
+  assert got["sensitivity_groups"] == sorted(
+      g.id for g in graph.prunable_groups)
+  assert 0.0 <= got["sensitivity_baseline"] <= 1.0
+  assert abs(got["iterative_reduction"] - 0.3) <= 0.02
+  assert got["distill_student_changed"] and got["teacher_unchanged"]
+  assert got["reinit_same_shapes"]
   assert "KERAS_BACKEND=tensorflow" in got["tflite_error"]
   assert "export" in got["tflite_error"]

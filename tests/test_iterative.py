@@ -1,0 +1,81 @@
+"""Iterative and layer-wise prune / fine-tune schedules, in tf_keras and
+Keras 3."""
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tests.conftest import same_weights as _same
+from tests.conftest import trained_digits_model
+from tests.conftest import weights_of as _weights
+from tfprune_survey import frameworks
+from tfprune_survey.data import load_digits
+from tfprune_survey.sensitivity import depth_order
+
+FRAMEWORKS = ("tf_keras", "keras3")
+
+
+@pytest.fixture(scope="module")
+def digits():
+  return load_digits()
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def trained(request):
+  """The digits CNN (about 95% top-1), in each Keras the module runs on."""
+  return trained_digits_model(request.param)
+
+
+@pytest.mark.parametrize("mode", ["global", "layerwise"])
+def test_iterative_prune_reaches_target(trained, digits, mode):
+  (x, y), (xt, yt) = digits
+  before = _weights(trained)
+  calls = []
+
+  def finetune(model):
+    calls.append(tps.count_macs(model))
+    keras = frameworks.of(model).keras
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:256], y[:256], epochs=1, batch_size=64, verbose=0)
+
+  result = tps.iterative_prune(trained, "l1", target_macs=0.5, rounds=3,
+                               finetune=finetune, mode=mode,
+                               eval_data=(xt, yt), verbose=0)
+  assert _same(before, _weights(trained))
+  macs0 = tps.count_macs(trained)
+  got = 1 - tps.count_macs(result.model) / macs0
+  assert abs(got - 0.5) <= 0.02, got
+  assert len(calls) == len(result.history)
+  assert all(h["metric"] is not None for h in result.history)
+  reductions = [h["macs_reduction"] for h in result.history]
+  assert reductions == sorted(reductions)
+  if mode == "global":
+    assert len(result.history) == 3
+    assert reductions[0] == pytest.approx(0.5 / 3, abs=0.02)
+    assert result.visited == []
+  else:
+    graph = tps.ChannelGraph(trained)
+    order = [g.id for g in depth_order(graph)]
+    assert result.visited == [g for g in order if g in result.visited]
+    assert len(result.visited) == len(graph.prunable_groups)
+    layer_pos = {l.name: i for i, l in enumerate(trained.layers)}
+    first = [min(layer_pos[p] for p in graph.group(g).producers)
+             for g in result.visited]
+    assert first == sorted(first)   # visited in order of depth
+
+
+def test_iterative_prune_with_fit_dict_and_errors(trained, digits):
+  (x, y), _ = digits
+  result = tps.iterative_prune(
+      trained, "l1", target_macs=0.3, rounds=2, verbose=0,
+      finetune={"x": x[:128], "y": y[:128], "epochs": 1, "batch_size": 64})
+  assert abs(result.macs_reduction - 0.3) <= 0.02
+  assert "step" in str(result)
+  with pytest.raises(ValueError, match="mode"):
+    tps.iterative_prune(trained, "l1", target_macs=0.3, finetune={},
+                        mode="sideways")
+  with pytest.raises(TypeError, match="finetune"):
+    tps.iterative_prune(trained, "l1", target_macs=0.3, finetune=3)
+  with pytest.raises(ValueError, match="target_macs"):
+    tps.iterative_prune(trained, "l1", target_macs=1.2, finetune={})

@@ -1,0 +1,134 @@
+"""prune(ratios=, recalibrate=) and per-group sensitivity (Li et al., 2017),
+in tf_keras and Keras 3."""
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tests.conftest import same_weights as _same
+from tests.conftest import trained_digits_model
+from tests.conftest import weights_of as _weights
+from tfprune_survey import frameworks
+from tfprune_survey.data import load_digits
+from tfprune_survey.metrics.accuracy import evaluate_accuracy
+from tfprune_survey.sensitivity import depth_order
+
+FRAMEWORKS = ("tf_keras", "keras3")
+
+
+@pytest.fixture(scope="module")
+def digits():
+  return load_digits()
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def trained(request):
+  """The digits CNN (about 95% top-1), in each Keras the module runs on."""
+  return trained_digits_model(request.param)
+
+
+# --- prune(ratios=..., recalibrate=...) -------------------------------------
+
+
+def test_prune_ratios_cut_only_the_named_group(trained):
+  graph = tps.ChannelGraph(trained)
+  gid = graph.prunable_groups[0].id
+  size = graph.group(gid).size
+  result = tps.prune(trained, "l1", ratios={gid: 0.5})
+  kept = {g: k for g, k, _ in result.report.groups}
+  assert kept[gid] == size - size // 2
+  for g in graph.prunable_groups:
+    if g.id != gid:
+      assert kept[g.id] == g.size
+  # The kept channels are the highest-scored ones of that group.
+  scores = np.asarray(result.scores[gid])
+  assert scores[result.keep[gid]].min() >= np.sort(scores)[size // 2 - 1]
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(ratios={"no_such_group": 0.5}), "no_such_group"),
+    (dict(ratios={"stem_conv": 1.0}), "[0, 1)"),
+    (dict(ratios={"stem_conv": 0.5}, ratio=0.2), "exactly one"),
+    (dict(ratios=[0.5]), "dict"),
+])
+def test_prune_ratios_errors(trained, kwargs, words):
+  # A wrong type (a list for the dict) is a TypeError, a wrong value a
+  # ValueError: one exception type per kind of mistake.
+  kind = TypeError if isinstance(kwargs.get("ratios"), list) else ValueError
+  with pytest.raises(kind) as info:
+    tps.prune(trained, "l1", **kwargs)
+  assert words in str(info.value)
+
+
+def test_prune_recalibrate_reestimates_bn_of_the_slim_model(trained, digits):
+  (x, _), _ = digits
+  plain = tps.prune(trained, "l1", target_macs=0.5).model
+  recal = tps.prune(trained, "l1", target_macs=0.5, recalibrate=x[:256]).model
+  expected = tps.recalibrate_bn(plain, x[:256])
+  for a, b in zip(recal.weights, expected.weights):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  bn = [w for w in recal.weights if "moving_mean" in w.name][0]
+  untouched = [w for w in tps.prune(trained, "l1", target_macs=0.5).model.weights
+               if "moving_mean" in w.name][0]
+  assert not np.allclose(bn, untouched)
+
+
+# --- sensitivity ----------------------------------------------------------------
+
+
+def test_sensitivity_table_shape_ordering_and_values(trained, digits, tmp_path):
+  (x, _), (xt, yt) = digits
+  before = _weights(trained)
+  ratios = (0.25, 0.5, 0.75, 0.9)
+  result = tps.sensitivity(trained, "l1", ratios=ratios, eval_data=(xt, yt),
+                           verbose=0)
+  assert _same(before, _weights(trained))
+  graph = tps.ChannelGraph(trained)
+  assert list(result.table) == [g.id for g in depth_order(graph)]
+  assert all(len(v) == len(ratios) for v in result.table.values())
+  assert result.baseline == pytest.approx(evaluate_accuracy(trained, (xt, yt)))
+  assert result.baseline > 0.85
+  # Accuracy falls, on average over groups, as more channels go.
+  means = np.mean(list(result.table.values()), axis=0)
+  assert all(b <= a + 0.02 for a, b in zip(means, means[1:])), means
+  assert means[-1] < means[0] - 0.05, means
+  # One point recomputed independently: mask that group's lowest-l1 half.
+  g = depth_order(graph)[1]
+  scores = tps.score(trained, "l1")[g.id]
+  keep = np.sort(np.argsort(-scores, kind="stable")[:g.size - g.size // 2])
+  masked = tps.mask_channels(trained, {g.id: keep})
+  assert result.table[g.id][1] == pytest.approx(
+      evaluate_accuracy(masked, (xt, yt)))
+  assert str(result).count("\n") == len(result.table) + 1
+  path = result.plot(str(tmp_path / "sens.png"))
+  assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ratios_from_sensitivity_picks_the_largest_safe_ratio():
+  result = tps.SensitivityResult(
+      criterion="l1", metric="accuracy", baseline=0.9,
+      ratios=(0.2, 0.4, 0.6, 0.8),
+      table={"a": [0.9, 0.89, 0.80, 0.5],     # drops .00 .01 .10 .40
+             "b": [0.7, 0.9, 0.9, 0.9],       # first ratio already too bad
+             "c": [0.9, 0.9, 0.895, 0.88]},   # all within 0.02
+      sizes={"a": 8, "b": 8, "c": 8})
+  assert tps.ratios_from_sensitivity(result, max_drop=0.02) == {
+      "a": 0.4, "c": 0.8}
+  assert tps.ratios_from_sensitivity(result, max_drop=0.0) == {
+      "a": 0.2, "c": 0.4}
+  with pytest.raises(ValueError, match="max_drop"):
+    tps.ratios_from_sensitivity(result, max_drop=-1)
+
+
+def test_sensitivity_ratios_feed_prune(trained, digits):
+  _, (xt, yt) = digits
+  result = tps.sensitivity(trained, "l2", ratios=(0.25, 0.5), eval_data=(
+      xt, yt), verbose=0)
+  ratios = tps.ratios_from_sensitivity(result, max_drop=1.0)
+  assert ratios and set(ratios.values()) == {0.5}
+  slim = tps.prune(trained, "l2", ratios=ratios)
+  assert slim.report.macs_after < slim.report.macs_before
+  with pytest.raises(ValueError, match="eval_data"):
+    tps.sensitivity(trained, "l1", eval_data=xt, verbose=0)
+  with pytest.raises(ValueError, match="ratios"):
+    tps.sensitivity(trained, "l1", ratios=(0.5, 1.0), eval_data=(xt, yt))
