@@ -53,6 +53,28 @@ class ActivationCriterion(Criterion):
     """Scores from the numpy values of the running statistics."""
     return self.finalize(values)
 
+  stream_site = "inputs"
+
+  def stream_layers(self, ctx):
+    from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top
+    return {p.consumer: p.layout.width
+            for p in collector.observation_points(ctx.graph)}
+
+  def stream_scores(self, ctx, stats_of):
+    from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top
+    pairs = []
+    for point in collector.observation_points(ctx.graph):
+      stats = stats_of(point.consumer)
+      if stats is None:
+        continue
+      scores = np.asarray(self.stream_finalize(stats), np.float64)
+      if scores.shape == (point.layout.width,):
+        pairs.append((point, scores))
+    # The statistics were gathered in the training graph: score as if they
+    # came from this criterion's own streaming pass.
+    ctx.point_cache[id(self)] = pairs
+    return self.score(ctx)
+
   def score_parts(self, group, ctx):
     from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top
     out = []

@@ -62,6 +62,33 @@ class Criterion:
           f"'{ctx.model.name}' has none in a prunable group{self.reads_hint}")
     return out
 
+  # ---- the streaming protocol of training-time pruning --------------------
+  # Without `data=`, `prune_channels` gathers a data criterion's statistics
+  # inside the training graph, in the wrappers of the layers this names:
+  # 'inputs' (the feature maps consumers read: activation criteria) or
+  # 'outputs' (the outputs of the layers holding the scored parameters:
+  # taylor_fo). None: the criterion has no such form.
+  stream_site = None
+
+  def stream_layers(self, ctx):
+    """{layer path: channel width} of the tensors to observe in training."""
+    del ctx
+    return {}
+
+  def stream_scores(self, ctx, stats_of):
+    """Scores from the statistics gathered in the training graph.
+
+    Args:
+      ctx: a `ScoringContext` of the plain (unwrapped) model.
+      stats_of: callable(layer path) -> {name: np.ndarray} of that layer's
+        running statistics, or None when it kept none.
+
+    Returns:
+      {group_id: np.ndarray (group.size,)}, as `score`.
+    """
+    raise NotImplementedError(
+        f"criterion '{self.name}' has no in-graph statistics; pass `data=`")
+
   def get_config(self):
     return {"reduction": self.reduction}
 

@@ -50,6 +50,30 @@ class TaylorFO(Criterion):
         terms.append((sl.path, sl.weight, sl.axis, base))
     return terms
 
+  # Streaming form: the wrapper of each layer in `_terms` accumulates, per
+  # batch, (sum over its output of dL/dY * Y)^2 (`fo_sq`) and a batch count
+  # (`fo_n`), which equals (sum of g * w)^2 over the parameters it holds.
+  stream_site = "outputs"
+
+  def stream_layers(self, ctx):
+    widths = {c.path: c.output_shapes[0][-1] for c in ctx.graph.calls}
+    return {path: int(widths[path]) for g in ctx.groups
+            for path, _, _, _ in self._terms(g, ctx)}
+
+  def stream_scores(self, ctx, stats_of):
+    out = {}
+    for g in ctx.groups:
+      parts = {}
+      for path, _, _, base in self._terms(g, ctx):
+        stats = stats_of(path)
+        if stats is None or path in parts:
+          continue
+        parts[path] = (stats["fo_sq"][base:base + g.size].astype(np.float64)
+                       / max(float(stats["fo_n"]), 1.0))
+      if parts:
+        out[g.id] = reduce_scores(list(parts.values()), self.reduction)
+    return out
+
   def score(self, ctx):
     model = ctx.model
     fw = frameworks.of(model)

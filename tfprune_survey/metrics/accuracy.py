@@ -5,7 +5,6 @@ import weakref
 import numpy as np
 
 from tfprune_survey import frameworks
-from tfprune_survey.data import iterate_batches
 
 _PREDICT = weakref.WeakKeyDictionary()
 
@@ -48,6 +47,7 @@ def evaluate_accuracy(model, data, steps=None):
   Raises:
     ValueError: when the data has no labels.
   """
+  from tfprune_survey.data import iterate_batches  # pylint: disable=g-import-not-at-top
   fn = _predict_fn(model)
   correct = total = 0
   for x, y in iterate_batches(data, steps, batch_size=256,

@@ -157,51 +157,23 @@ class Controller:
     self.assign(planner.keep_indices(counts))
 
   def _in_graph_scores(self):
-    from tfprune_survey.criteria.taylor_fo import TaylorFO  # pylint: disable=g-import-not-at-top
-    if isinstance(self.criterion, TaylorFO):
-      scores = self._taylor_fo_scores()
-    else:
-      scores = self._activation_scores()
+    from tfprune_survey.criteria.context import ScoringContext  # pylint: disable=g-import-not-at-top
+    site = self.criterion.stream_site
+
+    def stats_of(path):
+      w = self.wrappers.get(path)
+      if w is None or not w.stat_vars:
+        return None
+      if (w.observe if site == "inputs" else w.observe_output) is None:
+        return None
+      return w.stats_numpy()
+    scores = self.criterion.stream_scores(
+        ScoringContext(self.plain, self.graph), stats_of)
     for w in self.wrappers.values():
       if w.stat_vars:
         w.reset_stats()
     self.batches_seen = 0
     return scores
-
-  def _taylor_fo_scores(self):
-    from tfprune_survey.criteria.base import reduce_scores  # pylint: disable=g-import-not-at-top
-    from tfprune_survey.criteria.context import ScoringContext  # pylint: disable=g-import-not-at-top
-    ctx = ScoringContext(self.plain, self.graph)
-    out = {}
-    for g in ctx.groups:
-      parts = {}
-      for path, _, _, base in self.criterion._terms(g, ctx):  # pylint: disable=protected-access
-        w = self.wrappers.get(path)
-        if w is None or w.observe_output is None or path in parts:
-          continue
-        stats = w.stats_numpy()
-        parts[path] = (stats["fo_sq"][base:base + g.size].astype(np.float64)
-                       / max(float(stats["fo_n"]), 1.0))
-      if parts:
-        out[g.id] = reduce_scores(list(parts.values()),
-                                  self.criterion.reduction)
-    return out
-
-  def _activation_scores(self):
-    from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top
-    from tfprune_survey.criteria.context import ScoringContext  # pylint: disable=g-import-not-at-top
-    pairs = []
-    for point in collector.observation_points(self.graph):
-      w = self.wrappers.get(point.consumer)
-      if w is None or w.observe != point.layout.width:
-        continue
-      pairs.append((point, np.asarray(self.criterion.stream_finalize(
-          w.stats_numpy()), np.float64)))
-    ctx = ScoringContext(self.plain, self.graph)
-    # The statistics were gathered in the training graph: the criterion
-    # reads them as if from its own streaming pass.
-    ctx.point_cache[id(self.criterion)] = pairs
-    return self.criterion.score(ctx)
 
   # ---- masks -------------------------------------------------------------
   def _live_layer(self, path):

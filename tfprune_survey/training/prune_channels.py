@@ -184,25 +184,20 @@ def _masked_slices(model, graph, roots, fw):
 
 def _observed(model, graph, groups, crit, data, masked):
   """In-graph statistics: {layer: input width} and {layer: output width}
-  of the wrappers that keep them (none when `data` is given)."""
-  from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top
-  from tfprune_survey.criteria.activation import ActivationCriterion  # pylint: disable=g-import-not-at-top
+  of the wrappers that keep them (none when `data` is given), as the
+  criterion's streaming protocol (`stream_site`, `stream_layers`) says."""
   from tfprune_survey.criteria.context import ScoringContext  # pylint: disable=g-import-not-at-top
-  from tfprune_survey.criteria.taylor_fo import TaylorFO  # pylint: disable=g-import-not-at-top
   observe, observe_output = {}, {}
-  if data is not None:
+  if data is not None or crit.stream_site is None:
     return observe, observe_output
-  if isinstance(crit, TaylorFO):
-    ctx = ScoringContext(model, graph)
-    widths = {c.path: c.output_shapes[0][-1] for c in graph.calls}
-    for g in groups:
-      for path, _, _, _ in crit._terms(g, ctx):  # pylint: disable=protected-access
-        if "/" not in path and path in masked:
-          observe_output[path] = int(widths[path])
-  elif isinstance(crit, ActivationCriterion):
-    for point in collector.observation_points(graph):
-      if "/" not in point.consumer and point.consumer in masked:
-        observe[point.consumer] = point.layout.width
+  ctx = ScoringContext(model, graph)
+  ctx.groups = list(groups)
+  layers = {path: width for path, width in crit.stream_layers(ctx).items()
+            if "/" not in path and path in masked}
+  if crit.stream_site == "inputs":
+    observe.update(layers)
+  else:
+    observe_output.update(layers)
   return observe, observe_output
 
 
