@@ -68,6 +68,17 @@ def trained_digits_model(framework="tf_keras"):
   return model
 
 
+@pytest.fixture(scope="module")
+def digits():
+  return tps.data.load_digits()
+
+
+@pytest.fixture(scope="module", params=("tf_keras", "keras3"))
+def trained(request):
+  """The digits CNN (about 95% top-1), once per Keras."""
+  return trained_digits_model(request.param)
+
+
 def weights_of(model):
   return [np.array(w, copy=True) for w in model.get_weights()]
 

@@ -1,29 +1,18 @@
 """Distillation into a slim student (Hinton et al., 2015) and re-initialisation
 (Liu et al., 2019), in tf_keras and Keras 3."""
 
+# `digits` and `trained` (the digits CNN, once per Keras) are fixtures of
+# tests/conftest.py.
+
 import numpy as np
 import pytest
 
 import tfprune_survey as tps
 from tests.conftest import same_weights as _same
-from tests.conftest import trained_digits_model
 from tests.conftest import weights_of as _weights
 from tfprune_survey import frameworks
-from tfprune_survey.data import load_digits
 from tfprune_survey import zoo
 
-FRAMEWORKS = ("tf_keras", "keras3")
-
-
-@pytest.fixture(scope="module")
-def digits():
-  return load_digits()
-
-
-@pytest.fixture(scope="module", params=FRAMEWORKS)
-def trained(request):
-  """The digits CNN (about 95% top-1), in each Keras the module runs on."""
-  return trained_digits_model(request.param)
 
 
 def _np_distill_loss(y, s, t, temp, alpha):

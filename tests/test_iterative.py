@@ -1,29 +1,17 @@
 """Iterative and layer-wise prune / fine-tune schedules, in tf_keras and
 Keras 3."""
 
-import numpy as np
+# `digits` and `trained` (the digits CNN, once per Keras) are fixtures of
+# tests/conftest.py.
+
 import pytest
 
 import tfprune_survey as tps
 from tests.conftest import same_weights as _same
-from tests.conftest import trained_digits_model
 from tests.conftest import weights_of as _weights
 from tfprune_survey import frameworks
-from tfprune_survey.data import load_digits
 from tfprune_survey.sensitivity import depth_order
 
-FRAMEWORKS = ("tf_keras", "keras3")
-
-
-@pytest.fixture(scope="module")
-def digits():
-  return load_digits()
-
-
-@pytest.fixture(scope="module", params=FRAMEWORKS)
-def trained(request):
-  """The digits CNN (about 95% top-1), in each Keras the module runs on."""
-  return trained_digits_model(request.param)
 
 
 @pytest.mark.parametrize("mode", ["global", "layerwise"])

@@ -5,7 +5,6 @@ at module level: importing it sets TF_USE_LEGACY_KERAS=1 for the process.
 """
 
 import doctest
-import importlib.util
 import json
 import math
 import pathlib

@@ -58,7 +58,7 @@ def _tf_keras_class():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
-  class DistillationModel(keras.Model):  # pylint: disable=redefined-outer-name
+  class DistillationModel(_StudentIO, keras.Model):  # pylint: disable=redefined-outer-name
     """tf_keras form of `tps.DistillationModel`."""
 
     def __init__(self, student, teacher, *, temperature=4.0, alpha=0.9,
@@ -115,15 +115,6 @@ def _tf_keras_class():
     def metrics(self):
       return [self._loss_tracker] + list(super().metrics)
 
-    def save(self, filepath, *args, **kwargs):  # pylint: disable=signature-differs
-      """Saves the student alone (any format tf_keras supports)."""
-      return self.student.save(filepath, *args, **kwargs)
-
-    def get_config(self):
-      raise NotImplementedError(
-          "DistillationModel is a training wrapper and is not serialized; "
-          "save or serialize `.student` (DistillationModel.save does).")
-
   return DistillationModel
 
 
@@ -137,7 +128,7 @@ def _keras3_class():
   import keras  # pylint: disable=g-import-not-at-top
   ops = keras.ops
 
-  class DistillationModel(keras.Model):  # pylint: disable=redefined-outer-name
+  class DistillationModel(_StudentIO, keras.Model):  # pylint: disable=redefined-outer-name
     """Keras 3 form of `tps.DistillationModel`."""
 
     def __init__(self, student, teacher, *, temperature=4.0, alpha=0.9,
@@ -185,16 +176,21 @@ def _keras3_class():
                           ops.log_softmax(y_pred / t)), axis=-1)
       return (1.0 - self.alpha) * hard + self.alpha * t * t * ops.mean(kl)
 
-    def save(self, filepath, *args, **kwargs):  # pylint: disable=signature-differs
-      """Saves the student alone."""
-      return self.student.save(filepath, *args, **kwargs)
-
-    def get_config(self):
-      raise NotImplementedError(
-          "DistillationModel is a training wrapper and is not serialized; "
-          "save or serialize `.student` (DistillationModel.save does).")
-
   return DistillationModel
+
+
+class _StudentIO:
+  """What both Kerases' DistillationModel share: the student is what is
+  saved, and the wrapper itself is not serialized."""
+
+  def save(self, filepath, *args, **kwargs):  # pylint: disable=signature-differs
+    """Saves the student alone, in any format its Keras supports."""
+    return self.student.save(filepath, *args, **kwargs)
+
+  def get_config(self):
+    raise NotImplementedError(
+        "DistillationModel is a training wrapper and is not serialized; "
+        "save or serialize `.student` (DistillationModel.save does).")
 
 
 _CLASSES = classes.PerFramework(

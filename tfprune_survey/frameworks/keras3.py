@@ -57,12 +57,6 @@ class Keras3(Framework):
   def is_submodel(self, layer):
     return self.is_sequential(layer) or self.is_functional(layer)
 
-  def model_inputs(self, model):
-    try:
-      return list(model.inputs or [])
-    except (AttributeError, ValueError):
-      return []
-
   def live_operations(self, model):
     return {op.name: op for op in model.operations}
 
