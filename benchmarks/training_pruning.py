@@ -2,10 +2,12 @@
 
 overhead: steady-state training step time of the same model (residual CNN,
   32x32, batch 128) plain, wrapped by tps.prune_channels, and wrapped by
-  tfmot's prune_low_magnitude, all with frequency=100 schedules. Epochs of
-  --steps steps run in turn (plain, ours, tfmot) for --rounds rounds after
-  one warm-up epoch each; each figure is the median per-step time, and each
-  ratio the median of the per-round ratios. Target: ours <= 1.10x plain.
+  tfmot's prune_low_magnitude, all with frequency=100 schedules; and the
+  same plain / tps.prune_channels pair in Keras 3 (TensorFlow backend).
+  Epochs of --steps steps run in turn (every model) for --rounds rounds
+  after one warm-up epoch each; each figure is the median per-step time,
+  and each ratio the median of the per-round ratios against the plain
+  model of the same Keras. Target: ours <= 1.10x plain.
 
 slimming: Fashion-MNIST (Debian's dataset-fashion-mnist), residual CNN
   (width 32, max-pooled stem). (a) Network Slimming: train --epochs with
@@ -38,16 +40,21 @@ def _loss():
   return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-class StepTimer(keras.callbacks.Callback):
-  def __init__(self):
-    super().__init__()
-    self.times, self._t = [], None
+def step_timer(callback_base):
+  """A callback of the given Keras' base class that times each batch."""
 
-  def on_train_batch_begin(self, batch, logs=None):
-    self._t = time.perf_counter()
+  class StepTimer(callback_base):
 
-  def on_train_batch_end(self, batch, logs=None):
-    self.times.append(time.perf_counter() - self._t)
+    def __init__(self):
+      super().__init__()
+      self.times, self._t = [], None
+
+    def on_train_batch_begin(self, batch, logs=None):
+      self._t = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+      self.times.append(time.perf_counter() - self._t)
+  return StepTimer()
 
 
 def overhead(args):
@@ -64,24 +71,36 @@ def overhead(args):
   theirs = sp.prune_low_magnitude(keras.models.clone_model(base),
                                   pruning_schedule=sp.ConstantSparsity(
                                       0.5, begin_step=0, frequency=100))
+  import keras as keras3  # pylint: disable=g-import-not-at-top
+  base3 = zoo.residual_cnn(framework="keras3")
+  plain3 = keras3.models.clone_model(base3)
+  ours3 = tps.prune_channels(base3, "l1", tps.schedules.ConstantSparsity(
+      0.5, begin_step=0, frequency=100))
   models = {"plain": (plain, []),
             "tps.prune_channels": (ours, [tps.UpdateChannelPruningStep()]),
-            "tfmot prune_low_magnitude": (theirs, [sp.UpdatePruningStep()])}
+            "tfmot prune_low_magnitude": (theirs, [sp.UpdatePruningStep()]),
+            "Keras 3 plain": (plain3, []),
+            "Keras 3 tps.prune_channels": (ours3,
+                                           [tps.UpdateChannelPruningStep()])}
   for m, _ in models.values():
-    m.compile(keras.optimizers.Adam(1e-3), _loss())
+    k = keras3 if m in (plain3, ours3) else keras
+    m.compile(k.optimizers.Adam(1e-3),
+              k.losses.SparseCategoricalCrossentropy(from_logits=True))
   times = {k: [] for k in models}
   for rnd in range(args.rounds + 1):
     for name, (m, callbacks) in models.items():
-      timer = StepTimer()
+      timer = step_timer((keras3 if name.startswith("Keras 3") else
+                          keras).callbacks.Callback)
       m.fit(x, y, batch_size=128, epochs=1, verbose=0, shuffle=False,
             callbacks=callbacks + [timer])
       if rnd > 0:   # round 0 traces and warms up
         times[name].append(statistics.median(timer.times[1:]))
   rows = []
   for name in models:
+    ref = "Keras 3 plain" if name.startswith("Keras 3") else "plain"
     rows.append({"model": name, "step_ms": 1e3 * statistics.median(
         times[name]), "ratio_to_plain": statistics.median(
-            t / p for t, p in zip(times[name], times["plain"])),
+            t / p for t, p in zip(times[name], times[ref])),
                  "rounds_s": times[name]})
     print(json.dumps(rows[-1]), flush=True)
   lines = ["| training | median step (ms) | ratio to plain |", "|---|---:|---:|"]
