@@ -35,6 +35,11 @@ def main(weights_path, out_path):
   out["exact_rel"] = float(np.abs(masked - slim).max() /
                            np.abs(masked).max())
   out["slim_macs"] = tps.count_macs(slim_model)
+  # Built with zero initializers on JAX (fast), but given the model's own.
+  out["initializers_kept"] = all(
+      layer.get_config()[k] == model.get_layer(layer.name).get_config()[k]
+      for layer in slim_model.layers for k in layer.get_config()
+      if k.endswith("_initializer"))
   out["scores"] = {name: {k: v.tolist() for k, v in
                           tps.score(model, name, (x, y)).items()}
                    for name in tps.criteria.names()}

@@ -69,6 +69,7 @@ def test_criteria_and_prune_under_jax_match_tensorflow(tmp_path):
   assert got["params"] == tps.count_params(model)
   assert got["exact_rel"] <= 1e-5
   assert got["slim_macs"] < got["macs"]
+  assert got["initializers_kept"]
   for name in tps.criteria.names():
     ref = tps.score(model, name, (x, y))
     assert sorted(got["scores"][name]) == sorted(ref), name

@@ -48,7 +48,8 @@ def masked_copy(model, *, graph=None):
     returns `copy`.
   """
   graph = graph if graph is not None else ChannelGraph(model)
-  new = surgery.rebuild(model, surgery.narrowed_config(model, graph, None))
+  new = surgery.rebuild(model, surgery.narrowed_config(model, graph, None),
+                        weights_follow=True)
 
   def remask(keep):
     keep_of = graph.keep_resolver(resolve_keep(graph, keep))

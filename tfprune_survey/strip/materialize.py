@@ -56,6 +56,6 @@ def materialize(model, keep, *, graph=None):
     keep_arrays = resolve_keep(graph, mapped)
   keep_of = graph.keep_resolver(keep_arrays)
   config = surgery.narrowed_config(model, graph, keep_of)
-  new = surgery.rebuild(model, config)
+  new = surgery.rebuild(model, config, weights_follow=True)
   surgery.transfer_weights(model, new, graph, keep_of, mode="slice")
   return new
