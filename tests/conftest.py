@@ -21,6 +21,13 @@ def random_keep(graph, seed=0, fraction=0.5):
   return keep
 
 
+def to_numpy(t):
+  """A model output as numpy, on any backend (torch outputs track grads)."""
+  if hasattr(t, "detach"):
+    t = t.detach().cpu()
+  return np.asarray(t)
+
+
 def max_rel_diff(a, b):
   a = np.asarray(a, np.float64)
   b = np.asarray(b, np.float64)
@@ -37,7 +44,7 @@ def assert_equivalent(model, keep, x, rtol=1e-5, graph=None):
   refs = ref if isinstance(ref, (list, tuple)) else [ref]
   gots = got if isinstance(got, (list, tuple)) else [got]
   for r, g in zip(refs, gots):
-    rel = max_rel_diff(np.asarray(r), np.asarray(g))
+    rel = max_rel_diff(to_numpy(r), to_numpy(g))
     assert rel <= rtol, f"slim differs from masked by {rel:.2e} (rtol {rtol})"
   return masked, slim
 

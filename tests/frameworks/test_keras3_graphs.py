@@ -15,6 +15,7 @@ from keras import ops
 import tfprune_survey as tps
 from tests.conftest import assert_equivalent
 from tests.conftest import random_keep
+from tests.conftest import to_numpy
 
 
 def x_for(model, n=3, seed=0):
@@ -33,7 +34,7 @@ def check(model, seed=0):
   assert keep
   masked, slim = assert_equivalent(model, keep, x_for(model), graph=graph)
   x = x_for(model)
-  assert not np.allclose(np.asarray(masked(x)), np.asarray(model(x)))
+  assert not np.allclose(to_numpy(masked(x)), to_numpy(model(x)))
   assert tps.count_macs(slim) < tps.count_macs(model)
   assert type(slim).__module__.startswith("keras.")
   return slim

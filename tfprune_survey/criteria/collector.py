@@ -133,38 +133,36 @@ def _accumulate(criterion, ctx, points, run, fw):
   return out
 
 
-def _collect_eager(criterion, ctx, points, fw):
-  """The same statistics for Keras 3 on JAX (or PyTorch, without gradients).
+def backend_grads(backend):
+  """The module computing features and gradients on a non-TF backend."""
+  if backend == "jax":
+    from tfprune_survey.frameworks import jax_backend  # pylint: disable=g-import-not-at-top
+    return jax_backend
+  from tfprune_survey.frameworks import torch_backend  # pylint: disable=g-import-not-at-top
+  return torch_backend
 
-  Features (and dL/dY) come from the backend; `batch_stats` then reduces
-  them exactly as on TensorFlow, in a `tf.function` on host arrays.
+
+def _collect_eager(criterion, ctx, points, fw):
+  """The same statistics for Keras 3 on JAX or PyTorch.
+
+  Features (and dL/dY) come from the backend's autograd; `batch_stats` then
+  reduces them exactly as on TensorFlow, in a `tf.function` on host arrays.
   """
   model = ctx.model
   grads = criterion.needs_gradients
   backend = fw.backend()
   widths = [p.layout.width for p in points]
   tensors = [p.tensor for p in points]
-  if backend == "jax":
-    from tfprune_survey.frameworks import jax_backend  # pylint: disable=g-import-not-at-top
+  if backend in ("jax", "torch"):
+    grads_lib = backend_grads(backend)
     loss_fn = per_sample_loss(model) if grads else None
 
     def features(x, y):
-      return jax_backend.features_and_grads(model, tensors, loss_fn, x, y)
-  elif grads:
-    raise NotImplementedError(
-        f"criterion '{criterion.name}' needs gradients, which tfprune_survey "
-        f"computes on the TensorFlow and JAX backends, not on '{backend}'. "
-        "Save the model (.keras) and score it in a process with "
-        "KERAS_BACKEND=tensorflow or jax.")
+      return grads_lib.features_and_grads(model, tensors, loss_fn, x, y)
   else:
-    probe = fw.keras.Model(model.inputs, tensors)
-
-    def features(x, y):
-      del y
-      outs = probe(x, training=False)
-      outs = outs if isinstance(outs, (list, tuple)) else [outs]
-      return ([np.asarray(fw.keras.ops.convert_to_numpy(o)) for o in outs],
-              [None] * len(outs))
+    raise NotImplementedError(
+        f"criterion '{criterion.name}' cannot read feature maps on the "
+        f"'{backend}' backend; use KERAS_BACKEND=tensorflow, jax or torch.")
 
   @tf.function(reduce_retracing=True)
   def reduce(feats, gs):

@@ -153,13 +153,13 @@ class TaylorFO(Criterion):
 
   def _score_eager(self, ctx, fw, plan, groups, layers, variables, var_index,
                    loss_fn):
-    """The same sums on the JAX backend (gradients from `jax.grad`)."""
-    if fw.backend() != "jax":
+    """The same sums on JAX or PyTorch (gradients from their autograd)."""
+    from tfprune_survey.criteria.collector import backend_grads  # pylint: disable=g-import-not-at-top
+    if fw.backend() not in ("jax", "torch"):
       raise NotImplementedError(
-          f"criterion 'taylor_fo' needs gradients, computed on the TensorFlow "
-          f"and JAX backends, not on '{fw.backend()}'. Save the model "
-          "(.keras) and score it with KERAS_BACKEND=tensorflow or jax.")
-    from tfprune_survey.frameworks import jax_backend  # pylint: disable=g-import-not-at-top
+          f"criterion 'taylor_fo' needs gradients, computed on the "
+          f"TensorFlow, JAX and PyTorch backends, not on '{fw.backend()}'.")
+    grads_lib = backend_grads(fw.backend())
 
     def per_channel(gw, axis, base, size):
       rows = np.moveaxis(gw, axis, 0).reshape(gw.shape[axis], -1)
@@ -168,7 +168,7 @@ class TaylorFO(Criterion):
     values = [np.asarray(v.numpy(), np.float64) for v in variables]
 
     def run(x, y):
-      grads = jax_backend.variable_grads(ctx.model, variables, loss_fn,
+      grads = grads_lib.variable_grads(ctx.model, variables, loss_fn,
                                          np.asarray(x), np.asarray(y))
       gw = [np.asarray(g, np.float64) * v for g, v in zip(grads, values)]
       out = []

@@ -4,9 +4,8 @@ The TensorFlow path traces probe, loss and gradients in one `tf.function`;
 here the same quantities come from `jax.grad`:
 
 - feature maps and dL/dY at chosen tensors of a Functional model: the graph
-  is run node by node (as Keras' own `Function._run_through_graph` does), a
-  zero tensor is added at every observed tensor, and the gradient with
-  respect to those zeros is dL/dY;
+  is run node by node (`keras3.run_graph`), a zero tensor is added at every
+  observed tensor, and the gradient with respect to those zeros is dL/dY;
 - dL/dW for variables: `model.stateless_call` under `jax.grad`.
 
 Both run in inference mode (`training=False`), so no state is updated.
@@ -14,37 +13,7 @@ Both run in inference mode (`training=False`), so no state is updated.
 
 import numpy as np
 
-
-def run_graph(model, x, tap):
-  """Runs a Keras 3 Functional `model` on `x`, node by node.
-
-  Args:
-    model: a Keras 3 Functional model.
-    x: the input array (one input) or a list of arrays.
-    tap: callable(tensor_id, value) -> value, applied to every computed
-      tensor (the id is that of the model's symbolic KerasTensor).
-
-  Returns:
-    The list of the model's outputs.
-  """
-  from keras.src import tree  # pylint: disable=g-import-not-at-top
-  values = {}
-  for ref, value in zip(model.inputs, tree.flatten(x)):
-    values[id(ref)] = tap(id(ref), value)
-  depths = sorted(model._nodes_by_depth, reverse=True)  # pylint: disable=protected-access
-  for depth in depths:
-    for node in model._nodes_by_depth[depth]:  # pylint: disable=protected-access
-      if not node.operation or node.is_input:
-        continue
-      if any(id(t) not in values for t in node.input_tensors):
-        continue
-      args, kwargs = node.arguments.fill_in(values)
-      if "training" in kwargs:
-        kwargs["training"] = False
-      outputs = node.operation(*args, **kwargs)
-      for ref, value in zip(node.outputs, tree.flatten(outputs)):
-        values[id(ref)] = tap(id(ref), value)
-  return [values[id(t)] for t in model.outputs]
+from tfprune_survey.frameworks.keras3 import run_graph
 
 
 def features_and_grads(model, tensors, loss_fn, x, y):

@@ -33,6 +33,39 @@ def _tensor_refs(value, out):
       _tensor_refs(v, out)
 
 
+def run_graph(model, x, tap):
+  """Runs a Keras 3 Functional `model` on `x`, node by node.
+
+  Args:
+    model: a Keras 3 Functional model.
+    x: the input array (one input) or a list of arrays.
+    tap: callable(tensor_id, value) -> value, applied to every computed
+      tensor (the id is that of the model's symbolic KerasTensor).
+
+  Returns:
+    The list of the model's outputs.
+  """
+  from keras.src import tree  # pylint: disable=g-import-not-at-top
+  values = {}
+  for ref, value in zip(model.inputs, tree.flatten(x)):
+    values[id(ref)] = tap(id(ref), value)
+  depths = sorted(model._nodes_by_depth, reverse=True)  # pylint: disable=protected-access
+  for depth in depths:
+    for node in model._nodes_by_depth[depth]:  # pylint: disable=protected-access
+      if not node.operation or node.is_input:
+        continue
+      if any(id(t) not in values for t in node.input_tensors):
+        continue
+      args, kwargs = node.arguments.fill_in(values)
+      if "training" in kwargs:
+        kwargs["training"] = False
+      outputs = node.operation(*args, **kwargs)
+      for ref, value in zip(node.outputs, tree.flatten(outputs)):
+        values[id(ref)] = tap(id(ref), value)
+  return [values[id(t)] for t in model.outputs]
+
+
+
 class Keras3(Framework):
   """Keras 3: `args`/`kwargs` nodes, Operation nodes, `_inbound_nodes`."""
 

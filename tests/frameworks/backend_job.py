@@ -1,11 +1,12 @@
-"""Run with KERAS_BACKEND=jax by test_jax_backend.py (one backend a process).
+"""Run with KERAS_BACKEND=jax or torch by test_other_backends.py (one backend
+a process).
 
 Builds the residual CNN in Keras 3, loads the weights the parent test wrote,
-and writes what the JAX backend gives: the groups, MACs, the largest
+and writes what that backend gives: the groups, MACs, the largest
 materialize-vs-mask difference, every criterion's scores, `prune`'s keep
 sets, a `.keras` save/load round trip after `recalibrate_bn`, sensitivity,
 iterative pruning, distillation and re-initialisation, and the error TFLite
-conversion gives on JAX.
+conversion gives off TensorFlow.
 """
 
 import json
@@ -14,11 +15,12 @@ import sys
 import numpy as np
 
 
-def main(weights_path, out_path):
+def main(weights_path, out_path, backend):
   import keras  # pylint: disable=g-import-not-at-top
   import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
   from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
-  assert keras.backend.backend() == "jax", keras.backend.backend()
+  assert keras.backend.backend() == backend, keras.backend.backend()
+  to_np = keras.ops.convert_to_numpy
   data = np.load(weights_path)
   model = zoo.residual_cnn(input_shape=(12, 12, 1), width=8,
                            framework="keras3")
@@ -29,9 +31,9 @@ def main(weights_path, out_path):
          "groups": sorted((g.id, g.size, g.prunable) for g in graph.groups),
          "macs": tps.count_macs(model), "params": tps.count_params(model)}
   keep = {g.id: list(range(0, g.size, 2)) for g in graph.prunable_groups}
-  masked = np.asarray(tps.mask_channels(model, keep, graph=graph)(x[:4]))
+  masked = to_np(tps.mask_channels(model, keep, graph=graph)(x[:4]))
   slim_model = tps.materialize(model, keep, graph=graph)
-  slim = np.asarray(slim_model(x[:4]))
+  slim = to_np(slim_model(x[:4]))
   out["exact_rel"] = float(np.abs(masked - slim).max() /
                            np.abs(masked).max())
   out["slim_macs"] = tps.count_macs(slim_model)
@@ -50,8 +52,8 @@ def main(weights_path, out_path):
   path = out_path + ".keras"
   result.model.save(path)
   loaded = keras.saving.load_model(path)
-  out["reload_diff"] = float(np.abs(np.asarray(loaded(x[:4])) -
-                                    np.asarray(result.model(x[:4]))).max())
+  out["reload_diff"] = float(np.abs(to_np(loaded(x[:4])) -
+                                    to_np(result.model(x[:4]))).max())
   # Recovery tools: sensitivity, iterative pruning, distillation, reinit.
   sens = tps.sensitivity(model, "l1", ratios=(0.5,), eval_data=(x, y))
   out["sensitivity_groups"] = sorted(sens.table)
@@ -84,4 +86,4 @@ def main(weights_path, out_path):
 
 
 if __name__ == "__main__":
-  main(sys.argv[1], sys.argv[2])
+  main(sys.argv[1], sys.argv[2], sys.argv[3])

@@ -1,14 +1,18 @@
-"""The JAX backend, each job in its own process (KERAS_BACKEND=jax).
+"""The JAX and PyTorch backends, each job in its own process (KERAS_BACKEND).
 
-1. The graph rules and the Keras 3 graph tests run under JAX: groups, MACs
-   and materialize == mask_channels.
-2. With the same weights, JAX gives the TensorFlow backend's groups, MACs,
+JAX is installed with the test extras; PyTorch is optional (the torch
+cases are skipped where it is not installed).
+
+1. The graph rules and the Keras 3 graph tests run under the backend:
+   groups, MACs and materialize == mask_channels.
+2. With the same weights, the backend gives the TensorFlow backend's groups, MACs,
    scores for all 11 criteria (rtol 1e-5) and `prune` keep sets, and its
    slim model survives a `.keras` round trip; sensitivity, iterative
    pruning, distillation and re-initialisation run; TFLite conversion
    refuses, naming the TensorFlow-backend route.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -20,13 +24,15 @@ import pytest
 import tfprune_survey as tps
 from tfprune_survey import zoo
 
-pytest.importorskip("jax")
+BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(
+    importlib.util.find_spec(b) is None, reason=f"{b} is not installed"))
+            for b in ("jax", "torch")]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
 
-def _run(args, timeout=600):
-  env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT,
+def _run(args, backend, timeout=600):
+  env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT,
              TF_CPP_MIN_LOG_LEVEL="2")
   env.pop("TF_USE_LEGACY_KERAS", None)
   proc = subprocess.run([sys.executable] + args, cwd=ROOT, env=env,
@@ -36,14 +42,16 @@ def _run(args, timeout=600):
   return proc
 
 
-def test_graph_rules_and_exactness_under_jax():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_graph_rules_and_exactness(backend):
   proc = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
                "tests/graph/test_graph_rules_keras3.py",
-               "tests/frameworks/test_keras3_graphs.py"])
+               "tests/frameworks/test_keras3_graphs.py"], backend)
   assert " passed" in proc.stdout and "failed" not in proc.stdout
 
 
-def test_criteria_and_prune_under_jax_match_tensorflow(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_criteria_and_prune_match_tensorflow(tmp_path, backend):
   model = zoo.residual_cnn(input_shape=(12, 12, 1), width=8,
                            framework="keras3")
   rng = np.random.default_rng(0)
@@ -56,12 +64,12 @@ def test_criteria_and_prune_under_jax_match_tensorflow(tmp_path):
   y = rng.integers(0, 10, 64)
   np.savez(tmp_path / "w.npz", x=x, y=y,
            **{f"w{i}": w for i, w in enumerate(weights)})
-  out = str(tmp_path / "jax.json")
-  _run([os.path.join(ROOT, "tests", "frameworks", "jax_job.py"),
-        str(tmp_path / "w.npz"), out])
+  out = str(tmp_path / f"{backend}.json")
+  _run([os.path.join(ROOT, "tests", "frameworks", "backend_job.py"),
+        str(tmp_path / "w.npz"), out, backend], backend)
   with open(out) as f:
     got = json.load(f)
-  assert got["backend"] == "jax"
+  assert got["backend"] == backend
   graph = tps.ChannelGraph(model)
   assert got["groups"] == [list(t) for t in sorted(
       (g.id, g.size, g.prunable) for g in graph.groups)]

@@ -1,0 +1,57 @@
+"""What the criteria need from a Keras 3 model on the PyTorch backend.
+
+The same quantities as `jax_backend`, from torch's autograd: a zero tensor
+that requires grad is added at every observed tensor of the graph (run node
+by node, `keras3.run_graph`), so its gradient is dL/dY; and dL/dW is read
+from the `.grad` of the torch parameters behind the Keras variables. Both
+in inference mode (`training=False`); nothing is trained or updated.
+"""
+
+import numpy as np
+
+
+def _numpy(t):
+  return t.detach().cpu().numpy()
+
+
+def features_and_grads(model, tensors, loss_fn, x, y):
+  """As `jax_backend.features_and_grads`, with torch autograd."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from tfprune_survey.frameworks.keras3 import run_graph  # pylint: disable=g-import-not-at-top
+  index = {id(t): i for i, t in enumerate(tensors)}
+  x = torch.as_tensor(np.asarray(x))
+  feats = [None] * len(tensors)
+  eps = [None] * len(tensors)
+
+  def tap(tid, value):
+    i = index.get(tid)
+    if i is None:
+      return value
+    if loss_fn is not None:
+      eps[i] = torch.zeros_like(value, requires_grad=True)
+      value = value + eps[i]
+    feats[i] = value
+    return value
+  if loss_fn is None:
+    with torch.no_grad():
+      run_graph(model, x, tap)
+    return [_numpy(f) for f in feats], [None] * len(tensors)
+  outs = run_graph(model, x, tap)
+  loss = loss_fn(torch.as_tensor(np.asarray(y)), outs[0]).sum()
+  grads = torch.autograd.grad(loss, eps, allow_unused=True)
+  return ([_numpy(f) for f in feats],
+          [np.zeros(f.shape, np.float32) if g is None else _numpy(g)
+           for f, g in zip(feats, grads)])
+
+
+def variable_grads(model, variables, loss_fn, x, y):
+  """dL/dv of the batch's mean loss for each of `variables` (numpy)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  params = [v.value for v in variables]
+  pred = model(torch.as_tensor(np.asarray(x)), training=False)
+  if isinstance(pred, (list, tuple)):
+    pred = pred[0]
+  loss = loss_fn(torch.as_tensor(np.asarray(y)), pred)
+  grads = torch.autograd.grad(loss, params, allow_unused=True)
+  return [np.zeros(tuple(v.shape), np.float32) if g is None else _numpy(g)
+          for v, g in zip(variables, grads)]
