@@ -52,7 +52,7 @@ class PruneResult:
   """What `tps.prune` returns.
 
   Attributes:
-    model: the materialized slim tf_keras model.
+    model: the materialized slim model, of the input model's Keras.
     keep: {group_id: np.ndarray of kept indices} (pruned groups only).
     report: a `PruneReport` (printable).
     scores: {group_id: scores} the ranking used.

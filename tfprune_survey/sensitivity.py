@@ -129,7 +129,7 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
   point. The model passed in is not modified.
 
   Args:
-    model: a tf_keras model.
+    model: a model of either Keras (any backend).
     criterion: a criterion name or instance.
     data: data for a data-dependent criterion (see `tps.score`).
     ratios: fractions of a group's channels to remove.

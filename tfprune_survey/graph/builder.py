@@ -187,11 +187,3 @@ class GraphBuilder:
 
   def register_call(self, call):
     self.layers.setdefault(call.path, call)
-
-
-def _short(name):
-  return name.split("/")[-1].split(":")[0]
-
-
-def short_weight_name(name):
-  return _short(name)

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from tfprune_survey import _compat
+from tfprune_survey import frameworks
 from tfprune_survey.graph import handlers
 from tfprune_survey.graph import layout as layout_lib
 from tfprune_survey.graph.builder import GraphBuilder
@@ -40,14 +40,14 @@ class ChannelGroup:
 
 
 class ChannelGraph:
-  """Channel dependency analysis of a tf_keras Sequential/Functional model.
+  """Channel dependency analysis of a Sequential/Functional model (either Keras).
 
   Args:
-    model: a tf_keras Sequential or Functional model (nested sub-models are
-      analysed too). It is not modified.
+    model: a Sequential or Functional model of tf_keras or Keras 3 (nested
+      sub-models are analysed too). It is not modified.
 
   Raises:
-    TypeError: for a Keras 3 model or a non-model.
+    TypeError: for a non-model.
     UnsupportedModelError: for a subclassed model.
 
   Example:
@@ -56,7 +56,7 @@ class ChannelGraph:
   """
 
   def __init__(self, model):
-    _compat.check_model(model)
+    frameworks.check_model(model)
     self.model = model
     self._b = GraphBuilder()
     self._calls = []

@@ -19,7 +19,7 @@ class MacsModel:
   """Predicts `count_macs(materialize(model, keep))` from kept counts.
 
   Args:
-    model: the tf_keras model.
+    model: the model (either Keras).
     graph: its `ChannelGraph`.
   """
 

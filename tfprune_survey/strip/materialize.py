@@ -18,13 +18,13 @@ def materialize(model, keep, *, graph=None):
   granularity) are removed whole, their Add becoming the identity.
 
   Args:
-    model: a tf_keras Sequential/Functional model. Not modified.
+    model: a Sequential/Functional model of either Keras. Not modified.
     keep: {group_id: sequence of kept channel indices}. A group not named
       keeps all its channels.
     graph: optional precomputed `ChannelGraph(model)`.
 
   Returns:
-    A new, slimmer tf_keras model with the same inputs and outputs.
+    A new, slimmer model of the same Keras with the same inputs and outputs.
 
   Raises:
     ValueError: for an unknown or non-prunable group, or a bad index list.
