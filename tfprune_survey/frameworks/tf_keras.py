@@ -71,15 +71,13 @@ class TfKeras(Framework):
   def rebuild(self, model, config):
     """Builds a new model of `model`'s kind from `config`.
 
-    Custom layer classes found in `model` are passed as custom objects, and
+    Every layer class found in `model` is passed as a custom object (tf_keras
+    has no built-in prefix to leave out: `builtin_prefixes` is empty), and
     safe mode is off so that the user's own Lambda layers deserialize (the
     config comes from the user's live model, not from an untrusted file).
     """
     from tf_keras.src.saving import serialization_lib  # pylint: disable=g-import-not-at-top
-    custom = {}
-    from tfprune_survey.frameworks.base import _collect  # pylint: disable=g-import-not-at-top
-    _collect(model, custom)
-    with self.keras.utils.custom_object_scope(custom):
+    with self.keras.utils.custom_object_scope(self.custom_classes(model)):
       with serialization_lib.SafeModeScope(False):
         return type(model).from_config(config)
 
