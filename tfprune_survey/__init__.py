@@ -29,6 +29,7 @@ from tfprune_survey.planning import search_macs
 from tfprune_survey.pruner import prune
 from tfprune_survey.pruner import PruneReport
 from tfprune_survey.pruner import PruneResult
+from tfprune_survey.reconstruct import reconstruct
 from tfprune_survey.scoring import score
 from tfprune_survey.sensitivity import ratios_from_sensitivity
 from tfprune_survey.sensitivity import sensitivity
@@ -59,6 +60,7 @@ __all__ = [
     "SensitivityResult", "UnsupportedModelError", "count_macs", "count_params",
     "criteria", "data", "frameworks", "iterative_prune", "mask_channels", "materialize",
     "profile", "prune", "ratios_from_sensitivity", "recalibrate_bn",
+    "reconstruct",
     "register_handler", "reinitialize", "schedules", "score", "sensitivity",
 ]
 

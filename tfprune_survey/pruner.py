@@ -10,6 +10,8 @@ from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.metrics.macs import count_macs
 from tfprune_survey.metrics.macs_model import MacsModel
+from tfprune_survey.reconstruct import check_option as check_reconstruct
+from tfprune_survey.reconstruct import reconstruct as reconstruct_fn
 from tfprune_survey.scoring import score as score_fn
 from tfprune_survey.strip.materialize import materialize
 
@@ -25,6 +27,9 @@ class PruneReport:
   macs_before: int
   macs_after: int
   groups: list  # (group_id, kept, total)
+  latency_before_ms: float = None   # measured, with target_latency
+  latency_after_ms: float = None
+  latency_predicted_ratio: float = None
 
   @property
   def macs_reduction(self):
@@ -40,8 +45,14 @@ class PruneReport:
              f"{'params':10s} {self.params_before:14,d} "
              f"{self.params_after:14,d} {self.params_reduction:10.1%}",
              f"{'MACs':10s} {self.macs_before:14,d} {self.macs_after:14,d} "
-             f"{self.macs_reduction:10.1%}",
-             "", f"{'group':40s} {'kept':>6s} / {'total':<6s}"]
+             f"{self.macs_reduction:10.1%}"]
+    if self.latency_before_ms is not None:
+      lines.append(
+          f"{'latency ms':10s} {self.latency_before_ms:14.3f} "
+          f"{self.latency_after_ms:14.3f} "
+          f"{1 - self.latency_after_ms / self.latency_before_ms:10.1%}"
+          f"  (predicted {1 - self.latency_predicted_ratio:.1%})")
+    lines += ["", f"{'group':40s} {'kept':>6s} / {'total':<6s}"]
     for gid, kept, total in self.groups:
       lines.append(f"{gid[:40]:40s} {kept:6d} / {total:<6d}")
     return "\n".join(lines)
@@ -71,7 +82,8 @@ _search_macs = planning.search_macs
 
 def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
           ratios=None, scope="global", round_to=1, min_channels=1, ignore=(),
-          reduction=None, steps=None, recalibrate=None, verbose=0):
+          reduction=None, steps=None, recalibrate=None, reconstruct=None,
+          target_latency=None, latency=None, verbose=0):
   """Scores, ranks and removes channels in one shot; returns a slim model.
 
   Args:
@@ -88,14 +100,24 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       where the rounding allows.
     ratios: {group_id: fraction of that group's channels to remove}, e.g.
       from `tps.ratios_from_sensitivity`; groups not named keep all their
-      channels. Exactly one of `ratio`, `target_macs` and `ratios` is given.
+      channels. Exactly one of `ratio`, `target_macs`, `ratios` and
+      `target_latency` is given.
+    target_latency: fraction of the model's measured float TFLite latency
+      to remove, in (0, 1), as NetAdapt (Yang et al. 2018) and HALP (Shen
+      et al. 2022) do: channels go where the criterion's score lost per
+      millisecond saved is lowest, widths snap to the latency staircase,
+      and the slim model is measured at the end (`report.latency_*`).
+      Needs scope='global'.
+    latency: a `tps.latency.LatencyModel` of `model` for `target_latency`;
+      by default one is measured here (LiteRT, 1 thread, cached on disk).
     scope: 'global' ranks normalised scores across groups (each group's
       scores divided by their mean absolute value); 'local' removes the same
       fraction from every group (with `target_macs`, groups take turns
       losing their lowest-ranked channel, so fractions stay within one
       channel of each other). Defaults to 'global'.
-    round_to: kept counts are multiples of this (hardware-friendly widths).
-      Defaults to 1.
+    round_to: kept counts are multiples of this (hardware-friendly widths);
+      'auto' (with `target_latency`) takes each group's step from the
+      LatencyModel. Defaults to 1.
     min_channels: every group keeps at least this many channels (rounded
       up to a multiple of `round_to`). A group with fewer channels than
       that is clipped, not an error: it keeps all its channels and is not
@@ -108,6 +130,11 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     recalibrate: optional data (as for `data`) on which the slim model's
       BatchNormalization statistics are re-estimated after materializing
       (`tps.recalibrate_bn`). Recommended before judging its accuracy.
+    reconstruct: True, or a dict of `tps.reconstruct` options (`samples`,
+      `positions_per_sample`, `ridge`, `steps`, `seed`), to re-fit every
+      consumer of a pruned group by least squares on `data` after
+      materializing (ThiNet; He et al. 2017), before any recalibration.
+      Needs `data`. Defaults to None (no re-fit).
     verbose: 1 shows a progress bar while data is scored.
 
   Returns:
@@ -126,9 +153,11 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     UnsupportedModelError: for a subclassed or unbuilt model.
   """
   frameworks.check_model(model)
+  from tfprune_survey import latency as latency_lib  # pylint: disable=g-import-not-at-top
   args = planning.check_plan_args(
       ratio=ratio, target_macs=target_macs, ratios=ratios, scope=scope,
-      round_to=round_to, min_channels=min_channels, ignore=ignore)
+      round_to=latency_lib.check_round_to(round_to, target_latency),
+      min_channels=min_channels, ignore=ignore, target_latency=target_latency)
   ratio, target_macs, ratios = args.ratio, args.target_macs, args.ratios
   scope, ignore = args.scope, args.ignore
   crit = criteria_lib.get(criterion)
@@ -137,6 +166,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                                    "reduction": reduction})
   if recalibrate is not None:
     data_lib.check_inputs(model, recalibrate, "recalibrate")
+  refit = check_reconstruct(reconstruct, data)
   graph = ChannelGraph(model)
   if ratios is not None:
     known = [g.id for g in graph.prunable_groups]
@@ -173,6 +203,10 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   macs_before = count_macs(model)
   if ratios is not None:
     counts = planner.counts_per_group(ratios)
+  elif target_latency is not None:
+    counts, latency = latency_lib.plan_latency(
+        model, graph, planner, args.target_latency, latency, round_to,
+        scope, verbose)
   elif ratio is not None:
     counts = (planner.counts_global(int(round(ratio * planner.total)))
               if scope == "global" else planner.counts_local(ratio))
@@ -181,6 +215,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                                   macs_before, target_macs, scope)
   keep = planner.keep_indices(counts)
   slim = materialize(model, keep, graph=graph)
+  if refit is not None:
+    slim = reconstruct_fn(slim, model, data, keep=keep, verbose=verbose,
+                          **refit)
   if recalibrate is not None:
     recalibrate_bn(slim, recalibrate)
   report = PruneReport(
@@ -189,6 +226,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       params_after=int(slim.count_params()),
       macs_before=macs_before, macs_after=count_macs(slim),
       groups=[(g.id, counts.get(g.id, g.size), g.size)
-              for g in graph.prunable_groups])
+              for g in graph.prunable_groups],
+      **(latency_lib.report_fields(model, slim, latency, counts)
+         if target_latency is not None else {}))
   return PruneResult(slim, keep, report, scores)
 

@@ -1,0 +1,276 @@
+"""Consumers' inputs as patches at sampled positions (for re-fits and criteria).
+
+A *consumer* is a layer that reads a channel group through its kernel. Its
+output at one position is linear in one patch of its input: for a Conv1D /
+Conv2D the receptive field (taps x input channels), for a Dense the input
+vector (after a Flatten, channel c sits at every spatial position, as
+(h, w, c)). Writing the patch as a (taps, channels) matrix P and the kernel
+as a (taps, channels, outputs) tensor W, the pre-activation output is
+sum_t P[t] @ W[t] + bias. `tps.reconstruct` fits W from such patches, and the
+`thinet` and `lasso` criteria split that sum into per-channel contributions.
+
+Everything here streams: a batch's feature maps are read by a probe model of
+the model's own Keras, patches are gathered in numpy at a few seeded random
+positions per sample, and only small statistics are kept.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from tfprune_survey import frameworks
+from tfprune_survey.data import iterate_batches
+
+#: Consumer layer classes whose kernels this module can read and re-fit.
+FITTABLE = ("Conv1D", "Conv2D", "Dense")
+#: Consumers that need no re-fit: each output channel reads one input channel.
+SKIPPED = ("DepthwiseConv1D", "DepthwiseConv2D")
+
+
+@dataclasses.dataclass
+class Consumer:
+  """How one consumer call maps patches to outputs.
+
+  Attributes:
+    path: the layer's name.
+    class_name: 'Conv1D', 'Conv2D' or 'Dense'.
+    index: the call's position in topological order.
+    node_index: the layer's node index of this call.
+    kernel_size, strides, dilation: per spatial axis (empty for Dense).
+    padding: 'valid', 'same' or 'causal' ('valid' for Dense).
+    use_bias: whether the layer has a bias.
+  """
+  path: str
+  class_name: str
+  index: int
+  node_index: int
+  kernel_size: tuple
+  strides: tuple
+  dilation: tuple
+  padding: str
+  use_bias: bool
+
+
+def _tuple(value, rank):
+  if isinstance(value, (list, tuple)):
+    return tuple(int(v) for v in value)
+  return (int(value),) * rank
+
+
+def consumer_of(call):
+  """The `Consumer` of a LayerCall; None for one that needs no re-fit.
+
+  Raises:
+    ValueError: naming the layer and its type, for a consumer of another
+      type, inside a nested model, or whose geometry is not supported.
+  """
+  name = call.class_name
+  if name in SKIPPED:
+    return None
+  where = f"layer '{call.path}' ({name})"
+  if name not in FITTABLE:
+    raise ValueError(
+        f"{where} reads a pruned channel group, but only {list(FITTABLE)} "
+        f"consumers can be re-fitted (and {list(SKIPPED)} are skipped)")
+  if len(call.names) != 1:
+    raise ValueError(f"{where} sits inside a nested model; only top-level "
+                     "consumers can be re-fitted")
+  cfg = call.config
+  if name == "Dense":
+    return Consumer(call.path, name, call.index, call.node_index, (), (), (),
+                    "valid", bool(cfg.get("use_bias", True)))
+  rank = 1 if name == "Conv1D" else 2
+  if cfg.get("data_format", "channels_last") not in (None, "channels_last"):
+    raise ValueError(f"{where} uses data_format={cfg['data_format']!r}; only "
+                     "channels_last can be re-fitted")
+  if (cfg.get("groups", 1) or 1) != 1:
+    raise ValueError(f"{where} is a grouped conv; it cannot be re-fitted")
+  padding = str(cfg.get("padding", "valid")).lower()
+  if padding not in ("valid", "same", "causal"):
+    raise ValueError(f"{where} has padding {padding!r}; only 'valid', 'same' "
+                     "and 'causal' can be re-fitted")
+  return Consumer(call.path, name, call.index, call.node_index,
+                  _tuple(cfg["kernel_size"], rank), _tuple(cfg["strides"], rank),
+                  _tuple(cfg.get("dilation_rate", 1), rank), padding,
+                  bool(cfg.get("use_bias", True)))
+
+
+# ---- reading feature maps ---------------------------------------------------
+
+def _to_numpy(t):
+  if hasattr(t, "detach"):  # torch
+    t = t.detach().cpu()
+  return np.asarray(t, np.float32)
+
+
+def feature_reader(model, tensors):
+  """callable(x) -> [np.ndarray] of `tensors` (symbolic tensors of `model`).
+
+  The probe is a model of `model`'s own Keras; on the TensorFlow backend
+  its call is compiled once with `tf.function`.
+  """
+  fw = frameworks.of(model)
+  probe = fw.keras.Model(model.inputs, list(tensors))
+  if fw.backend() == "tensorflow":
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    @tf.function(reduce_retracing=True)
+    def run(x):
+      out = probe(x, training=False)
+      return out if isinstance(out, (list, tuple)) else [out]
+  else:
+    def run(x):
+      out = probe(x, training=False)
+      return out if isinstance(out, (list, tuple)) else [out]
+  return lambda x: [_to_numpy(t) for t in run(x)]
+
+
+def input_tensor(model, path, node_index):
+  """The symbolic input tensor of layer `path`'s call `node_index`."""
+  fw = frameworks.of(model)
+  return fw.input_tensor(model.get_layer(path), node_index)
+
+
+def batches(data, samples=None, steps=None):
+  """Yields the x of `data`'s batches, stopping after `samples` samples."""
+  seen = 0
+  for x, _ in iterate_batches(data, steps):
+    x = np.asarray(_to_numpy(x) if not isinstance(x, np.ndarray) else x)
+    if samples is not None:
+      x = x[:samples - seen]
+    if len(x) == 0:
+      break
+    seen += len(x)
+    yield x
+    if samples is not None and seen >= samples:
+      break
+
+
+# ---- patches ----------------------------------------------------------------
+
+def _pads(consumer, spatial):
+  """(before, after) zero padding per spatial axis, as Keras pads."""
+  out = []
+  for size, k, s, d in zip(spatial, consumer.kernel_size, consumer.strides,
+                           consumer.dilation):
+    span = (k - 1) * d + 1
+    if consumer.padding == "valid":
+      out.append((0, 0))
+    elif consumer.padding == "causal":
+      out.append((span - 1, 0))
+    else:
+      n_out = -(-size // s)
+      total = max((n_out - 1) * s + span - size, 0)
+      out.append((total // 2, total - total // 2))
+  return out
+
+
+def output_positions(consumer, shape):
+  """The number of output positions of one sample, given its input shape."""
+  spatial = shape[1:-1]
+  if consumer.class_name == "Dense":
+    return int(np.prod(spatial)) if spatial else 1
+  total = 1
+  for size, (lo, hi), k, s, d in zip(spatial, _pads(consumer, spatial),
+                                     consumer.kernel_size, consumer.strides,
+                                     consumer.dilation):
+    total *= (size + lo + hi - ((k - 1) * d + 1)) // s + 1
+  return total
+
+
+def sample_positions(rng, n, positions, per_sample):
+  """(n, m) output positions per sample: m = min(per_sample, positions).
+
+  Without replacement; every position when `per_sample` >= `positions`.
+  """
+  if per_sample >= positions:
+    return np.broadcast_to(np.arange(positions), (n, positions))
+  return np.argsort(rng.random((n, positions)), axis=1)[:, :per_sample]
+
+
+def patches(consumer, x, pos):
+  """(n * m, taps * channels) patches of feature map `x` at positions `pos`.
+
+  Args:
+    consumer: a `Consumer`.
+    x: (n, *spatial, channels) input of the consumer (numpy).
+    pos: (n, m) flat output positions (see `sample_positions`).
+
+  Returns:
+    The patches in the order of the kernel's rows: (taps, channels), taps
+    row-major over the kernel window; for a Dense the whole input vector.
+  """
+  x = np.asarray(x)
+  n, m = pos.shape
+  if consumer.class_name == "Dense":
+    flat = x.reshape(n, -1, x.shape[-1])
+    return flat[np.arange(n)[:, None], pos].reshape(n * m, x.shape[-1])
+  if consumer.class_name == "Conv1D":
+    x = x[:, None]
+    kernel_size, strides, dilation = ((1,) + consumer.kernel_size,
+                                      (1,) + consumer.strides,
+                                      (1,) + consumer.dilation)
+    pads = [(0, 0)] + _pads(consumer, x.shape[2:3])
+  else:
+    kernel_size, strides, dilation = (consumer.kernel_size, consumer.strides,
+                                      consumer.dilation)
+    pads = _pads(consumer, x.shape[1:3])
+  xp = np.pad(x, [(0, 0)] + pads + [(0, 0)])
+  out_w = (xp.shape[2] - ((kernel_size[1] - 1) * dilation[1] + 1)) // strides[
+      1] + 1
+  oh, ow = pos // out_w, pos % out_w
+  rows = oh[..., None] * strides[0] + np.arange(kernel_size[0]) * dilation[0]
+  cols = ow[..., None] * strides[1] + np.arange(kernel_size[1]) * dilation[1]
+  got = xp[np.arange(n)[:, None, None, None], rows[:, :, :, None],
+           cols[:, :, None, :]]  # (n, m, kh, kw, channels)
+  return got.reshape(n * m, -1)
+
+
+def kernel_matrix(layer):
+  """(rows, outputs) kernel and (outputs,) bias (zeros without) of a layer."""
+  weights = {frameworks.Framework.short_name(w): np.asarray(v, np.float64)
+             for w, v in zip(layer.weights, layer.get_weights())}
+  kernel = weights["kernel"]
+  bias = weights.get("bias", np.zeros(kernel.shape[-1]))
+  return kernel.reshape(-1, kernel.shape[-1]), bias
+
+
+# ---- per-channel contributions ---------------------------------------------
+
+def channel_columns(graph, group, path):
+  """Positions of `group`'s channels on layer `path`'s input, or None.
+
+  Returns:
+    (channels, index) where `channels` is the width of the consumer's
+    input channel pattern and `index` (group.size,) the position of each of
+    the group's channels in it; None when the group reaches the layer only
+    through repeated channels (a depth multiplier).
+  """
+  for sl, base, seg in graph.group_segments(group):
+    if sl.path != path or sl.role != "consumer" or sl.weight != "kernel":
+      continue
+    if seg.repeat != 1:
+      return None
+    return sl.layout.channels, base + np.arange(group.size)
+  return None
+
+
+def contribution_gram(p, kernel, channels, index):
+  """C x C Gram matrix of the group channels' contributions to the outputs.
+
+  Args:
+    p: (rows, taps * channels) patches.
+    kernel: (taps * channels, outputs) kernel.
+    channels: the width of the consumer's input channel pattern.
+    index: the group's channel positions in that pattern.
+
+  Returns:
+    G with G[c, d] = sum over rows and outputs of Z_c * Z_d, where Z_c =
+    sum_t p[t, c] kernel[t, c, :] is channel c's contribution to the
+    outputs; also the number of (row, output) equations.
+  """
+  rows = p.shape[0]
+  p = p.reshape(rows, -1, channels)[:, :, index].astype(np.float64)
+  w = kernel.reshape(-1, channels, kernel.shape[-1])[:, index, :]
+  z = np.einsum("rtc,tco->roc", p, w).reshape(-1, len(index))
+  return z.T @ z, z.shape[0]
