@@ -129,11 +129,12 @@ class PlanArgs:
   round_to: int = 1
   min_channels: int = 1
   ignore: tuple = ()
+  target_latency: object = None
 
 
 def check_plan_args(*, ratio=None, target_macs=None, ratios=None,
                     scope="global", round_to=1, min_channels=1, ignore=(),
-                    target="one"):
+                    target="one", target_latency=None):
   """The one validator of the planning arguments.
 
   Args:
@@ -144,10 +145,12 @@ def check_plan_args(*, ratio=None, target_macs=None, ratios=None,
     round_to: int >= 1. Defaults to 1.
     min_channels: int >= 1. Defaults to 1.
     ignore: a layer name or a sequence of layer names. Defaults to ().
-    target: 'one' (exactly one of `ratio`, `target_macs` and `ratios` is
-      given; `tps.prune`), 'target_macs' (`target_macs` is required and the
+    target: 'one' (exactly one of `ratio`, `target_macs`, `ratios` and
+      `target_latency` is given; `tps.prune`), 'target_macs' (`target_macs` is required and the
       others are not taken; `tps.iterative_prune`) or 'none' (no target is
       taken; training-time pruning, whose target is its schedule).
+    target_latency: fraction of the measured latency to remove, in (0, 1)
+      (`tps.prune` only).
 
   Returns:
     A `PlanArgs` of the normalised values (floats, ints, a tuple of names).
@@ -160,11 +163,13 @@ def check_plan_args(*, ratio=None, target_macs=None, ratios=None,
   """
   check_choice(target, "target", TARGETS)
   given = [n for n, v in (("ratio", ratio), ("target_macs", target_macs),
-                          ("ratios", ratios)) if v is not None]
+                          ("ratios", ratios),
+                          ("target_latency", target_latency)) if v is not None]
   if target == "one" and len(given) != 1:
     raise ValueError("give exactly one of `ratio` (fraction of channels), "
-                     "`target_macs` (fraction of MACs to remove) and `ratios` "
-                     f"({{group_id: fraction}}); got {given or 'none'}")
+                     "`target_macs` (fraction of MACs to remove), `ratios` "
+                     "({group_id: fraction}) and `target_latency` (fraction "
+                     f"of measured latency to remove); got {given or 'none'}")
   if target == "target_macs":
     if target_macs is None:
       raise ValueError("`target_macs` (fraction of MACs to remove, in "
@@ -179,6 +184,8 @@ def check_plan_args(*, ratio=None, target_macs=None, ratios=None,
       target_macs=(None if target_macs is None else
                    check_fraction(target_macs, "target_macs", low_open=True)),
       ratios=None if ratios is None else check_ratios(ratios),
+      target_latency=(None if target_latency is None else check_fraction(
+          target_latency, "target_latency", low_open=True)),
       scope=check_scope(scope),
       round_to=check_int(round_to, "round_to", 1),
       min_channels=check_int(min_channels, "min_channels", 1),

@@ -1,0 +1,221 @@
+"""tps.latency: LatencyModel tables, prediction, the profile parser, and
+`tps.prune(target_latency=...)` allocation on hand-made cost tables."""
+
+import os
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tfprune_survey import frameworks
+from tfprune_survey import latency
+from tfprune_survey import planning
+
+FRAMEWORKS = ("tf_keras", "keras3")
+SAMPLE = os.path.join(os.path.dirname(__file__), "data",
+                      "benchmark_profile_sample.csv")
+
+
+def small_model(framework, width=16):
+  """image -> c1 (conv) -> c2 (conv) -> gap -> out (Dense)."""
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(width, 3, padding="same", activation="relu", name="c1")(inp)
+  x = L.Conv2D(width, 3, padding="same", activation="relu", name="c2")(x)
+  x = L.GlobalAveragePooling2D(name="gap")(x)
+  return keras.Model(inp, L.Dense(4, name="out")(x), name="small")
+
+
+def fake_table():
+  """Hand-made costs (ms) of small_model's three layers; fixed cost 0.
+
+  c1 (image -> c1): 1.0 at 8 output channels, 2.0 at 16.
+  c2 (c1 -> c2): 3.0 at 8 input channels, 4.0 at 16; its output
+    staircase is flat from 8 to 16 (4.0), 2.0 at 4.
+  out (c2 -> 4 logits): 0.5 at 8 input channels, 1.0 at 16.
+  Unpruned: 2 + 4 + 1 = 7 ms.
+  """
+  return latency.LatencyModel([
+      dict(name="c1", in_axis=[], out_axis=[["c1", 16, 1]], in_full=3,
+           out_full=16, in_widths=[3], in_ms=[2.0], out_widths=[8, 16],
+           out_ms=[1.0, 2.0], full_ms=2.0),
+      dict(name="c2", in_axis=[["c1", 16, 1]], out_axis=[["c2", 16, 1]],
+           in_full=16, out_full=16, in_widths=[8, 16], in_ms=[3.0, 4.0],
+           out_widths=[4, 8, 12, 16], out_ms=[2.0, 4.0, 4.0, 4.0],
+           full_ms=4.0),
+      dict(name="out", in_axis=[["c2", 16, 1]], out_axis=[], in_full=16,
+           out_full=4, in_widths=[8, 16], in_ms=[0.5, 1.0], out_widths=[4],
+           out_ms=[1.0], full_ms=1.0),
+  ], fixed_ms=0.0, steps={"c1": 8, "c2": 4})
+
+
+def planner(framework, round_to=1):
+  model = small_model(framework)
+  graph = tps.ChannelGraph(model)
+  scores = {"c1": np.ones(16), "c2": np.ones(16)}
+  return model, graph, planning.Planner(graph, scores, round_to, 1)
+
+
+def test_predict_by_hand():
+  lm = fake_table()
+  assert lm.predict() == pytest.approx(7.0)
+  # c1 at 8: c1 1.0; c2 reads 8 inputs: 3 * 4 / 4 = 3.0; out 1.0.
+  assert lm.predict({"c1": 8}) == pytest.approx(5.0)
+  # c2 at 8 buys nothing in c2 (flat step) and 0.5 in `out`.
+  assert lm.predict({"c2": 8}) == pytest.approx(6.5)
+  # Between measured widths, the next measured width above is charged.
+  assert lm.predict({"c2": 9}) == pytest.approx(7.0)
+  # Both at 8 and c2 at 4: c2 = 3 * 2 / 4 = 1.5.
+  assert lm.predict({"c1": 8, "c2": 4}) == pytest.approx(1 + 1.5 + 0.5)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_allocation_by_hand(framework):
+  lm = fake_table()
+  _, _, plan = planner(framework)
+  # Goal 5 ms: cutting c1 to 8 saves 2 ms for 8 units of score (4/ms);
+  # cutting c2 to 8 saves 0.5 ms for 8 (16/ms). c1 goes first and suffices.
+  assert latency.search_latency(plan, lm, 2 / 7) == {"c1": 8, "c2": 16}
+  # Goal 4.6 ms: then c2. With round_to=1 its cut does not stop at 15..9,
+  # where the staircase is flat; it goes to 8, the first width that saves.
+  assert latency.search_latency(plan, lm, 0.343) == {"c1": 8, "c2": 8}
+  # Goal 3 ms: c2 on to 4 (c2 = 3 * 2 / 4 = 1.5 -> 1 + 1.5 + 0.5 = 3.0).
+  assert latency.search_latency(plan, lm, 4 / 7) == {"c1": 8, "c2": 4}
+  # With round_to='auto', c2 steps by 4 (its measured grid) and gets there
+  # the same way.
+  assert latency.search_latency(plan, lm, 4 / 7, "auto") == {"c1": 8,
+                                                              "c2": 4}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_allocation_follows_scores_per_ms(framework):
+  lm = fake_table()
+  _, graph, _ = planner(framework)
+  # Scores are normalised per group (mean 1), as for global ranking. c2's
+  # lower half scores 0.01: cutting it to 8 loses 0.08 for 0.5 ms (0.16/ms),
+  # less than c1's 8 for 2 ms (4/ms), so c2 goes first.
+  s2 = np.concatenate([np.full(8, 0.01), np.full(8, 1.99)])
+  plan = planning.Planner(graph, {"c1": np.ones(16), "c2": s2})
+  assert latency.search_latency(plan, lm, 0.5 / 7) == {"c1": 16, "c2": 8}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_prune_with_target_latency_and_fake_table(framework):
+  model = small_model(framework)
+  lm = fake_table()
+  result = tps.prune(model, "l1", target_latency=4 / 7, latency=lm,
+                     min_channels=4)
+  assert {g: len(k) for g, k in result.keep.items()} == {"c1": 8, "c2": 4}
+  assert result.report.latency_predicted_ratio == pytest.approx(3 / 7)
+  assert result.report.latency_before_ms > 0
+  assert result.report.latency_after_ms > 0
+  assert "latency ms" in str(result.report)
+  assert type(result.model).__module__.split(".")[0] == (
+      type(model).__module__.split(".")[0])
+  # min_channels stops c2 above 4: then the goal is out of reach.
+  with pytest.raises(ValueError, match="unreachable.*largest predicted"):
+    tps.prune(model, "l1", target_latency=4 / 7, latency=lm, min_channels=5)
+  # `ignore` of c2's consumer leaves c2 whole: c1 alone gives 7 -> 5.
+  with pytest.raises(ValueError, match="unreachable"):
+    tps.prune(model, "l1", target_latency=0.4, latency=lm, ignore="out")
+  r = tps.prune(model, "l1", target_latency=0.25, latency=lm, ignore="out")
+  assert set(r.keep) == {"c1"}
+
+
+def test_save_load_round_trip(tmp_path):
+  lm = fake_table()
+  path = tmp_path / "lm.json"
+  lm.save(str(path))
+  back = latency.LatencyModel.load(str(path))
+  assert back.to_dict() == lm.to_dict()
+  for counts in ({}, {"c1": 8}, {"c2": 5}, {"c1": 3, "c2": 12}):
+    assert back.predict(counts) == lm.predict(counts)
+
+
+def test_measure_is_monotone_cached_and_predicts_models(tmp_path):
+  model = small_model("keras3", width=24)
+  lm = latency.LatencyModel.measure(model, cache_dir=str(tmp_path),
+                                    max_points=3, verbose=0)
+  assert [l.name for l in lm.layers] == ["c1", "c2", "out"]
+  c2 = lm.layers[1]
+  assert c2.out_widths == [8, 16, 24] and c2.in_widths == [8, 16, 24]
+  assert lm.runtime["threads"] == 1 and lm.runtime["delegate"] == "xnnpack"
+  assert lm.measured_ms > 0 and lm.seconds > 0
+  for gid in ("c1", "c2"):
+    times = [lm.predict({gid: w}) for w in range(1, 25)]
+    assert all(a <= b + 1e-12 for a, b in zip(times, times[1:])), times
+  # A slim model is predicted from its own widths, as its keep dict is.
+  keep = {"c1": np.arange(16), "c2": np.arange(8)}
+  slim = tps.materialize(model, keep)
+  assert lm.predict(slim) == pytest.approx(lm.predict(keep))
+  # Cached: the same architecture and runtime read the file back.
+  files = os.listdir(tmp_path)
+  assert len(files) == 1 and files[0].startswith("small-")
+  again = latency.LatencyModel.measure(model, cache_dir=str(tmp_path),
+                                       max_points=3, verbose=0)
+  assert again.to_dict() == lm.to_dict()
+
+
+def test_profile_csv_parser_on_sample():
+  rows = latency.parse_benchmark_profile(SAMPLE)
+  assert [r["node type"] for r in rows] == [
+      "Convolution (NHWC, F32) IGEMM", "Convolution (NHWC, F32) IGEMM",
+      "Mean (ND) Reduce", "Fully Connected (NC, F32) GEMM"]
+  assert [float(r["avg_ms"]) for r in rows] == [0.012, 0.030, 0.004, 0.004]
+  assert rows[1]["name"] == "Delegate/Convolution (NHWC\t F32) IGEMM:1"
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_from_benchmark_profile(framework):
+  model = small_model(framework)
+  lm = latency.LatencyModel.from_benchmark_profile(SAMPLE, model)
+  assert [l.name for l in lm.layers] == ["c1", "c2", "out"]
+  assert [l.full_ms for l in lm.layers] == [0.012, 0.030, 0.004]
+  assert lm.predict() == pytest.approx(0.046)
+  assert lm.measured_ms == pytest.approx(0.050)
+  # Linear in each width from one point: halving c1 halves c1's time and
+  # c2's (its input).
+  assert lm.predict({"c1": 8}) == pytest.approx(0.006 + 0.015 + 0.004)
+  lm.check(model)
+  with pytest.raises(ValueError, match="conv/Dense ops"):
+    latency.LatencyModel.from_benchmark_profile(
+        SAMPLE, tps.zoo.residual_cnn(framework=framework))
+
+
+def test_profile_without_the_section_is_refused(tmp_path):
+  bad = tmp_path / "p.csv"
+  bad.write_text("node type, first, avg_ms\nCONV_2D, 1, 1\n")
+  with pytest.raises(ValueError, match="Regular Benchmark Runs"):
+    latency.parse_benchmark_profile(str(bad))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_bad_inputs(framework):
+  model = small_model(framework)
+  lm = fake_table()
+  for bad in (0.0, 1.0, 1.5, -0.2):
+    with pytest.raises(ValueError, match=r"`target_latency` must be in"):
+      tps.prune(model, "l1", target_latency=bad, latency=lm)
+  with pytest.raises(TypeError, match="target_latency"):
+    tps.prune(model, "l1", target_latency="half", latency=lm)
+  for other in ({"target_macs": 0.5}, {"ratio": 0.5},
+                {"ratios": {"c1": 0.5}}):
+    with pytest.raises(ValueError, match="exactly one of.*target_latency"):
+      tps.prune(model, "l1", target_latency=0.5, latency=lm, **other)
+  with pytest.raises(ValueError, match="'auto'.*needs `target_latency`"):
+    tps.prune(model, "l1", target_macs=0.5, round_to="auto")
+  with pytest.raises(ValueError, match="scope='global'"):
+    tps.prune(model, "l1", target_latency=0.3, latency=lm, scope="local")
+  with pytest.raises(TypeError, match="`latency` must be"):
+    tps.prune(model, "l1", target_latency=0.3, latency={"c1": 1})
+  # A table of another architecture: wider c1, or other layers.
+  wider = small_model(framework, width=24)
+  with pytest.raises(ValueError, match="another architecture"):
+    tps.prune(wider, "l1", target_latency=0.3, latency=lm)
+  with pytest.raises(ValueError, match="another architecture"):
+    tps.prune(tps.zoo.residual_cnn(framework=framework), "l1",
+              target_latency=0.3, latency=lm)
+  keyed = latency.LatencyModel.from_dict({**lm.to_dict(), "arch": "x-1"})
+  with pytest.raises(ValueError, match="LatencyModel of another architect"):
+    tps.prune(model, "l1", target_latency=0.3, latency=keyed)

@@ -1,0 +1,818 @@
+"""Measured TFLite latency as a function of kept widths (NetAdapt, HALP).
+
+NetAdapt (Yang et al. 2018) and HALP (Shen et al. 2022) choose where to cut
+from measured latency, not MACs: on a real runtime a layer's time is a
+staircase in its width (XNNPACK computes output channels in tiles), so some
+cuts buy nothing and others buy more than their MACs say.
+
+What a `LatencyModel` holds, and the choice behind it: **per-layer cost
+tables, each layer measured alone.** Every MAC-counted layer call (conv,
+depthwise, separable, transposed conv, Dense) is rebuilt as a one-layer Keras
+model at its own input size, converted to float TFLite and timed in LiteRT:
+
+* along its output channels at full input width, and along its input
+  channels at full output width, at every multiple of `step` (8 by default:
+  fine enough to see XNNPACK's tiles; thinned to at most `max_points` per
+  axis on wide layers, so measuring MobileNetV2 takes minutes);
+* a depthwise conv (input and output tied) along its one width.
+
+A layer at input width `ci` and output width `co` is then predicted as
+``f + (Tin(ci) - f) * (Tout(co) - f) / (Tfull - f)`` with `f` the runtime's
+per-invoke cost: exact on both measured axes, and the product form of a GEMM
+(time ~ ci x co) in between. Widths between two measured widths cost what the
+next measured width above costs: the model is a staircase at the grid's
+resolution, so the planner never cuts channels that buy no predicted time.
+A model's latency is `f` plus every layer's time above `f`.
+
+Errors this choice makes (reported by `benchmarks/latency_pruning.py`): ops
+that are not measured (Add, pooling, padding, an unfused activation) are left
+out, and a layer alone runs with its weights and input in cache, so the sum
+of parts under-states the whole; the ratio pruned/unpruned, which is what
+`target_latency` uses, is much closer than the absolute figure.
+
+The alternative, timing the whole model with one group varied at a time, is
+exact for each group alone but misses the product of a layer's input and
+output cuts (halving both quarters a conv) and costs a whole-model conversion
+per point.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+
+from tfprune_survey import frameworks
+from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.metrics.macs import iter_calls
+from tfprune_survey.metrics.macs import layer_call_macs
+
+CACHE_ENV = "TFPRUNE_SURVEY_LATENCY_CACHE"
+DELEGATES = ("xnnpack", "none")
+_DEPTHWISE = ("DepthwiseConv1D", "DepthwiseConv2D")
+_DROP = ("name", "build_config")
+
+
+@dataclasses.dataclass
+class LayerCost:
+  """The measured cost table of one layer call.
+
+  Attributes:
+    name: the layer's qualified path in the model.
+    in_axis: [[group_id, size, repeat], ...]: the groups whose kept counts
+      set the input width ([] when it is fixed).
+    out_axis: the same for the output width. A depthwise layer has its
+      input groups here (its input width is out / multiplier).
+    in_full, out_full: the call's input and output channels.
+    in_widths, in_ms: time at input width w (output full), ascending w.
+    out_widths, out_ms: time at output width w (input full), ascending w.
+    full_ms: time at full widths.
+    multiplier: out / in channels of a depthwise layer (0 for others).
+  """
+  name: str
+  in_axis: list
+  out_axis: list
+  in_full: int
+  out_full: int
+  in_widths: list
+  in_ms: list
+  out_widths: list
+  out_ms: list
+  full_ms: float
+  multiplier: int = 0
+
+  @staticmethod
+  def axis_width(axis, full, counts):
+    if not axis:
+      return full
+    units = sum(size * rep for _, size, rep in axis)
+    kept = sum(counts.get(gid, size) * rep for gid, size, rep in axis)
+    return int(round(full * kept / units))
+
+  def widths(self, counts):
+    """(input, output) channels when group g keeps counts[g]."""
+    out = self.axis_width(self.out_axis, self.out_full, counts)
+    if self.multiplier:
+      return out // self.multiplier, out
+    return self.axis_width(self.in_axis, self.in_full, counts), out
+
+  def ms(self, cin, cout, fixed):
+    """Predicted time at (cin, cout); see the module docstring."""
+    t_out = _stair(self.out_widths, self.out_ms, cout)
+    if self.multiplier:
+      return t_out
+    t_in = _stair(self.in_widths, self.in_ms, cin)
+    span = self.full_ms - fixed
+    if span <= 1e-12:
+      return self.full_ms
+    return fixed + max(t_in - fixed, 0.0) * max(t_out - fixed, 0.0) / span
+
+
+def _stair(widths, ms, w):
+  """ms at the smallest measured width >= w (the last one beyond)."""
+  i = int(np.searchsorted(widths, w - 1e-9))
+  return ms[min(i, len(ms) - 1)]
+
+
+def _monotone(ms):
+  """Running minimum from the widest: a wider layer is never faster.
+
+  Noise on a shared machine only slows a run down, so the smaller of two
+  readings is the better one.
+  """
+  return [float(v) for v in np.minimum.accumulate(np.asarray(ms)[::-1])[::-1]]
+
+
+class LatencyModel:
+  """Per-layer TFLite latency tables of one architecture on one runtime.
+
+  Build one with `LatencyModel.measure(model)` (times LiteRT here),
+  `LatencyModel.load(path)`, `LatencyModel.from_benchmark_profile(csv,
+  model)` (a phone's per-op profile) or directly from tables (tests, other
+  tools).
+
+  Args:
+    layers: a list of `LayerCost` (or dicts of its fields).
+    fixed_ms: the runtime's cost of one invoke of a trivial model.
+    arch: the architecture key (see `architecture_key`), or None.
+    runtime: a dict describing where it was measured.
+    steps: {group_id: width step of its measured grid}.
+    measured_ms: the whole unpruned model's measured latency, if known.
+    seconds: how long measuring took.
+  """
+
+  def __init__(self, layers, *, fixed_ms=0.0, arch=None, runtime=None,
+               steps=None, measured_ms=None, seconds=None):
+    self.layers = [l if isinstance(l, LayerCost) else LayerCost(**l)
+                   for l in layers]
+    self.fixed_ms = float(fixed_ms)
+    self.arch = arch
+    self.runtime = dict(runtime or {})
+    self.steps = dict(steps or {})
+    self.measured_ms = measured_ms
+    self.seconds = seconds
+    self._by_group = {}
+    for i, layer in enumerate(self.layers):
+      for gid, _, _ in layer.in_axis + layer.out_axis:
+        self._by_group.setdefault(gid, set()).add(i)
+
+  # ---- prediction -----------------------------------------------------
+
+  def layer_ms(self, counts, indices=None):
+    """{layer index: ms} at kept counts, for `indices` (default: all)."""
+    indices = range(len(self.layers)) if indices is None else indices
+    out = {}
+    for i in indices:
+      layer = self.layers[i]
+      out[i] = layer.ms(*layer.widths(counts), self.fixed_ms)
+    return out
+
+  def predict_counts(self, counts):
+    """Predicted ms when group g keeps counts[g] channels (others all)."""
+    return self.fixed_ms + sum(t - self.fixed_ms
+                               for t in self.layer_ms(counts).values())
+
+  def predict(self, model_or_keep=None):
+    """Predicted milliseconds of a model or of a keep dict.
+
+    Args:
+      model_or_keep: {group_id: kept indices or a kept count}, None (the
+        unpruned model), or a model of this architecture at any widths
+        (e.g. `tps.prune(...).model`), whose layers are found by name.
+
+    Returns:
+      float milliseconds.
+    """
+    if model_or_keep is None:
+      return self.predict_counts({})
+    if isinstance(model_or_keep, dict):
+      counts = {g: (int(v) if np.ndim(v) == 0 else len(v))
+                for g, v in model_or_keep.items()}
+      return self.predict_counts(counts)
+    frameworks.check_model(model_or_keep, "model_or_keep")
+    shapes = {c.path: (c.input_shapes[0][-1], c.output_shapes[0][-1])
+              for c in iter_calls(model_or_keep) if layer_call_macs(c)}
+    missing = [l.name for l in self.layers if l.name not in shapes]
+    if missing:
+      raise ValueError(f"`model_or_keep` has no layers {missing[:3]} of the "
+                       "architecture this LatencyModel was measured for")
+    return self.fixed_ms + sum(
+        l.ms(shapes[l.name][0], shapes[l.name][1], self.fixed_ms) -
+        self.fixed_ms for l in self.layers)
+
+  def groups_layers(self, gid):
+    """Indices of the layers whose width group `gid` sets."""
+    return self._by_group.get(gid, set())
+
+  def step(self, gid):
+    """The width step of group `gid`'s measured staircase (1 if unknown)."""
+    return int(self.steps.get(gid, 1))
+
+  def check(self, model, graph=None, arg_name="latency"):
+    """Raises ValueError unless this table fits `model`'s architecture."""
+    graph = graph if graph is not None else ChannelGraph(model)
+    if self.arch is not None:
+      key = architecture_key(model, graph)
+      if key != self.arch:
+        raise ValueError(
+            f"`{arg_name}` is a LatencyModel of another architecture "
+            f"({self.arch}), not of model '{model.name}' ({key}); measure "
+            "one for this model with tps.latency.LatencyModel.measure(model)")
+    sizes = {g.id: g.size for g in graph.groups}
+    calls = {c.path for c in iter_calls(model)}
+    for layer in self.layers:
+      if layer.name not in calls:
+        raise ValueError(f"`{arg_name}` times layer '{layer.name}', which "
+                         f"model '{model.name}' does not have: it is a "
+                         "LatencyModel of another architecture")
+      for gid, size, _ in layer.in_axis + layer.out_axis:
+        if sizes.get(gid) != size:
+          raise ValueError(
+              f"`{arg_name}` has group '{gid}' of {size} channels where "
+              f"model '{model.name}' has {sizes.get(gid)}: it is a "
+              "LatencyModel of another architecture")
+
+  # ---- persistence ----------------------------------------------------
+
+  def to_dict(self):
+    return {"format": "tfprune_survey.LatencyModel/1", "arch": self.arch,
+            "runtime": self.runtime, "fixed_ms": self.fixed_ms,
+            "measured_ms": self.measured_ms, "seconds": self.seconds,
+            "steps": self.steps,
+            "layers": [dataclasses.asdict(l) for l in self.layers]}
+
+  @classmethod
+  def from_dict(cls, d):
+    if not isinstance(d, dict) or "layers" not in d:
+      raise ValueError("not a LatencyModel: expected a dict with 'layers'")
+    return cls(d["layers"], fixed_ms=d.get("fixed_ms", 0.0),
+               arch=d.get("arch"), runtime=d.get("runtime"),
+               steps=d.get("steps"), measured_ms=d.get("measured_ms"),
+               seconds=d.get("seconds"))
+
+  def save(self, path):
+    """Writes the tables as JSON (portable: measure on a phone, plan here)."""
+    with open(path, "w") as f:
+      json.dump(self.to_dict(), f, indent=1)
+
+  @classmethod
+  def load(cls, path):
+    """Reads a JSON file written by `save`."""
+    with open(path) as f:
+      return cls.from_dict(json.load(f))
+
+  def __repr__(self):
+    return (f"LatencyModel({len(self.layers)} layers, predicted "
+            f"{self.predict():.3f} ms, runtime={self.runtime})")
+
+  # ---- construction -----------------------------------------------------
+
+  @classmethod
+  def measure(cls, model, *, threads=1, delegate="xnnpack", step=8,
+              max_points=12, cache_dir=None, use_cache=True, verbose=1):
+    """Times every MAC-counted layer alone in LiteRT at a grid of widths.
+
+    Args:
+      model: a tf_keras model or a Keras 3 model on the TensorFlow backend,
+        with a fixed input size. Not modified.
+      threads: LiteRT threads. Defaults to 1.
+      delegate: 'xnnpack' (LiteRT's default CPU path) or 'none' (the
+        builtin kernels). Defaults to 'xnnpack'.
+      step: widths are multiples of this (XNNPACK's f32 tiles are 8 or 16
+        channels wide here). Defaults to 8.
+      max_points: at most this many widths per axis; a wider layer's grid
+        step is the smallest multiple of `step` that fits. Defaults to 12.
+      cache_dir: where results are cached; defaults to
+        $TFPRUNE_SURVEY_LATENCY_CACHE or ~/.cache/tfprune_survey/latency.
+        The file name is the architecture key plus a hash of the runtime
+        (LiteRT version, threads, delegate, CPU) and the grid.
+      use_cache: read a cached table when there is one. Defaults to True.
+      verbose: 1 shows a Keras progress bar.
+
+    Returns:
+      A `LatencyModel`.
+    """
+    from tfprune_survey import planning  # pylint: disable=g-import-not-at-top
+    fw = frameworks.check_model(model)
+    threads = planning.check_int(threads, "threads", 1)
+    step = planning.check_int(step, "step", 1)
+    max_points = planning.check_int(max_points, "max_points", 2)
+    planning.check_choice(delegate, "delegate", DELEGATES)
+    graph = ChannelGraph(model)
+    arch = architecture_key(model, graph)
+    runtime = runtime_info(threads, delegate)
+    grid = {"step": step, "max_points": max_points}
+    digest = hashlib.sha1(json.dumps([runtime, grid], sort_keys=True)
+                          .encode()).hexdigest()[:12]
+    folder = cache_dir or os.environ.get(CACHE_ENV) or os.path.join(
+        os.path.expanduser("~"), ".cache", "tfprune_survey", "latency")
+    path = os.path.join(folder, f"{arch}-{digest}.json")
+    if use_cache and os.path.isfile(path):
+      return cls.load(path)
+    t0 = time.perf_counter()
+    plans = _layer_plans(model, graph, step, max_points)
+    specs = {}
+    for plan in plans:
+      specs.update(plan["specs"])
+    points = sorted(specs)
+    bar = fw.keras.utils.Progbar(len(points) + 2) if verbose else None
+    timer = _Timer(threads, delegate)
+    try:
+      fixed = timer.model_ms(_trivial_model(fw.keras))
+      if bar:
+        bar.add(1)
+      timed = {}
+      for p in points:
+        timed[p] = timer.model_ms(_one_layer_model(fw.keras, specs[p]))
+        if bar:
+          bar.add(1)
+      whole = timer.model_ms(model)
+      if bar:
+        bar.add(1)
+    finally:
+      timer.close()
+    layers = [_layer_cost(plan, timed) for plan in plans]
+    steps = {}
+    for plan in plans:
+      steps.update(plan["steps"])
+    lm = cls(layers, fixed_ms=fixed, arch=arch, runtime=runtime, steps=steps,
+             measured_ms=whole, seconds=time.perf_counter() - t0)
+    try:
+      os.makedirs(folder, exist_ok=True)
+      lm.save(path)
+    except OSError:
+      pass
+    return lm
+
+  @classmethod
+  def from_benchmark_profile(cls, csv_path, model):
+    """A LatencyModel from TFLite's per-op profile (one point per layer).
+
+    On an Android phone, with the model converted by `tflite_export.convert`:
+
+      adb push m.tflite /data/local/tmp/
+      adb shell /data/local/tmp/benchmark_model \\
+          --graph=/data/local/tmp/m.tflite --num_threads=1 \\
+          --enable_op_profiling=true \\
+          --profiling_output_csv_file=/data/local/tmp/profile.csv
+      adb pull /data/local/tmp/profile.csv
+
+    The "Operator-wise Profiling Info for Regular Benchmark Runs" section's
+    Run Order table is read (columns found by header: node type, avg_ms,
+    name). Its conv/Dense ops (CONV_2D, DEPTHWISE_CONV_2D,
+    FULLY_CONNECTED, TRANSPOSE_CONV, or XNNPACK's Convolution / Fully
+    Connected nodes) are matched, in run order, to the model's MAC-counted
+    layers in topological order; other ops are not counted (as in
+    `measure`). One profile gives each layer one point, at full width, so
+    each layer's time is taken as linear in its input and output widths
+    (no staircase); measure the per-width files on the device for that.
+
+    Raises:
+      ValueError: when the file has no such section, or its conv/Dense op
+        count differs from the model's MAC-counted layers.
+    """
+    rows = parse_benchmark_profile(csv_path)
+    graph = ChannelGraph(model)
+    plans = _layer_plans(model, graph, step=1, max_points=2)
+    ops = [r for r in rows if _is_mac_op(r["node type"])]
+    if len(ops) != len(plans):
+      raise ValueError(
+          f"{csv_path!r} has {len(ops)} conv/Dense ops where model "
+          f"'{model.name}' has {len(plans)} MAC-counted layers: not a "
+          "profile of this model")
+    layers = []
+    for plan, row in zip(plans, ops):
+      ms = float(row["avg_ms"])
+      ci, co = plan["in_full"], plan["out_full"]
+      layers.append(LayerCost(
+          name=plan["name"], in_axis=plan["in_axis"],
+          out_axis=plan["out_axis"], in_full=ci, out_full=co,
+          in_widths=[0, ci], in_ms=[0.0, ms] if not plan["multiplier"]
+          else [ms, ms], out_widths=list(range(1, co + 1)),
+          out_ms=[ms * w / co for w in range(1, co + 1)], full_ms=ms,
+          multiplier=plan["multiplier"]))
+      # Linear in both widths: the in-axis table is read as a staircase of
+      # one step, so it is given at every width too.
+      if not plan["multiplier"]:
+        layers[-1].in_widths = list(range(1, ci + 1))
+        layers[-1].in_ms = [ms * w / ci for w in range(1, ci + 1)]
+    return cls(layers, fixed_ms=0.0, arch=architecture_key(model, graph),
+               runtime={"source": os.path.basename(str(csv_path))},
+               measured_ms=sum(float(r["avg_ms"]) for r in rows))
+
+
+def plan_key(p):
+  return json.dumps(p, sort_keys=True, default=str)
+
+
+# ---- the benchmark_model profile ------------------------------------------
+
+_MAC_OPS = ("CONV_2D", "CONV_3D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+            "TRANSPOSE_CONV", "Convolution", "Depthwise Convolution",
+            "Fully Connected", "Deconvolution")
+
+
+def _is_mac_op(node_type):
+  return any(node_type.strip().startswith(k) for k in _MAC_OPS)
+
+
+def parse_benchmark_profile(csv_path):
+  """Rows of the Run Order table of a `benchmark_model` CSV profile.
+
+  Returns:
+    A list of {column: str} dicts, in run order ('node type', 'avg_ms' and
+    'name' among the columns; 'start' in newer versions).
+
+  Raises:
+    ValueError: when the file has no regular-run Run Order table.
+  """
+  with open(csv_path) as f:
+    lines = [l.rstrip("\n") for l in f]
+  try:
+    start = next(i for i, l in enumerate(lines)
+                 if "Operator-wise Profiling Info for Regular Benchmark Runs"
+                 in l)
+    header_at = next(i for i in range(start, len(lines))
+                     if lines[i].startswith("node type,"))
+  except StopIteration:
+    raise ValueError(f"{csv_path!r} has no 'Operator-wise Profiling Info for "
+                     "Regular Benchmark Runs' table (was benchmark_model run "
+                     "with --enable_op_profiling=true?)") from None
+  columns = [c.strip() for c in lines[header_at].split(",")]
+  rows = []
+  for line in lines[header_at + 1:]:
+    if not line.strip() or line.startswith("="):
+      break
+    # The node type may hold ", " (XNNPACK's "Convolution (NHWC, F32)");
+    # the name never does (the formatter turns its commas into tabs).
+    parts = line.rsplit(",", len(columns) - 1)
+    if len(parts) != len(columns):
+      raise ValueError(f"{csv_path!r}: cannot read profile row {line!r}")
+    rows.append({c: v.strip() for c, v in zip(columns, parts)})
+  return rows
+
+
+# ---- measuring ------------------------------------------------------------
+
+def runtime_info(threads, delegate):
+  """Where a table was measured: LiteRT version, threads, delegate, CPU."""
+  try:
+    import ai_edge_litert  # pylint: disable=g-import-not-at-top
+    version = ai_edge_litert.__version__
+  except (ImportError, AttributeError):
+    version = "unknown"
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          cpu = line.split(":", 1)[1].strip()
+          break
+  except OSError:
+    pass
+  return {"litert": version, "threads": threads, "delegate": delegate,
+          "cpu": cpu}
+
+
+def _config(layer):
+  cfg = {k: v for k, v in layer.get_config().items() if k not in _DROP}
+  return cfg
+
+
+def architecture_key(model, graph=None):
+  """A short hash of the model's MAC-counted layers and channel groups."""
+  graph = graph if graph is not None else ChannelGraph(model)
+  parts = []
+  for c in iter_calls(model):
+    if not layer_call_macs(c):
+      continue
+    cfg = {k: v for k, v in _config(c.layer).items()
+           if not k.endswith(("initializer", "regularizer", "constraint"))
+           and k not in ("trainable", "dtype", "seed")}
+    parts.append([c.path, type(c.layer).__name__, list(c.input_shapes[0]),
+                  list(c.output_shapes[0]), cfg])
+  parts.append(sorted((g.id, g.size, g.prunable) for g in graph.groups))
+  digest = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str)
+                        .encode()).hexdigest()[:16]
+  return f"{model.name}-{digest}"
+
+
+def _grid(size, step, max_points):
+  spacing = step * max(1, -(-size // (step * max_points)))
+  widths = list(range(spacing, size, spacing)) + [size]
+  return widths, spacing
+
+
+def _axis(graph, sl):
+  if sl is None:
+    return []
+  out = []
+  for seg in sl.layout.segments:
+    g = graph.group_of_var(seg.var)
+    out.append([g.id, g.size, seg.repeat])
+  return out
+
+
+def _layer_plans(model, graph, step, max_points):
+  """Per MAC layer: its axes, grids and the one-layer models to time."""
+  by_path = {}
+  for sl in graph.weight_slices:
+    if sl.role in ("producer", "consumer") or (
+        sl.role == "param" and sl.weight == "kernel"):
+      by_path.setdefault(sl.path, []).append(sl)
+  groups = {g.id: g for g in graph.groups}
+  plans = []
+  for c in iter_calls(model):
+    if not layer_call_macs(c):
+      continue
+    slices = by_path.get(c.path, [])
+    cin, cout = int(c.input_shapes[0][-1]), int(c.output_shapes[0][-1])
+    kind = type(c.layer).__name__
+    tied = kind in _DEPTHWISE or any(s.role == "param" for s in slices)
+    consumer = next((s for s in slices if s.role == "consumer"), None)
+    producer = next((s for s in slices if s.role == "producer"), None)
+    if tied:
+      in_axis, out_axis, mult = [], _axis(graph, consumer or next(
+          (s for s in slices if s.role == "param"), None)), cout // cin
+      if out_axis:
+        out_axis = [[g, s, r * mult] for g, s, r in out_axis]
+    else:
+      in_axis, out_axis, mult = _axis(graph, consumer), _axis(
+          graph, producer), 0
+    base = {"cls": type(c.layer), "config": _config(c.layer),
+            "shape": tuple(c.input_shapes[0][1:]), "full_in": cin}
+    plan = {"name": c.path, "in_axis": in_axis, "out_axis": out_axis,
+            "in_full": cin, "out_full": cout, "multiplier": mult,
+            "steps": {}}
+
+    def axis_grid(axis, full):
+      varies = [gid for gid, _, _ in axis if groups[gid].prunable]
+      if not varies or len(axis) != 1:
+        return [full]
+      gid, size, rep = axis[0]
+      widths, spacing = _grid(size, step, max_points)
+      plan["steps"][gid] = spacing
+      return [int(round(full * w / size)) for w in widths]
+    plan["in_widths"] = [cin] if tied else axis_grid(in_axis, cin)
+    plan["out_widths"] = axis_grid(out_axis, cout)
+    pts = [(w, cout) for w in plan["in_widths"]] + [
+        (w // mult if mult else cin, w) for w in plan["out_widths"]]
+    keys = []
+    plan["specs"] = {}
+    for ci, co in pts:
+      spec = {**base, "cin": int(ci), "cout": int(co)}
+      key = plan_key({k: v for k, v in spec.items() if k != "cls"} |
+                     {"cls": f"{base['cls'].__module__}.{kind}"})
+      plan["specs"][key] = spec
+      keys.append(key)
+    plan["in_points"] = keys[:len(plan["in_widths"])]
+    plan["out_points"] = keys[len(plan["in_widths"]):]
+    plans.append(plan)
+  return plans
+
+
+def _layer_cost(plan, timed):
+  in_ms = [timed[k] for k in plan["in_points"]]
+  out_ms = [timed[k] for k in plan["out_points"]]
+  full = min(in_ms[-1], out_ms[-1])
+  in_ms[-1] = out_ms[-1] = full
+  return LayerCost(name=plan["name"], in_axis=plan["in_axis"],
+                   out_axis=plan["out_axis"], in_full=plan["in_full"],
+                   out_full=plan["out_full"], in_widths=plan["in_widths"],
+                   in_ms=_monotone(in_ms), out_widths=plan["out_widths"],
+                   out_ms=_monotone(out_ms), full_ms=full,
+                   multiplier=plan["multiplier"])
+
+
+def _one_layer_model(keras, p):
+  """A Keras model of one layer at input/output widths (cin, cout)."""
+  cfg = dict(p["config"])
+  if "filters" in cfg:
+    cfg["filters"] = p["cout"]
+  if "units" in cfg:
+    cfg["units"] = p["cout"]
+  if cfg.get("groups", 1) not in (1, None) and cfg["groups"] == p["full_in"]:
+    cfg["groups"] = p["cin"]   # a depthwise conv written as Conv(groups=C)
+  inp = keras.Input(tuple(p["shape"][:-1]) + (p["cin"],), batch_size=1)
+  return keras.Model(inp, p["cls"].from_config(cfg)(inp))
+
+
+def _trivial_model(keras):
+  inp = keras.Input((8,), batch_size=1)
+  return keras.Model(inp, keras.layers.ReLU()(inp))
+
+
+class _Timer:
+  """Converts models to float TFLite and times them (median of invokes)."""
+
+  def __init__(self, threads, delegate, budget_ms=40.0, rounds=3):
+    self.threads, self.delegate = threads, delegate
+    self.budget_ms, self.rounds = budget_ms, rounds
+    self.folder = tempfile.mkdtemp(prefix="tps_latency_")
+    self.path = os.path.join(self.folder, "m.tflite")
+
+  def model_ms(self, model):
+    import tflite_export  # pylint: disable=g-import-not-at-top
+    tflite_export.convert(model, self.path)
+    return time_tflite(self.path, threads=self.threads,
+                       delegate=self.delegate, budget_ms=self.budget_ms,
+                       rounds=self.rounds)
+
+  def close(self):
+    try:
+      os.remove(self.path)
+    except OSError:
+      pass
+    try:
+      os.rmdir(self.folder)
+    except OSError:
+      pass
+
+
+def time_tflite(path, *, threads=1, delegate="xnnpack", budget_ms=40.0,
+                rounds=3):
+  """Smallest of `rounds` medians of batch-1 invokes (about `budget_ms`)."""
+  from tflite_export.inspect_model import interpreter  # pylint: disable=g-import-not-at-top
+  interp = interpreter(path, threads=threads,
+                       delegates=delegate == "xnnpack")
+  rng = np.random.default_rng(0)
+  for d in interp.get_input_details():
+    interp.set_tensor(d["index"], rng.random(d["shape"]).astype(d["dtype"]))
+  for _ in range(3):
+    interp.invoke()
+  t0 = time.perf_counter()
+  for _ in range(3):
+    interp.invoke()
+  est = (time.perf_counter() - t0) / 3 * 1e3
+  runs = int(np.clip(budget_ms / rounds / max(est, 1e-4), 7, 3000))
+  best = float("inf")
+  for _ in range(rounds):
+    times = np.empty(runs)
+    for i in range(runs):
+      t = time.perf_counter()
+      interp.invoke()
+      times[i] = time.perf_counter() - t
+    best = min(best, float(np.median(times)) * 1e3)
+  return best
+
+
+def measure_ms(model, *, threads=1, delegate="xnnpack", budget_ms=300.0,
+               rounds=5):
+  """Measured float TFLite latency of a whole model, in ms."""
+  timer = _Timer(threads, delegate, budget_ms=budget_ms, rounds=rounds)
+  try:
+    return timer.model_ms(model)
+  finally:
+    timer.close()
+
+
+# ---- planning -------------------------------------------------------------
+
+def search_latency(planner, latency_model, target, round_to="auto"):
+  """Kept counts that remove `target` of the predicted latency, greedily.
+
+  As NetAdapt and HALP do: at each step every group proposes its next cut,
+  from its current width down to the next allowed width at which the
+  predicted latency falls (so a cut never stops on a flat stretch of the
+  staircase), removing its lowest-ranked channels; the cut with the least
+  score lost per millisecond saved is taken. Scores are the planner's
+  (normalised per group, as for global ranking). Steps repeat until the
+  prediction is at most (1 - target) x the unpruned prediction.
+
+  Args:
+    planner: a `tfprune_survey.planning.Planner` (its groups, scores and
+      `min_keep`).
+    latency_model: a `LatencyModel` of the same model.
+    target: fraction of the predicted latency to remove, in (0, 1).
+    round_to: 'auto' (widths on each group's measured grid, multiples of
+      `latency_model.step(gid)`) or an int (multiples of it).
+
+  Returns:
+    {group_id: kept count}.
+
+  Raises:
+    ValueError: when `target` cannot be reached (the message gives the
+      largest reachable reduction).
+  """
+  lm = latency_model
+  allowed, lost = {}, {}
+  for g in planner.groups:
+    step = lm.step(g.id) if round_to == "auto" else int(round_to)
+    floor = planner.min_keep[g.id]
+    widths = sorted({w for w in range(step, g.size, step) if w >= floor} |
+                    {g.size})
+    if floor not in widths and floor < g.size:
+      widths = sorted(set(widths) | {min(g.size, -(-floor // step) * step)})
+    allowed[g.id] = widths
+    s = np.asarray(planner.scores[g.id], np.float64)
+    scale = np.abs(s).mean()
+    s = np.sort(s / scale if scale > 0 else s)
+    lost[g.id] = np.concatenate([[0.0], np.cumsum(s)])
+  counts = {g.id: g.size for g in planner.groups}
+  per_layer = lm.layer_ms(counts)
+  full = lm.fixed_ms + sum(t - lm.fixed_ms for t in per_layer.values())
+  goal = (1.0 - target) * full
+  now = full
+  while now > goal + 1e-12:
+    best = None
+    for g in planner.groups:
+      touched = lm.groups_layers(g.id)
+      if not touched:
+        continue
+      before = sum(per_layer[i] for i in touched)
+      for w in reversed([w for w in allowed[g.id] if w < counts[g.id]]):
+        trial = dict(counts)
+        trial[g.id] = w
+        after = lm.layer_ms(trial, touched)
+        saved = before - sum(after.values())
+        if saved > 1e-9:
+          score = (lost[g.id][g.size - w] - lost[g.id][g.size - counts[g.id]])
+          ratio = score / saved
+          if best is None or ratio < best[0]:
+            best = (ratio, g.id, w, after, saved)
+          break
+    if best is None:
+      raise ValueError(
+          f"`target_latency`={target} is unreachable: with min_channels and "
+          f"round_to the largest predicted latency reduction is "
+          f"{1 - now / full:.3f}")
+    _, gid, w, after, saved = best
+    counts[gid] = w
+    per_layer.update(after)
+    now -= saved
+  return counts
+
+
+def check_round_to(round_to, target_latency):
+  """`round_to` for the planner: 1 for 'auto' (with `target_latency` only).
+
+  Raises:
+    ValueError: for 'auto' without `target_latency`.
+  """
+  if isinstance(round_to, str) and round_to == "auto":
+    if target_latency is None:
+      raise ValueError("`round_to`='auto' takes each group's step from the "
+                       "LatencyModel, so it needs `target_latency`; give an "
+                       "int otherwise")
+    return 1
+  return round_to
+
+
+def plan_latency(model, graph, planner, target, latency, round_to, scope,
+                 verbose=0):
+  """Kept counts for `tps.prune(target_latency=...)`, and the LatencyModel.
+
+  Args:
+    model, graph, planner: the model, its ChannelGraph, its Planner.
+    target: fraction of latency to remove, in (0, 1).
+    latency: a `LatencyModel` of `model`, or None (measured here, cached).
+    round_to: 'auto' or the int `round_to` of `tps.prune`.
+    scope: must be 'global' (the allocation weighs every group's cuts
+      against each other).
+    verbose: 1 shows a progress bar while measuring.
+
+  Raises:
+    TypeError: `latency` is not a LatencyModel.
+    ValueError: 'local' scope, a LatencyModel of another architecture, or
+      an unreachable target.
+  """
+  if scope != "global":
+    raise ValueError("`target_latency` allocates across groups by score lost "
+                     "per millisecond saved, so it needs scope='global', got "
+                     f"scope={scope!r}")
+  if latency is None:
+    latency = LatencyModel.measure(model, verbose=verbose)
+  elif not isinstance(latency, LatencyModel):
+    raise TypeError("`latency` must be a tps.latency.LatencyModel, got "
+                    f"{type(latency).__name__}")
+  latency.check(model, graph)
+  return search_latency(planner, latency, target, round_to), latency
+
+
+def report_fields(model, slim, latency, counts):
+  """Latency figures for the PruneReport: measured before/after, predicted.
+
+  The two models are measured in turn, with the LatencyModel's threads and
+  delegate, so that their ratio is taken side by side.
+  """
+  threads = int(latency.runtime.get("threads", 1))
+  delegate = latency.runtime.get("delegate", "xnnpack")
+  if delegate not in DELEGATES:
+    delegate = "xnnpack"
+  before = after = float("inf")
+  for _ in range(2):
+    before = min(before, measure_ms(model, threads=threads, delegate=delegate))
+    after = min(after, measure_ms(slim, threads=threads, delegate=delegate))
+  return {"latency_before_ms": before, "latency_after_ms": after,
+          "latency_predicted_ratio": (latency.predict_counts(counts) /
+                                      latency.predict_counts({}))}
+
+
+__all__ = ["LatencyModel", "LayerCost", "architecture_key", "measure_ms",
+           "parse_benchmark_profile", "plan_latency", "runtime_info",
+           "search_latency",
+           "time_tflite"]
