@@ -111,10 +111,16 @@ def feature_reader(model, tensors):
   """
   fw = frameworks.of(model)
   probe = fw.keras.Model(model.inputs, list(tensors))
+  signature = None
   if fw.backend() == "tensorflow":
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    @tf.function(reduce_retracing=True)
+    inputs = list(model.inputs)
+    if len(inputs) == 1:  # one trace for every batch size
+      signature = [tf.TensorSpec([None] + list(inputs[0].shape[1:]),
+                                 inputs[0].dtype)]
+
+    @tf.function(input_signature=signature, reduce_retracing=True)
     def run(x):
       out = probe(x, training=False)
       return out if isinstance(out, (list, tuple)) else [out]
@@ -122,6 +128,9 @@ def feature_reader(model, tensors):
     def run(x):
       out = probe(x, training=False)
       return out if isinstance(out, (list, tuple)) else [out]
+  if signature is not None:
+    dtype = signature[0].dtype
+    return lambda x: [_to_numpy(t) for t in run(tf.cast(x, dtype))]
   return lambda x: [_to_numpy(t) for t in run(x)]
 
 
@@ -274,3 +283,69 @@ def contribution_gram(p, kernel, channels, index):
   w = kernel.reshape(-1, channels, kernel.shape[-1])[:, index, :]
   z = np.einsum("rtc,tco->roc", p, w).reshape(-1, len(index))
   return z.T @ z, z.shape[0]
+
+
+def group_grams(ctx, per_sample, seed):
+  """{group_id: (G, equations)} of every scorable group, in one data pass.
+
+  G sums `contribution_gram` over the group's consumers (their equations
+  concatenated) at `per_sample` seeded random output positions per sample.
+  Consumers that are not top-level Conv1D/Conv2D/Dense layers called once
+  are left out; a group with none is absent. Cached in `ctx.point_cache`.
+
+  Args:
+    ctx: a `ScoringContext` with data.
+    per_sample: output positions sampled per sample.
+    seed: seed of the sampling.
+  """
+  key = ("contribution_grams", per_sample, seed)
+  if key in ctx.point_cache:
+    return ctx.point_cache[key]
+  graph, model = ctx.graph, ctx.model
+  calls = {}
+  for call in graph.calls:
+    calls.setdefault(call.path, []).append(call)
+  readers = {}   # consumer path -> (Consumer, [(group id, channels, index)])
+  for group in ctx.groups:
+    for path in group.consumers:
+      cs = calls.get(path, [])
+      if (len(cs) != 1 or cs[0].class_name not in FITTABLE or
+          len(cs[0].names) != 1):
+        continue
+      try:
+        consumer = consumer_of(cs[0])
+      except ValueError:
+        continue
+      cols = channel_columns(graph, group, path)
+      if consumer is None or cols is None:
+        continue
+      readers.setdefault(path, (consumer, []))[1].append((group.id,) + cols)
+  out = {}
+  if not readers:
+    ctx.point_cache[key] = out
+    return out
+  order = list(readers)
+  read = feature_reader(model, [
+      input_tensor(model, p, readers[p][0].node_index) for p in order])
+  kernels = {p: kernel_matrix(model.get_layer(p))[0] for p in order}
+  rng = np.random.default_rng(seed)
+  fw = frameworks.of(model)
+  bar = fw.keras.utils.Progbar(ctx.steps, unit_name="batch") if (
+      ctx.verbose) else None
+  for x in batches(ctx.data, None, ctx.steps):
+    for path, feat in zip(order, read(x)):
+      consumer, entries = readers[path]
+      pos = sample_positions(rng, len(x), output_positions(consumer,
+                                                           feat.shape),
+                             per_sample)
+      p = patches(consumer, feat, pos)
+      for gid, channels, index in entries:
+        g, n = contribution_gram(p, kernels[path], channels, index)
+        if gid in out:
+          out[gid] = (out[gid][0] + g, out[gid][1] + n)
+        else:
+          out[gid] = (g, n)
+    if bar is not None:
+      bar.add(1)
+  ctx.point_cache[key] = out
+  return out

@@ -166,6 +166,11 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                                    "reduction": reduction})
   if recalibrate is not None:
     data_lib.check_inputs(model, recalibrate, "recalibrate")
+  if getattr(crit, "local_only", False) and scope == "global" and (
+      ratios is None):
+    raise ValueError(f"criterion '{crit.name}' ranks channels within each "
+                     "group only: pass scope='local' or `ratios`, not "
+                     "scope='global'")
   refit = check_reconstruct(reconstruct, data)
   graph = ChannelGraph(model)
   if ratios is not None:

@@ -12,11 +12,13 @@ from tfprune_survey.criteria import entropy
 from tfprune_survey.criteria import fpgm
 from tfprune_survey.criteria import l1
 from tfprune_survey.criteria import l2
+from tfprune_survey.criteria import lasso
 from tfprune_survey.criteria import random_criterion
 from tfprune_survey.criteria import slimming
 from tfprune_survey.criteria import sss
 from tfprune_survey.criteria import taylor
 from tfprune_survey.criteria import taylor_fo
+from tfprune_survey.criteria import thinet
 from tfprune_survey.criteria import variance
 from tfprune_survey.criteria.activation import ActivationCriterion
 from tfprune_survey.criteria.base import Criterion
@@ -31,3 +33,4 @@ __all__ = ["ActivationCriterion", "Criterion", "deserialize", "get", "names",
            "reduce_scores", "register_criterion", "serialize"]
 del apoz, entropy, fpgm, l1, l2, random_criterion, slimming, sss, taylor
 del taylor_fo, variance
+del lasso, thinet

@@ -1,0 +1,154 @@
+"""thinet and lasso against numpy references on hand-built tensors."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn import linear_model
+
+import tfprune_survey as tps
+from tfprune_survey import frameworks
+from tfprune_survey.criteria import lasso as lasso_lib
+from tfprune_survey.criteria import thinet as thinet_lib
+
+FRAMEWORKS = ("tf_keras", "keras3")
+DEAD = 2   # the producer channel the consumer's weights ignore
+
+
+def _model(framework, consumer, seed=0):
+  """c1 (5 channels, relu) -> consumer reading them; channel DEAD unused."""
+  keras = frameworks.get(framework).keras
+  rng = np.random.default_rng(seed)
+  inp = keras.Input((6, 6, 3))
+  a = keras.layers.Conv2D(5, 3, padding="same", activation="relu",
+                          name="c1")(inp)
+  if consumer == "conv":
+    out = keras.layers.Conv2D(4, 3, strides=2, padding="same",
+                              name="c2")(a)
+  else:
+    out = keras.layers.Dense(4, name="c2")(keras.layers.Flatten()(a))
+  model = keras.Model(inp, out)
+  w1 = rng.normal(size=(3, 3, 3, 5)).astype("float32")
+  b1 = rng.normal(size=5).astype("float32") * 0.1
+  model.get_layer("c1").set_weights([w1, b1])
+  w2, b2 = [v.copy() for v in model.get_layer("c2").get_weights()]
+  w2 = rng.normal(size=w2.shape).astype("float32")
+  if consumer == "conv":
+    w2[:, :, DEAD, :] = 0.0
+  else:
+    w2.reshape(36, 5, 4)[:, DEAD, :] = 0.0
+  model.get_layer("c2").set_weights([w2, b2])
+  return model, w1, b1, w2
+
+
+def _contributions(consumer, x, w1, b1, w2):
+  """(equations, C) contributions of each c1 channel to c2's outputs.
+
+  Computed by running c2 on c1's output with every other channel zeroed
+  (TensorFlow's own conv for the feature maps), at every output position.
+  """
+  a = tf.nn.relu(tf.nn.conv2d(x, w1, 1, "SAME") + b1).numpy()
+  cols = []
+  for c in range(a.shape[-1]):
+    only = np.zeros_like(a)
+    only[..., c] = a[..., c]
+    if consumer == "conv":
+      z = tf.nn.conv2d(only, w2, 2, "SAME").numpy()
+    else:
+      z = only.reshape(len(a), -1) @ w2
+    cols.append(z.reshape(-1).astype(np.float64))
+  return np.stack(cols, axis=1)
+
+
+def _greedy_reference(z):
+  """ThiNet's greedy order, by the explicit error ||sum_{c in T} z_c||²."""
+  left, removed = list(range(z.shape[1])), []
+  while left:
+    errs = [np.sum(z[:, removed + [c]].sum(axis=1) ** 2) for c in left]
+    best = left[int(np.argmin(errs))]
+    removed.append(best)
+    left.remove(best)
+  return removed
+
+
+def _data(seed=1):
+  return np.random.default_rng(seed).normal(size=(12, 6, 6, 3)).astype(
+      "float32")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("consumer", ("conv", "dense"))
+def test_thinet_matches_the_greedy_reference(framework, consumer):
+  model, w1, b1, w2 = _model(framework, consumer)
+  x = _data()
+  crit = thinet_lib.ThiNet(positions_per_sample=64)  # every position
+  scores = tps.score(model, crit, x)["c1"]
+  order = list(np.argsort(scores))
+  assert order[0] == DEAD  # its contribution is exactly zero
+  assert order == _greedy_reference(_contributions(consumer, x, w1, b1, w2))
+  np.testing.assert_array_equal(np.sort(scores), np.arange(5))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("consumer", ("conv", "dense"))
+def test_lasso_matches_the_lars_reference(framework, consumer):
+  model, w1, b1, w2 = _model(framework, consumer)
+  x = _data()
+  scores = tps.score(model, lasso_lib.Lasso(positions_per_sample=64), x)["c1"]
+  z = _contributions(consumer, x, w1, b1, w2)
+  alphas, _, coefs = linear_model.lars_path(z, z.sum(axis=1), method="lasso")
+  want = np.zeros(5)
+  for c in range(5):
+    nz = np.flatnonzero(coefs[c])
+    if nz.size:
+      want[c] = alphas[nz[0] - 1] / alphas[0]
+  np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-9)
+  assert scores[DEAD] == 0.0 and (np.delete(scores, DEAD) > 0).all()
+
+
+def test_lasso_recovers_a_planted_sparse_beta():
+  rng = np.random.default_rng(0)
+  z = rng.normal(size=(400, 10))
+  beta = np.zeros(10)
+  support = [1, 4, 8]
+  beta[support] = [2.0, -1.5, 1.0]
+  y = z @ beta
+  alphas, coefs = lasso_lib.lasso_path(z.T @ z, z.T @ y, len(z))
+  np.testing.assert_allclose(coefs[:, -1], beta, atol=1e-8)
+  lam = lasso_lib.entry_alphas(alphas, coefs)
+  assert sorted(np.argsort(-lam)[:3]) == support
+  assert (lam[[c for c in range(10) if c not in support]] == 0).all()
+  # Along the path, the first knot with three non-zero β has the support.
+  k = next(k for k in range(coefs.shape[1])
+           if np.count_nonzero(coefs[:, k]) == 3)
+  assert sorted(np.flatnonzero(coefs[:, k])) == support
+
+
+def test_thinet_removal_order_on_a_gram():
+  # Channel 2 is the weakest; then channel 1 goes before channel 0 of the
+  # same size because it partly cancels channel 2's (removed) contribution.
+  z = np.array([[1.0, -1.0, 0.3], [2.0, -2.0, 0.1], [0.5, -0.5, 0.2]])
+  order = thinet_lib.removal_order(z.T @ z)
+  assert list(order) == [2, 1, 0]
+  assert list(order) == _greedy_reference(z)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_thinet_prunes_locally_and_refuses_global(framework):
+  model, *_ = _model(framework, "conv")
+  x = _data()
+  result = tps.prune(model, "thinet", data=x, ratio=0.2, scope="local")
+  np.testing.assert_array_equal(result.keep["c1"], [0, 1, 3, 4])
+  result = tps.prune(model, "thinet", data=x, ratios={"c1": 0.2})
+  np.testing.assert_array_equal(result.keep["c1"], [0, 1, 3, 4])
+  with pytest.raises(ValueError, match="'thinet'.*scope='local'"):
+    tps.prune(model, "thinet", data=x, ratio=0.2)
+  with pytest.raises(ValueError, match="'thinet'"):
+    tps.score(model, "thinet")
+  with pytest.raises(ValueError, match="positions_per_sample"):
+    thinet_lib.ThiNet(positions_per_sample=0)
+
+
+def test_lasso_prunes_the_dead_channel_first():
+  model, *_ = _model("keras3", "dense")
+  result = tps.prune(model, "lasso", data=_data(), ratio=0.2)
+  np.testing.assert_array_equal(result.keep["c1"], [0, 1, 3, 4])
