@@ -4,6 +4,9 @@ import numpy as np
 
 from tfprune_survey.frameworks import Framework
 
+# Per-channel weights that are running statistics, not parameters.
+STATISTICS = ("moving_mean", "moving_variance")
+
 
 class ScoringContext:
   """Read-only access to a model for criteria.
@@ -48,6 +51,44 @@ class ScoringContext:
       rows = np.moveaxis(w, sl.axis, 0).reshape(w.shape[sl.axis], -1)
       out.append(rows[base:base + group.size].astype(np.float64))
     return out
+
+  def channel_rows(self, group, sl, base, seg, array=None):
+    """(group.size, k): the entries of one weight slice each channel owns.
+
+    Args:
+      group: a ChannelGroup.
+      sl, base, seg: one item of `graph.group_segments(group)`.
+      array: optional array of the weight's shape (e.g. squared gradients)
+        to read instead of the weight itself.
+
+    Returns:
+      float64 matrix; row c holds every entry of the slice's axis that
+      channel c of `group` owns: its `repeat` positions (DepthwiseConv's
+      depth multiplier) at every spatial position after a Flatten, times the
+      weight's other axes.
+    """
+    if array is None:
+      array = self.weights(sl.path)[sl.weight]
+    moved = np.moveaxis(np.asarray(array, np.float64), sl.axis, 0)
+    lay = sl.layout
+    own = (base + np.arange(group.size)[:, None] * seg.repeat +
+           np.arange(seg.repeat)[None, :])
+    idx = (own[:, None, :] + lay.channels *
+           np.arange(lay.spatial)[None, :, None]).reshape(group.size, -1)
+    return moved[idx].reshape(group.size, -1)
+
+  def group_slices(self, group):
+    """[(WeightSlice, (group.size, k) rows)] of every parameter slice removed.
+
+    Every slice the group removes with its channels: producers' kernels and
+    biases, per-channel parameters (BN gamma and beta, ChannelScale scale,
+    PReLU alpha, DepthwiseConv bias) and consumers' input slices (after a
+    Flatten, all spatial positions of the channel). BN's moving statistics
+    are not parameters and are left out.
+    """
+    return [(sl, self.channel_rows(group, sl, base, seg))
+            for sl, base, seg in self.graph.group_segments(group)
+            if sl.weight not in STATISTICS]
 
   def param_vectors(self, group, weight, layer_type=None):
     """(path, vector) of per-channel parameters named `weight` in the group.

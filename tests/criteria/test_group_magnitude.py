@@ -1,0 +1,154 @@
+"""l1, l2 and fpgm with include='group' against numpy references, both Kerases.
+
+The references read the weights by name and slice every parameter a group
+removes by hand: producer kernels and biases, BN gamma and beta, a
+consumer's input slice, and a Dense consumer's rows after a Flatten.
+"""
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tfprune_survey import frameworks
+
+RTOL = 1e-6
+FRAMEWORKS = ("tf_keras", "keras3")
+
+
+def build(framework, seed=0):
+  """c1 -> bn1 -> relu, + shortcut sc; -> c2 (stride 2) -> flatten -> d1 -> head.
+
+  Groups: 'c1' (c1, sc, bn1; consumer c2), 'c2' (consumer d1 after a
+  Flatten of 3x3 positions), 'd1' (consumer head).
+  """
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  inp = keras.Input((6, 6, 2))
+  x = L.Conv2D(4, 3, padding="same", name="c1")(inp)
+  x = L.BatchNormalization(name="bn1")(x)
+  x = L.ReLU(name="r1")(x)
+  s = L.Conv2D(4, 1, name="sc")(inp)
+  x = L.Add(name="add")([x, s])
+  x = L.Conv2D(3, 3, strides=2, padding="same", activation="relu",
+               name="c2")(x)
+  x = L.Flatten(name="flat")(x)
+  x = L.Dense(5, activation="relu", name="d1")(x)
+  out = L.Dense(2, name="head")(x)
+  model = keras.Model(inp, out)
+  rng = np.random.default_rng(seed)
+  for layer in model.layers:
+    ws = layer.get_weights()
+    if ws:
+      layer.set_weights([rng.standard_normal(w.shape).astype("float32")
+                         for w in ws])
+  return model
+
+
+def w(model, layer, index):
+  return model.get_layer(layer).get_weights()[index].astype(np.float64)
+
+
+def group_rows(model):
+  """{group: [(size, k) per-channel rows of every slice]}, sliced by hand."""
+  c2k = w(model, "c2", 0)                      # (3, 3, 4, 3)
+  d1k = w(model, "d1", 0)                      # (27, 5): rows (h, w, c)
+  return {
+      "c1": [w(model, "c1", 0).reshape(-1, 4).T, w(model, "c1", 1)[:, None],
+             w(model, "bn1", 0)[:, None], w(model, "bn1", 1)[:, None],
+             w(model, "sc", 0).reshape(-1, 4).T, w(model, "sc", 1)[:, None],
+             np.transpose(c2k, (2, 0, 1, 3)).reshape(4, -1)],
+      "c2": [c2k.reshape(-1, 3).T, w(model, "c2", 1)[:, None],
+             np.stack([d1k[np.arange(9) * 3 + c].ravel() for c in range(3)])],
+      "d1": [d1k.T, w(model, "d1", 1)[:, None], w(model, "head", 0)],
+  }
+
+
+def reference(rows, p, reduction="mean"):
+  parts = np.stack([(np.abs(r) ** p).sum(axis=1) for r in rows])
+  s = {"mean": parts.mean(0), "sum": parts.sum(0), "max": parts.max(0)}[
+      reduction]
+  return s / s.mean()
+
+
+def fpgm_reference(rows):
+  v = np.concatenate(rows, axis=1)
+  s = np.array([sum(np.linalg.norm(v[i] - v[j]) for j in range(len(v)))
+                for i in range(len(v))])
+  return s / s.mean()
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def model(request):
+  return build(request.param)
+
+
+def test_the_hand_slicing_covers_the_groups(model):
+  graph = tps.ChannelGraph(model)
+  assert {g.id for g in graph.prunable_groups} == {"c1", "c2", "d1"}
+  assert sorted(graph.group("c1").producers) == ["c1", "sc"]
+
+
+@pytest.mark.parametrize("name,p", [("l1", 1), ("l2", 2)])
+def test_group_norms_match_reference(model, name, p):
+  crit = tps.criteria.deserialize({"class_name": name,
+                                   "config": {"include": "group"}})
+  got = tps.score(model, crit)
+  for gid, rows in group_rows(model).items():
+    np.testing.assert_allclose(got[gid], reference(rows, p), rtol=RTOL)
+
+
+def test_group_reduction_max(model):
+  got = tps.score(model, tps.criteria.L2Norm(reduction="max",
+                                             include="group"))
+  for gid, rows in group_rows(model).items():
+    np.testing.assert_allclose(got[gid], reference(rows, 2, "max"),
+                               rtol=RTOL)
+
+
+def test_group_fpgm_matches_reference(model):
+  got = tps.score(model, tps.criteria.FPGM(include="group"))
+  for gid, rows in group_rows(model).items():
+    np.testing.assert_allclose(got[gid], fpgm_reference(rows), rtol=RTOL)
+
+
+def test_producers_is_the_default_and_unchanged(model):
+  k1, ks = w(model, "c1", 0).reshape(-1, 4), w(model, "sc", 0).reshape(-1, 4)
+  for crit in ("l2", tps.criteria.L2Norm(include="producers")):
+    got = tps.score(model, crit)
+    np.testing.assert_allclose(
+        got["c1"], (np.linalg.norm(k1, axis=0) + np.linalg.norm(ks, axis=0))
+        / 2, rtol=RTOL)
+  got = tps.score(model, "l1")
+  np.testing.assert_allclose(got["d1"], np.abs(w(model, "d1", 0)).sum(0),
+                             rtol=RTOL)
+  assert tps.criteria.get("fpgm").get_config() == {"reduction": "mean",
+                                                   "include": "producers"}
+
+
+def test_prune_with_group_l2_keeps_the_top_scores(model):
+  result = tps.prune(model, tps.criteria.L2Norm(include="group"), ratio=0.5,
+                     scope="local")
+  refs = {gid: reference(rows, 2) for gid, rows in group_rows(model).items()}
+  assert result.keep
+  for gid, kept in result.keep.items():
+    order = np.argsort(-refs[gid])
+    assert sorted(kept) == sorted(order[:len(kept)]), gid
+
+
+@pytest.mark.parametrize("cls", ["L1Norm", "L2Norm", "FPGM"])
+def test_unknown_include_is_a_value_error_naming_it(cls):
+  with pytest.raises(ValueError, match="`include`.*'everything'"):
+    getattr(tps.criteria, cls)(include="everything")
+  name = {"L1Norm": "l1", "L2Norm": "l2", "FPGM": "fpgm"}[cls]
+  with pytest.raises(ValueError, match="`include`"):
+    tps.criteria.deserialize({"class_name": name,
+                              "config": {"include": "consumers"}})
+
+
+@pytest.mark.parametrize("name", ["l1", "l2", "fpgm"])
+def test_config_round_trip(name):
+  crit = tps.criteria.deserialize({"class_name": name,
+                                   "config": {"include": "group"}})
+  assert crit.include == "group"
+  again = tps.criteria.deserialize(tps.criteria.serialize(crit))
+  assert again.get_config() == {"reduction": "mean", "include": "group"}

@@ -1,0 +1,208 @@
+"""Per-sample layer statistics for the second-order criteria (obd, kfac_obd).
+
+One forward-backward pass of a probe model (TensorFlow backend, either
+Keras) gives, for each layer read, its input X and the gradient D of the
+summed per-sample losses at its output. In inference mode sample n's loss
+depends only on sample n, so D[n] is that sample's own output gradient, and
+each sample's parameter gradient follows from (X[n], D[n]) alone:
+
+- Dense, Conv1D and Conv2D (channels last, groups=1): the layer is a matmul
+  of input patches P (N, T, fan_in) (im2col for convs, T output positions)
+  with the kernel matrix, so sample n's kernel gradient is
+  P[n]^T D_pre[n] and its bias gradient the sum of D_pre[n] over positions,
+  D_pre being the gradient before the layer's activation (through the
+  activation's own vector-Jacobian product when it is not linear). This is
+  BackPACK's per-sample trick (Dangel, Kunstner, Hennig 2020).
+- Any other layer (BatchNormalization, ChannelScale, PReLU, transposed or
+  separable convs): `tf.vectorized_map` over samples of the layer's own
+  vector-Jacobian product for (X[n], D[n]).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfprune_survey import frameworks
+from tfprune_survey.data import iterate_batches
+from tfprune_survey.losses import per_sample_loss
+
+PATCHED = ("Dense", "Conv1D", "Conv2D")
+
+
+def check_backend(fw, name):
+  if fw.backend() != "tensorflow":
+    raise NotImplementedError(
+        f"criterion '{name}' needs the TensorFlow backend (tf_keras, or Keras"
+        f" 3 with KERAS_BACKEND=tensorflow), not '{fw.backend()}'; "
+        "'taylor_fo' runs on every backend")
+
+
+def layer_call(ctx, path, name):
+  """The one top-level call of layer `path`.
+
+  Raises:
+    NotImplementedError: for a layer inside a nested model or called more
+      than once (a shared layer), naming it.
+  """
+  calls = [c for c in ctx.graph.calls if c.path == path]
+  if len(calls) != 1 or len(calls[0].names) != 1:
+    raise NotImplementedError(
+        f"criterion '{name}' reads per-sample gradients of layer '{path}', "
+        "which is shared or inside a nested model; only layers of the top "
+        "model called once are supported ('taylor_fo' has no such limit)")
+  return calls[0]
+
+
+def patchable(layer):
+  """True when `layer`'s output is patches @ kernel matrix (+ bias)."""
+  kind = type(layer).__name__
+  if kind not in PATCHED:
+    return False
+  config = layer.get_config()
+  if kind == "Dense":
+    return True
+  return (config.get("data_format", "channels_last") == "channels_last" and
+          (config.get("groups", 1) or 1) == 1)
+
+
+def _pair(value, rank):
+  value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+  return value * rank if len(value) == 1 else value
+
+
+def patches(layer, x):
+  """(N, T, fan_in) input patches of a `patchable` layer (im2col).
+
+  The last axis follows the kernel's (taps..., in_channels) order, so the
+  layer's pre-activation output is patches @ kernel.reshape(fan_in, -1)
+  (+ bias), at T output positions in row-major order.
+  """
+  x = tf.cast(x, tf.float32)
+  n = tf.shape(x)[0]
+  kind = type(layer).__name__
+  if kind == "Dense":
+    return tf.reshape(x, [n, -1, x.shape[-1]])
+  config = layer.get_config()
+  rank = 1 if kind == "Conv1D" else 2
+  size = _pair(config["kernel_size"], rank)
+  strides = _pair(config["strides"], rank)
+  rates = _pair(config.get("dilation_rate", 1), rank)
+  padding = config["padding"].upper()
+  if rank == 1:
+    if padding == "CAUSAL":
+      x = tf.pad(x, [[0, 0], [rates[0] * (size[0] - 1), 0], [0, 0]])
+      padding = "VALID"
+    x = x[:, None]
+    size, strides, rates = (1,) + size, (1,) + strides, (1,) + rates
+  p = tf.image.extract_patches(
+      x, sizes=[1, *size, 1], strides=[1, *strides, 1],
+      rates=[1, *rates, 1], padding=padding)
+  return tf.reshape(p, [n, -1, p.shape[-1]])
+
+
+def kernel_matrix(layer, fw):
+  """(kernel (fan_in, C) tf tensor, bias (C,) or None) of a patchable layer."""
+  kernel = fw.tf_variable(layer.weights[fw.find_weight(layer, "kernel")[0]])
+  found = fw.find_weight(layer, "bias")
+  bias = fw.tf_variable(layer.weights[found[0]]) if found else None
+  return tf.reshape(kernel, [-1, kernel.shape[-1]]), bias
+
+
+def preactivation_grad(layer, fw, p, d):
+  """(N, T, C): the output gradient `d` taken back through the activation."""
+  d = tf.reshape(tf.cast(d, tf.float32), [tf.shape(p)[0], -1, d.shape[-1]])
+  activation = layer.get_config().get("activation", "linear")
+  if activation in ("linear", None):
+    return d
+  kernel, bias = kernel_matrix(layer, fw)
+  z = tf.einsum("ntf,fc->ntc", p, tf.cast(kernel, tf.float32))
+  if bias is not None:
+    z += tf.cast(bias, tf.float32)
+  with tf.GradientTape() as tape:
+    tape.watch(z)
+    a = layer.activation(z)
+  return tape.gradient(a, z, output_gradients=d)
+
+
+def vmap_square_grads(layer, variables, x, d):
+  """Sum over samples of each variable's squared per-sample gradient."""
+
+  def one(args):
+    xi, di = args
+    with tf.GradientTape() as tape:
+      tape.watch(variables)
+      out = layer(xi[None], training=False)
+    grads = tape.gradient(out, variables, output_gradients=di[None])
+    return [tf.zeros_like(v) if g is None else tf.cast(g, tf.float32)
+            for g, v in zip(grads, variables)]
+  grads = tf.vectorized_map(one, (x, d))
+  return [tf.reduce_sum(tf.square(g), axis=0) for g in grads]
+
+
+class Probe:
+  """A model of the model's Keras exposing the inputs and outputs of layers.
+
+  Args:
+    ctx: the ScoringContext.
+    paths: the layers whose input and output are needed (top-level, one
+      call each).
+    name: the criterion's name, for messages.
+  """
+
+  def __init__(self, ctx, paths, name):
+    model = ctx.model
+    self.fw = frameworks.of(model)
+    check_backend(self.fw, name)
+    tensors, self.index = [], {}
+
+    def add(t):
+      for i, u in enumerate(tensors):
+        if u is t:
+          return i
+      tensors.append(t)
+      return len(tensors) - 1
+    for path in paths:
+      call = layer_call(ctx, path, name)
+      inp = self.fw.input_tensor(call.layer, call.node_index)
+      if isinstance(inp, (list, tuple)):
+        raise NotImplementedError(f"criterion '{name}' cannot read layer "
+                                  f"'{path}': it has several inputs")
+      self.index[path] = (add(inp), add(call.layer.output))
+    self.model = self.fw.keras.Model(model.inputs,
+                                     [model.outputs[0]] + tensors)
+    self.loss_fn = per_sample_loss(model)
+
+  def run(self, x, y):
+    """({path: input}, {path: gradient of the summed loss at the output})."""
+    with tf.GradientTape() as tape:
+      outs = self.model(x, training=False)
+      loss = tf.reduce_sum(self.loss_fn(y, outs[0]))
+    feats = list(outs[1:])
+    grads = tape.gradient(loss, feats)
+    grads = [tf.zeros_like(f) if g is None else g
+             for f, g in zip(feats, grads)]
+    inputs = {p: feats[i] for p, (i, _) in self.index.items()}
+    deltas = {p: grads[o] for p, (_, o) in self.index.items()}
+    return inputs, deltas
+
+
+def stream(ctx, name, step):
+  """Sums `step(x, y) -> [np arrays]` over the batches; (sums, samples).
+
+  Raises:
+    ValueError: for a batch without labels, naming the criterion.
+  """
+  fw = frameworks.of(ctx.model)
+  sums, samples = None, 0
+  bar = fw.keras.utils.Progbar(ctx.steps, unit_name="batch") if (
+      ctx.verbose) else None
+  for x, y in iterate_batches(ctx.data, ctx.steps):
+    if y is None:
+      raise ValueError(f"criterion '{name}' needs labels: pass data as "
+                       "(x, y)")
+    out = [np.asarray(v, np.float64) for v in step(
+        tf.convert_to_tensor(x), tf.convert_to_tensor(y))]
+    sums = out if sums is None else [a + b for a, b in zip(sums, out)]
+    samples += int(np.shape(x)[0])
+    if bar is not None:
+      bar.add(1)
+  return sums, samples

@@ -1,0 +1,120 @@
+"""Optimal Brain Damage at channel level (LeCun, Denker and Solla, 1990)."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfprune_survey.criteria import curvature
+from tfprune_survey.criteria.base import Criterion
+from tfprune_survey.criteria.base import reduce_scores
+from tfprune_survey.criteria.context import STATISTICS
+from tfprune_survey.criteria.registry import register_criterion
+
+
+def scored_slices(ctx, group):
+  """[(slice, base, segment)] of the parameters OBD reads for `group`.
+
+  The producers' output slices (kernel and bias) and the per-channel
+  parameters that follow them (BN gamma and beta, ChannelScale scale, PReLU
+  alpha, ...); not consumers' input slices, nor BN moving statistics.
+  """
+  return [(sl, base, seg) for sl, base, seg in ctx.graph.group_segments(group)
+          if sl.role in ("producer", "param") and sl.weight not in STATISTICS]
+
+
+@register_criterion("obd")
+class OBD(Criterion):
+  """Per channel, 1/2 * sum over its parameters of E[g^2] * w^2.
+
+  OBD's saliency of a parameter is 1/2 h_kk w_k^2 with h_kk the diagonal of
+  the Hessian; here h_kk is the empirical Fisher E[g_k^2], the mean over
+  samples of the squared per-sample gradient of that sample's loss (the
+  model's compiled loss, else sparse categorical cross-entropy), taken in
+  inference mode. A channel's score sums the saliencies of every parameter
+  removed with it: its producer's kernel slice and bias, and the
+  per-channel parameters that follow (BN gamma and beta, ChannelScale
+  scale, PReLU alpha). Consumers' input slices are not summed. For a
+  coupled group (e.g. a residual stream) there is one score vector per
+  layer holding such parameters, combined with `reduction` (default 'sum':
+  the saliency of all of them).
+
+  Per-sample gradients come from one forward-backward pass of a probe model
+  (layer inputs and output gradients) and, per layer, a cheap per-sample
+  step (`tfprune_survey/criteria/curvature.py`): patches for Dense, Conv1D
+  and Conv2D, `tf.vectorized_map` of the layer's own gradient for the rest.
+  Needs the TensorFlow backend; layers inside nested models or shared
+  layers are not supported (NotImplementedError naming the layer).
+  Memory: per layer read, a batch of per-sample kernel gradients
+  (batch x kernel size floats).
+
+  Reference: Y. LeCun, J. S. Denker, S. A. Solla (1990), "Optimal brain
+  damage", NeurIPS (here per channel, with the empirical Fisher for the
+  Hessian's diagonal).
+
+  Args:
+    reduction: 'sum' (default), 'mean' or 'max' across the group's layers.
+  """
+
+  name = "obd"
+  requires_data = True
+  needs_gradients = True
+
+  def __init__(self, reduction="sum"):
+    super().__init__(reduction)
+
+  def score(self, ctx):
+    plan = {g.id: scored_slices(ctx, g) for g in ctx.groups}
+    weights = {}
+    for slices in plan.values():
+      for sl, _, _ in slices:
+        weights.setdefault(sl.path, [])
+        if sl.weight not in weights[sl.path]:
+          weights[sl.path].append(sl.weight)
+    if not weights:
+      return {}
+    paths = list(weights)
+    probe = curvature.Probe(ctx, paths, self.name)
+    fw = probe.fw
+    layers = {p: ctx.graph.layer(p) for p in paths}
+    fast = {p: curvature.patchable(layers[p]) and set(weights[p]) <= {
+        "kernel", "bias"} for p in paths}
+    variables = {p: [fw.tf_variable(layers[p].weights[
+        fw.find_weight(layers[p], w)[0]]) for w in weights[p]] for p in paths}
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y):
+      inputs, deltas = probe.run(x, y)
+      out = []
+      for p in paths:
+        layer = layers[p]
+        if not fast[p]:
+          out += curvature.vmap_square_grads(layer, variables[p], inputs[p],
+                                             deltas[p])
+          continue
+        pt = curvature.patches(layer, inputs[p])
+        d = curvature.preactivation_grad(layer, fw, pt, deltas[p])
+        for w, v in zip(weights[p], variables[p]):
+          if w == "kernel":
+            g = tf.einsum("ntf,ntc->nfc", pt, d)
+          else:
+            g = tf.reduce_sum(d, axis=1)
+          out.append(tf.reshape(tf.reduce_sum(tf.square(g), axis=0),
+                                v.shape))
+      return out
+
+    sums, samples = curvature.stream(ctx, self.name, step)
+    fisher, k = {}, 0
+    for p in paths:
+      for w in weights[p]:
+        fisher[(p, w)] = sums[k] / samples
+        k += 1
+    out = {}
+    for g in ctx.groups:
+      parts = {}
+      for sl, base, seg in plan[g.id]:
+        w = ctx.weights(sl.path)[sl.weight].astype(np.float64)
+        sal = 0.5 * fisher[(sl.path, sl.weight)] * w * w
+        rows = ctx.channel_rows(g, sl, base, seg, sal).sum(axis=1)
+        parts[sl.path] = parts.get(sl.path, 0.0) + rows
+      if parts:
+        out[g.id] = reduce_scores(list(parts.values()), self.reduction)
+    return out
