@@ -7,10 +7,13 @@ and a stripper that builds genuinely slim Keras models.
 from tfprune_survey import frameworks
 from tfprune_survey import criteria
 from tfprune_survey import data
+from tfprune_survey import lottery
+from tfprune_survey import latency
 from tfprune_survey import published
 from tfprune_survey import schedules
 from tfprune_survey import zoo
 from tfprune_survey.bn import recalibrate_bn
+from tfprune_survey.cluster import cluster_prune
 from tfprune_survey.distill import DistillationModel
 from tfprune_survey.distill import reinitialize
 from tfprune_survey.errors import UnsupportedModelError
@@ -58,8 +61,8 @@ __all__ = [
     "IterativeResult", "LayerHandler", "Planner", "PruneReport",
     "PruneResult", "search_macs",
     "SensitivityResult", "UnsupportedModelError", "count_macs", "count_params",
-    "criteria", "data", "frameworks", "iterative_prune", "mask_channels", "materialize",
-    "profile", "prune", "ratios_from_sensitivity", "recalibrate_bn",
+    "criteria", "data", "frameworks", "latency", "iterative_prune", "lottery", "mask_channels", "materialize",
+    "cluster_prune", "profile", "prune", "ratios_from_sensitivity", "recalibrate_bn",
     "reconstruct",
     "register_handler", "reinitialize", "schedules", "score", "sensitivity",
 ]

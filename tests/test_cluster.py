@@ -1,0 +1,384 @@
+"""tps.cluster_prune: clustering redundant channels and merging them."""
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tfprune_survey import frameworks
+from tfprune_survey import zoo
+from tests.conftest import max_rel_diff
+from tests.conftest import same_weights
+from tests.conftest import to_numpy
+from tests.conftest import weights_of
+
+FRAMEWORKS = ("tf_keras", "keras3")
+
+
+def keras_of(framework):
+  return frameworks.get(framework).keras
+
+
+def conv_model(framework, widths=(8, 8), units=6, seed=0):
+  """conv+BN+ReLU (x2), GAP, Dense+ReLU, Dense: all but the last prunable."""
+  keras = keras_of(framework)
+  L = keras.layers
+  keras.utils.set_random_seed(seed)
+  inp = keras.Input((8, 8, 3))
+  x = inp
+  for i, w in enumerate(widths):
+    x = L.Conv2D(w, 3, padding="same", name=f"c{i + 1}")(x)
+    x = L.BatchNormalization(name=f"bn{i + 1}")(x)
+    x = L.ReLU(name=f"relu{i + 1}")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  x = L.Dense(units, activation="relu", bias_initializer="ones",
+              name="d1")(x)
+  model = keras.Model(inp, L.Dense(3, name="out")(x))
+  rng = np.random.default_rng(seed)
+  for i in range(len(widths)):   # BN parameters that are not the defaults
+    bn = model.get_layer(f"bn{i + 1}")
+    bn.set_weights([rng.uniform(0.5, 1.5, v.shape).astype(np.float32)
+                    if j != 2 else rng.normal(0, 0.1, v.shape).astype(
+                        np.float32) for j, v in enumerate(bn.get_weights())])
+  return model
+
+
+def copy_channels(model, copies, noise=0.0, seed=0):
+  """Makes channel `dst` of each group a copy of channel `src`, in place.
+
+  Every producer and per-channel parameter slice of the group is copied
+  (filters, biases, BN vectors), consumers are left as they are; `noise`
+  adds that much relative Gaussian noise to the copies' producer kernels.
+
+  Args:
+    copies: {group_id: [(src, dst), ...]}.
+  """
+  graph = tps.ChannelGraph(model)
+  rng = np.random.default_rng(seed)
+  for gid, pairs in copies.items():
+    for sl, base, seg in graph.group_segments(graph.group(gid)):
+      if sl.role == "consumer":
+        continue
+      layer = graph.layer(sl.path)
+      names = [frameworks.Framework.short_name(w) for w in layer.weights]
+      values = layer.get_weights()
+      v = np.moveaxis(values[names.index(sl.weight)], sl.axis, 0)
+      for src, dst in pairs:
+        v[base + dst] = v[base + src]
+        if noise and sl.role == "producer" and v.ndim > 1:
+          v[base + dst] += noise * np.abs(v[base + src]).mean() * (
+              rng.standard_normal(v[base + dst].shape))
+      layer.set_weights(values)
+  return model
+
+
+def halves(n):
+  return [(j, j + n // 2) for j in range(n // 2)]
+
+
+def inputs(n=16, shape=(8, 8, 3), seed=1):
+  return np.random.default_rng(seed).normal(size=(n,) + shape).astype(
+      np.float32)
+
+
+def outputs_diff(a, b, x):
+  ref = to_numpy(a(x, training=False))
+  assert np.ptp(ref, axis=0).max() > 1e-3, "the reference output is constant"
+  return max_rel_diff(ref, to_numpy(b(x, training=False)))
+
+
+# ---- exact merging ------------------------------------------------------
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("merge", ["mean", "first", "random"])
+def test_exact_duplicates_merge_to_half_width_with_same_outputs(framework,
+                                                                merge):
+  model = copy_channels(conv_model(framework), {
+      "c1": halves(8), "c2": halves(8), "d1": halves(6)})
+  before = weights_of(model)
+  result = tps.cluster_prune(model, threshold=1.0, merge=merge)
+  slim = result.model
+  assert slim.get_layer("c1").filters == 4
+  assert slim.get_layer("c2").filters == 4
+  assert slim.get_layer("d1").units == 3
+  x = inputs()
+  assert outputs_diff(model, slim, x) <= 1e-5
+  # Dropping the copies without summing the consumers' slices is far off.
+  plain = tps.materialize(model, result.keep)
+  assert outputs_diff(model, plain, x) > 1e-2
+  assert same_weights(before, weights_of(model))
+  assert type(slim).__module__.split(".")[0] == type(
+      model).__module__.split(".")[0]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_exact_merging_through_residual_and_flatten(framework):
+  """A residual stream (two producers) and Flatten->Dense rows merge too."""
+  res = zoo.residual_cnn(input_shape=(8, 8, 1), width=8, framework=framework)
+  graph = tps.ChannelGraph(res)
+  copy_channels(res, {g.id: halves(g.size) for g in graph.prunable_groups})
+  vgg = zoo.vgg_small(input_shape=(8, 8, 1), widths=(4, 8, 8), fc=8,
+                      framework=framework)
+  graph = tps.ChannelGraph(vgg)
+  copy_channels(vgg, {g.id: halves(g.size) for g in graph.prunable_groups})
+  x = inputs(8, (8, 8, 1))
+  for model in (res, vgg):
+    result = tps.cluster_prune(model, threshold=1.0)
+    assert result.report.groups and all(
+        kept == total // 2 for _, kept, total in result.report.groups)
+    assert outputs_diff(model, result.model, x) <= 1e-5
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_different_bn_parameters_do_not_merge_exactly(framework):
+  x = inputs()
+  errors = []
+  for shift in (0.0, 0.3):
+    model = copy_channels(conv_model(framework, widths=(4,)), {
+        "c1": [(0, 1)], "d1": halves(6)})
+    bn = model.get_layer("bn1")
+    values = bn.get_weights()
+    # The same filter, centred at 0; beta differs by `shift`, so the ReLU
+    # cuts the two channels at different places.
+    values[2][:2] = 0.0
+    values[1][:2] = [0.0, shift]
+    bn.set_weights(values)
+    result = tps.cluster_prune(model, ratio=0.25, scope="local")
+    assert list(result.keep["c1"]) == [0, 2, 3]
+    errors.append(outputs_diff(model, result.model, x))
+  assert errors[0] <= 1e-5 < 1e-3 < errors[1]
+
+
+# ---- approximate merging ----------------------------------------------
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_near_duplicates_merge_with_a_small_error(framework):
+  copies = {"c1": halves(8), "c2": halves(8)}
+  exact = copy_channels(conv_model(framework), copies)
+  near = copy_channels(conv_model(framework), copies, noise=1e-3)
+  x = inputs()
+  result = tps.cluster_prune(near, threshold=0.999)
+  assert {g: len(k) for g, k in result.keep.items()} == {"c1": 4, "c2": 4}
+  err = outputs_diff(near, result.model, x)
+  assert 1e-7 < err < 1e-2
+  # The error comes from the noise: exact copies merge within 1e-5.
+  assert outputs_diff(exact, tps.cluster_prune(exact, threshold=0.999).model,
+                      x) <= 1e-5
+  # 'mean' (the cluster's average filter) does no worse than 'first' here.
+  first = tps.cluster_prune(near, threshold=0.999, merge="first")
+  assert err <= 2 * outputs_diff(near, first.model, x)
+
+
+# ---- how much merges ----------------------------------------------------
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_threshold_gives_each_layer_its_own_ratio(framework):
+  # c1: 4 pairs of duplicates; c2: two filters, four copies of each.
+  model = copy_channels(conv_model(framework), {
+      "c1": halves(8),
+      "c2": [(0, 2), (0, 4), (0, 6), (1, 3), (1, 5), (1, 7)]})
+  result = tps.cluster_prune(model, threshold=0.99)
+  kept = {gid: k for gid, k, _ in result.report.groups}
+  assert kept == {"c1": 4, "c2": 2, "d1": 6}
+  assert list(result.keep["c2"]) == [0, 1]
+  assert outputs_diff(model, result.model, inputs()) <= 1e-5
+  # A lower similarity merges more; -1 merges every group into one channel.
+  looser = tps.cluster_prune(model, threshold=0.0)
+  assert all(k <= kept[g] for g, k, _ in looser.report.groups)
+  one = tps.cluster_prune(model, threshold=-1.0)
+  assert {g: len(k) for g, k in one.keep.items()} == {
+      "c1": 1, "c2": 1, "d1": 1}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_euclidean_threshold_is_a_maximum_distance(framework):
+  model = copy_channels(conv_model(framework), {"c1": [(0, 1)]})
+  graph = tps.ChannelGraph(model)
+  assert graph.group("c1").size == 8
+  result = tps.cluster_prune(model, threshold=0.0, metric="euclidean")
+  assert {g: list(k) for g, k in result.keep.items()} == {
+      "c1": [0, 2, 3, 4, 5, 6, 7]}
+  assert result.scores["c1"][0] == result.scores["c1"][1] == 0.0
+  assert (result.scores["c1"][2:] > 0).all()
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_ratio_local_and_global(framework):
+  model = conv_model(framework, widths=(8, 12), units=10)
+  local = tps.cluster_prune(model, ratio=0.5, scope="local")
+  assert {g: len(k) for g, k in local.keep.items()} == {
+      "c1": 4, "c2": 6, "d1": 5}
+  glob = tps.cluster_prune(model, ratio=0.5, scope="global")
+  assert sum(k for _, k, _ in glob.report.groups) == 15
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_target_macs_is_reached(framework, scope):
+  model = zoo.vgg_small(input_shape=(16, 16, 3), widths=(8, 16, 16), fc=16,
+                        framework=framework)
+  result = tps.cluster_prune(model, target_macs=0.4, scope=scope)
+  reduction = result.report.macs_reduction
+  assert 0.4 <= reduction <= 0.45, reduction
+  assert result.report.macs_after == tps.count_macs(result.model)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("name", ["resnet20", "vgg"])
+def test_zoo_nets_at_half_the_macs(framework, name):
+  """The settings survey_comparison.py runs, on both zoo nets."""
+  model = (zoo.resnet_cifar(20, input_shape=(16, 16, 3), framework=framework)
+           if name == "resnet20" else
+           zoo.vgg_small(input_shape=(16, 16, 3), framework=framework))
+  before = weights_of(model)
+  x = inputs(4, (16, 16, 3))
+  for merge, scope in (("mean", "global"), ("random", "local")):
+    result = tps.cluster_prune(model, target_macs=0.5, merge=merge,
+                               scope=scope)
+    assert 0.5 <= result.report.macs_reduction <= 0.53
+    out = to_numpy(result.model(x, training=False))
+    assert out.shape == (4, 10) and np.isfinite(out).all()
+  assert same_weights(before, weights_of(model))
+
+
+# ---- merge='random' ------------------------------------------------------
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_random_merge_is_seeded(framework):
+  model = conv_model(framework, widths=(16,), units=4)
+  runs = {s: tps.cluster_prune(model, ratio=0.5, merge="random", seed=s)
+          for s in (0, 1, 2)}
+  again = tps.cluster_prune(model, ratio=0.5, merge="random", seed=0)
+  assert same_weights(weights_of(runs[0].model), weights_of(again.model))
+  first = tps.cluster_prune(model, ratio=0.5, merge="first")
+  keeps = [tuple(r.keep["c1"]) for r in runs.values()]
+  assert len(set(keeps + [tuple(first.keep["c1"])])) > 1
+  # Every run keeps one channel of each of the same clusters.
+  assert all(len(k) == 8 for k in keeps)
+
+
+# ---- the data path -------------------------------------------------------
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_data_clusters_duplicated_feature_maps(framework):
+  model = copy_channels(conv_model(framework), {"c1": halves(8)})
+  x = inputs(32)
+  before = weights_of(model)
+  # Feature maps after ReLU are all positive: their cosine is high for any
+  # pair (d1's units reach 0.9999); correlation tells duplicates apart.
+  result = tps.cluster_prune(model, threshold=0.9999, data=x,
+                             metric="correlation")
+  assert {g: list(k) for g, k in result.keep.items()} == {"c1": [0, 1, 2, 3]}
+  assert outputs_diff(model, result.model, x) <= 1e-5
+  assert same_weights(before, weights_of(model))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_data_path_reads_feature_maps_not_filters(framework):
+  """Two dead channels (different filters, ReLU always 0) are duplicates."""
+  model = conv_model(framework, widths=(6,))
+  bn = model.get_layer("bn1")
+  values = bn.get_weights()
+  values[1][2] = -100.0           # beta: channel 2 never passes the ReLU
+  values[0][4] = values[1][4] = 0.0   # gamma = beta = 0: channel 4 is 0
+  bn.set_weights(values)
+  x = inputs(16)
+  by_data = tps.cluster_prune(model, threshold=0.9999, data=x,
+                              metric="correlation")
+  assert list(by_data.keep["c1"]) == [0, 1, 2, 3, 5]
+  assert outputs_diff(model, by_data.model, x) <= 1e-5
+  by_weights = tps.cluster_prune(model, threshold=0.9999)
+  assert by_weights.keep == {}
+
+
+# ---- scores against numpy references -----------------------------------
+
+def reference_filters(model, conv, bn):
+  k, b = model.get_layer(conv).get_weights()
+  gamma, beta, mean, var = model.get_layer(bn).get_weights()
+  eps = model.get_layer(bn).epsilon
+  s = gamma / np.sqrt(var.astype(np.float64) + eps)
+  rows = k.reshape(-1, k.shape[-1]).T.astype(np.float64) * s[:, None]
+  return np.concatenate([rows, (s * (b - mean) + beta)[:, None]], axis=1)
+
+
+def reference_scores(x, metric):
+  x = np.asarray(x, np.float64)
+  n = x.shape[0]
+  if metric == "euclidean":
+    d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    return (d + np.diag(np.full(n, np.inf))).min(1)
+  if metric == "correlation":
+    sim = np.corrcoef(x)
+  else:
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sim = u @ u.T
+  return -(sim - np.diag(np.full(n, np.inf))).max(1)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("metric", ["cosine", "correlation", "euclidean"])
+def test_weight_scores_match_numpy(framework, metric):
+  model = conv_model(framework)
+  result = tps.cluster_prune(model, ratio=0.25, metric=metric)
+  ref = reference_scores(reference_filters(model, "c1", "bn1"), metric)
+  np.testing.assert_allclose(result.scores["c1"], ref, rtol=1e-6, atol=1e-9)
+  k, b = model.get_layer("d1").get_weights()
+  ref = reference_scores(np.concatenate([k.T, b[:, None]], 1), metric)
+  np.testing.assert_allclose(result.scores["d1"], ref, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("metric", ["cosine", "correlation", "euclidean"])
+def test_data_scores_match_numpy(framework, metric):
+  model = conv_model(framework)
+  keras = keras_of(framework)
+  x = inputs(24)
+  maps = to_numpy(keras.Model(model.input, model.get_layer(
+      "relu1").output)(x, training=False)).reshape(-1, 8)
+  result = tps.cluster_prune(model, ratio=0.25, metric=metric, data=x)
+  ref = reference_scores(maps.T, metric)
+  if metric == "euclidean":
+    ref = ref / np.sqrt(maps.shape[0])   # root-mean-square difference
+  np.testing.assert_allclose(result.scores["c1"], ref, rtol=2e-4, atol=1e-6)
+
+
+# ---- bad input ----------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,exc,words", [
+    (dict(threshold=0.9, target_macs=0.5), ValueError, ["threshold",
+                                                        "target_macs"]),
+    (dict(threshold=0.9, ratio=0.5), ValueError, ["exactly one"]),
+    (dict(), ValueError, ["exactly one"]),
+    (dict(ratio=0.5, metric="manhattan"), ValueError, ["metric",
+                                                       "manhattan"]),
+    (dict(ratio=0.5, linkage="ward"), ValueError, ["linkage", "ward"]),
+    (dict(ratio=0.5, merge="max"), ValueError, ["merge", "max"]),
+    (dict(ratio=0.5, scope="galactic"), ValueError, ["scope"]),
+    (dict(ratio=1.5), ValueError, ["ratio"]),
+    (dict(target_macs=0.0), ValueError, ["target_macs"]),
+    (dict(target_macs=0.999), ValueError, ["unreachable"]),
+    (dict(threshold=1.5), ValueError, ["threshold", "[-1, 1]"]),
+    (dict(threshold=-0.1, metric="euclidean"), ValueError, ["threshold",
+                                                            ">= 0"]),
+    (dict(threshold="high"), TypeError, ["threshold"]),
+    (dict(ratio=0.5, metric=None), TypeError, ["metric"]),
+    (dict(ratio=0.5, seed=-1), ValueError, ["seed"]),
+    (dict(ratio=0.5, seed=1.5), TypeError, ["seed"]),
+    (dict(ratio=0.5, data=np.zeros((4, 5, 5, 3), np.float32)), ValueError,
+     ["data"]),
+    (dict(ratio=0.5, data=np.zeros((4, 8, 8, 3), np.float32), steps=0),
+     ValueError, ["steps"]),
+])
+def test_bad_input_is_rejected(kwargs, exc, words):
+  model = conv_model("tf_keras", widths=(4,), units=4)
+  before = weights_of(model)
+  with pytest.raises(exc) as info:
+    tps.cluster_prune(model, **kwargs)
+  for w in words:
+    assert w in str(info.value)
+  assert same_weights(before, weights_of(model))
+
+
+def test_not_a_model_is_rejected():
+  with pytest.raises(TypeError):
+    tps.cluster_prune("model", ratio=0.5)
