@@ -53,17 +53,23 @@ def test_console_script_is_installed():
   assert "usage: tfprune-survey" in out.stdout
 
 
-def test_demo_falls_back_to_digits_and_writes_everything(tmp_path, capsys):
+def test_demo_falls_back_to_digits_and_writes_everything(tmp_path, capsys,
+                                                        monkeypatch):
   import json
   from tfprune_survey import demo
+  from tfprune_survey import latency
+  monkeypatch.setenv(latency.CACHE_ENV, str(tmp_path / "latency_cache"))
   rows = demo.run(str(tmp_path), fashion_dir=str(tmp_path / "absent"),
                   criteria=("l1", "slimming"), epochs=1, ft_images=300,
-                  bench_runs=5, width=8, verbose=0)
+                  bench_runs=5, width=16, round_to=1, latency_target=0.3,
+                  verbose=0)
   out = capsys.readouterr().out
   assert "Falling back to sklearn's bundled 8x8 digits" in out
-  assert [r["criterion"] for r in rows] == ["unpruned", "l1", "slimming"]
+  assert [r["criterion"] for r in rows] == ["unpruned", "l1", "slimming",
+                                            "l1 @ latency"]
+  assert [r["target"] for r in rows] == ["-", "MACs", "MACs", "latency"]
   base = rows[0]
-  for r in rows[1:]:
+  for r in rows[1:3]:
     # 2x MACs reduction, within the 2% tolerance of target_macs.
     assert 0.48 <= 1 - r["macs"] / base["macs"] <= 0.52, r
     assert r["params"] < base["params"]
@@ -74,6 +80,11 @@ def test_demo_falls_back_to_digits_and_writes_everything(tmp_path, capsys):
     assert abs(r["delta"] - 100 * (r["top1"] - base["top1"])) < 1e-9
     assert (tmp_path / f"{r['criterion']}_slim.keras").exists()
     assert (tmp_path / f"{r['criterion']}_slim_int8.tflite").exists()
+  # The latency row: smaller, verified, timed beside the others.
+  lat = rows[3]
+  assert lat["macs"] < base["macs"] and lat["float_max_rel_diff"] <= 1e-4
+  assert lat["speedup"] == pytest.approx(base["float_ms"] / lat["float_ms"])
+  assert (tmp_path / "l1_at_latency_slim_float.tflite").exists()
   # Digits are easy: even the small, briefly trained net beats chance.
   assert base["top1"] > 0.5
   summary = (tmp_path / "summary.md").read_text()
@@ -81,8 +92,9 @@ def test_demo_falls_back_to_digits_and_writes_everything(tmp_path, capsys):
   assert (tmp_path / "tradeoff.png").stat().st_size > 10000
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["dataset"] == "sklearn digits (fallback)"
-  assert len(saved["rows"]) == 3
-  assert demo.table_md(rows).count("\n") == 4
+  assert len(saved["rows"]) == 4
+  assert "| l1 @ latency | latency |" in summary
+  assert demo.table_md(rows).count("\n") == 5
 
 
 def test_prune_command_writes_a_slim_model(tmp_path, capsys):

@@ -8,12 +8,19 @@ bundled 8x8 digits when those files are absent, and it says so):
    Slimming's sparsity training, so that `slimming` has meaningful scales.
    Every criterion starts from this one model.
 2. For `l1`, `fpgm`, `taylor` and `slimming`: removes half of the MACs
-   (`tps.prune(target_macs=0.5)`, BN statistics re-estimated), fine-tunes
-   briefly, materializes the slim model, exports it to float and int8
-   TFLite, verifies both files against Keras, and times them (batch 1,
+   (`tps.prune(target_macs=0.5, round_to=8)`, BN statistics re-estimated),
+   fine-tunes briefly, materializes the slim model, exports it to float and
+   int8 TFLite, verifies both files against Keras, and times them (batch 1,
    1 thread).
-3. Prints one table and writes `summary.md`, `tradeoff.png`, `results.json`
+3. Beside them, `l1` with `target_latency=0.5`: half of the float TFLite
+   latency measured on this machine (`tps.latency.LatencyModel`, cached)
+   is removed instead of half of the MACs.
+4. Prints one table and writes `summary.md`, `tradeoff.png`, `results.json`
    and the slim `.keras` and `.tflite` files to the output folder.
+
+The network is a residual CNN 48 channels wide (10.5M MACs): at the first
+demo's 32 channels (4.7M MACs) a float invoke took 0.08 ms, of which fixed
+per-op costs were so large that 2x fewer MACs ran only 1.05x faster.
 """
 
 import json
@@ -24,6 +31,7 @@ import numpy as np
 
 import tfprune_survey as tps
 from tfprune_survey import data as data_lib
+from tfprune_survey import latency as latency_lib
 from tfprune_survey import zoo
 from tfprune_survey._compat import keras
 from tfprune_survey.metrics.accuracy import evaluate_accuracy
@@ -88,8 +96,9 @@ def time_files(paths, runs, rounds=3):
 
 def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
         criteria=CRITERIA, train_images=60000, epochs=2, ft_images=15000,
-        score_images=1024, recal_images=2048, bench_runs=1000, width=32,
-        seed=0, verbose=1):
+        score_images=1024, recal_images=2048, bench_runs=1000, width=48,
+        round_to=8, latency_target=0.5, latency_criterion="l1", seed=0,
+        verbose=1):
   """Runs the demo; returns the table's rows (a list of dicts).
 
   Args:
@@ -103,7 +112,13 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
     score_images: images the data-dependent criteria score on.
     recal_images: images on which BN statistics are re-estimated.
     bench_runs: timed TFLite invokes per file in each of 3 rounds.
-    width: the residual CNN's first-stage width.
+    width: the residual CNN's first-stage width. Defaults to 48.
+    round_to: kept widths of the MACs rows are multiples of this (XNNPACK
+      computes channels in tiles of 8 or 16). Defaults to 8.
+    latency_target: the fraction of measured latency the extra
+      `latency_criterion` row removes (`tps.prune(target_latency=...)`);
+      None leaves that row out. Defaults to 0.5.
+    latency_criterion: the criterion of that row. Defaults to 'l1'.
     seed: seeds Keras, numpy and the data split.
     verbose: Keras verbosity (1: progress bars).
   """
@@ -139,39 +154,63 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
         f"({time.perf_counter() - t0:.0f} s)", flush=True)
   stats = {"unpruned": tflite_stats(base, out_dir, "unpruned", calib, check)}
   rows = [_row("unpruned", base, base_acc, base_acc, stats["unpruned"], 0.0)]
-  for name in criteria:
-    print(f"\n== 2. {name}: prune to 2x fewer MACs, fine-tune on "
-          f"{len(xf):,} images, export ==", flush=True)
+  runs = [(name, name, {"target_macs": 0.5, "round_to": round_to})
+          for name in criteria]
+  if latency_target is not None:
+    runs.append((f"{latency_criterion} @ latency", latency_criterion,
+                 {"target_latency": latency_target, "round_to": "auto"}))
+  for name, crit, target in runs:
     t0 = time.perf_counter()
-    result = tps.prune(base, name, data=score, target_macs=0.5,
-                       recalibrate=recal)
+    if "target_latency" in target:
+      print(f"\n== 3. {crit}: prune to {1 - latency_target:.0%} of the "
+            "measured float TFLite latency (per-layer tables timed here, "
+            "cached) ==", flush=True)
+      target["latency"] = latency_lib.LatencyModel.measure(base,
+                                                           verbose=verbose)
+    else:
+      print(f"\n== 2. {name}: prune to 2x fewer MACs, fine-tune on "
+            f"{len(xf):,} images, export ==", flush=True)
+    try:
+      result = tps.prune(base, crit, data=score, recalibrate=recal, **target)
+    except ValueError as e:
+      if "target_latency" not in target:
+        raise
+      print(f"NOTE: {name} skipped: {e}", flush=True)
+      continue
+    tag = name.replace(" @ ", "_at_")
     slim = result.model
     oneshot = evaluate_accuracy(slim, (xt, yt))
     fit(slim, xf, yf, epochs=1, lr=1e-3, verbose=verbose)
     tps.recalibrate_bn(slim, recal)
     acc = evaluate_accuracy(slim, (xt, yt))
-    slim.save(os.path.join(out_dir, f"{name}_slim.keras"))
-    stats[name] = tflite_stats(slim, out_dir, f"{name}_slim", calib, check)
+    slim.save(os.path.join(out_dir, f"{tag}_slim.keras"))
+    stats[name] = tflite_stats(slim, out_dir, f"{tag}_slim", calib, check)
     rows.append(_row(name, slim, acc, base_acc, stats[name],
                      time.perf_counter() - t0, oneshot))
+    rows[-1]["target"] = ("latency" if "target_latency" in target
+                          else "MACs")
     print(f"{name}: top-1 {oneshot:.4f} right after pruning, {acc:.4f} after "
           f"fine-tuning; float file {stats[name]['none']['kb']:.0f} KB, "
           + ("verified" if rows[-1]["verified"] else "NOT verified"),
           flush=True)
-  print(f"\n== 3. time every TFLite file: {bench_runs} batch-1 invokes, 1 "
+  print(f"\n== 4. time every TFLite file: {bench_runs} batch-1 invokes, 1 "
         "thread, 3 alternating rounds ==", flush=True)
   ms = time_files([s[m]["path"] for s in stats.values() for m in s],
                   bench_runs)
   for r in rows:
     r["float_ms"] = ms[stats[r["criterion"]]["none"]["path"]]
     r["int8_ms"] = ms[stats[r["criterion"]]["int8"]["path"]]
+    r["speedup"] = rows[0]["float_ms"] / r["float_ms"] if rows[0].get(
+        "float_ms") else None
   table = table_md(rows)
   total = time.perf_counter() - t_start
   print("\n" + table, flush=True)
   _write(out_dir, rows, table, dataset, note, base_acc, total,
          dict(train_images=len(xb), epochs=epochs, ft_images=len(xf),
               score_images=score_images, recal_images=recal_images,
-              test_images=len(xt), width=width, seed=seed))
+              test_images=len(xt), width=width, round_to=round_to,
+              latency_target=latency_target, seed=seed,
+              cpu_seconds=time.process_time()))
   print(f"\nwrote {out_dir}/summary.md, tradeoff.png, results.json, and the "
         f"slim .keras/.tflite files ({total:.0f} s in all)")
   return rows
@@ -179,7 +218,7 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
 
 def _row(name, model, acc, base_acc, stats, seconds, oneshot=None):
   f, q = stats["none"], stats["int8"]
-  return {"criterion": name, "top1": acc, "delta": 100 * (acc - base_acc),
+  return {"criterion": name, "target": "-", "top1": acc, "delta": 100 * (acc - base_acc),
           "oneshot_top1": oneshot, "params": tps.count_params(model),
           "macs": tps.count_macs(model), "float_kb": f["kb"],
           "int8_kb": q["kb"], "float_ms": None, "int8_ms": None,
@@ -191,15 +230,18 @@ def _row(name, model, acc, base_acc, stats, seconds, oneshot=None):
 
 def table_md(rows):
   """The demo's table as Markdown."""
-  lines = ["| criterion | top-1 | delta (pts) | params | MACs | TFLite KB "
-           "float / int8 | latency ms float / int8 | verified |",
-           "|---|---:|---:|---:|---:|---:|---:|---|"]
+  lines = ["| criterion | target | top-1 | delta (pts) | params | MACs | "
+           "TFLite KB float / int8 | latency ms float / int8 | float "
+           "speed-up | verified |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
   for r in rows:
     delta = "-" if r["criterion"] == "unpruned" else f"{r['delta']:+.2f}"
+    speedup = (f"{r['speedup']:.2f}x" if r.get("speedup") else "-")
     lines.append(
-        f"| {r['criterion']} | {r['top1']:.4f} | {delta} | {r['params']:,} | "
+        f"| {r['criterion']} | {r.get('target', '-')} | {r['top1']:.4f} | "
+        f"{delta} | {r['params']:,} | "
         f"{r['macs']:,} | {r['float_kb']:.0f} / {r['int8_kb']:.0f} | "
-        f"{r['float_ms']:.3f} / {r['int8_ms']:.3f} | "
+        f"{r['float_ms']:.3f} / {r['int8_ms']:.3f} | {speedup} | "
         f"{'yes' if r['verified'] else 'NO'} |")
   return "\n".join(lines)
 
@@ -212,7 +254,10 @@ def _write(out_dir, rows, table, dataset, note, base_acc, total, config):
       "# tfprune_survey demo", "",
       f"Data: {dataset}." + (f" {note}" if note else ""), "",
       f"A residual CNN with BatchNormalization (base top-1 {base_acc:.4f}) "
-      "was pruned by each criterion to half its MACs, BN statistics "
+      "was pruned by each criterion to half its MACs (target 'MACs'; "
+      "widths multiples of 8), and by l1 to half its float TFLite latency "
+      "as measured per layer on this machine (target 'latency'), BN "
+      "statistics "
       f"re-estimated, fine-tuned on {config['ft_images']:,} images (one "
       "pass), materialized, and exported to float and int8 TFLite. "
       "\"verified\": the float file matches Keras within 1e-4 relative and "
