@@ -1,0 +1,222 @@
+"""Cost of `tps.cluster_prune` against one forward pass over the same images.
+
+`cluster_prune` clusters each group's channels by their BN-folded filters
+(the weights path) or, with `data`, by the moments of their feature maps
+(the data path: one streaming pass with a (C, C) Gram matrix per observed
+feature map), then materializes the merged slim model. Each run below is
+the whole call: the channel graph, the distances and dendrograms, the cut
+(`ratio`, or `target_macs` by bisection with MACs re-counted), the surgery
+and the merged weights. For scale, `ChannelGraph(model)` and
+`tps.materialize(model, keep)` alone (the same keep set) are timed too.
+
+The baseline is one forward pass (tf.function, first trace included, as the
+data path's own tf.function is) over the same batches. Both Kerases are
+measured in one process: tf_keras, and Keras 3 on TensorFlow with the
+tf_keras model's weights copied in; the keep sets must agree (a check that
+both timed the same work). In every round the baseline and the runs take
+turns, --repeats times; this machine is shared and its timings vary, so the
+ratio reported is that of the best (minimum) times, with the medians beside
+it. Garbage is collected before each timed call.
+
+Run:  .venv/bin/python benchmarks/cluster_cost.py --repeats 3
+Writes benchmarks/results/cluster_cost.{json,md}.
+"""
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FRAMEWORKS = ("tf_keras", "keras3")
+MODELS = {"resnet20": "ResNet-20 (32x32)", "tiny": "residual CNN, width 8"}
+# (label, data path?, cluster_prune arguments)
+RUNS = (
+    ("weights, ratio=0.5", False, dict(ratio=0.5)),
+    ("weights, target_macs=0.5", False, dict(target_macs=0.5)),
+    ("data, ratio=0.5", True, dict(ratio=0.5, metric="correlation")),
+    ("data, target_macs=0.5", True, dict(target_macs=0.5,
+                                         metric="correlation")),
+)
+
+
+def timed(fn):
+  """(seconds, result) of fn(), after collecting the previous garbage."""
+  gc.collect()
+  t0 = time.perf_counter()
+  out = fn()
+  return time.perf_counter() - t0, out
+
+
+def build(name, framework, seed=0):
+  """The zoo model in `framework`, with the tf_keras build's weights."""
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
+  fns = {"resnet20": lambda fw: zoo.resnet_cifar(20, framework=fw),
+         "tiny": lambda fw: zoo.residual_cnn(input_shape=(16, 16, 3),
+                                             width=8, framework=fw)}
+  tf_keras.utils.set_random_seed(seed)
+  ref = fns[name]("tf_keras")
+  if framework == "tf_keras":
+    return ref
+  model = fns[name](framework)
+  model.set_weights(ref.get_weights())
+  return model
+
+
+def forward_pass(model, ds):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  fn = tf.function(lambda x: model(x, training=False))
+  for x in ds:
+    fn(x).numpy()
+
+
+def measure(model_name, frameworks, ds, repeats):
+  """Rows for one architecture; the frameworks take turns."""
+  import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
+  models = {fw: build(model_name, fw) for fw in frameworks}
+  base = {fw: [] for fw in frameworks}
+  runs = {(fw, label): [] for fw in frameworks for label, _, _ in RUNS}
+  parts = {(fw, p): [] for fw in frameworks for p in ("graph", "materialize")}
+  results = {}
+  for _ in range(repeats):
+    for fw in frameworks:
+      model = models[fw]
+      t, _ = timed(lambda: forward_pass(model, ds))
+      base[fw].append(t)
+      for label, with_data, kwargs in RUNS:
+        data = ds if with_data else None
+        t, res = timed(lambda: tps.cluster_prune(model, data=data, **kwargs))
+        runs[(fw, label)].append(t)
+        results[(fw, label)] = res
+      t, graph = timed(lambda: tps.ChannelGraph(model))
+      parts[(fw, "graph")].append(t)
+      keep = results[(fw, RUNS[0][0])].keep
+      t, _ = timed(lambda: tps.materialize(model, keep, graph=graph))
+      parts[(fw, "materialize")].append(t)
+  rows = []
+  for fw in frameworks:
+    b = base[fw]
+    extra = [(label, runs[(fw, label)], results[(fw, label)])
+             for label, _, _ in RUNS]
+    extra += [(f"{p} alone", parts[(fw, p)], None)
+              for p in ("graph", "materialize")]
+    for label, times, res in extra:
+      row = {"model": MODELS[model_name], "framework": fw, "run": label,
+             "baseline_s": min(b), "baseline_median_s": statistics.median(b),
+             "run_s": min(times), "run_median_s": statistics.median(times),
+             "baseline_runs_s": b, "run_runs_s": times}
+      row["ratio"] = row["run_s"] / row["baseline_s"]
+      row["ratio_of_medians"] = (row["run_median_s"] /
+                                 row["baseline_median_s"])
+      if res is not None:
+        row["macs_reduction"] = res.report.macs_reduction
+        row["channels_kept"] = sum(k for _, k, _ in res.report.groups)
+        row["channels_total"] = sum(n for _, _, n in res.report.groups)
+        ref = results.get((frameworks[0], label))
+        row["same_keep_as_" + frameworks[0]] = (
+            None if fw == frameworks[0] else
+            {g: list(map(int, v)) for g, v in res.keep.items()} ==
+            {g: list(map(int, v)) for g, v in ref.keep.items()})
+      rows.append(row)
+      print(json.dumps({k: v for k, v in row.items()
+                        if not k.endswith("_runs_s")}), flush=True)
+  return rows
+
+
+def _versions():
+  import importlib.metadata as md  # pylint: disable=g-import-not-at-top
+  out = {}
+  for name in ("tensorflow", "tf_keras", "keras", "scipy"):
+    try:
+      out[name] = md.version(name)
+    except md.PackageNotFoundError:
+      out[name] = None
+  return out
+
+
+def _git_head():
+  try:
+    return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=HERE,
+                                   stderr=subprocess.DEVNULL,
+                                   text=True).strip()
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def markdown(rows):
+  lines = ["| framework | model | run | forward pass best / median (s) | "
+           "run best / median (s) | ratio of best | ratio of medians | "
+           "MACs removed | channels kept |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+  for r in rows:
+    macs = (f"{r['macs_reduction']:.1%}" if "macs_reduction" in r else "")
+    kept = (f"{r['channels_kept']} / {r['channels_total']}"
+            if "channels_kept" in r else "")
+    lines.append(
+        f"| {r['framework']} | {r['model']} | {r['run']} | "
+        f"{r['baseline_s']:.2f} / {r['baseline_median_s']:.2f} | "
+        f"{r['run_s']:.2f} / {r['run_median_s']:.2f} | {r['ratio']:.2f} | "
+        f"{r['ratio_of_medians']:.2f} | {macs} | {kept} |")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--images", type=int, default=1024)
+  parser.add_argument("--batch", type=int, default=128)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--models", default="resnet20",
+                      help="comma-separated from " + ", ".join(MODELS))
+  parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+  parser.add_argument("--out", default=os.path.join(HERE, "results"))
+  args = parser.parse_args(argv)
+  frameworks = [f for f in args.frameworks.split(",") if f]
+  models = [m for m in args.models.split(",") if m]
+  for f in frameworks:
+    if f not in FRAMEWORKS:
+      parser.error(f"unknown framework {f!r}")
+  for m in models:
+    if m not in MODELS:
+      parser.error(f"unknown model {m!r}")
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  t0 = time.perf_counter()
+  load_start = os.getloadavg()
+  rows = []
+  for m in models:
+    shape = (32, 32, 3) if m == "resnet20" else (16, 16, 3)
+    x = np.random.default_rng(0).random((args.images,) + shape).astype(
+        "float32")
+    options = tf.data.Options()
+    options.autotune.enabled = False   # see scoring_cost.py: no 10 ms waits
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(args.batch).cache()
+    ds = ds.with_options(options)
+    list(ds)
+    rows += measure(m, frameworks, ds, args.repeats)
+  meta = {"machine": platform.platform(), "cpus": os.cpu_count(),
+          "images": args.images, "batch": args.batch,
+          "repeats": args.repeats, "versions": _versions(),
+          "git_head": _git_head(), "loadavg_start": load_start,
+          "loadavg_end": os.getloadavg(),
+          "wall_s": time.perf_counter() - t0,
+          "command": "python benchmarks/cluster_cost.py " + " ".join(
+              argv if argv is not None else sys.argv[1:])}
+  os.makedirs(args.out, exist_ok=True)
+  with open(os.path.join(args.out, "cluster_cost.json"), "w") as f:
+    json.dump({"meta": meta, "rows": rows}, f, indent=2)
+  table = markdown(rows)
+  with open(os.path.join(args.out, "cluster_cost.md"), "w") as f:
+    f.write(table + "\n")
+  print(table)
+  return rows
+
+
+if __name__ == "__main__":
+  main()
