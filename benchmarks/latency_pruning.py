@@ -1,0 +1,301 @@
+"""Latency-aware pruning (`tps.prune(target_latency=...)`) against MACs.
+
+Part 1, per model (ResNet-20 at 32x32 from `tps.zoo`, MobileNetV2 at 224 from
+`keras.applications`, weights=None; Keras 3 on TensorFlow):
+
+* `LatencyModel.measure`: how long it took, how many one-layer files, and
+  its prediction of the whole model against the whole model measured;
+* `l1` with `target_latency=0.5` (round_to='auto'): the slim model's measured
+  latency as a fraction of the original's (target 0.44 to 0.56);
+* `l1` with `target_macs` set to the MACs the latency-aware model removed
+  (equal MACs), round_to=1 and round_to=8: measured latency of each (target:
+  the latency-aware model at least 8% faster);
+* the prediction error of every slim model.
+
+Every latency is float TFLite, batch 1, 1 thread, XNNPACK: the best of
+`--rounds` medians, the models timed in turn in each round so that a slow
+moment of the shared machine does not land on one model only.
+
+Part 2 (Fashion-MNIST; sklearn digits when absent): the demo's residual CNN
+trained briefly; `l1` to half the measured latency, and `l1` to the smallest
+MACs target whose measured latency is no slower, both fine-tuned on the same
+images: accuracy at equal measured latency.
+
+Run:  .venv/bin/python benchmarks/latency_pruning.py
+Writes benchmarks/results/latency_pruning.{json,md,png}.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+import tfprune_survey as tps
+from tfprune_survey import data as data_lib
+from tfprune_survey import frameworks
+from tfprune_survey import latency as latency_lib
+from tfprune_survey import zoo
+from tfprune_survey.metrics.accuracy import evaluate_accuracy
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def timed_side_by_side(models, rounds):
+  """{name: ms}: best of `rounds` medians, the models taken in turn."""
+  import tflite_export  # pylint: disable=g-import-not-at-top
+  tmp = tempfile.mkdtemp(prefix="latency_pruning_")
+  paths = {}
+  for name, m in models.items():
+    paths[name] = os.path.join(tmp, f"{len(paths)}.tflite")
+    tflite_export.convert(m, paths[name])
+  best = {n: float("inf") for n in models}
+  for _ in range(rounds):
+    for n, p in paths.items():
+      best[n] = min(best[n], latency_lib.time_tflite(p, budget_ms=150.0,
+                                                     rounds=1))
+  for p in paths.values():
+    os.remove(p)
+  return best
+
+
+def build(name, keras, size):
+  if name == "resnet20":
+    return zoo.resnet_cifar(20, input_shape=(size, size, 3),
+                            framework="keras3")
+  if name == "resnet8":
+    return zoo.resnet_cifar(8, input_shape=(size, size, 3),
+                            framework="keras3")
+  if name == "mobilenetv2":
+    return keras.applications.MobileNetV2(input_shape=(size, size, 3),
+                                          weights=None)
+  raise ValueError(f"unknown model {name!r}")
+
+
+def part1(name, size, args, cache_dir):
+  keras = frameworks.get("keras3").keras
+  keras.utils.set_random_seed(0)
+  model = build(name, keras, size)
+  print(f"\n== {name} at {size}x{size}: measure per-layer tables ==",
+        flush=True)
+  t0 = time.perf_counter()
+  lm = latency_lib.LatencyModel.measure(model, cache_dir=cache_dir,
+                                        use_cache=False, verbose=args.verbose)
+  measure_s = time.perf_counter() - t0
+  files = sum(len(l.in_widths) + len(l.out_widths) for l in lm.layers)
+  t0 = time.perf_counter()
+  lat = tps.prune(model, "l1", target_latency=args.target, latency=lm,
+                  round_to="auto")
+  plan_s = time.perf_counter() - t0
+  equal = lat.report.macs_reduction
+  slim = {"original": model, "latency-aware": lat.model}
+  for rt in (1, 8):
+    slim[f"MACs, round_to={rt}"] = tps.prune(
+        model, "l1", target_macs=equal, round_to=rt).model
+  ms = timed_side_by_side(slim, args.rounds)
+  macs0 = tps.count_macs(model)
+  rows = []
+  for n, m in slim.items():
+    pred = lm.predict(m)
+    rows.append({"model": name, "size": size, "variant": n,
+                 "macs": tps.count_macs(m),
+                 "macs_fraction": tps.count_macs(m) / macs0,
+                 "ms": ms[n], "latency_fraction": ms[n] / ms["original"],
+                 "predicted_ms": pred,
+                 "predicted_fraction": pred / lm.predict(),
+                 "prediction_error": pred / ms[n] - 1})
+  by = {r["variant"]: r for r in rows}
+  summary = {
+      "model": name, "size": size, "measure_seconds": measure_s,
+      "plan_seconds": plan_s, "one_layer_files": files,
+      "layers": len(lm.layers), "groups_kept": lat.report.groups,
+      "reached": by["latency-aware"]["latency_fraction"],
+      "reached_in_range": 0.44 <= by["latency-aware"]["latency_fraction"]
+                          <= 0.56,
+      "faster_than_macs": {k: by[k]["ms"] / by["latency-aware"]["ms"] - 1
+                           for k in by if k.startswith("MACs")},
+      "staircase": {l.name: [l.out_widths, l.out_ms] for l in lm.layers[:8]
+                    if len(l.out_widths) > 2},
+  }
+  for r in rows:
+    print(f"{r['variant']:22s} MACs x{r['macs_fraction']:.3f} measured "
+          f"{r['ms']:.3f} ms (x{r['latency_fraction']:.3f}) predicted "
+          f"{r['predicted_ms']:.3f} ms ({r['prediction_error']:+.1%})",
+          flush=True)
+  print(f"measured the tables in {measure_s:.0f} s ({files} one-layer "
+        f"files); planned in {plan_s:.1f} s", flush=True)
+  return rows, summary
+
+
+def part2(args, cache_dir):
+  keras = frameworks.get("tf_keras").keras
+  ((x, y), (xt, yt)), dataset, _ = _data(args)
+  keras.utils.set_random_seed(0)
+  order = np.random.default_rng(0).permutation(len(x))
+  x, y = x[order], y[order]
+  xb, yb = x[:args.train_images], y[:args.train_images]
+  xf = x[args.train_images:args.train_images + args.ft_images]
+  yf = y[args.train_images:args.train_images + args.ft_images]
+  if len(xf) < args.ft_images:
+    xf, yf = x[:args.ft_images], y[:args.ft_images]
+  score, recal = (x[:1024], y[:1024]), x[:2048]
+  print(f"\n== accuracy at equal latency on {dataset} ==", flush=True)
+  base = zoo.residual_cnn(input_shape=x.shape[1:], width=args.width,
+                          stem_pool=True)
+  loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  base.compile(keras.optimizers.Adam(2e-3), loss)
+  base.fit(xb, yb, batch_size=128, epochs=args.epochs, verbose=0)
+  tps.recalibrate_bn(base, recal)
+  base_acc = evaluate_accuracy(base, (xt, yt))
+  lm = latency_lib.LatencyModel.measure(base, cache_dir=cache_dir,
+                                        verbose=0)
+  cands = {"latency": tps.prune(base, "l1", data=score, recalibrate=recal,
+                                target_latency=args.target, latency=lm,
+                                round_to="auto")}
+  for t in args.macs_targets:
+    try:
+      cands[f"macs {t}"] = tps.prune(base, "l1", data=score, round_to=8,
+                                     recalibrate=recal, target_macs=t)
+    except ValueError:
+      pass
+  ms = timed_side_by_side({"original": base,
+                           **{k: r.model for k, r in cands.items()}},
+                          args.rounds)
+  # The smallest MACs target whose measured latency is no slower (2% slack
+  # for timing noise) than the latency-aware model's.
+  goal = ms["latency"] * 1.02
+  fits = [k for k in cands if k != "latency" and ms[k] <= goal]
+  chosen = fits[0] if fits else max((k for k in cands if k != "latency"),
+                                    key=lambda k: float(k.split()[1]))
+  out = []
+  for k in ("latency", chosen):
+    slim = cands[k].model
+    slim.compile(keras.optimizers.Adam(1e-3), loss)
+    slim.fit(xf, yf, batch_size=128, epochs=1, verbose=0)
+    tps.recalibrate_bn(slim, recal)
+    out.append({"variant": k, "top1": evaluate_accuracy(slim, (xt, yt)),
+                "macs_fraction": tps.count_macs(slim) / tps.count_macs(base),
+                "latency_fraction": ms[k] / ms["original"], "ms": ms[k]})
+    print(f"{k:12s} top-1 {out[-1]['top1']:.4f} MACs "
+          f"x{out[-1]['macs_fraction']:.3f} latency "
+          f"x{out[-1]['latency_fraction']:.3f}", flush=True)
+  return {"dataset": dataset, "base_top1": base_acc, "rows": out,
+          "candidates_ms": ms, "train_images": len(xb),
+          "ft_images": len(xf), "epochs": args.epochs, "width": args.width}
+
+
+def _data(args):
+  from tfprune_survey import demo  # pylint: disable=g-import-not-at-top
+  return demo.load_demo_data(args.fashion_dir)
+
+
+def write(state, out, tag):
+  with open(os.path.join(out, f"{tag}.json"), "w") as f:
+    json.dump(state, f, indent=1)
+  lines = ["| model | variant | MACs (x orig) | measured ms | latency (x "
+           "orig) | predicted ms | prediction error |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+  for r in state["rows"]:
+    lines.append(f"| {r['model']} {r['size']} | {r['variant']} | "
+                 f"{r['macs_fraction']:.3f} | {r['ms']:.3f} | "
+                 f"{r['latency_fraction']:.3f} | {r['predicted_ms']:.3f} | "
+                 f"{r['prediction_error']:+.1%} |")
+  lines += ["", "| model | tables measured in | one-layer files | reached "
+            "(target 0.44-0.56) | latency-aware faster than MACs-targeted "
+            "at equal MACs (round_to=1 / 8) |", "|---|---:|---:|---:|---:|"]
+  for s in state["summaries"]:
+    f = s["faster_than_macs"]
+    lines.append(f"| {s['model']} {s['size']} | {s['measure_seconds']:.0f} s "
+                 f"| {s['one_layer_files']} | {s['reached']:.3f} | "
+                 f"{f['MACs, round_to=1']:+.1%} / {f['MACs, round_to=8']:+.1%}"
+                 " |")
+  acc = state.get("accuracy")
+  if acc:
+    lines += ["", f"Accuracy at equal measured latency ({acc['dataset']}, "
+              f"base top-1 {acc['base_top1']:.4f}; {acc['ft_images']:,} "
+              "fine-tune images):", "",
+              "| pruned to | top-1 | MACs (x orig) | latency (x orig) |",
+              "|---|---:|---:|---:|"]
+    for r in acc["rows"]:
+      lines.append(f"| {r['variant']} | {r['top1']:.4f} | "
+                   f"{r['macs_fraction']:.3f} | {r['latency_fraction']:.3f} |")
+  with open(os.path.join(out, f"{tag}.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+  plot(state, os.path.join(out, f"{tag}.png"))
+  return "\n".join(lines)
+
+
+def plot(state, path):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  summaries = state["summaries"]
+  fig, axes = plt.subplots(1, 1 + len(summaries), figsize=(
+      4.5 * (1 + len(summaries)), 4))
+  axes = np.atleast_1d(axes)
+  stairs = summaries[-1]["staircase"]
+  for name, (widths, ms) in list(stairs.items())[:5]:
+    axes[0].step(widths, np.asarray(ms) * 1e3, where="post", label=name)
+  axes[0].set_xlabel("output channels")
+  axes[0].set_ylabel("layer alone (us)")
+  axes[0].set_title(f"measured staircase, {summaries[-1]['model']}")
+  axes[0].legend(fontsize=7)
+  for ax, s in zip(axes[1:], summaries):
+    rows = [r for r in state["rows"] if r["model"] == s["model"]
+            and r["variant"] != "original"]
+    names = [r["variant"] for r in rows]
+    xs = np.arange(len(rows))
+    ax.bar(xs - 0.2, [r["macs_fraction"] for r in rows], 0.4, label="MACs")
+    ax.bar(xs + 0.2, [r["latency_fraction"] for r in rows], 0.4,
+           label="measured latency")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(names, fontsize=7)
+    ax.set_ylabel("fraction of the original")
+    ax.set_title(f"{s['model']} {s['size']}")
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--models", default="resnet20:32,mobilenetv2:224")
+  parser.add_argument("--target", type=float, default=0.5)
+  parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--accuracy", action=argparse.BooleanOptionalAction,
+                      default=True)
+  parser.add_argument("--train-images", type=int, default=20000)
+  parser.add_argument("--ft-images", type=int, default=10000)
+  parser.add_argument("--epochs", type=int, default=1)
+  parser.add_argument("--width", type=int, default=48)
+  parser.add_argument("--macs-targets", default="0.5,0.55,0.6,0.65,0.7,0.75")
+  parser.add_argument("--fashion-dir", default=data_lib.FASHION_MNIST_DIR)
+  parser.add_argument("--out", default=os.path.join(HERE, "results"))
+  parser.add_argument("--tag", default="latency_pruning")
+  parser.add_argument("--verbose", type=int, default=1)
+  args = parser.parse_args(argv)
+  args.macs_targets = [float(t) for t in args.macs_targets.split(",")]
+  os.makedirs(args.out, exist_ok=True)
+  cache = tempfile.mkdtemp(prefix="latency_cache_")
+  state = {"command": "benchmarks/latency_pruning.py " + " ".join(
+      argv if argv is not None else []), "rows": [], "summaries": [],
+           "runtime": latency_lib.runtime_info(1, "xnnpack")}
+  t0 = time.perf_counter()
+  for spec in args.models.split(","):
+    name, size = spec.split(":")
+    rows, summary = part1(name, int(size), args, cache)
+    state["rows"] += rows
+    state["summaries"].append(summary)
+  if args.accuracy:
+    state["accuracy"] = part2(args, cache)
+  state["seconds"] = time.perf_counter() - t0
+  state["cpu_seconds"] = time.process_time()
+  print("\n" + write(state, args.out, args.tag))
+  return state
+
+
+if __name__ == "__main__":
+  main()

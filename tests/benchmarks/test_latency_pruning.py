@@ -1,0 +1,39 @@
+"""benchmarks/latency_pruning.py end to end on tiny settings (no timing claims)."""
+
+import json
+
+from tests.benchmarks import load_benchmark
+
+
+def test_smoke_writes_rows_summaries_and_accuracy(tmp_path):
+  harness = load_benchmark("latency_pruning")
+  state = harness.main([
+      "--models", "resnet8:16", "--target", "0.25", "--rounds", "1",
+      "--fashion-dir", str(tmp_path / "absent"), "--train-images", "300",
+      "--ft-images", "100", "--width", "16", "--macs-targets", "0.3,0.5",
+      "--out", str(tmp_path), "--tag", "t", "--verbose", "0"])
+  variants = [r["variant"] for r in state["rows"]]
+  assert variants == ["original", "latency-aware", "MACs, round_to=1",
+                      "MACs, round_to=8"]
+  by = {r["variant"]: r for r in state["rows"]}
+  assert by["original"]["macs_fraction"] == 1.0
+  # Equal MACs: the MACs-targeted models remove what the latency-aware one
+  # did, within target_macs' 2% tolerance (round_to=8 may fall short).
+  lat = by["latency-aware"]["macs_fraction"]
+  assert abs(by["MACs, round_to=1"]["macs_fraction"] - lat) <= 0.021
+  assert by["latency-aware"]["predicted_fraction"] <= 0.75 + 1e-9
+  for r in state["rows"]:
+    assert r["ms"] > 0 and r["predicted_ms"] > 0
+  (summary,) = state["summaries"]
+  assert summary["one_layer_files"] > summary["layers"]
+  assert set(summary["faster_than_macs"]) == {"MACs, round_to=1",
+                                              "MACs, round_to=8"}
+  acc = state["accuracy"]
+  assert acc["dataset"] == "sklearn digits (fallback)"
+  assert [r["variant"] for r in acc["rows"]][0] == "latency"
+  assert all(0 <= r["top1"] <= 1 for r in acc["rows"])
+  saved = json.loads((tmp_path / "t.json").read_text())
+  assert saved["rows"] == state["rows"]
+  md = (tmp_path / "t.md").read_text()
+  assert "| resnet8 16 | latency-aware |" in md and "Accuracy at equal" in md
+  assert (tmp_path / "t.png").stat().st_size > 5000
