@@ -204,7 +204,10 @@ class Planner:
   A group keeps at least `min_channels` channels, rounded up to a multiple
   of `round_to`; a group smaller than that keeps all its channels (it is
   clipped, not an error). Kept counts are rounded up to multiples of
-  `round_to`, or to the whole group.
+  `round_to`, or to the whole group. A group read or written by a grouped
+  conv (`ChannelGroup.blocks` > 1) keeps the same number of channels in
+  each block (each conv group): its counts are multiples of
+  lcm(round_to, blocks), and `keep_indices` keeps each block's best.
 
   Args:
     graph: the model's `ChannelGraph`.
@@ -219,13 +222,17 @@ class Planner:
     local_order: the same channels interleaved so that every group has lost
       about the same fraction at any point of the sequence.
     min_keep: {group_id: the fewest channels the group may keep}.
+    steps: {group_id: what its kept counts are multiples of}.
   """
 
   def __init__(self, graph, scores, round_to=1, min_channels=1):
     self.groups = [graph.group(gid) for gid in scores]
     self.scores = scores
     self.round_to = round_to
-    self.min_keep = {g.id: min(g.size, ceil_to(min_channels, round_to))
+    self.steps = {g.id: math.lcm(round_to, getattr(g, "blocks", 1))
+                  for g in self.groups}
+    self.min_keep = {g.id: min(g.size, ceil_to(min_channels,
+                                               self.steps[g.id]))
                      for g in self.groups}
     normed = []
     for g in self.groups:
@@ -248,7 +255,7 @@ class Planner:
 
   def _round(self, g, kept):
     kept = max(self.min_keep[g.id], kept)
-    return min(g.size, ceil_to(kept, self.round_to))
+    return min(g.size, ceil_to(kept, self.steps[g.id]))
 
   def removal(self, n_remove, order=None):
     """Removes the first `n_remove` channels of `order` that may go.
@@ -297,14 +304,24 @@ class Planner:
   def keep_indices(self, counts):
     """{group_id: sorted kept indices}: each group's top `counts` scores.
 
-    Groups that keep all their channels are absent.
+    A group with `blocks` > 1 keeps the top count / blocks of each block (a
+    count that is not a multiple of `blocks` is rounded up to one). Groups
+    that keep all their channels are absent.
     """
     keep = {}
     for g in self.groups:
       n = counts[g.id]
+      blocks = getattr(g, "blocks", 1)
       if n < g.size:
         s = np.asarray(self.scores[g.id])
-        top = np.argsort(-s, kind="stable")[:n]
+        if blocks > 1:
+          per = g.size // blocks
+          top = np.concatenate([
+              b * per + np.argsort(-s[b * per:(b + 1) * per],
+                                   kind="stable")[:-(-n // blocks)]
+              for b in range(blocks)])
+        else:
+          top = np.argsort(-s, kind="stable")[:n]
         keep[g.id] = np.sort(top)
     return keep
 

@@ -152,3 +152,58 @@ def vgg_cifar(cfg=VGG16_CIFAR, input_shape=(32, 32, 3), classes=10, fc=512,
   x = L.ReLU(name="fc1_relu")(x)
   x = L.Dense(classes, name="logits")(x)
   return keras.Model(inp, x, name="vgg16_cifar")
+
+
+def resnext_small(input_shape=(32, 32, 3), classes=10, widths=(64, 128),
+                  cardinality=8, group_width=4, blocks=1,
+                  framework="tf_keras"):
+  """A small ResNeXt (Xie et al. 2017) of bottleneck blocks with grouped convs.
+
+  Each block is 1x1 conv -> 3x3 conv with `groups=cardinality` -> 1x1 conv,
+  each followed by BN (and ReLU but the last), plus a shortcut (a strided
+  1x1 conv with BN where the width or the resolution changes). Stage `s`
+  has `widths[s]` output channels and a bottleneck of
+  `cardinality * group_width * 2**s` channels; every stage after the first
+  halves the resolution.
+
+  Args:
+    input_shape: defaults to (32, 32, 3).
+    classes: defaults to 10.
+    widths: output channels of the stages. Defaults to (64, 128).
+    cardinality: the grouped convs' `groups`. Defaults to 8.
+    group_width: channels of one group in the first stage. Defaults to 4.
+    blocks: blocks per stage. Defaults to 1.
+    framework: 'tf_keras' (default) or 'keras3' (`import keras`).
+
+  Returns:
+    A Functional model of `framework` producing logits.
+  """
+  keras, L = _keras(framework)
+  inp = keras.Input(input_shape, name="image")
+  x = L.Conv2D(32, 3, padding="same", use_bias=False, name="stem_conv")(inp)
+  x = L.BatchNormalization(name="stem_bn")(x)
+  x = L.ReLU(name="stem_relu")(x)
+  for s, w in enumerate(widths):
+    inner = cardinality * group_width * 2 ** s
+    for b in range(blocks):
+      stride = 2 if (s > 0 and b == 0) else 1
+      name = f"s{s + 1}b{b + 1}"
+      y = L.Conv2D(inner, 1, use_bias=False, name=name + "_reduce")(x)
+      y = L.BatchNormalization(name=name + "_reduce_bn")(y)
+      y = L.ReLU(name=name + "_reduce_relu")(y)
+      y = L.Conv2D(inner, 3, strides=stride, padding="same",
+                   groups=cardinality, use_bias=False,
+                   name=name + "_group_conv")(y)
+      y = L.BatchNormalization(name=name + "_group_bn")(y)
+      y = L.ReLU(name=name + "_group_relu")(y)
+      y = L.Conv2D(w, 1, use_bias=False, name=name + "_expand")(y)
+      y = L.BatchNormalization(name=name + "_expand_bn")(y)
+      if stride != 1 or x.shape[-1] != w:
+        x = L.Conv2D(w, 1, strides=stride, use_bias=False,
+                     name=name + "_short")(x)
+        x = L.BatchNormalization(name=name + "_short_bn")(x)
+      x = L.Add(name=name + "_add")([x, y])
+      x = L.ReLU(name=name + "_relu")(x)
+  x = L.GlobalAveragePooling2D(name="gap")(x)
+  x = L.Dense(classes, name="logits")(x)
+  return keras.Model(inp, x, name="resnext_small")

@@ -315,7 +315,7 @@ def test_depthwise_written_as_grouped_conv_ties_channels():
   assert slim.get_layer("dw").filters == 3
 
 
-def test_grouped_conv_is_not_prunable_with_reason():
+def test_grouped_conv_loses_as_many_channels_in_every_group():
   inp = keras.Input((8, 8, 4))
   x = L.Conv2D(8, 1, name="a")(inp)
   x = L.Conv2D(8, 3, groups=2, name="g")(x)
@@ -325,10 +325,12 @@ def test_grouped_conv_is_not_prunable_with_reason():
   model = keras.Model(inp, out)
   _, by_id = groups_of(model)
   for gid in ("a", "g"):
-    assert not by_id[gid].prunable
-    assert "grouped conv" in by_id[gid].reason and "'g'" in by_id[gid].reason
-  assert by_id["d"].prunable
-  check_equivalence(model)
+    assert by_id[gid].prunable and by_id[gid].blocks == 2
+  assert by_id["d"].prunable and by_id["d"].blocks == 1
+  keep = {"a": [0, 2, 5, 7], "g": [1, 2, 4, 7], "d": [0, 2]}
+  _, slim = assert_equivalent(model, keep, x_for(model))
+  assert slim.get_layer("g").groups == 2
+  assert tps.count_macs(slim) < tps.count_macs(model)
 
 
 @pytest.mark.parametrize("make", [

@@ -1,6 +1,7 @@
 """The context handlers write into: channel variables, slices and couplings."""
 
 import dataclasses
+import math
 
 from tfprune_survey import frameworks
 from tfprune_survey.graph import layout as layout_lib
@@ -29,6 +30,33 @@ class WeightSlice:
 
 
 @dataclasses.dataclass
+class GroupedSlice:
+  """The input-channel axis of a grouped conv's kernel (groups > 1).
+
+  The kernel's `axis` has C_in / groups positions, shared by the groups:
+  position j, read by output channel o, is input channel
+  (o // (C_out / groups)) * (C_in / groups) + j. It cannot follow a `Layout`
+  on its own, so it is kept apart from the `WeightSlice`s: surgery slices it
+  per group (which needs the same number of kept input channels in every
+  group) and `mask_channels` zeroes it per group.
+
+  Attributes:
+    path: qualified layer name.
+    weight: the kernel's short name.
+    axis: the kernel axis of the in-group input positions (non-negative).
+    out_axis: the kernel axis of the output channels (non-negative).
+    groups: the conv's `groups`.
+    layout: the `Layout` of the conv's input (C_in channels).
+  """
+  path: str
+  weight: str
+  axis: int
+  out_axis: int
+  groups: int
+  layout: object
+
+
+@dataclasses.dataclass
 class WidthUpdate:
   """A config entry that must equal the kept width of a layout."""
   path: str
@@ -50,6 +78,10 @@ class GraphBuilder:
     self.widths = []
     self.layers = {}        # path -> LayerCall of the first call
     self.observations = []  # (LayerCall, Layout) of every consumer input
+    self.grouped = {}       # (path, weight, axis) -> GroupedSlice
+    self.parts = {}         # split var -> its part vars, in channel order
+    self.blocks = {}        # root -> equal blocks every kept set must have
+    self.block_layers = {}  # root -> paths of the grouped convs asking it
     self._producer_vars = {}
 
   # ---- variables -------------------------------------------------------
@@ -80,14 +112,120 @@ class GraphBuilder:
     self._parent[rb] = ra
     if rb in self.reasons:
       self.reasons.setdefault(ra, []).extend(self.reasons.pop(rb))
+    if rb in self.blocks:
+      self.blocks[ra] = math.lcm(self.blocks.get(ra, 1), self.blocks.pop(rb))
+      self.block_layers.setdefault(ra, []).extend(self.block_layers.pop(rb))
     return ra
+
+  # ---- splitting -------------------------------------------------------
+  def expand(self, lay):
+    """`lay` with every split variable replaced by its parts (recursively)."""
+    if lay is None or not self.parts or not any(
+        s.var in self.parts for s in lay.segments):
+      return lay
+    segs = []
+    stack = list(reversed(lay.segments))
+    while stack:
+      seg = stack.pop()
+      parts = self.parts.get(seg.var)
+      if parts is None:
+        segs.append(seg)
+        continue
+      stack.extend(reversed([layout_lib.Segment(v, self.size[v], seg.repeat)
+                             for v in parts]))
+    return layout_lib.Layout(tuple(segs), lay.spatial)
+
+  def _split(self, var, sizes):
+    """Splits the class of `var` into consecutive parts of `sizes`.
+
+    Every member of the class (all of one size) gets parts of these sizes;
+    part i of every member is coupled to part i of the others, and keeps
+    the class's reasons. The members become dead: layouts that name them
+    are read through `expand`. A class that must keep equal blocks for a
+    grouped conv is blocked instead, since its blocks would then span
+    several groups.
+    """
+    root = self.find(var)
+    members = [v for v in range(len(self._parent))
+               if v not in self.parts and self.find(v) == root]
+    firsts = None
+    for m in members:
+      parts = tuple(self.new_var(n, self.origin[m], self.is_producer[m])
+                    for n in sizes)
+      self.parts[m] = parts
+      if firsts is None:
+        firsts = parts
+      else:
+        for a, b in zip(firsts, parts):
+          self.union(a, b)
+    reasons = list(self.reasons.get(root, []))
+    if self.blocks.get(root, 1) > 1:
+      reasons.append(f"the grouped conv(s) {self.block_layers[root]} read "
+                     "or write channels that a merge splits across groups")
+    for part in firsts:
+      for reason in reasons:
+        self._add_reason(part, reason)
+
+  def _add_reason(self, var, reason):
+    bucket = self.reasons.setdefault(self.find(var), [])
+    if reason not in bucket:
+      bucket.append(reason)
+
+  def _refine(self, layouts):
+    """Splits variables until all `layouts` have the same segment bounds.
+
+    Returns:
+      The expanded layouts, or None when it cannot be done (a bound falls
+      inside a channel repeated by a depth multiplier).
+    """
+    while True:
+      layouts = [self.expand(lay) for lay in layouts]
+      bounds = set()
+      for lay in layouts:
+        pos = 0
+        for seg in lay.segments:
+          pos += seg.width
+          bounds.add(pos)
+      changed = False
+      for lay in layouts:
+        pos = 0
+        for seg in lay.segments:
+          inner = sorted(b - pos for b in bounds if pos < b < pos + seg.width)
+          if inner:
+            if any(b % seg.repeat for b in inner):
+              return None
+            cuts = [0] + [b // seg.repeat for b in inner] + [seg.size]
+            self._split(seg.var, [b - a for a, b in zip(cuts, cuts[1:])])
+            changed = True
+            break
+          pos += seg.width
+        if changed:
+          break
+      if not changed:
+        return layouts
+
+  def finalize(self, calls=()):
+    """Expands every stored layout once the walk is done (no split after)."""
+    for sl in self.slices.values():
+      sl.layout = self.expand(sl.layout)
+    for gs in self.grouped.values():
+      gs.layout = self.expand(gs.layout)
+    for w in self.widths:
+      w.layout = self.expand(w.layout)
+    self.observations = [(c, self.expand(lay)) for c, lay in self.observations]
+    for call in calls:
+      call.inputs = [self.expand(lay) for lay in call.inputs]
+
+  def live_vars(self):
+    """Variables that were not split."""
+    return [v for v in range(len(self._parent)) if v not in self.parts]
 
   def block(self, layouts, reason):
     """Marks every variable of the given layouts as not prunable."""
     for lay in layouts:
       if lay is None:
         continue
-      for var in lay.variables():
+      for var in self.expand(lay).variables():
         root = self.find(var)
         bucket = self.reasons.setdefault(root, [])
         if reason not in bucket:
@@ -105,15 +243,88 @@ class GraphBuilder:
                  "a tensor of unknown channels")
       return None
     first = present[0]
-    for other in present[1:]:
-      if not first.same_structure(other):
-        self.block(present, f"'{call.path}' ({call.class_name}) merges tensors "
-                   "whose channels are concatenated differently")
-        return None
-    for other in present[1:]:
+    # Tensors of one width and tiling whose channels come from different
+    # concatenations (a concatenated stream plus a conv's output, as in
+    # InceptionResNetV2) are split into matching parts first.
+    refined = None
+    if all(lay.channels == first.channels and lay.spatial == first.spatial
+           for lay in present[1:]):
+      refined = self._refine(present)
+    if refined is None or not all(refined[0].same_structure(o)
+                                  for o in refined[1:]):
+      self.block(present, f"'{call.path}' ({call.class_name}) merges tensors "
+                 "whose channels are concatenated differently")
+      return None
+    first = refined[0]
+    for other in refined[1:]:
       for a, b in zip(first.segments, other.segments):
         self.union(a.var, b.var)
     return first
+
+  def require_blocks(self, lay, blocks, call):
+    """Asks that `lay`'s channels keep the same count in `blocks` blocks.
+
+    A grouped conv (groups=`blocks`) reads and writes its channels in
+    `blocks` consecutive blocks of equal width, and stays a grouped conv
+    only if every block keeps the same number. The requirement is recorded
+    on the channel group (several requirements combine into their least
+    common multiple, which still divides the group's size). A layout that
+    is not one whole group (a Concatenate, a depth multiplier, a Flatten)
+    cannot carry it, and its channels are blocked.
+
+    Returns:
+      Whether the requirement was recorded (False for None or blocked).
+    """
+    if lay is None:
+      return False
+    lay = self.expand(lay)
+    seg = lay.segments[0] if len(lay.segments) == 1 else None
+    if seg is None or seg.repeat != 1 or lay.spatial != 1:
+      self.block([lay], f"'{call.path}' ({call.class_name}) is a grouped conv "
+                 f"(groups={blocks}) on channels that are concatenated, "
+                 "repeated or flattened")
+      return False
+    root = self.find(seg.var)
+    self.blocks[root] = math.lcm(self.blocks.get(root, 1), int(blocks))
+    paths = self.block_layers.setdefault(root, [])
+    if call.path not in paths:
+      paths.append(call.path)
+    return True
+
+  def grouped_slice(self, call, weight, axis, out_axis, groups, lay):
+    """Records the in-group input axis of a grouped conv's kernel.
+
+    Args:
+      call: the LayerCall.
+      weight: the kernel's short name.
+      axis: the kernel axis of in-group input positions.
+      out_axis: the kernel axis of output channels.
+      groups: the conv's `groups`.
+      lay: the Layout of the conv's input (None: nothing to record).
+
+    Raises:
+      ValueError: when the layer has no such weight.
+    """
+    if lay is None:
+      return
+    found = frameworks.of(call.layer).find_weight(call.layer, weight)
+    if found is None:
+      raise ValueError(f"layer '{call.path}' ({call.class_name}) has no weight "
+                       f"'{weight}'; the grouped conv handler expects it")
+    index, weight = found
+    shape = call.layer.weights[index].shape
+    axis, out_axis = axis % len(shape), out_axis % len(shape)
+    if shape[axis] * groups != lay.width or shape[out_axis] % groups:
+      self.block([lay], f"'{call.path}' ({call.class_name}): kernel {shape} "
+                 f"does not fit groups={groups} on {lay.width} channels")
+      return
+    self.observations.append((call, lay))
+    key = (call.path, weight, axis)
+    if key in self.grouped:
+      self.unify([self.grouped[key].layout, lay], call)
+      return
+    self.grouped[key] = GroupedSlice(call.path, weight, axis, out_axis,
+                                     int(groups), lay)
 
   # ---- producers, inputs, opaque outputs -------------------------------
   def producer(self, call, size):
@@ -122,7 +333,7 @@ class GraphBuilder:
       self._producer_vars[call.path] = self.new_var(size, call.path,
                                                     producer=True)
     var = self._producer_vars[call.path]
-    return layout_lib.single(var, size)
+    return self.expand(layout_lib.single(var, size))
 
   def opaque(self, call, shape, reason):
     """A tensor whose channels come from something we do not model."""

@@ -27,6 +27,11 @@ class ChannelGroup:
       that axis (before any Flatten tiling).
     params: layers with per-channel parameters in the group (BN, PReLU,
       DepthwiseConv).
+    blocks: the group's channels form `blocks` consecutive blocks of equal
+      size (the groups of the grouped convs that read or write it), and a
+      kept set must keep the same number of channels in every block for
+      `materialize` (1: no such constraint). `tps.prune` and the `Planner`
+      keep the best channels of each block; `mask_channels` accepts any set.
   """
   id: str
   size: int
@@ -36,6 +41,7 @@ class ChannelGroup:
   consumers: list
   slices: list
   params: list
+  blocks: int = 1
   root: int = dataclasses.field(default=-1, repr=False)
 
 
@@ -64,6 +70,7 @@ class ChannelGraph:
     self.calls = self._calls
     for value, _, path in walker.outputs:
       self._b.block([value], f"reaches the model output through '{path}'")
+    self._b.finalize(self._calls)
     self.groups = self._collect_groups()
     self._by_id = {g.id: g for g in self.groups}
     self._root_to_group = {g.root: g for g in self.groups}
@@ -100,7 +107,7 @@ class ChannelGraph:
   def _collect_groups(self):
     b = self._b
     members = {}
-    for var in range(len(b.size)):
+    for var in b.live_vars():
       members.setdefault(b.find(var), []).append(var)
     slices_by_root = {}
     for sl in b.slices.values():
@@ -109,6 +116,10 @@ class ChannelGraph:
         root = b.find(seg.var)
         slices_by_root.setdefault(root, []).append((sl, base))
         base += seg.width
+    grouped_by_root = {}
+    for gs in b.grouped.values():
+      for seg in gs.layout.segments:
+        grouped_by_root.setdefault(b.find(seg.var), []).append(gs.path)
     groups = []
     used_ids = set()
     for root in sorted(members):
@@ -123,16 +134,23 @@ class ChannelGraph:
         gid = f"{base_id}:{n}"
       used_ids.add(gid)
       entries = slices_by_root.get(root, [])
-      consumers = _unique(sl.path for sl, _ in entries if sl.role == "consumer")
+      consumers = _unique([sl.path for sl, _ in entries
+                           if sl.role == "consumer"] +
+                          grouped_by_root.get(root, []))
       params = _unique(sl.path for sl, _ in entries if sl.role == "param")
-      reasons = b.reasons.get(root, [])
+      reasons = list(b.reasons.get(root, []))
       if not producers and not reasons:
         reasons = ["has no producer layer"]
+      blocks = b.blocks.get(root, 1)
+      if blocks > 1 and not reasons and b.size[root] // blocks < 2:
+        reasons = [f"the grouped conv(s) {b.block_layers[root]} have one "
+                   "channel per group here; removing one would remove a "
+                   "whole group, which is not done"]
       groups.append(ChannelGroup(
           id=gid, size=b.size[root], prunable=not reasons,
           reason="; ".join(reasons), producers=producers, consumers=consumers,
           slices=[(sl.path, sl.weight, sl.axis, off) for sl, off in entries],
-          params=params, root=root))
+          params=params, blocks=blocks, root=root))
     return groups
 
   def group(self, group_id):
@@ -151,6 +169,19 @@ class ChannelGraph:
   @property
   def weight_slices(self):
     return list(self._b.slices.values())
+
+  @property
+  def grouped_slices(self):
+    """The `GroupedSlice`s: in-group input axes of grouped convs' kernels.
+
+    They are not among `weight_slices` (a grouped kernel's input axis does
+    not follow one channel layout); surgery and the MACs model read them.
+    """
+    return list(self._b.grouped.values())
+
+  def block_layers(self, group):
+    """Paths of the grouped convs that ask `group` for equal blocks."""
+    return list(self._b.block_layers.get(group.root, []))
 
   @property
   def observations(self):

@@ -4,7 +4,9 @@ Convention (as in pruning papers): MACs of one sample, counting the
 multiply-accumulates of conv, depthwise, separable, transposed conv and Dense
 layers. BatchNormalization, activations, pooling and element-wise merges are
 not counted. A layer called several times (a shared layer, or a sub-model
-called twice) is counted once per call.
+called twice) is counted once per call. A conv's MACs are its kernel's size
+times its output positions, which for a grouped conv (groups > 1, kernel
+(..., C_in / groups, C_out)) is k x C_in / groups x C_out per position.
 """
 
 import math

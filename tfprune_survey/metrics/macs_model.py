@@ -2,7 +2,10 @@
 
 For every MAC-counted layer call, MACs = positions x product of the kernel's
 dimensions; channel pruning shrinks the sliced kernel axes, so the MACs after
-pruning follow from the kept counts alone, without rebuilding the model.
+pruning follow from the kept counts alone, without rebuilding the model. A
+grouped conv's kernel is (..., C_in / groups, C_out): its in-group axis
+shrinks as the kept share of its input channels, since every group keeps as
+many.
 """
 
 import numpy as np
@@ -26,7 +29,7 @@ class MacsModel:
   def __init__(self, model, graph):
     self.graph = graph
     slices = {}
-    for sl in graph.weight_slices:
+    for sl in graph.weight_slices + graph.grouped_slices:
       slices.setdefault(sl.path, []).append(sl)
     self.terms = []   # (macs, [(layout, full width)])
     for call in iter_calls(model):
@@ -39,7 +42,10 @@ class MacsModel:
       for w in kernels:
         name = Framework.short_name(w)
         share = macs * int(np.prod(w.shape)) / total
-        axes = [(sl.layout, int(w.shape[sl.axis]))
+        # A sliced axis shrinks by the kept share of its layout; for a
+        # grouped conv's in-group axis (C_in / groups wide) that is the
+        # kept share of its C_in input channels too.
+        axes = [(sl.layout, sl.layout.width)
                 for sl in slices.get(call.path, ()) if sl.weight == name]
         self.terms.append((share, axes))
     self.full = sum(t for t, _ in self.terms)

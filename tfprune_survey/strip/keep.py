@@ -63,3 +63,34 @@ def resolve_keep(graph, keep, arg_name="keep"):
                        f"{int(uniq[counts > 1][0])}")
     out[gid] = uniq
   return out
+
+
+def check_blocks(graph, keep_arrays, arg_name="keep"):
+  """Checks that grouped convs keep the same count in each of their groups.
+
+  A group with `blocks` > 1 (it feeds or comes out of a grouped conv) must
+  keep as many channels in each of its `blocks` consecutive blocks, or the
+  slim conv could not keep its `groups`. `mask_channels` needs no such
+  thing; `materialize` does.
+
+  Args:
+    graph: the model's `ChannelGraph`.
+    keep_arrays: the output of `resolve_keep`.
+    arg_name: name used in error messages.
+
+  Raises:
+    ValueError: naming the group, the grouped convs and the counts.
+  """
+  for gid, kept in keep_arrays.items():
+    group = graph.group(gid)
+    if group.blocks <= 1:
+      continue
+    per = group.size // group.blocks
+    counts = np.bincount(kept // per, minlength=group.blocks)
+    if (counts != counts[0]).any():
+      raise ValueError(
+          f"`{arg_name}[{gid!r}]`: the grouped conv(s) "
+          f"{graph.block_layers(group)} need the same number of kept "
+          f"channels in each of the group's {group.blocks} blocks of {per} "
+          f"channels (one block per conv group), got {counts.tolist()}. "
+          "Keep k channels of every block; tps.prune and the Planner do.")

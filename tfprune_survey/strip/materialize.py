@@ -3,6 +3,7 @@
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.strip import branches
 from tfprune_survey.strip import surgery
+from tfprune_survey.strip.keep import check_blocks
 from tfprune_survey.strip.keep import resolve_keep
 
 
@@ -26,8 +27,14 @@ def materialize(model, keep, *, graph=None):
   Returns:
     A new, slimmer model of the same Keras with the same inputs and outputs.
 
+  A grouped conv (Conv2D with groups > 1) keeps its `groups` and loses
+  the same number of channels in every group: a group it reads or writes
+  has `blocks` > 1, and `keep` must hold as many channels of each block.
+
   Raises:
-    ValueError: for an unknown or non-prunable group, or a bad index list.
+    ValueError: for an unknown or non-prunable group, a bad index list, or
+      a kept set that holds different counts in the blocks of a grouped
+      conv (the message names the conv).
 
   Example:
     >>> graph = tps.ChannelGraph(model)
@@ -54,6 +61,7 @@ def materialize(model, keep, *, graph=None):
           mapped[g.id] = keep_arrays[old.id]
           break
     keep_arrays = resolve_keep(graph, mapped)
+  check_blocks(graph, keep_arrays)
   keep_of = graph.keep_resolver(keep_arrays)
   config = surgery.narrowed_config(model, graph, keep_of)
   new = surgery.rebuild(model, config, weights_follow=True)

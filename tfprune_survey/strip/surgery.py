@@ -36,6 +36,9 @@ def transfer_weights(old, new, graph, keep_of, mode):
     mode: 'slice' keeps only the kept positions; 'mask' zeroes the others.
   """
   by_path = slices_by_path(graph)
+  grouped = {}
+  for gs in graph.grouped_slices:
+    grouped.setdefault(gs.path, []).append(gs)
   for path, a, b in layer_pairs(old, new):
     values = a.get_weights()
     if not values:
@@ -57,6 +60,9 @@ def transfer_weights(old, new, graph, keep_of, mode):
           index = [slice(None)] * values[i].ndim
           index[sl.axis] = dropped
           values[i][tuple(index)] = 0
+    for gs in grouped.get(path, ()):
+      i = names.index(gs.weight)
+      values[i] = grouped_weight(values[i], gs, keep_of, mode)
     expected = [tuple(w.shape) for w in b.weights]
     got = [v.shape for v in values]
     if expected != got:
@@ -64,6 +70,51 @@ def transfer_weights(old, new, graph, keep_of, mode):
           f"internal error: weights of layer '{path}' do not fit the rebuilt "
           f"layer ({got} vs {expected})")
     b.set_weights(values)
+
+
+def grouped_weight(value, gs, keep_of, mode):
+  """A grouped conv's kernel with its in-group input axis sliced or masked.
+
+  Output channels in block k of the kernel's `gs.out_axis` (C_out / groups
+  wide, before or after that axis was sliced) read input block k; their
+  in-group positions are the kept input channels of block k, less k times
+  the block width.
+
+  Args:
+    value: the kernel (np.ndarray).
+    gs: the `GroupedSlice`.
+    keep_of: variable -> kept indices.
+    mode: 'slice' or 'mask' (as for `transfer_weights`).
+
+  Returns:
+    The new kernel.
+
+  Raises:
+    RuntimeError: in 'slice' mode, when the blocks keep different counts
+      (`materialize` checks keep sets before it gets here).
+  """
+  per_in = value.shape[gs.axis]
+  per_out = value.shape[gs.out_axis] // gs.groups
+  kept = gs.layout.indices(keep_of)
+  block = kept // per_in
+  parts = []
+  for k in range(gs.groups):
+    local = kept[block == k] - k * per_in
+    outs = np.arange(k * per_out, (k + 1) * per_out)
+    part = np.take(value, outs, axis=gs.out_axis)
+    if mode == "slice":
+      parts.append(np.take(part, local, axis=gs.axis))
+    else:
+      part = part.copy()
+      index = [slice(None)] * part.ndim
+      index[gs.axis] = np.setdiff1d(np.arange(per_in), local)
+      part[tuple(index)] = 0
+      parts.append(part)
+  if mode == "slice" and len({p.shape[gs.axis] for p in parts}) > 1:
+    raise RuntimeError(
+        f"internal error: grouped conv '{gs.path}' keeps different numbers "
+        "of input channels in its groups")
+  return np.concatenate(parts, axis=gs.out_axis)
 
 
 def narrowed_config(model, graph, keep_of):

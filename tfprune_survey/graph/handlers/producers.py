@@ -24,22 +24,14 @@ class Producer(LayerHandler):
     if not common.channels_last(call):
       return common.block_channels_first(call, b)
     groups = call.config.get("groups", 1) or 1
-    if (groups > 1 and in_lay is not None and groups == size ==
-        in_lay.channels and in_lay.spatial == 1):
-      # A depthwise conv written as Conv2D(groups=C, filters=C): channel c
-      # reads only channel c, so input and output are one group.
-      b.slice(call, "kernel", self.out_axis, in_lay, "param")
-      b.slice(call, "bias", 0, in_lay, "param", required=common.has_bias(call))
-      b.width(call, (self.width_key,), in_lay)
-      b.width(call, ("groups",), in_lay)
-      return [in_lay]
-    out = b.producer(call, size)
     if groups > 1:
-      reason = (f"'{call.path}' ({call.class_name}) is a grouped conv "
-                f"(groups={groups}); its channels are not pruned")
-      b.block([in_lay, out], reason)
-      return [out]
+      return self._grouped(call, b, in_lay, size, groups)
+    out = b.producer(call, size)
     b.slice(call, "kernel", self.in_axis, in_lay, "consumer")
+    return self._outputs(call, b, out)
+
+  def _outputs(self, call, b, out):
+    """Records the output-channel slices of a producer; returns [out]."""
     b.slice(call, "kernel", self.out_axis, out, "producer")
     b.slice(call, "bias", 0, out, "producer",
             required=common.has_bias(call))
@@ -48,6 +40,44 @@ class Producer(LayerHandler):
       b.block([out], f"'{call.path}' applies {call.config['activation']} "
               "across its output channels")
     return [out]
+
+  def _grouped(self, call, b, in_lay, size, groups):
+    """A conv with groups > 1.
+
+    One input channel per group (groups == input channels), with
+    `filters` = m * groups, is a depthwise conv with depth multiplier m:
+    output channel c*m+k reads input channel c, so input and output are one
+    channel group, as for DepthwiseConv2D.
+
+    Otherwise the conv keeps its `groups` and loses the same number of
+    channels in every group: its input channels and its output channels
+    are each asked to keep equal counts in `groups` blocks
+    (`ChannelGroup.blocks`), and the kernel's in-group input axis is
+    sliced group by group (`GroupedSlice`). Which channels each group keeps
+    is free, so this keeps more choices than tying channel i of every
+    group together (Torch-Pruning's way) and stays exact. Whole groups are
+    never removed.
+    """
+    if self.in_axis != -2:
+      out = b.producer(call, size)
+      b.block([in_lay, out], f"'{call.path}' ({call.class_name}) is a "
+              f"grouped transposed conv (groups={groups}); its channels are "
+              "not pruned")
+      return [out]
+    if (in_lay is not None and in_lay.spatial == 1 and
+        groups == in_lay.channels and size % groups == 0):
+      out = in_lay.expand(size // groups)
+      b.slice(call, "kernel", self.out_axis, out, "param")
+      b.slice(call, "bias", 0, out, "param", required=common.has_bias(call))
+      b.width(call, (self.width_key,), out)
+      b.width(call, ("groups",), in_lay)
+      return [out]
+    out = b.producer(call, size)
+    if b.require_blocks(in_lay, groups, call):
+      b.grouped_slice(call, "kernel", self.in_axis, self.out_axis, groups,
+                      in_lay)
+    b.require_blocks(out, groups, call)
+    return self._outputs(call, b, out)
 
 
 class Separable(LayerHandler):
