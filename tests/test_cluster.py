@@ -382,3 +382,24 @@ def test_bad_input_is_rejected(kwargs, exc, words):
 def test_not_a_model_is_rejected():
   with pytest.raises(TypeError):
     tps.cluster_prune("model", ratio=0.5)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_recalibrate_and_progress_bar(framework, capsys):
+  model = conv_model(framework)
+  x = inputs(16)
+  plain = tps.cluster_prune(model, ratio=0.5, data=x, steps=1)
+  again = tps.cluster_prune(model, ratio=0.5, data=x, steps=1,
+                            recalibrate=x, verbose=1)
+  out = capsys.readouterr().out
+  assert "1/1" in out and "/batch" in out, out
+  assert {g: list(k) for g, k in plain.keep.items()} == {
+      g: list(k) for g, k in again.keep.items()}
+  bn_plain = plain.model.get_layer("bn2").get_weights()[2:]
+  bn_again = again.model.get_layer("bn2").get_weights()[2:]
+  assert all(not np.allclose(a, b) for a, b in zip(bn_plain, bn_again))
+  # The recalibrated statistics are those of the merged model's own maps.
+  keras = keras_of(framework)
+  pre = to_numpy(keras.Model(again.model.input, again.model.get_layer(
+      "c2").output)(x, training=False)).reshape(-1, bn_again[0].shape[0])
+  np.testing.assert_allclose(bn_again[0], pre.mean(0), rtol=1e-3, atol=1e-4)
