@@ -16,6 +16,11 @@ each sample's parameter gradient follows from (X[n], D[n]) alone:
 - Any other layer (BatchNormalization, ChannelScale, PReLU, transposed or
   separable convs): `tf.vectorized_map` over samples of the layer's own
   vector-Jacobian product for (X[n], D[n]).
+
+On the JAX and PyTorch backends (Keras 3), `obd` takes each sample's
+gradient from the backend's autograd, one sample at a time (slow, but any
+layer), and `kfac_obd` reads X and D through the backend's autograd and
+builds its factors in numpy (producers with a linear activation only).
 """
 
 import numpy as np
@@ -29,11 +34,10 @@ PATCHED = ("Dense", "Conv1D", "Conv2D")
 
 
 def check_backend(fw, name):
-  if fw.backend() != "tensorflow":
+  if fw.backend() not in ("tensorflow", "jax", "torch"):
     raise NotImplementedError(
-        f"criterion '{name}' needs the TensorFlow backend (tf_keras, or Keras"
-        f" 3 with KERAS_BACKEND=tensorflow), not '{fw.backend()}'; "
-        "'taylor_fo' runs on every backend")
+        f"criterion '{name}' needs gradients, computed on the TensorFlow, JAX"
+        f" and PyTorch backends, not on '{fw.backend()}'")
 
 
 def layer_call(ctx, path, name):
@@ -110,8 +114,7 @@ def kernel_matrix(layer, fw):
 def preactivation_grad(layer, fw, p, d):
   """(N, T, C): the output gradient `d` taken back through the activation."""
   d = tf.reshape(tf.cast(d, tf.float32), [tf.shape(p)[0], -1, d.shape[-1]])
-  activation = layer.get_config().get("activation", "linear")
-  if activation in ("linear", None):
+  if linear_activation(layer):
     return d
   kernel, bias = kernel_matrix(layer, fw)
   z = tf.einsum("ntf,fc->ntc", p, tf.cast(kernel, tf.float32))
@@ -121,6 +124,10 @@ def preactivation_grad(layer, fw, p, d):
     tape.watch(z)
     a = layer.activation(z)
   return tape.gradient(a, z, output_gradients=d)
+
+
+def linear_activation(layer):
+  return layer.get_config().get("activation", "linear") in ("linear", None)
 
 
 def vmap_square_grads(layer, variables, x, d):
@@ -139,7 +146,12 @@ def vmap_square_grads(layer, variables, x, d):
 
 
 class Probe:
-  """A model of the model's Keras exposing the inputs and outputs of layers.
+  """The inputs and output gradients of chosen layers, batch by batch.
+
+  On TensorFlow, a model of the model's Keras whose outputs are the model's
+  output and those tensors, run under a tape (use `run` inside a
+  `tf.function`); on JAX and PyTorch, the backend's autograd
+  (`features_and_grads` of `tfprune_survey/frameworks/`), in numpy.
 
   Args:
     ctx: the ScoringContext.
@@ -152,14 +164,14 @@ class Probe:
     model = ctx.model
     self.fw = frameworks.of(model)
     check_backend(self.fw, name)
-    tensors, self.index = [], {}
+    self.tensors, self.index = [], {}
 
     def add(t):
-      for i, u in enumerate(tensors):
+      for i, u in enumerate(self.tensors):
         if u is t:
           return i
-      tensors.append(t)
-      return len(tensors) - 1
+      self.tensors.append(t)
+      return len(self.tensors) - 1
     for path in paths:
       call = layer_call(ctx, path, name)
       inp = self.fw.input_tensor(call.layer, call.node_index)
@@ -167,9 +179,17 @@ class Probe:
         raise NotImplementedError(f"criterion '{name}' cannot read layer "
                                   f"'{path}': it has several inputs")
       self.index[path] = (add(inp), add(call.layer.output))
-    self.model = self.fw.keras.Model(model.inputs,
-                                     [model.outputs[0]] + tensors)
     self.loss_fn = per_sample_loss(model)
+    self.backend = self.fw.backend()
+    self.ctx_model = model
+    if self.backend == "tensorflow":
+      self.model = self.fw.keras.Model(model.inputs,
+                                       [model.outputs[0]] + self.tensors)
+
+  def _split(self, feats, grads):
+    inputs = {p: feats[i] for p, (i, _) in self.index.items()}
+    deltas = {p: grads[o] for p, (_, o) in self.index.items()}
+    return inputs, deltas
 
   def run(self, x, y):
     """({path: input}, {path: gradient of the summed loss at the output})."""
@@ -180,13 +200,23 @@ class Probe:
     grads = tape.gradient(loss, feats)
     grads = [tf.zeros_like(f) if g is None else g
              for f, g in zip(feats, grads)]
-    inputs = {p: feats[i] for p, (i, _) in self.index.items()}
-    deltas = {p: grads[o] for p, (_, o) in self.index.items()}
-    return inputs, deltas
+    return self._split(feats, grads)
+
+  def run_eager(self, x, y):
+    """`run` on JAX or PyTorch, as numpy arrays."""
+    from tfprune_survey.criteria.collector import backend_grads  # pylint: disable=g-import-not-at-top
+    feats, grads = backend_grads(self.backend).features_and_grads(
+        self.ctx_model, self.tensors, self.loss_fn, np.asarray(x),
+        np.asarray(y))
+    grads = [np.zeros_like(f) if g is None else g
+             for f, g in zip(feats, grads)]
+    return self._split(feats, grads)
 
 
-def stream(ctx, name, step):
+def stream(ctx, name, step, eager=False):
   """Sums `step(x, y) -> [np arrays]` over the batches; (sums, samples).
+
+  `step` gets tf tensors, or numpy arrays when `eager`.
 
   Raises:
     ValueError: for a batch without labels, naming the criterion.
@@ -199,8 +229,9 @@ def stream(ctx, name, step):
     if y is None:
       raise ValueError(f"criterion '{name}' needs labels: pass data as "
                        "(x, y)")
-    out = [np.asarray(v, np.float64) for v in step(
-        tf.convert_to_tensor(x), tf.convert_to_tensor(y))]
+    if not eager:
+      x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    out = [np.asarray(v, np.float64) for v in step(x, y)]
     sums = out if sums is None else [a + b for a, b in zip(sums, out)]
     samples += int(np.shape(x)[0])
     if bar is not None:

@@ -36,8 +36,10 @@ class KFACOBD(Criterion):
   not scored; a coupled group (e.g. a residual stream) gets one vector per
   producer, combined with `reduction` (default 'sum'). Producers other than
   Dense, Conv1D and Conv2D (channels last, groups=1) are skipped; a group
-  with none of these keeps all its channels. Needs the TensorFlow backend;
-  layers in nested models and shared layers are not supported.
+  with none of these keeps all its channels. Layers in nested models and
+  shared layers are not supported. On JAX and PyTorch the factors are built
+  in numpy from the backend's autograd, for producers without a fused
+  activation (NotImplementedError naming the layer otherwise).
 
   Memory: A is (fan_in + 1)^2 floats per producer layer, fan_in =
   kernel taps x input channels (e.g. 577^2 = 333k for a 3x3 conv on 64
@@ -83,6 +85,9 @@ class KFACOBD(Criterion):
     fw = probe.fw
     layers = {p: ctx.graph.layer(p) for p in paths}
     biased = {p: fw.find_weight(layers[p], "bias") is not None for p in paths}
+    if fw.backend() != "tensorflow":
+      sums, samples = self._factors_eager(ctx, probe, paths, layers, biased)
+      return self._finish(ctx, plan, paths, biased, sums, samples)
 
     @tf.function(reduce_retracing=True)
     def step(x, y):
@@ -101,6 +106,35 @@ class KFACOBD(Criterion):
       return out
 
     sums, samples = curvature.stream(ctx, self.name, step)
+    return self._finish(ctx, plan, paths, biased, sums, samples)
+
+  def _factors_eager(self, ctx, probe, paths, layers, biased):
+    """The sums of `score`'s step on JAX or PyTorch, in numpy."""
+    for p in paths:
+      if not curvature.linear_activation(layers[p]):
+        raise NotImplementedError(
+            f"criterion '{self.name}' on the {probe.backend} backend reads "
+            f"pre-activation gradients only of producers without a fused "
+            f"activation; layer '{p}' has one (use the TensorFlow backend)")
+
+    def step(x, y):
+      inputs, deltas = probe.run_eager(x, y)
+      out = []
+      for p in paths:
+        pt = curvature.patches(layers[p], inputs[p]).numpy().astype(
+            np.float64)
+        d = np.asarray(deltas[p], np.float64)
+        d = d.reshape(pt.shape[0], -1, d.shape[-1])
+        a = pt
+        if biased[p]:
+          a = np.concatenate([pt, np.ones_like(pt[..., :1])], axis=-1)
+        out += [np.einsum("ntf,ntg->fg", a, a), np.square(d).sum(axis=(0, 1)),
+                float(d.shape[0] * d.shape[1])]
+      return out
+    return curvature.stream(ctx, self.name, step, eager=True)
+
+  def _finish(self, ctx, plan, paths, biased, sums, samples):
+    """Scores per group from the summed factors of each producer."""
     factors = {}
     for i, p in enumerate(paths):
       gram, sq, count = sums[3 * i:3 * i + 3]

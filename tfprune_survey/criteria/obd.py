@@ -3,11 +3,13 @@
 import numpy as np
 import tensorflow as tf
 
+from tfprune_survey import frameworks
 from tfprune_survey.criteria import curvature
 from tfprune_survey.criteria.base import Criterion
 from tfprune_survey.criteria.base import reduce_scores
 from tfprune_survey.criteria.context import STATISTICS
 from tfprune_survey.criteria.registry import register_criterion
+from tfprune_survey.losses import batch_mean_loss
 
 
 def scored_slices(ctx, group):
@@ -41,8 +43,10 @@ class OBD(Criterion):
   (layer inputs and output gradients) and, per layer, a cheap per-sample
   step (`tfprune_survey/criteria/curvature.py`): patches for Dense, Conv1D
   and Conv2D, `tf.vectorized_map` of the layer's own gradient for the rest.
-  Needs the TensorFlow backend; layers inside nested models or shared
-  layers are not supported (NotImplementedError naming the layer).
+  On TensorFlow, layers inside nested models or shared layers are not
+  supported (NotImplementedError naming the layer). On JAX and PyTorch each
+  sample's gradient comes from the backend's autograd, one sample at a time
+  (any layer, but slow: for small models and data).
   Memory: per layer read, a batch of per-sample kernel gradients
   (batch x kernel size floats).
 
@@ -72,8 +76,11 @@ class OBD(Criterion):
     if not weights:
       return {}
     paths = list(weights)
+    fw = frameworks.of(ctx.model)
+    curvature.check_backend(fw, self.name)
+    if fw.backend() != "tensorflow":
+      return self._finish(ctx, plan, self._fisher_eager(ctx, fw, weights))
     probe = curvature.Probe(ctx, paths, self.name)
-    fw = probe.fw
     layers = {p: ctx.graph.layer(p) for p in paths}
     fast = {p: curvature.patchable(layers[p]) and set(weights[p]) <= {
         "kernel", "bias"} for p in paths}
@@ -102,11 +109,35 @@ class OBD(Criterion):
       return out
 
     sums, samples = curvature.stream(ctx, self.name, step)
-    fisher, k = {}, 0
-    for p in paths:
-      for w in weights[p]:
-        fisher[(p, w)] = sums[k] / samples
-        k += 1
+    keys = [(p, w) for p in paths for w in weights[p]]
+    return self._finish(ctx, plan, {k: v / samples for k, v in zip(keys,
+                                                                    sums)})
+
+  def _fisher_eager(self, ctx, fw, weights):
+    """{(path, weight): E[g^2]} on JAX or PyTorch, one sample at a time."""
+    from tfprune_survey.criteria.collector import backend_grads  # pylint: disable=g-import-not-at-top
+    grads_lib = backend_grads(fw.backend())
+    loss_fn = batch_mean_loss(ctx.model)
+    keys = [(p, w) for p in weights for w in weights[p]]
+    variables = []
+    for p, w in keys:
+      layer = ctx.graph.layer(p)
+      variables.append(layer.weights[fw.find_weight(layer, w)[0]])
+
+    def step(x, y):
+      x, y = np.asarray(x), np.asarray(y)
+      sums = [0.0] * len(variables)
+      for i in range(len(x)):
+        grads = grads_lib.variable_grads(ctx.model, variables, loss_fn,
+                                         x[i:i + 1], y[i:i + 1])
+        sums = [s + np.square(np.asarray(g, np.float64))
+                for s, g in zip(sums, grads)]
+      return sums
+    sums, samples = curvature.stream(ctx, self.name, step, eager=True)
+    return {k: v / samples for k, v in zip(keys, sums)}
+
+  def _finish(self, ctx, plan, fisher):
+    """Per group, the saliencies of its parameters, combined by layer."""
     out = {}
     for g in ctx.groups:
       parts = {}
