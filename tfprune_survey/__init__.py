@@ -7,6 +7,7 @@ and a stripper that builds genuinely slim Keras models.
 from tfprune_survey import frameworks
 from tfprune_survey import criteria
 from tfprune_survey import data
+from tfprune_survey import lottery
 from tfprune_survey import latency
 from tfprune_survey import published
 from tfprune_survey import schedules
@@ -60,7 +61,7 @@ __all__ = [
     "IterativeResult", "LayerHandler", "Planner", "PruneReport",
     "PruneResult", "search_macs",
     "SensitivityResult", "UnsupportedModelError", "count_macs", "count_params",
-    "criteria", "data", "frameworks", "latency", "iterative_prune", "mask_channels", "materialize",
+    "criteria", "data", "frameworks", "latency", "iterative_prune", "lottery", "mask_channels", "materialize",
     "cluster_prune", "profile", "prune", "ratios_from_sensitivity", "recalibrate_bn",
     "reconstruct",
     "register_handler", "reinitialize", "schedules", "score", "sensitivity",

@@ -15,7 +15,10 @@ class UpdateChannelPruningStep(Callback):
 
   Needed in the callbacks of every `fit` of a model from `prune_channels`
   (tf_keras or Keras 3 on the TensorFlow backend); training without it
-  fails with a message naming it.
+  fails with a message naming it. For `prune_channels(..., soft=True)` the
+  selected channels are zeroed once at each pruning step and stay
+  trainable, and the end of `fit` selects once more from the final weights
+  and zeroes that selection (SFP's final prune).
 
   Args:
     data: data for data-dependent criteria, if not given to
@@ -51,6 +54,7 @@ class UpdateChannelPruningStep(Callback):
     self.controller.apply_masks()
 
   def on_train_end(self, logs=None):
+    self.controller.finish()   # soft pruning: SFP's final prune
     self.controller.apply_masks()
 
 

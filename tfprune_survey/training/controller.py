@@ -11,6 +11,12 @@ save (masks, kept channels, the step) is in the wrappers. Two strategies:
   model definition: the wrappers only mark producers; a group is pruned when
   all its producers are marked, and the controller zeroes every dropped
   slice of every layer (BN, consumers) between steps with one tf.function.
+
+With `soft=True` in the settings (soft filter pruning, He et al. 2018) both
+hold no mask at all: each pruning step zeroes the producer slices (kernel
+and bias) of the selected channels once, and they stay trainable; only the
+kept set (`channel_mask`) is recorded. `finish` ends a `fit` with SFP's
+final prune.
 """
 
 import numpy as np
@@ -72,6 +78,8 @@ class Controller:
     self.schedule = schedules_lib.deserialize(s["schedule"])
     self.scope, self.round_to = s["scope"], s["round_to"]
     self.min_channels = s["min_channels"]
+    self.soft = bool(s.get("soft", False))
+    self.last_sparsity = None
     if data is None:
       data = next((w.data for w in wrappers if w.data is not None), None)
     self.data = data
@@ -87,7 +95,8 @@ class Controller:
     self.keep = current_keep(model, self.graph)[1]
     self._apply_fn = None
     self._set_step_fn = None
-    self._build_apply(self._slice_masks(self.keep))
+    if not self.soft:   # soft: no mask is held between pruning steps
+      self._build_apply(self._slice_masks(self.keep))
 
   # ---- what the two strategies do differently ---------------------------
   def _group_ids(self):
@@ -131,8 +140,29 @@ class Controller:
     should, sparsity = self.schedule(step)
     if not bool(should):
       return False
+    self.last_sparsity = float(sparsity)
     self.update(float(sparsity))
     return True
+
+  def finish(self):
+    """Soft pruning: the final prune at the end of a `fit`.
+
+    As SFP does after its last epoch, the channels are selected once more
+    from the final weights (at the last sparsity) and zeroed everywhere
+    `tps.mask_channels` zeroes them (producers, BN, consumers), so the
+    wrapped model computes what `strip_channel_pruning` builds. Nothing
+    happens for hard masks or before the first pruning step.
+    """
+    if not self.soft or not self.keep:
+      return
+    sparsity = self.last_sparsity
+    if sparsity is None:   # resumed: nothing pruned in this fit yet
+      sizes = {g: self.graph.group(g).size for g in self.group_ids}
+      removed = sum(sizes[g] - len(k) for g, k in self.keep.items()
+                    if g in sizes)
+      sparsity = removed / sum(sizes.values())
+    self.update(sparsity)
+    self._zero_once(self.keep, roles=None)
 
   # ---- scoring and planning ---------------------------------------------
   def update(self, sparsity):
@@ -206,10 +236,47 @@ class Controller:
       mask[keep.get(gid, np.arange(g.size))] = 1.0
       for name in self._kept_set_holders(g):
         self.wrappers[name].channel_mask.assign(mask)
+    if self.soft:
+      self._zero_once(keep, roles=("producer",))
+      return
     masks = self._slice_masks(keep)
     self._assign_slice_masks(keep, masks)
     self._build_apply(masks)
     self.apply_masks()
+
+  def _zero_once(self, keep, roles):
+    """Soft pruning: zeroes the dropped positions of the live weights once.
+
+    Args:
+      keep: {group_id: kept indices}.
+      roles: the slice roles to zero ('producer': the filters' kernel and
+        bias, as SFP's code zeroes the filters only, leaving BN and the
+        consumers so that the gradient still reaches a zeroed filter), or
+        None for every slice `tps.mask_channels` zeroes.
+    """
+    keep_of = self.graph.keep_resolver(resolve_keep(self.graph, keep))
+    factors = {}
+    for sl in self.graph.weight_slices:
+      if not sl.zero or "/" in sl.path or (
+          roles is not None and sl.role not in roles):
+        continue
+      size = self._slice_size(sl)
+      if size is None:
+        continue
+      vec = np.zeros(size, np.float32)
+      vec[sl.layout.indices(keep_of)] = 1.0
+      if vec.min() >= 1:
+        continue
+      layer = self._live_layer(sl.path)
+      var = next(w for w in layer.weights
+                 if Framework.short_name(w) == sl.weight)
+      shape = [1] * len(var.shape)
+      shape[sl.axis] = -1
+      prev = factors.get(id(var), (var, 1.0))[1]
+      factors[id(var)] = (var, prev * vec.reshape(shape))
+    for var, factor in factors.values():
+      value = np.asarray(var.numpy())
+      var.assign((value * factor).astype(value.dtype))
 
   def _kept_set_holders(self, group):
     """The wrappers holding `group`'s kept set."""
@@ -217,8 +284,9 @@ class Controller:
     return [group.id] if w is not None and w.channel_mask is not None else []
 
   def apply_masks(self):
-    """Zeroes the dropped slices of the live weights now."""
-    if self._apply_fn is not None:
+    """Zeroes the dropped slices of the live weights now (hard masks; a
+    no-op for soft pruning)."""
+    if self._apply_fn is not None and not self.soft:
       self._apply_fn()
 
 
@@ -253,7 +321,10 @@ class MaskingController(Controller):
   def remask_between_steps(self):
     # Optimizer state (momentum) can move masked weights off zero; the
     # wrappers re-mask in their call, except under a distribution strategy,
-    # where it is done between steps (in cross-replica context).
+    # where it is done between steps (in cross-replica context). Soft
+    # pruning holds no mask (the wrappers' mask variables stay at one).
+    if self.soft:
+      return False
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     return tf.distribute.has_strategy()
 
@@ -307,4 +378,4 @@ class MarkerController(Controller):
         lambda: [v.assign(v * f) for v, f in pairs]) if pairs else None
 
   def remask_between_steps(self):
-    return True
+    return not self.soft

@@ -27,7 +27,7 @@ def check_backend(fw):
 
 def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
                    data=None, scope="global", round_to=1, min_channels=1,
-                   pruning_policy=None):
+                   pruning_policy=None, soft=False):
   """Wraps the layers of `to_prune` for channel pruning during `fit`.
 
   Like tfmot's `prune_low_magnitude`, but whole channels go: every layer
@@ -72,6 +72,28 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     scope, round_to, min_channels: as in `tps.prune`.
     pruning_policy: optional collection of layer names; only groups whose
       producers include one of them are pruned.
+    soft: False (default) holds hard masks: a dropped channel stays zero
+      (re-masked in every training step) and the selection only grows.
+      True is soft filter pruning (He, Kang, Dong, Fu, Yang 2018, "Soft
+      filter pruning for accelerating deep convolutional neural networks",
+      IJCAI): at each pruning step the channels are selected afresh from
+      the current weights and the producer slices (kernel, bias) of the
+      selected ones are zeroed once, as SFP's code zeroes the filters; they
+      stay trainable (no mask is held, BN and consumer slices are left so
+      the gradient reaches them), so a channel can come back at a later
+      step. At the end of each `fit` the selection is made once more from
+      the final weights and zeroed everywhere (BN, consumers: SFP's final
+      prune), so the model computes what `strip_channel_pruning` builds. A
+      later `fit` (or one resumed from a saved model) goes on pruning
+      softly from that model, but a channel zeroed everywhere gets no
+      gradient (ReLU's is 0 at 0), so soft pruning is meant to run in one
+      `fit`, as SFP trains. A filter zeroed before any training (BN beta
+      still 0) likewise only moves through optimizer momentum: start the
+      schedule after some training. With `criterion='fpgm'` this is
+      FPGM's own schedule: He, Liu, Wang, Hu, Yang (2019) prune softly as
+      SFP does. SFP prunes once per epoch: use a schedule whose `frequency`
+      is the number of steps per epoch.
+
 
   Returns:
     A new model of the same Keras with wrapped layers, weights copied; or
@@ -86,11 +108,12 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
   """
   if isinstance(to_prune, (list, tuple)) or _is_plain_layer(to_prune):
     return _wrap_layers(to_prune, criterion, pruning_schedule, data, scope,
-                        round_to, min_channels)
+                        round_to, min_channels, soft)
   fw = frameworks.check_model(to_prune, "to_prune")
   check_backend(fw)
   crit, schedule, args = _check_args(criterion, pruning_schedule, scope,
                                      round_to, min_channels)
+  soft = _check_soft(soft)
   graph = ChannelGraph(to_prune)
   groups = graph.prunable_groups
   if pruning_policy is not None:
@@ -114,7 +137,7 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
   observe, observe_output = _observed(to_prune, graph, groups, crit, data,
                                       masked)
   in_graph = bool(observe or observe_output)
-  settings = _settings(crit, schedule, args, sorted(owners), in_graph)
+  settings = _settings(crit, schedule, args, sorted(owners), in_graph, soft)
 
   def clone(layer):
     fresh = type(layer).from_config(layer.get_config())
@@ -201,17 +224,24 @@ def _observed(model, graph, groups, crit, data, masked):
   return observe, observe_output
 
 
-def _settings(crit, schedule, args, groups, in_graph):
+def _check_soft(soft):
+  if not isinstance(soft, bool):
+    raise TypeError(f"`soft` must be True or False, got {soft!r}")
+  return soft
+
+
+def _settings(crit, schedule, args, groups, in_graph, soft=False):
   from tfprune_survey import criteria as criteria_lib  # pylint: disable=g-import-not-at-top
   return {"criterion": criteria_lib.serialize(crit),
           "in_graph_statistics": in_graph,
           "schedule": schedules_lib.serialize(schedule),
           "scope": args.scope, "round_to": args.round_to,
-          "min_channels": args.min_channels, "groups": groups}
+          "min_channels": args.min_channels, "groups": groups,
+          "soft": soft}
 
 
 def _wrap_layers(layers, criterion, schedule, data, scope, round_to,
-                 min_channels):
+                 min_channels, soft=False):
   """prune_channels(layer or [layers]): marker wrappers, as tfmot's
   prune_low_magnitude(layer) is used inside a model definition."""
   single = not isinstance(layers, (list, tuple))
@@ -223,7 +253,7 @@ def _wrap_layers(layers, criterion, schedule, data, scope, round_to,
     check_backend(frameworks.of(layer, "to_prune"))
   crit, schedule, args = _check_args(criterion, schedule, scope, round_to,
                                      min_channels)
-  settings = _settings(crit, schedule, args, None, False)
+  settings = _settings(crit, schedule, args, None, False, _check_soft(soft))
   wrappers = [ChannelPruneWrapper(l, None, settings, data=data)
               for l in layers]
   return wrappers[0] if single else wrappers

@@ -1,0 +1,184 @@
+"""tps.lottery: iterative magnitude pruning with rewinding, and controls."""
+
+import numpy as np
+import pytest
+
+import tfprune_survey as tps
+from tfprune_survey import frameworks
+
+FRAMEWORKS = ("tf_keras", "keras3")
+
+
+def mlp(framework, seed=0):
+  keras = frameworks.get(framework).keras
+  keras.utils.set_random_seed(seed)
+  return keras.Sequential([
+      keras.Input((12,)),
+      keras.layers.Dense(16, activation="relu", name="fc1"),
+      keras.layers.Dense(8, activation="relu", name="fc2"),
+      keras.layers.Dense(3, name="out")])
+
+
+@pytest.fixture(scope="module")
+def xy():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(96, 12)).astype("float32")
+  return x, (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0.5)
+
+
+def kernels(model):
+  return {l.name: np.array(l.kernel.numpy()) for l in model.layers}
+
+
+def reference_masks(trained, masks, fraction):
+  """Global magnitude pruning of `fraction` of the kept weights, in numpy."""
+  names = list(masks)
+  k = kernels(trained)
+  values = np.concatenate([np.abs(k[n])[masks[n]] for n in names])
+  count = int(round(fraction * values.size))
+  threshold = np.sort(values)[count - 1]
+  return {n: masks[n] & (np.abs(k[n]) > threshold) for n in names}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_masks_nest_and_survivors_rewind_to_init(xy, framework):
+  model = mlp(framework)
+  init = kernels(model)
+  init_all = [w.copy() for w in model.get_weights()]
+  result = tps.lottery.find_ticket(model, xy, rounds=2, prune_fraction=0.5,
+                                   epochs=2, batch_size=32, eval_data=xy,
+                                   keep_models=True)
+  # The input model is untouched.
+  for a, b in zip(init_all, model.get_weights()):
+    np.testing.assert_array_equal(a, b)
+  total = sum(v.size for v in init.values())
+  assert [round(r * total) for r in result.remaining] == [
+      total, round(total / 2), round(total / 4)]
+  for r in (1, 2):
+    prev, now = result.masks[r - 1], result.masks[r]
+    for name in now:
+      assert not (now[name] & ~prev[name]).any()   # nested
+    # Each round prunes the smallest trained magnitudes (numpy reference).
+    want = reference_masks(result.models[r - 1], prev, 0.5)
+    for name in now:
+      np.testing.assert_array_equal(now[name], want[name])
+    # Rewound: initial values on the kept entries, zero on the pruned.
+    rewound = result.rewound_weights(r)
+    for name, mask in now.items():
+      np.testing.assert_array_equal(rewound[name][0], init[name] * mask)
+      np.testing.assert_array_equal(rewound[name][1],
+                                    model.get_layer(name).bias.numpy())
+    # Trained with the pruned weights held at zero, the others moved.
+    trained = kernels(result.models[r])
+    for name, mask in now.items():
+      np.testing.assert_array_equal(trained[name][~mask], 0.0)
+      assert not np.allclose(trained[name][mask], init[name][mask])
+  assert all(0.0 <= a <= 1.0 for a in result.accuracy)
+  assert type(result.model).__module__.split(".")[0] == type(
+      model).__module__.split(".")[0]
+  ticket = result.ticket(2)
+  np.testing.assert_array_equal(ticket.get_layer("fc1").kernel.numpy(),
+                                init["fc1"] * result.masks[2]["fc1"])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_controls_and_layer_scope(xy, framework):
+  model = mlp(framework)
+  init = kernels(model)
+  result = tps.lottery.find_ticket(
+      model, xy, rounds=1, scope="layer",
+      prune_fraction={"fc1": 0.5, "fc2": 0.5, "out": 0.25}, epochs=1)
+  masks = result.masks[1]
+  for name, fraction in (("fc1", 0.5), ("fc2", 0.5), ("out", 0.25)):
+    assert masks[name].sum() == masks[name].size - round(
+        fraction * masks[name].size)
+  # Random masks: the same per-layer sparsity, elsewhere; same init.
+  rm = tps.lottery.random_mask(result, seed=3)
+  assert rm.remaining == pytest.approx(result.remaining[1])
+  for name, mask in masks.items():
+    assert rm.masks[name].sum() == mask.sum()
+    assert not np.array_equal(rm.masks[name], mask)
+    np.testing.assert_array_equal(kernels(rm.model)[name][~rm.masks[name]],
+                                  0.0)
+  # Random re-init: the same masks, other weights.
+  rr = tps.lottery.random_reinit(result, seed=3)
+  for name, mask in masks.items():
+    np.testing.assert_array_equal(rr.masks[name], mask)
+    k = kernels(rr.model)[name]
+    np.testing.assert_array_equal(k[~mask], 0.0)
+    assert not np.allclose(k[mask], init[name][mask], atol=0.05)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_rewind_to_a_checkpoint(xy, framework):
+  model = mlp(framework)
+  init = kernels(model)
+  ckpt = tps.RewindCheckpoint(epoch=1)
+  result = tps.lottery.find_ticket(model, xy, rounds=1, rewind=ckpt,
+                                   epochs=2)
+  early = kernels(ckpt.model_at_epoch)
+  rewound = result.rewound_weights(1)
+  for name, mask in result.masks[1].items():
+    np.testing.assert_array_equal(rewound[name][0], early[name] * mask)
+    assert not np.allclose(early[name], init[name])
+  with pytest.raises(ValueError, match="rewind"):
+    tps.lottery.find_ticket(mlp(framework), xy, rounds=1, epochs=1,
+                            rewind=tps.RewindCheckpoint(epoch=3))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_channel_ticket_on_a_tiny_conv_net(framework):
+  keras = frameworks.get(framework).keras
+  keras.utils.set_random_seed(0)
+  model = tps.zoo.residual_cnn(input_shape=(8, 8, 1), width=8,
+                               framework=framework)
+  rng = np.random.default_rng(0)
+  x = rng.random((48, 8, 8, 1)).astype("float32")
+  y = rng.integers(0, 10, 48)
+  result = tps.lottery.find_channel_ticket(
+      model, (x, y), rounds=2, prune_fraction=0.25, epochs=1, batch_size=16,
+      eval_data=(x, y))
+  assert result.keep[0] == {}
+  assert result.remaining[0] == 1.0
+  assert result.remaining[2] < result.remaining[1] < 1.0
+  for gid, kept in result.keep[2].items():
+    before = result.keep[1].get(gid)
+    if before is not None:
+      assert set(kept) <= set(before)
+  slim = result.model
+  assert tps.count_params(slim) < tps.count_params(model)
+  stem = result.keep[2].get("stem_conv")
+  if stem is not None:
+    assert slim.get_layer("stem_conv").kernel.shape[-1] == len(stem)
+  assert len(result.accuracy) == 3 and all(
+      0.0 <= a <= 1.0 for a in result.accuracy)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"prune_fraction": 0.0}, "prune_fraction"),
+    ({"prune_fraction": 1.0}, "prune_fraction"),
+    ({"prune_fraction": -0.2}, "prune_fraction"),
+    ({"prune_fraction": {"fc1": 0.5}}, "scope='layer'"),
+    ({"prune_fraction": {"nope": 0.5}, "scope": "layer"}, "nope"),
+    ({"prune_fraction": {"fc1": 1.5}, "scope": "layer"}, "prune_fraction"),
+    ({"scope": "local"}, "scope"),
+    ({"rewind": "final"}, "rewind"),
+    ({"rounds": 0}, "rounds"),
+    ({"epochs": 0}, "epochs"),
+])
+def test_bad_arguments(xy, kwargs, match):
+  args = {"rounds": 1, **kwargs}
+  with pytest.raises(ValueError, match=match):
+    tps.lottery.find_ticket(mlp("tf_keras"), xy, **args)
+
+
+def test_bad_types(xy):
+  with pytest.raises(TypeError, match="rewind"):
+    tps.lottery.find_ticket(mlp("keras3"), xy, rounds=1, rewind=3)
+  with pytest.raises(TypeError, match="data"):
+    tps.lottery.find_ticket(mlp("keras3"), "train.csv", rounds=1)
+  with pytest.raises(TypeError, match="result"):
+    tps.lottery.random_mask("ticket")
+  with pytest.raises(ValueError, match="prune_fraction"):
+    tps.lottery.find_channel_ticket(mlp("keras3"), xy, rounds=1,
+                                    prune_fraction=1.2)
