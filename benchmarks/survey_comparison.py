@@ -18,14 +18,39 @@ every MACs budget and both schedules:
 `tps.add_scaling_factors(base, l1=1e-4)` trained for --sss-epochs extra
 passes (counted in its wall time; the other criteria do not get them).
 
+The survey's other families are rows too (--criteria takes them by these
+names; each runs only where this checkout has the feature, else it is
+skipped with the reason):
+
+  thinet, lasso, obd, kfac_obd   criteria, pruned as above (thinet with
+                      scope 'local': its order ranks within a group only).
+  l2@group            l2 with include='group' (Torch-Pruning's group
+                      magnitude).
+  l1+reconstruct, random+reconstruct
+                      tps.prune(..., reconstruct=True): every consumer of a
+                      pruned group re-fit by least squares on the scoring
+                      images (selection vs re-fit).
+  cluster:mean, cluster:random
+                      tps.cluster_prune(target_macs=b, merge=...), scope
+                      'local' (its default).
+  fpgm:soft           training-time soft filter pruning
+                      (prune_channels(..., soft=True)) during the same
+                      fine-tuning budget, at the channel ratio whose one-shot
+                      fpgm selection removes the budget's MACs; the
+                      selection is made afresh 4 times in the pass.
+
 Every pruned model is BN-recalibrated on --recal-images training images
 and evaluated on --test-images test images; its float TFLite file is timed
-beside the base's (batch 1, 1 thread; ratio = base ms / slim ms).
+beside the base's (batch 1, 1 thread; ratio = base ms / slim ms; not with
+--bench-runs 0).
 
 Data:
   fashion_mnist (default)  Debian's dataset-fashion-mnist, offline; the
                            models are a ResNet-20-style net (widths 16, 32,
-                           64) and a VGG-style net (zoo.vgg_small).
+                           64), the same net without its skip connections
+                           (resnet20_noskip, built here: are ResNets harder
+                           to prune because of their skips?) and a
+                           VGG-style net (zoo.vgg_small).
   cifar10 (full scale)     the survey's own setting: --model resnet56 or
                            vgg16 (Li et al. 2017's CIFAR VGG-16), loaded
                            through tensorflow-datasets (pip install
@@ -68,7 +93,16 @@ ROUNDS = 3
 SSS_L1 = 1e-4
 SLIMMING_L1 = 1e-4
 MODELS = {"resnet20": "ResNet-20-style", "vgg": "VGG-style",
+          "resnet20_noskip": "ResNet-20-style, no skips",
           "resnet56": "ResNet56", "vgg16": "VGG16"}
+# The survey's other families: row name -> what it needs from tps.
+FAMILIES = ("thinet", "lasso", "obd", "kfac_obd", "l2@group",
+            "l1+reconstruct", "random+reconstruct", "cluster:mean",
+            "cluster:random", "fpgm:soft")
+SOFT_PRUNINGS = 4
+# thinet ranks within a group only (its greedy order is not comparable
+# across groups), so tps.prune refuses scope='global' for it.
+LOCAL_ONLY = {"thinet": "local"}
 
 
 def build(name, input_shape):
@@ -76,11 +110,41 @@ def build(name, input_shape):
     return zoo.resnet_cifar(20, input_shape=input_shape)
   if name == "resnet56":
     return zoo.resnet_cifar(56, input_shape=input_shape)
+  if name == "resnet20_noskip":
+    return resnet_noskip(20, input_shape)
   if name == "vgg":
     return zoo.vgg_small(input_shape=input_shape)
   if name == "vgg16":
     return zoo.vgg_cifar(input_shape=input_shape)
   raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+
+
+def resnet_noskip(depth, input_shape, classes=10, widths=(16, 32, 64)):
+  """zoo.resnet_cifar's layers without the skip connections.
+
+  Each block is conv-BN-ReLU-conv-BN-ReLU; the 1x1 shortcut convolutions
+  and the Adds are gone, so every conv's output channels form their own
+  group (a plain chain of 3x3 convs, as deep as the ResNet).
+  """
+  layers = keras.layers
+  n = (depth - 2) // 6
+  inp = keras.Input(input_shape, name="image")
+  x = layers.Conv2D(widths[0], 3, padding="same", use_bias=False,
+                    name="conv1")(inp)
+  x = layers.ReLU(name="relu1")(layers.BatchNormalization(name="bn1")(x))
+  for s, w in enumerate(widths):
+    for b in range(n):
+      stride = 2 if (s > 0 and b == 0) else 1
+      name = f"s{s + 1}b{b + 1}"
+      for k in (1, 2):
+        x = layers.Conv2D(w, 3, strides=stride if k == 1 else 1,
+                          padding="same", use_bias=False,
+                          name=f"{name}_conv{k}")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn{k}")(x)
+        x = layers.ReLU(name=f"{name}_relu{k}")(x)
+  x = layers.GlobalAveragePooling2D(name="gap")(x)
+  x = layers.Dense(classes, name="logits")(x)
+  return keras.Model(inp, x, name=f"resnet{depth}_noskip")
 
 
 # ---------------------------------------------------------------- data
@@ -164,9 +228,11 @@ def fit(model, x, y, spec, epochs=None, batch_size=128):
   if spec["augment"]:
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x)).map(
         _augment, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
-    model.fit(ds.prefetch(2), epochs=epochs, verbose=0)
+    model.fit(ds.prefetch(2), epochs=epochs, verbose=0,
+              callbacks=spec.get("callbacks"))
   else:
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0,
+              callbacks=spec.get("callbacks"))
   return model
 
 
@@ -180,6 +246,8 @@ class Latency:
     self.folder, self.runs, self.count = folder, runs, 0
 
   def __call__(self, model):
+    if self.runs <= 0:
+      return None
     import tflite_export  # pylint: disable=g-import-not-at-top
     self.count += 1
     path = os.path.join(self.folder, f"m{self.count}.tflite")
@@ -195,25 +263,96 @@ def run_key(r):
 
 
 def criteria_runs(criteria, seeds):
-  """(criterion, seed) pairs: random once per seed, the others once."""
+  """(criterion, seed) pairs: random rows once per seed, the others once."""
   out = []
   for c in criteria:
-    if c == "random":
-      out += [("random", s) for s in range(seeds)]
+    if c.split("+")[0] == "random":
+      out += [(c, s) for s in range(seeds)]
     else:
       out.append((c, None))
   return out
 
 
+def _accepts(fn, name):
+  import inspect  # pylint: disable=g-import-not-at-top
+  return name in inspect.signature(fn).parameters
+
+
+def unavailable(method):
+  """Why this checkout cannot run a row (None when it can).
+
+  Raises:
+    ValueError: for a name that is neither a criterion nor a family row.
+  """
+  base, _, option = method.partition("@")
+  if "+" in base:
+    base, _, extra = base.partition("+")
+    if extra != "reconstruct":
+      raise ValueError(f"unknown row {method!r}: '+' takes 'reconstruct'")
+    if not _accepts(tps.prune, "reconstruct"):
+      return "tps.prune has no `reconstruct` yet"
+  if base.startswith("cluster:"):
+    if base.split(":")[1] not in ("mean", "random", "first"):
+      raise ValueError(f"unknown row {method!r}: cluster:mean|random|first")
+    return None if hasattr(tps, "cluster_prune") else (
+        "tps.cluster_prune is not in this checkout")
+  if base.endswith(":soft"):
+    tps.criteria.get(base.split(":")[0])
+    return None if _accepts(tps.prune_channels, "soft") else (
+        "prune_channels has no `soft` yet")
+  if base not in tps.criteria.names():
+    if base in FAMILIES:
+      return f"criterion {base!r} is not registered in this checkout"
+    tps.criteria.get(base)  # the registry's ValueError names it
+  if option:
+    try:
+      criterion_of(method, None)
+    except TypeError as e:
+      return f"{base} does not take {option!r} yet ({e})"
+  return None
+
+
+def criterion_of(method, seed):
+  """The criterion instance (or name) behind a row name."""
+  base = method.split("+")[0]
+  name, _, option = base.partition("@")
+  if name == "random":
+    return tps.criteria.get("random").__class__(seed=seed)
+  if option:
+    return type(tps.criteria.get(name))(include=option)
+  return name
+
+
 def prepare(base, criterion, seed, train, spec_sss):
   """The model a criterion prunes, and the criterion instance."""
-  if criterion == "random":
-    return base, tps.criteria.get("random").__class__(seed=seed)
   if criterion == "sss":
     model = tps.add_scaling_factors(base, l1=SSS_L1)
     fit(model, *train, spec_sss)
     return model, "sss"
-  return base, criterion
+  return base, criterion_of(criterion, seed)
+
+
+def soft_ratio(base, budget, criterion="fpgm"):
+  """The global channel ratio whose one-shot selection removes `budget`."""
+  macs = tps.count_macs(base)
+  lo, hi = 0.0, 0.95
+  for _ in range(7):
+    mid = (lo + hi) / 2
+    got = 1 - tps.count_macs(tps.prune(base, criterion, ratio=mid).model) / macs
+    lo, hi = (mid, hi) if got < budget else (lo, mid)
+  return (lo + hi) / 2
+
+
+def soft_prune(base, criterion, budget, finetune, spec):
+  """Soft filter pruning during the fine-tuning pass; the slim model."""
+  ratio = soft_ratio(base, budget, criterion)
+  steps = spec["epochs"] * -(-len(finetune[0]) // 128)
+  schedule = tps.schedules.ConstantSparsity(
+      ratio, 1, frequency=max(1, steps // SOFT_PRUNINGS))
+  pm = tps.prune_channels(base, criterion, schedule, soft=True)
+  spec = dict(spec, callbacks=[tps.UpdateChannelPruningStep()])
+  fit(pm, *finetune, spec)
+  return tps.strip_channel_pruning(pm), ratio
 
 
 # ---------------------------------------------------------------- the grid
@@ -257,12 +396,16 @@ def main(argv=None):
     args.train_images = args.ft_images = args.test_images = 256
     args.score_images = args.recal_images = 64
     args.epochs, args.ft_epochs, args.sss_epochs = 1, 1, 1
-    args.bench_runs = 5
+    args.bench_runs = min(args.bench_runs, 5)
   models = (args.models or ("resnet56,vgg16" if args.dataset == "cifar10"
                             else "resnet20,vgg")).split(",")
-  criteria = args.criteria.split(",")
-  for c in criteria:
-    tps.criteria.get(c)  # a clear ValueError for an unknown name
+  criteria = []
+  for c in args.criteria.split(","):
+    why = unavailable(c)  # a clear ValueError for an unknown name
+    if why:
+      print(f"skipping {c}: {why}")
+    else:
+      criteria.append(c)
   for m in models:
     if m not in MODELS:
       parser.error(f"unknown model {m!r}; choose from {sorted(MODELS)}")
@@ -326,7 +469,7 @@ def main(argv=None):
       state["bases"] = [b for b in state["bases"]
                         if b["model"] != info["model"]] + [info]
       print(f"{info['model']}: base top-1 {info['top1']:.4f}, "
-            f"{info['macs']:,} MACs, {info['tflite_ms']:.3f} ms TFLite, "
+            f"{info['macs']:,} MACs, {_ms(info['tflite_ms'])} TFLite, "
             f"trained in {info['train_s']:.0f} s", flush=True)
     for budget in budgets:
       for schedule in schedules:
@@ -335,18 +478,37 @@ def main(argv=None):
           rec = {"model": info["model"], "dataset": args.dataset,
                  "criterion": criterion, "seed": seed, "schedule": schedule,
                  "target_macs_pct": 100 * budget}
-          if run_key(rec) in done:
+          if run_key(rec) in done or run_key(
+              dict(rec, schedule="soft")) in done:
             continue
+          if schedule == "iterative" and not is_plain(criterion):
+            continue  # the families run one-shot (or soft) only
           t0 = time.perf_counter()
-          source, crit = prepare(base, criterion, seed, train,
-                                 recipe(args, model_name, "sss"))
           spec = recipe(args, model_name, "finetune")
-          if schedule == "oneshot":
+          if criterion.endswith(":soft"):
+            rec["schedule"] = "soft"
+            slim, rec["soft_ratio"] = soft_prune(
+                base, criterion.split(":")[0], budget, finetune, spec)
+          elif criterion.startswith("cluster:"):
+            slim = tps.cluster_prune(
+                base, target_macs=budget, merge=criterion.split(":")[1],
+                seed=seed or 0, recalibrate=recal).model
+            rec["oneshot_top1"] = evaluate_accuracy(slim, test)
+            fit(slim, *finetune, spec)
+          elif schedule == "oneshot":
+            source, crit = prepare(base, criterion, seed, train,
+                                   recipe(args, model_name, "sss"))
+            extra = {"reconstruct": True} if "+reconstruct" in criterion \
+                else {}
+            rec["scope"] = LOCAL_ONLY.get(criterion, "global")
             slim = tps.prune(source, crit, data=score, target_macs=budget,
-                             recalibrate=recal).model
+                             scope=rec["scope"], recalibrate=recal,
+                             **extra).model
             rec["oneshot_top1"] = evaluate_accuracy(slim, test)
             fit(slim, *finetune, spec)
           else:
+            source, crit = prepare(base, criterion, seed, train,
+                                   recipe(args, model_name, "sss"))
             chunks = list(zip(np.array_split(finetune[0], ROUNDS),
                               np.array_split(finetune[1], ROUNDS)))
             slim = tps.iterative_prune(
@@ -361,7 +523,8 @@ def main(argv=None):
           rec["macs_reduction_pct"] = 100 * (1 - macs / info["macs"])
           rec["params_reduction_pct"] = 100 * (1 - params / info["params"])
           rec["tflite_ms"] = latency(slim)
-          rec["latency_ratio"] = info["tflite_ms"] / rec["tflite_ms"]
+          rec["latency_ratio"] = (info["tflite_ms"] / rec["tflite_ms"]
+                                  if rec["tflite_ms"] else None)
           rec["wall_s"] = time.perf_counter() - t0
           state["runs"].append(rec)
           _save(json_path, state)
@@ -369,7 +532,7 @@ def main(argv=None):
                 f"-{100 * budget:.0f}% MACs: top-1 {rec['top1']:.4f} "
                 f"({rec['delta_top1']:+.2f}), MACs -"
                 f"{rec['macs_reduction_pct']:.1f}%, latency x"
-                f"{rec['latency_ratio']:.2f}, {rec['wall_s']:.0f} s",
+                f"{_num(rec['latency_ratio'])}, {rec['wall_s']:.0f} s",
                 flush=True)
   state["wall_s"] = time.perf_counter() - t_all
   _save(json_path, state)
@@ -382,9 +545,21 @@ def main(argv=None):
   return state
 
 
+def is_plain(criterion):
+  return criterion in tps.criteria.names()
+
+
 def label(r):
   return r["criterion"] + (f" (seed {r['seed']})" if r["seed"] is not None
                            else "")
+
+
+def _num(v, fmt="{:.2f}"):
+  return "n/a" if v is None or v != v else fmt.format(v)
+
+
+def _ms(v):
+  return _num(v, "{:.3f} ms")
 
 
 def _save(path, state):
@@ -406,11 +581,15 @@ def aggregate(runs):
   out = {}
   for key, rs in groups.items():
     d = np.array([r["delta_top1"] for r in rs])
+    mean = lambda k: (float(np.mean([r[k] for r in rs])) if all(
+        r.get(k) is not None for r in rs) else None)
     out[key] = {"n": len(rs), "delta": float(d.mean()),
                 "delta_std": float(d.std()) if len(rs) > 1 else 0.0,
-                **{k: float(np.mean([r[k] for r in rs])) for k in (
+                **{k: mean(k) for k in (
                     "macs_reduction_pct", "params_reduction_pct",
-                    "latency_ratio", "wall_s")}}
+                    "latency_ratio", "wall_s", "oneshot_top1", "top1")}}
+    o = [r["oneshot_top1"] for r in rs if r.get("oneshot_top1") is not None]
+    out[key]["oneshot_std"] = float(np.std(o)) if len(o) > 1 else 0.0
   return out
 
 
@@ -455,17 +634,80 @@ def findings(state):
   return lines
 
 
+def family_findings(state):
+  """The issue's questions, answered from the one-shot rows."""
+  agg = aggregate(state["runs"])
+  lines = []
+  def get(model, target, crit):
+    return agg.get((model, "oneshot", target, crit))
+  def both(v):
+    return (f"{_num(v['oneshot_top1'], '{:.4f}')} before FT, "
+            f"{v['top1']:.4f} after")
+  for model, target in sorted({(k[0], k[2]) for k in agg}):
+    l1, l1r = get(model, target, "l1"), get(model, target, "l1+reconstruct")
+    if l1 and l1r and l1["oneshot_top1"] is not None:
+      gain = 100 * (l1r["oneshot_top1"] - l1["oneshot_top1"])
+      lines.append(
+          f"- {model}, -{target:.0f}% MACs, re-fit: l1+reconstruct "
+          f"{both(l1r)}; l1 {both(l1)}: reconstruction gains {gain:+.1f} "
+          f"points before fine-tuning (target +3: "
+          f"{'met' if gain >= 3 else 'not met'}) and "
+          f"{100 * (l1r['top1'] - l1['top1']):+.1f} after.")
+    rr = get(model, target, "random+reconstruct")
+    if rr:
+      for c in ("thinet", "lasso"):
+        v = get(model, target, c)
+        if v:
+          ok = [v[k] >= rr[k] - (rr["oneshot_std"] if k == "oneshot_top1"
+                                 else rr["delta_std"] / 100)
+                for k in ("oneshot_top1", "top1") if v[k] is not None]
+          lines.append(
+              f"- {model}, -{target:.0f}% MACs: {c} {both(v)}; "
+              f"random+reconstruct ({rr['n']} seeds) {both(rr)}: no worse "
+              f"within random's spread: {'yes' if all(ok) else 'no'}.")
+    tay = get(model, target, "taylor")
+    second = [c for c in ("obd", "kfac_obd") if get(model, target, c)]
+    if tay and second:
+      lines.append(
+          f"- {model}, -{target:.0f}% MACs, Taylor against second order: "
+          f"taylor {both(tay)}; " + "; ".join(
+              f"{c} {both(get(model, target, c))}" for c in second) + ".")
+    rnd = get(model, target, "random")
+    for c in ("cluster:mean", "cluster:random"):
+      v = get(model, target, c)
+      if v and rnd:
+        ok = v["delta"] >= rnd["delta"] - rnd["delta_std"]
+        lines.append(
+            f"- {model}, -{target:.0f}% MACs: {c} {both(v)} (delta "
+            f"{v['delta']:+.2f}); random {rnd['delta']:+.2f} +/- "
+            f"{rnd['delta_std']:.2f}: no worse than random: "
+            f"{'yes' if ok else 'no'}.")
+  skip, noskip = "ResNet-20-style", "ResNet-20-style, no skips"
+  for target in sorted({k[2] for k in agg if k[0] == noskip}):
+    crits = sorted({k[3] for k in agg if k[0] == noskip and k[2] == target}
+                   & {k[3] for k in agg if k[0] == skip and k[2] == target})
+    for c in crits:
+      a, b = get(skip, target, c), get(noskip, target, c)
+      lines.append(
+          f"- skips, -{target:.0f}% MACs, {c}: with skips delta "
+          f"{a['delta']:+.2f} (before FT {_num(a['oneshot_top1'], '{:.4f}')}"
+          f"), without {b['delta']:+.2f} (before FT "
+          f"{_num(b['oneshot_top1'], '{:.4f}')}).")
+  return lines
+
+
 def markdown(state):
   agg = aggregate(state["runs"])
   out = []
   for b in state["bases"]:
     out.append(f"**{b['model']}** on {b['dataset']}: base top-1 "
                f"{b['top1']:.4f}, {b['macs']:,} MACs, {b['params']:,} "
-               f"params, {b['tflite_ms']:.3f} ms float TFLite.\n")
-    out.append("| criterion | schedule | target | delta top-1 (pts) | MACs "
+               f"params, {_ms(b['tflite_ms'])} float TFLite.\n")
+    out.append("| criterion | schedule | target | top-1 before FT (BN "
+               "re-estimated) | top-1 after FT | delta top-1 (pts) | MACs "
                "reduction % | params reduction % | TFLite latency ratio | "
                "wall (s) |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     keys = sorted((k for k in agg if k[0] == b["model"]),
                   key=lambda k: (k[2], k[1] != "oneshot", -agg[k]["delta"]))
     for k in keys:
@@ -475,12 +717,17 @@ def markdown(state):
       if v["n"] > 1:
         delta += f" +/- {v['delta_std']:.2f}"
         name += f" ({v['n']} seeds)"
-      out.append(f"| {name} | {k[1]} | -{k[2]:.0f}% | {delta} | "
+      before = _num(v["oneshot_top1"], "{:.4f}")
+      if v["n"] > 1 and v["oneshot_top1"] is not None:
+        before += f" +/- {v['oneshot_std']:.4f}"
+      out.append(f"| {name} | {k[1]} | -{k[2]:.0f}% | {before} | "
+                 f"{v['top1']:.4f} | {delta} | "
                  f"{v['macs_reduction_pct']:.1f} | "
                  f"{v['params_reduction_pct']:.1f} | "
-                 f"{v['latency_ratio']:.2f} | {v['wall_s']:.0f} |")
+                 f"{_num(v['latency_ratio'])} | {v['wall_s']:.0f} |")
     out.append("")
   out += findings(state)
+  out += family_findings(state)
   return "\n".join(out)
 
 

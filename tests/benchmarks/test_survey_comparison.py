@@ -100,3 +100,95 @@ def test_cifar10_mode_runs_with_the_full_scale_recipe(tmp_path, monkeypatch):
   assert spec["weight_decay"] == 1e-4 and spec["augment"]
   assert harness.recipe(args, "vgg16", "finetune")["weight_decay"] == 5e-4
   assert harness.recipe(args, "vgg16", "finetune")["epochs"] == 40
+
+
+FAMILIES = ["l2@group", "l1+reconstruct", "cluster:mean", "fpgm:soft"]
+
+
+def test_smoke_runs_the_survey_families(tmp_path):
+  harness = load_benchmark("survey_comparison")
+  missing = [m for m in FAMILIES if harness.unavailable(m)]
+  if missing:
+    pytest.skip(f"not in this checkout: {missing}")
+  state = harness.main(["--smoke", "--models", "vgg", "--criteria",
+                        ",".join(FAMILIES), "--budgets", "0.5",
+                        "--schedules", "oneshot,iterative", "--bench-runs",
+                        "0", "--out", str(tmp_path), "--tag", "f"])
+  runs = {r["criterion"]: r for r in state["runs"]}
+  # The families run once each (no iterative schedule), soft as 'soft'.
+  assert sorted(runs) == sorted(FAMILIES) and len(state["runs"]) == 4
+  assert runs["fpgm:soft"]["schedule"] == "soft"
+  assert 0 < runs["fpgm:soft"]["soft_ratio"] < 0.95
+  assert "oneshot_top1" not in runs["fpgm:soft"]
+  for name in ("l2@group", "l1+reconstruct", "cluster:mean"):
+    r = runs[name]
+    assert r["schedule"] == "oneshot" and 0 <= r["oneshot_top1"] <= 1
+    assert abs(r["macs_reduction_pct"] - 50) <= 2.0, r
+  for r in state["runs"]:
+    assert r["tflite_ms"] is None and r["latency_ratio"] is None
+  md = (tmp_path / "f.md").read_text()
+  assert "| fpgm:soft | soft | -50% | n/a |" in md
+  assert "| n/a |" in md   # no latency measured with --bench-runs 0
+
+
+def test_rows_are_gated_and_named(capsys):
+  harness = load_benchmark("survey_comparison")
+  assert harness.unavailable("l1") is None
+  with pytest.raises(ValueError, match="nope"):
+    harness.unavailable("nope")
+  with pytest.raises(ValueError, match="reconstruct"):
+    harness.unavailable("l1+refit")
+  with pytest.raises(ValueError, match="cluster"):
+    harness.unavailable("cluster:median")
+  # random rows (with or without re-fit) run once per seed.
+  assert harness.criteria_runs(["l1", "random", "random+reconstruct"], 2) == [
+      ("l1", None), ("random", 0), ("random", 1), ("random+reconstruct", 0),
+      ("random+reconstruct", 1)]
+  crit = harness.criterion_of("random+reconstruct", 3)
+  assert crit.seed == 3
+  assert harness.criterion_of("l1+reconstruct", None) == "l1"
+
+
+def test_the_no_skip_resnet_has_the_same_convs_and_no_merges():
+  import tfprune_survey as tps
+  harness = load_benchmark("survey_comparison")
+  plain = harness.build("resnet20_noskip", (28, 28, 1))
+  res = harness.build("resnet20", (28, 28, 1))
+  kinds = lambda m: [type(l).__name__ for l in m.layers]
+  assert "Add" not in kinds(plain)
+  convs = lambda m: [l.name for l in m.layers if type(l).__name__ == "Conv2D"]
+  # The same 3x3 convs; the ResNet adds two 1x1 shortcut convs.
+  assert convs(plain) == [c for c in convs(res) if not c.endswith("_short")]
+  assert len(convs(res)) - len(convs(plain)) == 2
+  # Without merges, every conv's output channels are a group of their own.
+  groups = tps.ChannelGraph(plain).prunable_groups
+  assert len(groups) == len(convs(plain))
+  assert len(tps.ChannelGraph(res).prunable_groups) < len(groups)
+
+
+def test_family_findings_answer_the_questions():
+  harness = load_benchmark("survey_comparison")
+  def run(c, delta, before, model="ResNet-20-style", seed=None):
+    return {"model": model, "schedule": "oneshot", "target_macs_pct": 50.0,
+            "criterion": c, "seed": seed, "delta_top1": delta,
+            "top1": 0.9 + delta / 100, "oneshot_top1": before,
+            "macs_reduction_pct": 50, "params_reduction_pct": 40,
+            "latency_ratio": None, "wall_s": 1}
+  runs = [run("l1", -1.0, 0.50), run("l1+reconstruct", -0.5, 0.60),
+          run("random+reconstruct", -2.0, 0.40, seed=0),
+          run("random+reconstruct", -1.0, 0.44, seed=1),
+          run("thinet", -1.2, 0.45), run("lasso", -3.0, 0.30),
+          run("random", -3.0, 0.3, seed=0), run("random", -1.0, 0.3, seed=1),
+          run("cluster:mean", -2.5, 0.2),
+          run("l1", -2.0, 0.40, model="ResNet-20-style, no skips")]
+  lines = harness.family_findings({"runs": runs})
+  text = "\n".join(lines)
+  assert "reconstruction gains +10.0 points before fine-tuning (target +3: " \
+      "met) and +0.5 after" in text
+  assert any("thinet" in l and l.endswith("no worse within random's spread:"
+                                          " yes.") for l in lines)
+  assert any("lasso" in l and l.endswith("spread: no.") for l in lines)
+  assert any("cluster:mean" in l and l.endswith("no worse than random: yes.")
+             for l in lines)
+  assert ("- skips, -50% MACs, l1: with skips delta -1.00 (before FT 0.5000)"
+          ", without -2.00 (before FT 0.4000).") in lines
