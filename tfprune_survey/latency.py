@@ -679,9 +679,12 @@ def search_latency(planner, latency_model, target, round_to="auto"):
   from its current width down to the next allowed width at which the
   predicted latency falls (so a cut never stops on a flat stretch of the
   staircase), removing its lowest-ranked channels; the cut with the least
-  score lost per millisecond saved is taken. Scores are the planner's
+  score lost per millisecond saved is taken (the last cut, among those that
+  reach the goal, is the one losing the least score). Scores are the planner's
   (normalised per group, as for global ranking). Steps repeat until the
-  prediction is at most (1 - target) x the unpruned prediction.
+  prediction is at most (1 - target) x the unpruned prediction. As the last
+  cut may overshoot by a whole step, channels are then given back, most
+  score per millisecond first, while the prediction stays within the goal.
 
   Args:
     planner: a `tfprune_survey.planning.Planner` (its groups, scores and
@@ -731,9 +734,12 @@ def search_latency(planner, latency_model, target, round_to="auto"):
         saved = before - sum(after.values())
         if saved > 1e-9:
           score = (lost[g.id][g.size - w] - lost[g.id][g.size - counts[g.id]])
-          ratio = score / saved
-          if best is None or ratio < best[0]:
-            best = (ratio, g.id, w, after, saved)
+          # A cut that reaches the goal ends the search: then the least
+          # score lost wins (and, at equal loss, the least overshoot).
+          key = ((0, score, saved) if now - saved <= goal + 1e-12 else
+                 (1, score / saved, 0))
+          if best is None or key < best[0]:
+            best = (key, g.id, w, after, saved)
           break
     if best is None:
       raise ValueError(
@@ -744,7 +750,31 @@ def search_latency(planner, latency_model, target, round_to="auto"):
     counts[gid] = w
     per_layer.update(after)
     now -= saved
-  return counts
+  # The last cut may overshoot by a whole step: give back the channels that
+  # still fit under the goal, most score per millisecond first (a width that
+  # costs nothing more is taken at once).
+  while True:
+    best = None
+    for g in planner.groups:
+      touched = lm.groups_layers(g.id)
+      before = sum(per_layer[i] for i in touched)
+      for w in [w for w in allowed[g.id] if w > counts[g.id]]:
+        trial = dict(counts)
+        trial[g.id] = w
+        after = lm.layer_ms(trial, touched)
+        added = sum(after.values()) - before
+        if now + added > goal + 1e-12:
+          continue
+        gain = lost[g.id][g.size - counts[g.id]] - lost[g.id][g.size - w]
+        ratio = gain / max(added, 1e-12)
+        if best is None or ratio > best[0]:
+          best = (ratio, g.id, w, after, added)
+    if best is None:
+      return counts
+    _, gid, w, after, added = best
+    counts[gid] = w
+    per_layer.update(after)
+    now += added
 
 
 def check_round_to(round_to, target_latency):
