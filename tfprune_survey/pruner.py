@@ -144,12 +144,14 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     TypeError: for an argument of the wrong type (e.g. ratio='half',
       round_to=2.5, ignore=5, scope=None), or a model of neither Keras.
     ValueError: for a value out of range (a ratio outside [0, 1), a
-      target_macs outside (0, 1), round_to or min_channels below 1), not
-      exactly one of ratio, target_macs and ratios, an unknown scope, layer,
+      target_macs or target_latency outside (0, 1), round_to or
+      min_channels below 1), not exactly one of ratio, target_macs, ratios
+      and target_latency, an unknown scope, layer,
       group or criterion, missing data, data whose input shape or labels do
       not fit the model, scores that are not finite (NaN or inf in the data
       or the weights), or an unreachable target (the message gives the
-      largest reachable).
+      largest reachable); with `target_latency`: scope='local', round_to=
+      'auto' without it, or a `latency` of another architecture.
     UnsupportedModelError: for a subclassed or unbuilt model.
   """
   frameworks.check_model(model)
