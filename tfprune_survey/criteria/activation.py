@@ -6,14 +6,18 @@ from tfprune_survey.criteria.base import Criterion
 
 
 class ActivationCriterion(Criterion):
-  """Scores channels from the feature maps that consumers see.
+  """Scores channels from the group's feature maps.
 
-  The feature map of a group is the input of each layer that reads it
-  through a weight (conv, Dense, depthwise): after the producer's BN and
-  activation, where present. Every batch is reshaped to (B, positions, C)
-  and reduced to small statistics by `batch_stats` inside a `tf.function`;
-  the statistics are accumulated over all batches (so batching does not
-  change a score) and turned into scores by `finalize`.
+  The feature map of a group is read at the last point that still has the
+  producer's spatial layout: after the producer's BN, activations,
+  element-wise ops and merges (Add etc.), and before any pooling, striding,
+  resizing, Flatten, Reshape or Concatenate (`collector.observation_points`:
+  each consumer's input walked back through those layers). For a conv
+  followed by ReLU and GlobalAveragePooling it is the ReLU's output, not the
+  pooled vector. Every batch is reshaped to (B, positions, C) and reduced to
+  small statistics by `batch_stats` inside a `tf.function`; the statistics
+  are accumulated over all batches (so batching does not change a score)
+  and turned into scores by `finalize`.
 
   Subclasses set `stat_modes` ({name: 'sum' | 'concat'}) and implement
   `batch_stats(y, grad)` and `finalize(stats)`.
@@ -53,23 +57,36 @@ class ActivationCriterion(Criterion):
     """Scores from the numpy values of the running statistics."""
     return self.finalize(values)
 
+  # 'inputs': the statistics live in the wrappers' `observe` variables. Each
+  # point is observed at the output of the layer that makes it where a
+  # wrapper can hold that layer, else at its consumer's input
+  # (`collector.stream_points`).
   stream_site = "inputs"
 
-  def stream_layers(self, ctx):
+  def _stream_points(self, ctx):
     from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top
-    return {p.consumer: p.layout.width
-            for p in collector.observation_points(ctx.graph)}
+    roots = {g.root for g in ctx.groups}
+    return [sp for sp in collector.stream_points(ctx.graph)
+            if any(ctx.graph.root_of(s.var) in roots
+                   for s in sp.layout.segments)]
+
+  def stream_layers(self, ctx):
+    return {sp.layer: sp.layout.width for sp in self._stream_points(ctx)}
+
+  def stream_sides(self, ctx):
+    return {sp.layer: sp.at for sp in self._stream_points(ctx)}
 
   def stream_scores(self, ctx, stats_of):
     from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top
     pairs = []
-    for point in collector.observation_points(ctx.graph):
-      stats = stats_of(point.consumer)
+    for sp in self._stream_points(ctx):
+      stats = stats_of(sp.layer)
       if stats is None:
         continue
       scores = np.asarray(self.stream_finalize(stats), np.float64)
-      if scores.shape == (point.layout.width,):
-        pairs.append((point, scores))
+      if scores.shape == (sp.layout.width,):
+        pairs.append((collector.Point(None, sp.layout, sp.layer, sp.layer,
+                                      sp.layer), scores))
     # The statistics were gathered in the training graph: score as if they
     # came from this criterion's own streaming pass.
     ctx.point_cache[id(self)] = pairs

@@ -11,11 +11,13 @@ from tfprune_survey.criteria.registry import register_criterion
 class APoZ(ActivationCriterion):
   """Fraction of zero activations of each channel after its ReLU, negated.
 
-  APoZ is counted over all samples and positions of the feature map that
-  consumers see. A channel with a high APoZ rarely fires and is pruned
-  first, so the score is `-APoZ` (higher means keep). The count is of
-  values <= 0: after a ReLU these are exactly the zeros; for a channel with
-  no ReLU before its consumers it is the fraction a ReLU would zero.
+  APoZ is counted over all samples and positions of the group's feature
+  map read before any pooling, Flatten or Concatenate (the ReLU's output,
+  see `ActivationCriterion`), never of pooled values. A channel with a high
+  APoZ rarely fires and is pruned first, so the score is `-APoZ` (higher
+  means keep). The count is of values <= 0: after a ReLU these are exactly
+  the zeros; for a channel with no ReLU before its consumers it is the
+  fraction a ReLU would zero.
 
   Reference: H. Hu, R. Peng, Y.-W. Tai, C.-K. Tang (2016), "Network
   trimming: a data-driven neuron pruning approach towards efficient deep

@@ -75,6 +75,13 @@ class Criterion:
     del ctx
     return {}
 
+  def stream_sides(self, ctx):
+    """{layer path: 'input' | 'output'} of the layers of `stream_layers`
+    whose feature-map statistics ('inputs' site) are read on a side other
+    than their input; a layer not named is observed at its input."""
+    del ctx
+    return {}
+
   def stream_scores(self, ctx, stats_of):
     """Scores from the statistics gathered in the training graph.
 

@@ -25,7 +25,8 @@ def channel_entropy(values, bins):
 class Entropy(ActivationCriterion):
   """Entropy of each channel's global-average-pooled activation over samples.
 
-  Each sample's feature map is global-average-pooled per channel; the
+  Each sample's feature map (read before any pooling, see
+  `ActivationCriterion`) is global-average-pooled per channel here; the
   pooled values of a channel over all samples are binned into `bins`
   equal-width bins between their min and max, and the entropy of that
   histogram is the score. A channel that always responds the same carries

@@ -12,6 +12,7 @@ class Variance(ActivationCriterion):
   """Variance over samples of each channel's per-sample activation norm.
 
   For each sample the L2 norm of a channel's activations over all positions
+  of its feature map (read before any pooling, see `ActivationCriterion`)
   is taken; the score is the variance of these norms over samples (Polyak
   and Wolf, eq. 3). A channel whose response hardly varies with the input
   is pruned first. Only the norms (one float per sample and channel) are

@@ -134,17 +134,18 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
   masked = _masked_slices(to_prune, graph, {g.root for g in groups}, fw)
   # The first producer of each group (named as the group) holds its kept set.
   owners = {g.id: g.size for g in groups}
-  observe, observe_output = _observed(to_prune, graph, groups, crit, data,
-                                      masked)
+  observe, observe_output, sides = _observed(to_prune, graph, groups, crit,
+                                             data, masked)
   in_graph = bool(observe or observe_output)
   settings = _settings(crit, schedule, args, sorted(owners), in_graph, soft)
 
   def clone(layer):
     fresh = type(layer).from_config(layer.get_config())
     name = getattr(layer, "name", None)
-    if name in masked or name in owners:
+    if name in masked or name in owners or name in observe:
       return ChannelPruneWrapper(
           fresh, masked.get(name, []), settings, observe=observe.get(name),
+          observe_at=sides.get(name, "input"),
           observe_output=observe_output.get(name),
           group_channels=owners.get(name), data=data)
     return fresh
@@ -154,7 +155,8 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     if not layer.weights:   # (Keras 3's clone_model renames InputLayers)
       continue
     wrapped_name = (f"chprune_{layer.name}" if layer.name in masked or
-                    layer.name in owners else layer.name)
+                    layer.name in owners or layer.name in observe
+                    else layer.name)
     target = wrapped.get_layer(wrapped_name)
     inner = target.layer if isinstance(target, ChannelPruneWrapper) else target
     inner.set_weights(layer.get_weights())
@@ -206,22 +208,28 @@ def _masked_slices(model, graph, roots, fw):
 
 
 def _observed(model, graph, groups, crit, data, masked):
-  """In-graph statistics: {layer: input width} and {layer: output width}
-  of the wrappers that keep them (none when `data` is given), as the
-  criterion's streaming protocol (`stream_site`, `stream_layers`) says."""
+  """In-graph statistics: {layer: feature-map width}, {layer: output width}
+  and {layer: 'input' | 'output'} (where the feature map is read) of the
+  wrappers that keep them (none when `data` is given), as the criterion's
+  streaming protocol (`stream_site`, `stream_layers`, `stream_sides`) says.
+  A layer observed at its output (e.g. the ReLU before a pooling) is
+  wrapped even when it has no weight to mask."""
   from tfprune_survey.criteria.context import ScoringContext  # pylint: disable=g-import-not-at-top
   observe, observe_output = {}, {}
   if data is not None or crit.stream_site is None:
-    return observe, observe_output
+    return observe, observe_output, {}
   ctx = ScoringContext(model, graph)
   ctx.groups = list(groups)
+  sides = crit.stream_sides(ctx)
+  top = {layer.name for layer in model.layers}
   layers = {path: width for path, width in crit.stream_layers(ctx).items()
-            if "/" not in path and path in masked}
+            if "/" not in path and (path in masked or (
+                path in top and sides.get(path) == "output"))}
   if crit.stream_site == "inputs":
     observe.update(layers)
   else:
     observe_output.update(layers)
-  return observe, observe_output
+  return observe, observe_output, {p: sides[p] for p in layers if p in sides}
 
 
 def _check_soft(soft):

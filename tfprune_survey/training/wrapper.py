@@ -41,8 +41,11 @@ _DOC = """Holds 0/1 channel masks and zeroes the masked slices of `layer`'s weig
     settings: the pruning configuration (criterion, schedule, scope,
       round_to, min_channels, groups), so that a saved model resumes with
       no custom_objects and no extra arguments. Defaults to None.
-    observe: the channels of the input feature map whose statistics this
-      wrapper keeps for a data-dependent criterion, or None.
+    observe: the channels of the feature map whose statistics this wrapper
+      keeps for a data-dependent criterion, or None.
+    observe_at: where that feature map is read: 'input' (the wrapped
+      layer's input; the default) or 'output' (its output: the point the
+      activation criteria read, e.g. a ReLU before a pooling).
     observe_output: taylor_fo: the channels of the output whose per-batch
       (sum of dL/dY * Y)^2 this wrapper accumulates, or None.
     group_channels: the size of the channel group whose id is this layer's
@@ -74,13 +77,17 @@ def _make(fw):
 
     def __init__(self, layer, masked=(), settings=None, observe=None,
                  observe_output=None, group_channels=None, data=None,
-                 **kwargs):
+                 observe_at="input", **kwargs):
       kwargs.setdefault("name", f"chprune_{layer.name}")
       super().__init__(layer, **kwargs)
       self.deferred = masked is None
       self.masked = [(str(w), int(a), int(d)) for w, a, d in (masked or ())]
       self.settings = dict(settings or {})
       self.observe = None if observe is None else int(observe)
+      if observe_at not in ("input", "output"):
+        raise ValueError("`observe_at` must be 'input' or 'output', got "
+                         f"{observe_at!r}")
+      self.observe_at = observe_at
       self.observe_output = (None if observe_output is None
                              else int(observe_output))
       self.group_channels = (None if group_channels is None
@@ -171,13 +178,17 @@ def _make(fw):
         # applies the masks between steps instead (cross-replica context).
         assigns = [] if tf.distribute.has_strategy() else self.apply_masks()
         assigns = assigns + checks
-      if self.observe is not None and training:
+      if self.observe is not None and training and (
+          self.observe_at == "input"):
         inputs = self._observed(inputs)
       kwargs = {k: v for k, v in kwargs.items() if k in self._inner_args}
       if self._inner_takes_training and training is not None:
         kwargs["training"] = training
       with tf.control_dependencies(assigns):
         out = self.layer(inputs, **kwargs)
+      if self.observe is not None and training and (
+          self.observe_at == "output"):
+        out = self._observed(out)
       if self.observe_output is not None and training:
         out = self._observed_output(out)
       return out
@@ -204,8 +215,9 @@ def _make(fw):
       return watch(out)
 
     def _observed(self, inputs):
-      """`inputs`, with the criterion's statistics of this batch folded into
-      the running variables (on the backward pass for gradient criteria)."""
+      """`inputs` (the observed feature map), with the criterion's statistics
+      of this batch folded into the running variables (on the backward pass
+      for gradient criteria)."""
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       crit, width = self._criterion, self.observe
       stats = {k: tf_var(v) for k, v in self.stat_vars.items()}
@@ -246,6 +258,7 @@ def _make(fw):
                           else [list(m) for m in self.masked])
       config["settings"] = dict(self.settings)
       config["observe"] = self.observe
+      config["observe_at"] = self.observe_at
       config["observe_output"] = self.observe_output
       config["group_channels"] = self.group_channels
       return config
