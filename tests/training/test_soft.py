@@ -167,3 +167,38 @@ def test_soft_fpgm_saves_and_resumes_as_soft(xy, tmp_path, framework):
 def test_soft_must_be_a_bool():
   with pytest.raises(TypeError, match="soft"):
     tps.prune_channels(build(), "l1", soft="yes")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_layer_form_prunes_softly(xy, framework):
+  x, y = xy
+  keras = keras_of(framework)
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((12, 12, 1))
+  wrapped = tps.prune_channels(
+      L.Conv2D(8, 3, name="c1"), "l1",
+      tps.schedules.ConstantSparsity(0.5, 2, frequency=100), soft=True)
+  h = L.ReLU()(L.BatchNormalization(name="bn1")(wrapped(inp)))
+  h = L.GlobalAveragePooling2D()(L.Conv2D(6, 3, name="c2")(h))
+  model = compile_model(keras.Model(inp, L.Dense(10, name="out")(h)),
+                        lr=1e-2)
+  seen = {}
+
+  def record(step):
+    kernel = np.array(wrapped.layer.kernel.numpy())
+    if step == 2:
+      seen["dropped"] = np.flatnonzero(wrapped.channel_mask.numpy() < 0.5)
+      seen["at_prune"] = _slice_norms(kernel, seen["dropped"])
+    if step == 6:
+      seen["later"] = _slice_norms(kernel, seen["dropped"])
+  model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False,
+            callbacks=[tps.UpdateChannelPruningStep(),
+                       _probe(framework, record)])
+  assert len(seen["dropped"]) == 4
+  np.testing.assert_array_equal(seen["at_prune"], 0.0)
+  assert (seen["later"] > 1e-3).all(), seen["later"]
+  slim = tps.strip_channel_pruning(model)
+  assert slim.get_layer("c1").filters == 4
+  want = outputs(model, x)
+  assert np.abs(outputs(slim, x) - want).max() <= 1e-5 * np.abs(want).max()
