@@ -247,6 +247,42 @@ def test_scale_layer_merges_like_add(framework):
   assert tps.count_macs(slim) < tps.count_macs(model)
 
 
+def layer_scale_block(framework):
+  """conv -> ConvNeXt's LayerScale -> Add with the stream."""
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  cls = importlib.import_module(
+      keras.__name__ + ".src.applications.convnext").LayerScale
+  keras.utils.set_random_seed(4)
+  inp = keras.Input((8, 8, 3), name="image")
+  x = L.Conv2D(8, 1, name="stem")(inp)
+  y = L.Conv2D(8, 3, padding="same", activation="relu", name="branch")(x)
+  y = cls(0.5, 8, name="layer_scale")(y)
+  x = L.Add(name="add")([x, y])
+  x = L.Conv2D(4, 1, name="head")(x)
+  x = L.GlobalAveragePooling2D(name="gap")(x)
+  model = keras.Model(inp, L.Dense(3, name="logits")(x))
+  gamma = model.get_layer("layer_scale")
+  gamma.set_weights([np.linspace(-1.0, 1.0, 8).astype("float32")])
+  return model
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_layer_scale_is_sliced_per_channel(framework):
+  model = layer_scale_block(framework)
+  graph = tps.ChannelGraph(model)
+  g = graph.group("stem")
+  assert g.prunable and g.producers == ["stem", "branch"]
+  assert g.params == ["layer_scale"]
+  keep = {"stem": [0, 3, 4, 6]}
+  _, slim = assert_equivalent(model, keep, _x((8, 8, 3)), graph=graph)
+  layer = slim.get_layer("layer_scale")
+  assert layer.projection_dim == 4
+  np.testing.assert_allclose(layer.get_weights()[0],
+                             np.linspace(-1.0, 1.0, 8)[[0, 3, 4, 6]],
+                             rtol=1e-6)
+
+
 # ---- the real applications --------------------------------------------------
 
 def _application(framework, name, size):

@@ -64,12 +64,12 @@ def _ensure_builtins(name):
   from tfprune_survey.graph.handlers import passthrough  # pylint: disable=g-import-not-at-top
   from tfprune_survey.graph.handlers import producers  # pylint: disable=g-import-not-at-top
   from tfprune_survey.graph.handlers import reshapes  # pylint: disable=g-import-not-at-top
-  from tfprune_survey.graph.handlers import scaled_merge  # pylint: disable=g-import-not-at-top
+  from tfprune_survey.graph.handlers import applications  # pylint: disable=g-import-not-at-top
   fw = frameworks.get(name)
   pairs = []
   for module in (passthrough, producers, merges, reshapes, normalization):
     pairs.extend(module.registrations(fw.layers))
-  pairs.extend(scaled_merge.registrations(fw.keras))
+  pairs.extend(applications.registrations(fw.keras))
   pairs.extend(fw.handler_registrations())
   for cls, handler in pairs:
     _HANDLERS.setdefault(cls, handler)
