@@ -48,6 +48,13 @@ class ChannelGroup:
 class ChannelGraph:
   """Channel dependency analysis of a Sequential/Functional model (either Keras).
 
+  A grouped conv (groups > 1) keeps its groups: the channel groups it reads
+  and writes get `blocks` = groups, and a kept set must hold the same
+  number of channels in each block (see `ChannelGroup.blocks`); its
+  kernel's in-group axis is one of `grouped_slices`. A merge of tensors
+  concatenated differently (a conv's output added to a concatenated
+  stream) splits the conv's channels to match the concatenation's parts.
+
   Args:
     model: a Sequential or Functional model of tf_keras or Keras 3 (nested
       sub-models are analysed too). It is not modified.
