@@ -33,6 +33,9 @@ earlier commit, in a separate worktree:
   .venv/bin/python benchmarks/coverage.py \
       --before benchmarks/results/coverage_before.json
 
+(or `--json-out after.json` first, then `--rows-from after.json --before
+...` to write the table without building the models again).
+
 Writes benchmarks/results/coverage.{json,md}.
 """
 
@@ -192,9 +195,17 @@ def main(argv=None):
                       help="write only this JSON (e.g. a 'before' run)")
   parser.add_argument("--before", default=None,
                       help="JSON of an earlier run, for the before column")
+  parser.add_argument("--rows-from", default=None,
+                      help="take the rows from this --json-out file instead "
+                      "of building the models (to add a before column)")
   args = parser.parse_args(argv)
   names = [n for n in args.models.split(",") if n] or zoo_names()
   rows = []
+  if args.rows_from:
+    with open(args.rows_from) as f:
+      saved = json.load(f)
+    rows = saved["rows"]
+    names = []
   for name in names:
     t0 = time.perf_counter()
     model = build(name, args.framework)
@@ -207,6 +218,9 @@ def main(argv=None):
   meta = {"framework": args.framework, "commit": _git_head(),
           "command": "python benchmarks/coverage.py " + " ".join(
               argv if argv is not None else sys.argv[1:])}
+  if args.rows_from:
+    meta.update(commit=saved["meta"]["commit"],
+                rows_command=saved["meta"]["command"])
   if args.json_out:
     with open(args.json_out, "w") as f:
       json.dump({"meta": meta, "rows": rows}, f, indent=1)
