@@ -49,3 +49,14 @@ def test_files_and_before_column(tmp_path):
   assert table[2].startswith("| resnext_small | ")
   assert f"| 0.250 | {row['coverage']:.3f} |" in table[2]
   assert table[3].startswith("| **mean of 1** |")
+  # --rows-from writes the same table from saved rows, building nothing
+  after = tmp_path / "after.json"
+  after.write_text(json.dumps({"meta": {"commit": "abc", "command": "c"},
+                               "rows": rows}))
+  again = bench.main(["--rows-from", str(after), "--before", str(before),
+                      "--out", str(tmp_path / "again")])
+  assert again == rows
+  assert (tmp_path / "again" / "coverage.md").read_text().splitlines() == (
+      table)
+  meta = json.loads((tmp_path / "again" / "coverage.json").read_text())
+  assert meta["meta"]["commit"] == "abc"
