@@ -14,7 +14,8 @@ def test_smoke_writes_rows_summaries_and_accuracy(tmp_path):
       "--out", str(tmp_path), "--tag", "t", "--verbose", "0"])
   variants = [r["variant"] for r in state["rows"]]
   assert variants == ["original", "latency-aware", "MACs, round_to=1",
-                      "MACs, round_to=8"]
+                      "MACs, round_to=8", "MACs 0.5, round_to=1",
+                      "MACs 0.5, round_to=8", "latency-aware at MACs 0.5"]
   by = {r["variant"]: r for r in state["rows"]}
   assert by["original"]["macs_fraction"] == 1.0
   # Equal MACs: the MACs-targeted models remove what the latency-aware one
@@ -28,6 +29,9 @@ def test_smoke_writes_rows_summaries_and_accuracy(tmp_path):
   assert summary["one_layer_files"] > summary["layers"]
   assert set(summary["faster_than_macs"]) == {"MACs, round_to=1",
                                               "MACs, round_to=8"}
+  assert set(summary["faster_than_macs_at_half"]) == {
+      "MACs 0.5, round_to=1", "MACs 0.5, round_to=8"}
+  assert 0.15 <= summary["target_for_half_macs"] <= 0.75
   acc = state["accuracy"]
   assert acc["dataset"] == "sklearn digits (fallback)"
   assert [r["variant"] for r in acc["rows"]][0] == "latency"
