@@ -6,8 +6,10 @@
 feature map), then materializes the merged slim model. Each run below is
 the whole call: the channel graph, the distances and dendrograms, the cut
 (`ratio`, or `target_macs` by bisection with MACs re-counted), the surgery
-and the merged weights. For scale, `ChannelGraph(model)` and
-`tps.materialize(model, keep)` alone (the same keep set) are timed too.
+and the merged weights. For scale, `ChannelGraph(model)`, the data path's
+feature-map pass alone (its streaming of the batches, Gram matrices
+included) and `tps.materialize(model, keep)` alone (the same keep set) are
+timed too.
 
 The baseline is one forward pass (tf.function, first trace included, as the
 data path's own tf.function is) over the same batches. Both Kerases are
@@ -38,6 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FRAMEWORKS = ("tf_keras", "keras3")
 MODELS = {"resnet20": "ResNet-20 (32x32)", "tiny": "residual CNN, width 8"}
 # (label, data path?, cluster_prune arguments)
+PARTS = ("graph", "feature-map pass", "materialize")
 RUNS = (
     ("weights, ratio=0.5", False, dict(ratio=0.5)),
     ("weights, target_macs=0.5", False, dict(target_macs=0.5)),
@@ -73,7 +76,10 @@ def build(name, framework, seed=0):
 
 def forward_pass(model, ds):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  fn = tf.function(lambda x: model(x, training=False))
+
+  @tf.function
+  def fn(x):
+    return model(x, training=False)
   for x in ds:
     fn(x).numpy()
 
@@ -81,10 +87,12 @@ def forward_pass(model, ds):
 def measure(model_name, frameworks, ds, repeats):
   """Rows for one architecture; the frameworks take turns."""
   import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import cluster  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import data as data_lib  # pylint: disable=g-import-not-at-top
   models = {fw: build(model_name, fw) for fw in frameworks}
   base = {fw: [] for fw in frameworks}
   runs = {(fw, label): [] for fw in frameworks for label, _, _ in RUNS}
-  parts = {(fw, p): [] for fw in frameworks for p in ("graph", "materialize")}
+  parts = {(fw, p): [] for fw in frameworks for p in PARTS}
   results = {}
   for _ in range(repeats):
     for fw in frameworks:
@@ -98,6 +106,9 @@ def measure(model_name, frameworks, ds, repeats):
         results[(fw, label)] = res
       t, graph = timed(lambda: tps.ChannelGraph(model))
       parts[(fw, "graph")].append(t)
+      t, _ = timed(lambda: cluster._map_stats(  # pylint: disable=protected-access
+          model, graph, data_lib.checked(model, ds), None, 0))
+      parts[(fw, "feature-map pass")].append(t)
       keep = results[(fw, RUNS[0][0])].keep
       t, _ = timed(lambda: tps.materialize(model, keep, graph=graph))
       parts[(fw, "materialize")].append(t)
@@ -106,8 +117,7 @@ def measure(model_name, frameworks, ds, repeats):
     b = base[fw]
     extra = [(label, runs[(fw, label)], results[(fw, label)])
              for label, _, _ in RUNS]
-    extra += [(f"{p} alone", parts[(fw, p)], None)
-              for p in ("graph", "materialize")]
+    extra += [(f"{p} alone", parts[(fw, p)], None) for p in PARTS]
     for label, times, res in extra:
       row = {"model": MODELS[model_name], "framework": fw, "run": label,
              "baseline_s": min(b), "baseline_median_s": statistics.median(b),

@@ -10,7 +10,7 @@ def test_both_kerases_every_run(tmp_path):
   rows = bench.main(["--models", "tiny", "--images", "64", "--batch", "32",
                      "--repeats", "1", "--out", str(tmp_path)])
   labels = [label for label, _, _ in bench.RUNS] + [
-      "graph alone", "materialize alone"]
+      "graph alone", "feature-map pass alone", "materialize alone"]
   assert [(r["framework"], r["run"]) for r in rows] == [
       (fw, label) for fw in ("tf_keras", "keras3") for label in labels]
   for r in rows:
@@ -27,4 +27,4 @@ def test_both_kerases_every_run(tmp_path):
   assert saved["rows"] == rows and saved["meta"]["images"] == 64
   table = (tmp_path / "cluster_cost.md").read_text().splitlines()
   assert len(table) == 2 + len(rows)
-  assert "| keras3 | residual CNN, width 8 | data, ratio=0.5 |" in table[-4]
+  assert "| keras3 | residual CNN, width 8 | data, ratio=0.5 |" in table[-5]
