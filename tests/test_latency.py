@@ -121,6 +121,12 @@ def test_prune_with_target_latency_and_fake_table(framework):
     tps.prune(model, "l1", target_latency=0.4, latency=lm, ignore="out")
   r = tps.prune(model, "l1", target_latency=0.25, latency=lm, ignore="out")
   assert set(r.keep) == {"c1"}
+  # reconstruct= re-fits the consumers of the same keep sets.
+  x = np.random.default_rng(0).random((16, 8, 8, 3)).astype("float32")
+  refit = tps.prune(model, "l1", data=x, target_latency=4 / 7, latency=lm,
+                    min_channels=4, reconstruct=True)
+  assert {g: list(k) for g, k in refit.keep.items()} == {
+      g: list(k) for g, k in result.keep.items()}
 
 
 def test_save_load_round_trip(tmp_path):
