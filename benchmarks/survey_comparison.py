@@ -38,6 +38,16 @@ skipped with the reason):
                       fine-tuning budget, at the channel ratio whose one-shot
                       fpgm selection removes the budget's MACs; the
                       selection is made afresh 4 times in the pass.
+  lottery:ticket, lottery:reinit
+                      tps.lottery.find_channel_ticket, one round: the base's
+                      initial weights trained as the base is, l1 channels
+                      removed (scope 'layer', the fraction whose one-shot
+                      selection removes the budget's MACs), the survivors
+                      rewound to their initial values and retrained with
+                      the base's recipe (a full training, not the
+                      fine-tuning budget); reinit is the control, the same
+                      slim architecture from `tps.reinitialize`, trained
+                      the same way. Both are compared with the base.
 
 Every pruned model is BN-recalibrated on --recal-images training images
 and evaluated on --test-images test images; its float TFLite file is timed
@@ -98,7 +108,8 @@ MODELS = {"resnet20": "ResNet-20-style", "vgg": "VGG-style",
 # The survey's other families: row name -> what it needs from tps.
 FAMILIES = ("thinet", "lasso", "obd", "kfac_obd", "l2@group",
             "l1+reconstruct", "random+reconstruct", "cluster:mean",
-            "cluster:random", "fpgm:soft")
+            "cluster:random", "fpgm:soft", "lottery:ticket",
+            "lottery:reinit")
 SOFT_PRUNINGS = 4
 # thinet ranks within a group only (its greedy order is not comparable
 # across groups), so tps.prune refuses scope='global' for it.
@@ -296,6 +307,13 @@ def unavailable(method):
       raise ValueError(f"unknown row {method!r}: cluster:mean|random|first")
     return None if hasattr(tps, "cluster_prune") else (
         "tps.cluster_prune is not in this checkout")
+  if base.startswith("lottery:"):
+    if base.split(":")[1] not in ("ticket", "reinit"):
+      raise ValueError(f"unknown row {method!r}: lottery:ticket|reinit")
+    return None if hasattr(getattr(tps, "lottery", None),
+                           "find_channel_ticket") else (
+                               "tps.lottery.find_channel_ticket is not in "
+                               "this checkout")
   if base.endswith(":soft"):
     tps.criteria.get(base.split(":")[0])
     return None if _accepts(tps.prune_channels, "soft") else (
@@ -332,13 +350,14 @@ def prepare(base, criterion, seed, train, spec_sss):
   return base, criterion_of(criterion, seed)
 
 
-def soft_ratio(base, budget, criterion="fpgm"):
-  """The global channel ratio whose one-shot selection removes `budget`."""
+def soft_ratio(base, budget, criterion="fpgm", scope="global"):
+  """The channel ratio whose one-shot selection removes `budget`."""
   macs = tps.count_macs(base)
   lo, hi = 0.0, 0.95
   for _ in range(7):
     mid = (lo + hi) / 2
-    got = 1 - tps.count_macs(tps.prune(base, criterion, ratio=mid).model) / macs
+    got = 1 - tps.count_macs(tps.prune(base, criterion, ratio=mid,
+                                       scope=scope).model) / macs
     lo, hi = (mid, hi) if got < budget else (lo, mid)
   return (lo + hi) / 2
 
@@ -353,6 +372,22 @@ def soft_prune(base, criterion, budget, finetune, spec):
   spec = dict(spec, callbacks=[tps.UpdateChannelPruningStep()])
   fit(pm, *finetune, spec)
   return tps.strip_channel_pruning(pm), ratio
+
+
+def lottery_pair(model_name, args, train, budget):
+  """(ticket, reinit control, fraction): one channel-level ticket round."""
+  keras.utils.set_random_seed(args.seed)
+  init = tps.sparsify_bn(build(model_name, train[0].shape[1:]), SLIMMING_L1)
+  fraction = soft_ratio(init, budget, "l1", scope="local")
+  spec = recipe(args, model_name, "base")
+  train_fn = lambda m, callbacks: fit(m, *train, dict(spec,
+                                                      callbacks=callbacks))
+  result = tps.lottery.find_channel_ticket(
+      init, train_fn, rounds=1, prune_fraction=fraction, criterion="l1",
+      scope="layer", seed=args.seed)
+  control = tps.reinitialize(result.model, seed=args.seed + 1)
+  fit(control, *train, spec)
+  return result.model, control, fraction
 
 
 # ---------------------------------------------------------------- the grid
@@ -471,6 +506,7 @@ def main(argv=None):
       print(f"{info['model']}: base top-1 {info['top1']:.4f}, "
             f"{info['macs']:,} MACs, {_ms(info['tflite_ms'])} TFLite, "
             f"trained in {info['train_s']:.0f} s", flush=True)
+    tickets = {}
     for budget in budgets:
       for schedule in schedules:
         for criterion, seed in pairs:
@@ -478,14 +514,20 @@ def main(argv=None):
           rec = {"model": info["model"], "dataset": args.dataset,
                  "criterion": criterion, "seed": seed, "schedule": schedule,
                  "target_macs_pct": 100 * budget}
-          if run_key(rec) in done or run_key(
-              dict(rec, schedule="soft")) in done:
+          if any(run_key(dict(rec, schedule=sch)) in done
+                 for sch in (schedule, "soft", "lottery")):
             continue
           if schedule == "iterative" and not is_plain(criterion):
             continue  # the families run one-shot (or soft) only
           t0 = time.perf_counter()
           spec = recipe(args, model_name, "finetune")
-          if criterion.endswith(":soft"):
+          if criterion.startswith("lottery:"):
+            rec["schedule"] = "lottery"
+            if budget not in tickets:
+              tickets[budget] = lottery_pair(model_name, args, train, budget)
+            ticket, control, rec["lottery_fraction"] = tickets[budget]
+            slim = ticket if criterion == "lottery:ticket" else control
+          elif criterion.endswith(":soft"):
             rec["schedule"] = "soft"
             slim, rec["soft_ratio"] = soft_prune(
                 base, criterion.split(":")[0], budget, finetune, spec)

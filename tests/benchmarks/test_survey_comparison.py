@@ -102,7 +102,8 @@ def test_cifar10_mode_runs_with_the_full_scale_recipe(tmp_path, monkeypatch):
   assert harness.recipe(args, "vgg16", "finetune")["epochs"] == 40
 
 
-FAMILIES = ["l2@group", "l1+reconstruct", "cluster:mean", "fpgm:soft"]
+FAMILIES = ["l2@group", "l1+reconstruct", "cluster:mean", "fpgm:soft",
+            "lottery:ticket", "lottery:reinit"]
 
 
 def test_smoke_runs_the_survey_families(tmp_path):
@@ -116,8 +117,14 @@ def test_smoke_runs_the_survey_families(tmp_path):
                         "0", "--out", str(tmp_path), "--tag", "f"])
   runs = {r["criterion"]: r for r in state["runs"]}
   # The families run once each (no iterative schedule), soft as 'soft'.
-  assert sorted(runs) == sorted(FAMILIES) and len(state["runs"]) == 4
+  assert sorted(runs) == sorted(FAMILIES) and len(state["runs"]) == 6
   assert runs["fpgm:soft"]["schedule"] == "soft"
+  # The ticket and its control share one slim architecture.
+  ticket, control = runs["lottery:ticket"], runs["lottery:reinit"]
+  assert ticket["schedule"] == control["schedule"] == "lottery"
+  assert ticket["params_reduction_pct"] == control["params_reduction_pct"]
+  assert abs(ticket["macs_reduction_pct"] - 50) <= 5.0
+  assert 0 < ticket["lottery_fraction"] < 0.95
   assert 0 < runs["fpgm:soft"]["soft_ratio"] < 0.95
   assert "oneshot_top1" not in runs["fpgm:soft"]
   for name in ("l2@group", "l1+reconstruct", "cluster:mean"):
