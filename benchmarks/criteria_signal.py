@@ -121,9 +121,14 @@ def main(argv=None):
   parser.add_argument("--resume", action="store_true")
   parser.add_argument("--redo", default="",
                       help="comma-separated criteria to run again on resume")
+  parser.add_argument("--merge", default="",
+                      help="comma-separated tags: combine their saved runs "
+                      "into --tag's JSON/MD/PNG and run nothing")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   parser.add_argument("--tag", default="criteria_signal")
   args = parser.parse_args(argv)
+  if args.merge:
+    return merge(args.out, args.merge.split(","), args.tag)
   if args.smoke:
     args.train_images, args.ft_images, args.test_images = 256, 128, 256
     args.score_images = args.recal_images = 64
@@ -239,6 +244,32 @@ def main(argv=None):
     f.write(md + "\n")
   plot(state, os.path.join(args.out, args.tag + ".png"))
   print("\n" + md)
+  return state
+
+
+def merge(folder, tags, tag):
+  """One result set from runs saved under several tags (e.g. per model)."""
+  state = {"settings": None, "bases": [], "runs": [], "scoring": [],
+           "merged_from": tags}
+  for t in tags:
+    with open(os.path.join(folder, t + ".json")) as f:
+      part = json.load(f)
+    if state["settings"] is None:
+      state["settings"] = part["settings"]
+    elif part["settings"] != state["settings"]:
+      raise ValueError(f"--merge: {t}.json was run with other settings")
+    names = {b["model"] for b in part["bases"]}
+    state["bases"] = [b for b in state["bases"] if b["model"] not in names]
+    state["bases"] += part["bases"]
+    state["runs"] = [r for r in state["runs"] if r["model"] not in names]
+    state["runs"] += [r for r in part["runs"] if r["model"] in names]
+    state["scoring"] += part.get("scoring", [])
+  _save(os.path.join(folder, tag + ".json"), state)
+  md = markdown(state)
+  with open(os.path.join(folder, tag + ".md"), "w") as f:
+    f.write(md + "\n")
+  plot(state, os.path.join(folder, tag + ".png"))
+  print(md)
   return state
 
 

@@ -84,3 +84,26 @@ def test_unknown_names_are_rejected(tmp_path):
     harness.main(["--smoke", "--models", "alexnet", "--out", str(tmp_path)])
   with pytest.raises(SystemExit):
     harness.main(["--smoke", "--ratios", "1.5", "--out", str(tmp_path)])
+
+
+def test_merge_combines_runs_saved_per_model(tmp_path):
+  harness = load_benchmark("criteria_signal")
+  def part(model, top1):
+    return {"settings": {"seed": 0}, "scoring": [],
+            "bases": [{"model": model, "top1": 0.9}],
+            "runs": [{"model": model, "ratio": 0.3, "criterion": c,
+                      "order": o, "seed": None, "top1_noft": top1,
+                      "top1_ft": top1} for c in ("l1",)
+                     for o in ("highest", "lowest")]}
+  (tmp_path / "a.json").write_text(json.dumps(part("A", 0.5)))
+  (tmp_path / "b.json").write_text(json.dumps(part("B", 0.6)))
+  state = harness.main(["--merge", "a,b", "--out", str(tmp_path), "--tag",
+                        "m"])
+  assert [b["model"] for b in state["bases"]] == ["A", "B"]
+  assert len(state["runs"]) == 4
+  md = (tmp_path / "m.md").read_text()
+  assert "**A**" in md and "**B**" in md
+  (tmp_path / "c.json").write_text(json.dumps(dict(part("C", 0.1),
+                                                   settings={"seed": 1})))
+  with pytest.raises(ValueError, match="c.json was run with other settings"):
+    harness.main(["--merge", "a,c", "--out", str(tmp_path), "--tag", "m"])
