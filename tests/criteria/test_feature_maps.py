@@ -225,3 +225,30 @@ def test_a_keras3_operation_is_read_and_training_falls_back_to_the_input():
   f = np.asarray(keras.Model(inp, h)(x))
   np.testing.assert_allclose(tps.score(model, "apoz", x)["c"],
                              -(f <= 0).mean(axis=(0, 1, 2)), rtol=RTOL)
+
+
+@pytest.mark.parametrize("ops_name", ["keras.ops", "TFOps"])
+def test_batch_stats_in_either_ops_namespace_match_numpy(ops_name):
+  """`batch_stats` is written in keras.ops; `TFOps` is its TensorFlow
+  stand-in for tf_keras models under a Keras 3 on another backend."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from tfprune_survey.criteria import activation  # pylint: disable=g-import-not-at-top
+  assert activation.stat_ops("tensorflow") is keras.ops   # this process
+  ops = keras.ops if ops_name == "keras.ops" else activation.TFOps
+  rng = np.random.default_rng(5)
+  y = rng.standard_normal((6, 10, 3)).astype("float32")
+  y[y < -0.5] = 0.0
+  g = rng.standard_normal(y.shape).astype("float32")
+  want = {
+      "apoz": {"zeros": (y <= 0).sum(axis=(0, 1)), "count": 60.0},
+      "entropy": {"pooled": y.mean(axis=1)},
+      "variance": {"norms": np.sqrt((y ** 2).sum(axis=1))},
+      "taylor": {"sum": np.abs((g * y).mean(axis=1)).sum(axis=0),
+                 "count": 6.0}}
+  for name, ref in want.items():
+    got = tps.criteria.get(name).batch_stats(tf.constant(y), tf.constant(g),
+                                             ops)
+    assert sorted(got) == sorted(ref), name
+    for k, v in ref.items():
+      np.testing.assert_allclose(np.asarray(got[k]), v, rtol=1e-5,
+                                 err_msg=f"{name} {k}")

@@ -3,7 +3,9 @@ a process).
 
 Builds the residual CNN in Keras 3, loads the weights the parent test wrote,
 and writes what that backend gives: the groups, MACs, the largest
-materialize-vs-mask difference, every criterion's scores, `prune`'s keep
+materialize-vs-mask difference, every criterion's scores, how the
+activation criteria reduce their feature maps (no `tf.function`; the
+statistics are the backend's arrays), `prune`'s keep
 sets, a `.keras` save/load round trip after `recalibrate_bn`, sensitivity,
 iterative pruning, distillation and re-initialisation, and the error TFLite
 conversion gives off TensorFlow.
@@ -45,6 +47,7 @@ def main(weights_path, out_path, backend):
   out["scores"] = {name: {k: v.tolist() for k, v in
                           tps.score(model, name, (x, y)).items()}
                    for name in tps.criteria.names()}
+  out.update(_activation_stats_off_tensorflow(tps, model, x, y))
   result = tps.prune(model, "taylor", data=(x, y), target_macs=0.5,
                      recalibrate=x)
   out["prune_keep"] = {k: v.tolist() for k, v in result.keep.items()}
@@ -83,6 +86,38 @@ def main(weights_path, out_path, backend):
     out["tflite_error"] = str(e)
   with open(out_path, "w") as f:
     json.dump(out, f)
+
+
+def _activation_stats_off_tensorflow(tps, model, x, y):
+  """How apoz, entropy, variance and taylor reduce their feature maps here:
+  the number of `tf.function`s made while they score, and the modules of
+  the per-batch statistics their `batch_stats` return (the backend's own
+  arrays when the reduction runs in `keras.ops` on the backend)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top
+  made, modules = [], set()
+  real_function, real_accumulate = tf.function, collector._accumulate  # pylint: disable=protected-access
+
+  def spy_function(*args, **kwargs):
+    made.append(1)
+    return real_function(*args, **kwargs)
+
+  def spy_accumulate(criterion, ctx, points, run, fw, **kwargs):
+    def spied(xb, yb):
+      stats = run(xb, yb)
+      modules.update(type(v).__module__.split(".")[0]
+                     for s in stats for v in s.values())
+      return stats
+    return real_accumulate(criterion, ctx, points, spied, fw, **kwargs)
+
+  tf.function, collector._accumulate = spy_function, spy_accumulate  # pylint: disable=protected-access
+  try:
+    for name in ("apoz", "entropy", "variance", "taylor"):
+      tps.score(model, name, (x, y))
+  finally:
+    tf.function, collector._accumulate = real_function, real_accumulate  # pylint: disable=protected-access
+  return {"activation_tf_functions": len(made),
+          "activation_stat_modules": sorted(modules)}
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ cases are skipped where it is not installed).
 1. The graph rules and the Keras 3 graph tests run under the backend:
    groups, MACs and materialize == mask_channels.
 2. With the same weights, the backend gives the TensorFlow backend's groups, MACs,
-   scores for all 11 criteria (rtol 1e-5) and `prune` keep sets, and its
+   scores for all criteria (rtol 1e-5) and `prune` keep sets (the
+   activation criteria's statistics reduced in keras.ops on the backend,
+   with no tf.function), and its
    slim model survives a `.keras` round trip; sensitivity, iterative
    pruning, distillation and re-initialisation run; TFLite conversion
    refuses, naming the TensorFlow-backend route.
@@ -84,6 +86,11 @@ def test_criteria_and_prune_match_tensorflow(tmp_path, backend):
     for gid, values in ref.items():
       np.testing.assert_allclose(got["scores"][name][gid], values,
                                  rtol=1e-5, atol=1e-7, err_msg=name)
+  # The activation statistics are reduced with keras.ops on the backend,
+  # not in TensorFlow: no tf.function, and batch_stats gives its arrays.
+  assert got["activation_tf_functions"] == 0
+  assert got["activation_stat_modules"] == [
+      {"jax": "jaxlib", "torch": "torch"}[backend]]
   result = tps.prune(model, "taylor", data=(x, y), target_macs=0.5)
   assert got["prune_keep"] == {k: v.tolist() for k, v in
                                result.keep.items()}

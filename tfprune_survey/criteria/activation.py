@@ -5,6 +5,72 @@ import numpy as np
 from tfprune_survey.criteria.base import Criterion
 
 
+class TFOps:
+  """The `keras.ops` functions the statistics use, written in TensorFlow.
+
+  For a tf_keras model scored in a process whose Keras 3 runs on another
+  backend (where `keras.ops` would not take TensorFlow tensors).
+  """
+
+  @staticmethod
+  def _tf():
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf
+
+  @classmethod
+  def sum(cls, x, axis=None):
+    return cls._tf().reduce_sum(x, axis=axis)
+
+  @classmethod
+  def mean(cls, x, axis=None):
+    return cls._tf().reduce_mean(x, axis=axis)
+
+  @classmethod
+  def abs(cls, x):
+    return cls._tf().abs(x)
+
+  @classmethod
+  def sqrt(cls, x):
+    return cls._tf().sqrt(x)
+
+  @classmethod
+  def square(cls, x):
+    return cls._tf().square(x)
+
+  @classmethod
+  def cast(cls, x, dtype):
+    return cls._tf().cast(x, dtype)
+
+  @classmethod
+  def ones_like(cls, x):
+    return cls._tf().ones_like(x)
+
+  @classmethod
+  def reshape(cls, x, shape):
+    return cls._tf().reshape(x, shape)
+
+
+def stat_ops(backend="tensorflow"):
+  """The ops namespace `batch_stats` computes with on `backend`.
+
+  `keras.ops` when Keras 3 runs on `backend` (its ops then take and give
+  that backend's tensors: TensorFlow tensors, also inside a tf_keras
+  training graph; jax arrays; torch tensors); for TensorFlow under a Keras
+  3 that runs elsewhere, `TFOps`.
+
+  Raises:
+    NotImplementedError: for another backend than Keras 3's own.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  if keras.backend.backend() == backend:
+    return keras.ops
+  if backend == "tensorflow":
+    return TFOps
+  raise NotImplementedError(
+      f"statistics on the '{backend}' backend need Keras 3 to run on it "
+      f"(KERAS_BACKEND={backend}); it runs on '{keras.backend.backend()}'")
+
+
 class ActivationCriterion(Criterion):
   """Scores channels from the group's feature maps.
 
@@ -15,18 +81,30 @@ class ActivationCriterion(Criterion):
   each consumer's input walked back through those layers). For a conv
   followed by ReLU and GlobalAveragePooling it is the ReLU's output, not the
   pooled vector. Every batch is reshaped to (B, positions, C) and reduced to
-  small statistics by `batch_stats` inside a `tf.function`; the statistics
-  are accumulated over all batches (so batching does not change a score)
-  and turned into scores by `finalize`.
+  small statistics by `batch_stats`, written against `keras.ops` so that it
+  runs on the model's backend: inside a `tf.function` on TensorFlow
+  (tf_keras, or Keras 3 on TensorFlow; also inside the training graph of
+  `prune_channels`), on jax arrays (jitted) or torch tensors otherwise. The
+  statistics are accumulated over all batches (so batching does not change
+  a score) and turned into scores by `finalize` (numpy).
 
   Subclasses set `stat_modes` ({name: 'sum' | 'concat'}) and implement
-  `batch_stats(y, grad)` and `finalize(stats)`.
+  `batch_stats(y, grad, ops)` and `finalize(stats)`.
   """
 
   requires_data = True
   stat_modes = {}
 
-  def batch_stats(self, y, grad):
+  def batch_stats(self, y, grad, ops=None):
+    """{name: statistic} of one batch.
+
+    Args:
+      y: the feature map, (B, positions, C) float32, a tensor of `ops`'
+        backend.
+      grad: dL/dY of the same shape for gradient criteria, else None.
+      ops: the ops namespace to compute with: `keras.ops`, or `TFOps`
+        (see `stat_ops`); None: `stat_ops('tensorflow')`.
+    """
     raise NotImplementedError
 
   def finalize(self, stats):
@@ -45,13 +123,13 @@ class ActivationCriterion(Criterion):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     y = tf.ones([1, 1, width])
     stats = self.batch_stats(y, tf.ones_like(y) if self.needs_gradients
-                             else None)
+                             else None, stat_ops())
     return {k: (tuple(v.shape), 0.0) for k, v in stats.items()}
 
   def stream_update(self, variables, y, grad):
-    """Ops that fold one batch (B, positions, C) into `variables`."""
+    """Ops that fold one batch (B, positions, C) into `variables` (TF)."""
     return [variables[k].assign_add(v)
-            for k, v in self.batch_stats(y, grad).items()]
+            for k, v in self.batch_stats(y, grad, stat_ops()).items()]
 
   def stream_finalize(self, values):
     """Scores from the numpy values of the running statistics."""

@@ -1,9 +1,9 @@
 """Average Percentage of Zeros (Hu et al., 2016)."""
 
 import numpy as np
-import tensorflow as tf
 
 from tfprune_survey.criteria.activation import ActivationCriterion
+from tfprune_survey.criteria.activation import stat_ops
 from tfprune_survey.criteria.registry import register_criterion
 
 
@@ -30,10 +30,11 @@ class APoZ(ActivationCriterion):
   name = "apoz"
   stat_modes = {"zeros": "sum", "count": "sum"}
 
-  def batch_stats(self, y, grad):
+  def batch_stats(self, y, grad, ops=None):
     del grad
-    zeros = tf.reduce_sum(tf.cast(y <= 0, tf.float32), axis=[0, 1])
-    count = tf.cast(tf.shape(y)[0] * tf.shape(y)[1], tf.float32)
+    ops = ops or stat_ops()
+    zeros = ops.sum(ops.cast(y <= 0, "float32"), axis=(0, 1))
+    count = ops.sum(ops.ones_like(y[:, :, 0]))
     return {"zeros": zeros, "count": count}
 
   def finalize(self, stats):

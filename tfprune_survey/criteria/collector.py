@@ -14,9 +14,10 @@ A multi-output model of the model's own Keras exposes these feature maps
 (tf_keras, or Keras 3 on TensorFlow) one `tf.function` computes features,
 gradients and the criterion's small per-batch statistics. On the JAX and
 PyTorch backends, features and dL/dY come from the backend's autograd
-(`frameworks/jax_backend.py`, `torch_backend.py`) and the same
-`batch_stats` reduce them. The statistics are accumulated in numpy either
-way.
+(`frameworks/jax_backend.py`, `torch_backend.py`) as its own arrays, and
+the same `batch_stats`, written in `keras.ops`, reduce them on that backend
+(under `jax.jit` on JAX); TensorFlow takes no part. The small statistics
+are accumulated in numpy either way.
 """
 
 import dataclasses
@@ -25,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune_survey import frameworks
+from tfprune_survey.criteria.activation import stat_ops
 from tfprune_survey.data import iterate_batches
 from tfprune_survey.graph import layout as layout_lib
 from tfprune_survey.losses import per_sample_loss
@@ -288,6 +290,7 @@ def _collect(criterion, ctx):
   probe = fw.keras.Model(model.inputs, outputs)
   loss_fn = per_sample_loss(model) if grads else None
   widths = [p.layout.width for p in points]
+  ops = stat_ops("tensorflow")
 
   def reshape(t, width):
     return tf.reshape(t, [tf.shape(t)[0], -1, width])
@@ -307,7 +310,7 @@ def _collect(criterion, ctx):
       g = [None] * len(feats)
     return [criterion.batch_stats(
         reshape(tf.cast(f, tf.float32), w),
-        None if gi is None else reshape(tf.cast(gi, tf.float32), w))
+        None if gi is None else reshape(tf.cast(gi, tf.float32), w), ops)
             for f, gi, w in zip(feats, g, widths)]
 
   def run(x, y):
@@ -318,8 +321,9 @@ def _collect(criterion, ctx):
   return _accumulate(criterion, ctx, points, run, fw)
 
 
-def _accumulate(criterion, ctx, points, run, fw):
-  """Streams the batches through `run(x, y) -> [stats per point]`."""
+def _accumulate(criterion, ctx, points, run, fw, to_numpy=np.asarray):
+  """Streams the batches through `run(x, y) -> [stats per point]`; the
+  statistics (backend tensors) are read with `to_numpy`."""
   grads = criterion.needs_gradients
   acc = [dict() for _ in points]
   bar = fw.keras.utils.Progbar(ctx.steps, unit_name="batch") if (
@@ -332,7 +336,7 @@ def _accumulate(criterion, ctx, points, run, fw):
                        "as (x, y)")
     for a, s in zip(acc, run(x, y)):
       for name, value in s.items():
-        value = np.asarray(value)
+        value = np.asarray(to_numpy(value))
         if criterion.stat_modes[name] == "concat":
           a.setdefault(name, []).append(value)
         else:
@@ -355,37 +359,39 @@ def backend_grads(backend):
 
 
 def _collect_eager(criterion, ctx, points, fw):
-  """The same statistics for Keras 3 on JAX or PyTorch.
+  """The same statistics for Keras 3 on JAX or PyTorch, without TensorFlow.
 
-  Features (and dL/dY) come from the backend's autograd; `batch_stats` then
-  reduces them exactly as on TensorFlow, in a `tf.function` on host arrays.
+  Features (and dL/dY) come from the backend's autograd as its own arrays;
+  `batch_stats` reduces them with `keras.ops` on that backend (under
+  `jax.jit` on JAX), and only the small statistics go to numpy.
   """
   model = ctx.model
   grads = criterion.needs_gradients
   backend = fw.backend()
   widths = [p.layout.width for p in points]
   tensors = [p.tensor for p in points]
-  if backend in ("jax", "torch"):
-    grads_lib = backend_grads(backend)
-    loss_fn = per_sample_loss(model) if grads else None
-
-    def features(x, y):
-      return grads_lib.features_and_grads(model, tensors, loss_fn, x, y)
-  else:
+  if backend not in ("jax", "torch"):
     raise NotImplementedError(
         f"criterion '{criterion.name}' cannot read feature maps on the "
         f"'{backend}' backend; use KERAS_BACKEND=tensorflow, jax or torch.")
+  grads_lib = backend_grads(backend)
+  loss_fn = per_sample_loss(model) if grads else None
+  ops = stat_ops(backend)
 
-  @tf.function(reduce_retracing=True)
   def reduce(feats, gs):
     return [criterion.batch_stats(
-        tf.reshape(f, [tf.shape(f)[0], -1, w]),
-        None if g is None else tf.reshape(g, [tf.shape(g)[0], -1, w]))
+        ops.reshape(ops.cast(f, "float32"), (f.shape[0], -1, w)),
+        None if g is None else ops.reshape(ops.cast(g, "float32"),
+                                           (g.shape[0], -1, w)), ops)
             for f, g, w in zip(feats, gs, widths)]
+  if backend == "jax":
+    import jax  # pylint: disable=g-import-not-at-top
+    reduce = jax.jit(reduce)
 
   def run(x, y):
-    feats, gs = features(np.asarray(x), None if y is None else np.asarray(y))
-    feats = [tf.constant(f, tf.float32) for f in feats]
-    gs = [None if g is None else tf.constant(g, tf.float32) for g in gs]
+    feats, gs = grads_lib.features_and_grads(
+        model, tensors, loss_fn, np.asarray(x),
+        None if y is None else np.asarray(y), as_numpy=False)
     return reduce(feats, gs)
-  return _accumulate(criterion, ctx, points, run, fw)
+  return _accumulate(criterion, ctx, points, run, fw,
+                     to_numpy=ops.convert_to_numpy)

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune_survey.criteria.activation import ActivationCriterion
+from tfprune_survey.criteria.activation import stat_ops
 from tfprune_survey.criteria.registry import register_criterion
 
 
@@ -50,9 +51,10 @@ class Entropy(ActivationCriterion):
       raise ValueError(f"`bins` must be >= 2, got {bins}")
     self.bins = int(bins)
 
-  def batch_stats(self, y, grad):
+  def batch_stats(self, y, grad, ops=None):
     del grad
-    return {"pooled": tf.reduce_mean(y, axis=1)}
+    ops = ops or stat_ops()
+    return {"pooled": ops.mean(y, axis=1)}
 
   def finalize(self, stats):
     return channel_entropy(stats["pooled"], self.bins)

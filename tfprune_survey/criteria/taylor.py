@@ -1,9 +1,9 @@
 """First-order Taylor expansion on feature maps (Molchanov et al., 2016)."""
 
 import numpy as np
-import tensorflow as tf
 
 from tfprune_survey.criteria.activation import ActivationCriterion
+from tfprune_survey.criteria.activation import stat_ops
 from tfprune_survey.criteria.registry import register_criterion
 
 
@@ -29,10 +29,11 @@ class Taylor(ActivationCriterion):
   needs_gradients = True
   stat_modes = {"sum": "sum", "count": "sum"}
 
-  def batch_stats(self, y, grad):
-    per_sample = tf.abs(tf.reduce_mean(grad * y, axis=1))
-    return {"sum": tf.reduce_sum(per_sample, axis=0),
-            "count": tf.cast(tf.shape(y)[0], tf.float32)}
+  def batch_stats(self, y, grad, ops=None):
+    ops = ops or stat_ops()
+    per_sample = ops.abs(ops.mean(grad * y, axis=1))
+    return {"sum": ops.sum(per_sample, axis=0),
+            "count": ops.sum(ops.ones_like(per_sample[:, 0]))}
 
   def finalize(self, stats):
     return stats["sum"] / np.maximum(stats["count"], 1.0)

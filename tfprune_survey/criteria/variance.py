@@ -1,9 +1,9 @@
 """Variance of channel responses (Polyak and Wolf, 2015)."""
 
 import numpy as np
-import tensorflow as tf
 
 from tfprune_survey.criteria.activation import ActivationCriterion
+from tfprune_survey.criteria.activation import stat_ops
 from tfprune_survey.criteria.registry import register_criterion
 
 
@@ -28,9 +28,10 @@ class Variance(ActivationCriterion):
   name = "variance"
   stat_modes = {"norms": "concat"}
 
-  def batch_stats(self, y, grad):
+  def batch_stats(self, y, grad, ops=None):
     del grad
-    return {"norms": tf.sqrt(tf.reduce_sum(tf.square(y), axis=1))}
+    ops = ops or stat_ops()
+    return {"norms": ops.sqrt(ops.sum(ops.square(y), axis=1))}
 
   def finalize(self, stats):
     return np.var(stats["norms"].astype(np.float64), axis=0)
@@ -40,11 +41,11 @@ class Variance(ActivationCriterion):
     return {"n": ((), 0.0), "s1": ((width,), 0.0), "s2": ((width,), 0.0)}
 
   def stream_update(self, variables, y, grad):
-    del grad
-    norms = tf.sqrt(tf.reduce_sum(tf.square(y), axis=1))
-    return [variables["n"].assign_add(tf.cast(tf.shape(y)[0], tf.float32)),
-            variables["s1"].assign_add(tf.reduce_sum(norms, axis=0)),
-            variables["s2"].assign_add(tf.reduce_sum(norms * norms, axis=0))]
+    ops = stat_ops()
+    norms = self.batch_stats(y, grad, ops)["norms"]
+    return [variables["n"].assign_add(ops.sum(ops.ones_like(norms[:, 0]))),
+            variables["s1"].assign_add(ops.sum(norms, axis=0)),
+            variables["s2"].assign_add(ops.sum(norms * norms, axis=0))]
 
   def stream_finalize(self, values):
     n = max(float(values["n"]), 1.0)

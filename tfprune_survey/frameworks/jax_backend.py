@@ -16,7 +16,7 @@ import numpy as np
 from tfprune_survey.frameworks.keras3 import run_graph
 
 
-def features_and_grads(model, tensors, loss_fn, x, y):
+def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
   """Feature maps at `tensors` and the gradient of the summed loss there.
 
   Args:
@@ -24,9 +24,11 @@ def features_and_grads(model, tensors, loss_fn, x, y):
     tensors: KerasTensors of `model`'s graph.
     loss_fn: fn(y_true, y_pred) -> per-sample losses, or None (no grads).
     x, y: one batch (numpy).
+    as_numpy: True (default) gives numpy arrays; False leaves them jax
+      arrays, for statistics taken on the device with `keras.ops`.
 
   Returns:
-    ([feature map], [gradient or None]) as numpy arrays.
+    ([feature map], [gradient or None]).
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -47,9 +49,10 @@ def features_and_grads(model, tensors, loss_fn, x, y):
     outs = run_graph(model, x, tap)
     return outs, feats
 
+  out = np.asarray if as_numpy else (lambda a: a)
   if loss_fn is None:
     _, feats = forward(None)
-    return [np.asarray(f) for f in feats], [None] * len(tensors)
+    return [out(f) for f in feats], [None] * len(tensors)
   _, feats0 = forward(None)
   eps = [jnp.zeros_like(f) for f in feats0]
   y = jnp.asarray(y)
@@ -58,7 +61,7 @@ def features_and_grads(model, tensors, loss_fn, x, y):
     outs, feats = forward(eps)
     return jnp.sum(loss_fn(y, outs[0])), feats
   grads, feats = jax.grad(loss_of, has_aux=True)(eps)
-  return ([np.asarray(f) for f in feats], [np.asarray(g) for g in grads])
+  return [out(f) for f in feats], [out(g) for g in grads]
 
 
 def variable_grads(model, variables, loss_fn, x, y):

@@ -14,8 +14,9 @@ def _numpy(t):
   return t.detach().cpu().numpy()
 
 
-def features_and_grads(model, tensors, loss_fn, x, y):
-  """As `jax_backend.features_and_grads`, with torch autograd."""
+def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
+  """As `jax_backend.features_and_grads`, with torch autograd; with
+  `as_numpy=False` the arrays are detached torch tensors."""
   import torch  # pylint: disable=g-import-not-at-top
   from tfprune_survey.frameworks.keras3 import run_graph  # pylint: disable=g-import-not-at-top
   index = {id(t): i for i, t in enumerate(tensors)}
@@ -32,15 +33,16 @@ def features_and_grads(model, tensors, loss_fn, x, y):
       value = value + eps[i]
     feats[i] = value
     return value
+  out = _numpy if as_numpy else (lambda t: t.detach())
   if loss_fn is None:
     with torch.no_grad():
       run_graph(model, x, tap)
-    return [_numpy(f) for f in feats], [None] * len(tensors)
+    return [out(f) for f in feats], [None] * len(tensors)
   outs = run_graph(model, x, tap)
   loss = loss_fn(torch.as_tensor(np.asarray(y)), outs[0]).sum()
   grads = torch.autograd.grad(loss, eps, allow_unused=True)
-  return ([_numpy(f) for f in feats],
-          [np.zeros(f.shape, np.float32) if g is None else _numpy(g)
+  return ([out(f) for f in feats],
+          [out(torch.zeros_like(f)) if g is None else out(g)
            for f, g in zip(feats, grads)])
 
 
