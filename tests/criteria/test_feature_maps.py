@@ -225,6 +225,20 @@ def test_a_keras3_operation_is_read_and_training_falls_back_to_the_input():
   f = np.asarray(keras.Model(inp, h)(x))
   np.testing.assert_allclose(tps.score(model, "apoz", x)["c"],
                              -(f <= 0).mean(axis=(0, 1, 2)), rtol=RTOL)
+  # In training no wrapper can hold the operation: the consumer's input
+  # (the pooled values) is observed instead, as documented.
+  never = tps.schedules.ConstantSparsity(0.5, begin_step=10 ** 6,
+                                         frequency=1)
+  pm = tps.prune_channels(model, "apoz", never)
+  assert pm.get_layer("chprune_out").observe_at == "input"
+  pm.compile(keras.optimizers.SGD(0.0), keras.losses.
+             SparseCategoricalCrossentropy(from_logits=True))
+  pm.fit(x, np.zeros(16, "int64"), batch_size=8, epochs=1, shuffle=False,
+         verbose=0, callbacks=[tps.UpdateChannelPruningStep()])
+  got = controller_lib.make_controller(pm)._in_graph_scores()  # pylint: disable=protected-access
+  pooled = np.asarray(keras.Model(inp, model.get_layer("gap").output)(x))
+  np.testing.assert_allclose(got["c"], -(pooled <= 0).mean(axis=0),
+                             rtol=RTOL)
 
 
 @pytest.mark.parametrize("ops_name", ["keras.ops", "TFOps"])
