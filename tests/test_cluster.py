@@ -45,8 +45,9 @@ def conv_model(framework, widths=(8, 8), units=6, seed=0):
 def copy_channels(model, copies, noise=0.0, seed=0):
   """Makes channel `dst` of each group a copy of channel `src`, in place.
 
-  Every producer and per-channel parameter slice of the group is copied
-  (filters, biases, BN vectors), consumers are left as they are; `noise`
+  Every producer and per-channel slice of the group is copied (filters,
+  biases, BN vectors, depthwise kernels), consumers that mix channels are
+  left as they are; `noise`
   adds that much relative Gaussian noise to the copies' producer kernels.
 
   Args:
@@ -54,9 +55,13 @@ def copy_channels(model, copies, noise=0.0, seed=0):
   """
   graph = tps.ChannelGraph(model)
   rng = np.random.default_rng(seed)
+  # Consumers that mix channels (the weight also makes the layer's outputs)
+  # stay; per-channel ones (depthwise kernels) are copied.
+  mixing = {(sl.path, sl.weight) for sl in graph.weight_slices
+            if sl.role == "producer"}
   for gid, pairs in copies.items():
     for sl, base, seg in graph.group_segments(graph.group(gid)):
-      if sl.role == "consumer":
+      if sl.role == "consumer" and (sl.path, sl.weight) in mixing:
         continue
       layer = graph.layer(sl.path)
       names = [frameworks.Framework.short_name(w) for w in layer.weights]
@@ -110,9 +115,35 @@ def test_exact_duplicates_merge_to_half_width_with_same_outputs(framework,
       model).__module__.split(".")[0]
 
 
+def branchy_model(framework):
+  """Two branches concatenated, then BN, depthwise and separable convs."""
+  keras = keras_of(framework)
+  L = keras.layers
+  inp = keras.Input((8, 8, 1))
+  a = L.ReLU()(L.BatchNormalization(name="bn_a")(L.Conv2D(
+      4, 3, padding="same", name="a")(inp)))
+  b = L.ReLU()(L.Conv2D(6, 3, padding="same", name="b")(inp))
+  x = L.BatchNormalization(name="bn_cat")(L.Concatenate()([a, b]))
+  x = L.ReLU()(L.DepthwiseConv2D(3, padding="same", name="dw")(x))
+  x = L.SeparableConv2D(8, 3, padding="same", name="sep")(x)
+  x = L.ReLU()(L.BatchNormalization(name="bn_sep")(x))
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(3, name="out")(x))
+  rng = np.random.default_rng(0)
+  for name in ("bn_a", "bn_cat", "bn_sep"):
+    bn = model.get_layer(name)
+    bn.set_weights([rng.uniform(0.5, 1.5, v.shape).astype(np.float32)
+                    for v in bn.get_weights()])
+  graph = tps.ChannelGraph(model)
+  assert sorted(g.id for g in graph.prunable_groups) == ["a", "b", "sep"]
+  return copy_channels(model, {g.id: halves(g.size)
+                               for g in graph.prunable_groups})
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_exact_merging_through_residual_and_flatten(framework):
-  """A residual stream (two producers) and Flatten->Dense rows merge too."""
+  """Residual streams, Flatten->Dense rows, Concatenate offsets, a BN after
+  the concatenation, depthwise and separable convs merge exactly too."""
   res = zoo.residual_cnn(input_shape=(8, 8, 1), width=8, framework=framework)
   graph = tps.ChannelGraph(res)
   copy_channels(res, {g.id: halves(g.size) for g in graph.prunable_groups})
@@ -121,7 +152,7 @@ def test_exact_merging_through_residual_and_flatten(framework):
   graph = tps.ChannelGraph(vgg)
   copy_channels(vgg, {g.id: halves(g.size) for g in graph.prunable_groups})
   x = inputs(8, (8, 8, 1))
-  for model in (res, vgg):
+  for model in (res, vgg, branchy_model(framework)):
     result = tps.cluster_prune(model, threshold=1.0)
     assert result.report.groups and all(
         kept == total // 2 for _, kept, total in result.report.groups)
