@@ -13,9 +13,11 @@ each sample's parameter gradient follows from (X[n], D[n]) alone:
   D_pre being the gradient before the layer's activation (through the
   activation's own vector-Jacobian product when it is not linear). This is
   BackPACK's per-sample trick (Dangel, Kunstner, Hennig 2020).
-- Any other layer (BatchNormalization, ChannelScale, PReLU, transposed or
-  separable convs): `tf.vectorized_map` over samples of the layer's own
-  vector-Jacobian product for (X[n], D[n]).
+- BatchNormalization (inference mode): sums over positions of D[n] times
+  the normalised input (gamma) and of D[n] (beta).
+- Any other layer (ChannelScale, PReLU, transposed or separable convs):
+  `tf.vectorized_map` over samples of the layer's own vector-Jacobian
+  product for (X[n], D[n]).
 
 On the JAX and PyTorch backends (Keras 3), `obd` takes each sample's
 gradient from the backend's autograd, one sample at a time (slow, but any
@@ -73,6 +75,57 @@ def _pair(value, rank):
   return value * rank if len(value) == 1 else value
 
 
+def _window(size, kernel, stride, rate, padding):
+  """(output size, padding before, after) of one spatial axis, as TF pads."""
+  span = (kernel - 1) * rate + 1
+  if padding == "VALID":
+    return -(-(size - span + 1) // stride), 0, 0
+  out = -(-size // stride)
+  total = max((out - 1) * stride + span - size, 0)
+  if padding == "CAUSAL":
+    return out, total, 0
+  return out, total // 2, total - total // 2
+
+
+def taps(layer, x):
+  """[(N, T, in_channels)] of a `patchable` layer: one per kernel tap.
+
+  Tap k (row-major over the kernel's spatial axes) holds, at each of the T
+  output positions (row-major), the input the kernel's tap k reads, so
+  the pre-activation output is sum_k taps[k] @ kernel[k] (+ bias). A Dense
+  has one tap. None when a conv's spatial size is not static.
+  """
+  x = tf.cast(x, tf.float32)
+  kind = type(layer).__name__
+  if kind == "Dense":
+    return [tf.reshape(x, [tf.shape(x)[0], -1, x.shape[-1]])]
+  config = layer.get_config()
+  rank = 1 if kind == "Conv1D" else 2
+  if rank == 1:
+    x = x[:, None]
+  sizes = list(x.shape[1:3])
+  if any(v is None for v in sizes):
+    return None
+  kernel = (1,) * (2 - rank) + _pair(config["kernel_size"], rank)
+  strides = (1,) * (2 - rank) + _pair(config["strides"], rank)
+  rates = (1,) * (2 - rank) + _pair(config.get("dilation_rate", 1), rank)
+  padding = config["padding"].upper()
+  geo = [_window(sizes[a], kernel[a], strides[a], rates[a],
+                 "VALID" if (a == 0 and rank == 1) else padding)
+         for a in range(2)]
+  x = tf.pad(x, [[0, 0], [geo[0][1], geo[0][2]], [geo[1][1], geo[1][2]],
+                 [0, 0]])
+  n, channels = tf.shape(x)[0], x.shape[-1]
+  out = []
+  for i in range(kernel[0]):
+    for j in range(kernel[1]):
+      a, b = i * rates[0], j * rates[1]
+      t = x[:, a:a + (geo[0][0] - 1) * strides[0] + 1:strides[0],
+            b:b + (geo[1][0] - 1) * strides[1] + 1:strides[1], :]
+      out.append(tf.reshape(t, [n, -1, channels]))
+  return out
+
+
 def patches(layer, x):
   """(N, T, fan_in) input patches of a `patchable` layer (im2col).
 
@@ -80,13 +133,13 @@ def patches(layer, x):
   layer's pre-activation output is patches @ kernel.reshape(fan_in, -1)
   (+ bias), at T output positions in row-major order.
   """
+  parts = taps(layer, x)
+  if parts is not None:
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
   x = tf.cast(x, tf.float32)
   n = tf.shape(x)[0]
-  kind = type(layer).__name__
-  if kind == "Dense":
-    return tf.reshape(x, [n, -1, x.shape[-1]])
   config = layer.get_config()
-  rank = 1 if kind == "Conv1D" else 2
+  rank = 1 if type(layer).__name__ == "Conv1D" else 2
   size = _pair(config["kernel_size"], rank)
   strides = _pair(config["strides"], rank)
   rates = _pair(config.get("dilation_rate", 1), rank)
@@ -103,6 +156,20 @@ def patches(layer, x):
   return tf.reshape(p, [n, -1, p.shape[-1]])
 
 
+def kernel_square_grads(layer, x, d):
+  """Sum over samples of the squared per-sample kernel gradient, (fan_in, C).
+
+  Sample n's gradient of tap k is taps[k][n]^T d[n], one batched matmul
+  per tap (no im2col copy of the input).
+  """
+  parts = taps(layer, x)
+  if parts is None:
+    parts = [patches(layer, x)]
+  g = tf.concat([tf.linalg.matmul(t, d, transpose_a=True) for t in parts],
+                axis=1)
+  return tf.reduce_sum(tf.square(g), axis=0)
+
+
 def kernel_matrix(layer, fw):
   """(kernel (fan_in, C) tf tensor, bias (C,) or None) of a patchable layer."""
   kernel = fw.tf_variable(layer.weights[fw.find_weight(layer, "kernel")[0]])
@@ -111,13 +178,17 @@ def kernel_matrix(layer, fw):
   return tf.reshape(kernel, [-1, kernel.shape[-1]]), bias
 
 
-def preactivation_grad(layer, fw, p, d):
-  """(N, T, C): the output gradient `d` taken back through the activation."""
-  d = tf.reshape(tf.cast(d, tf.float32), [tf.shape(p)[0], -1, d.shape[-1]])
+def preactivation_grad(layer, fw, x, d):
+  """(N, T, C): the output gradient `d` taken back through the activation.
+
+  `x` is the layer's input; the pre-activation output is rebuilt from its
+  patches only when the activation is not linear.
+  """
+  d = tf.reshape(tf.cast(d, tf.float32), [tf.shape(d)[0], -1, d.shape[-1]])
   if linear_activation(layer):
     return d
   kernel, bias = kernel_matrix(layer, fw)
-  z = tf.einsum("ntf,fc->ntc", p, tf.cast(kernel, tf.float32))
+  z = tf.einsum("ntf,fc->ntc", patches(layer, x), tf.cast(kernel, tf.float32))
   if bias is not None:
     z += tf.cast(bias, tf.float32)
   with tf.GradientTape() as tape:
@@ -128,6 +199,41 @@ def preactivation_grad(layer, fw, p, d):
 
 def linear_activation(layer):
   return layer.get_config().get("activation", "linear") in ("linear", None)
+
+
+def bn_square_grads(layer, fw, weights, x, d):
+  """Sum over samples of squared per-sample BN gamma / beta gradients.
+
+  In inference mode BN is y = gamma * (x - mean) / sqrt(var + eps) + beta,
+  so sample n's gradients are the sums over positions of D[n] * x_hat[n]
+  (gamma) and of D[n] (beta).
+  """
+  channels = x.shape[-1]
+  x = tf.reshape(tf.cast(x, tf.float32), [tf.shape(x)[0], -1, channels])
+  d = tf.reshape(tf.cast(d, tf.float32), [tf.shape(d)[0], -1, channels])
+  stat = {}
+  for name in ("moving_mean", "moving_variance"):
+    stat[name] = tf.cast(fw.tf_variable(layer.weights[fw.find_weight(
+        layer, name)[0]]), tf.float32)
+  eps = float(layer.get_config().get("epsilon", 1e-3))
+  x_hat = (x - stat["moving_mean"]) * tf.math.rsqrt(
+      stat["moving_variance"] + eps)
+  out = []
+  for w in weights:
+    g = tf.reduce_sum(d * x_hat if w == "gamma" else d, axis=1)
+    out.append(tf.reduce_sum(tf.square(g), axis=0))
+  return out
+
+
+def is_channel_bn(layer):
+  """True for a BatchNormalization over the last axis."""
+  if type(layer).__name__ != "BatchNormalization":
+    return False
+  axis = layer.get_config().get("axis", -1)
+  axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else (
+      axis)
+  return axis == -1 or (isinstance(axis, int) and layer.input.shape.rank
+                        is not None and axis == layer.input.shape.rank - 1)
 
 
 def vmap_square_grads(layer, variables, x, d):

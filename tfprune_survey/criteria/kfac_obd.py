@@ -89,14 +89,14 @@ class KFACOBD(Criterion):
       sums, samples = self._factors_eager(ctx, probe, paths, layers, biased)
       return self._finish(ctx, plan, paths, biased, sums, samples)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def step(x, y):
       inputs, deltas = probe.run(x, y)
       out = []
       for p in paths:
         layer = layers[p]
         pt = curvature.patches(layer, inputs[p])
-        d = curvature.preactivation_grad(layer, fw, pt, deltas[p])
+        d = curvature.preactivation_grad(layer, fw, inputs[p], deltas[p])
         a = pt
         if biased[p]:
           a = tf.concat([pt, tf.ones_like(pt[..., :1])], axis=-1)

@@ -84,28 +84,32 @@ class OBD(Criterion):
     layers = {p: ctx.graph.layer(p) for p in paths}
     fast = {p: curvature.patchable(layers[p]) and set(weights[p]) <= {
         "kernel", "bias"} for p in paths}
+    bn = {p: curvature.is_channel_bn(layers[p]) and set(weights[p]) <= {
+        "gamma", "beta"} for p in paths}
     variables = {p: [fw.tf_variable(layers[p].weights[
         fw.find_weight(layers[p], w)[0]]) for w in weights[p]] for p in paths}
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def step(x, y):
       inputs, deltas = probe.run(x, y)
       out = []
       for p in paths:
         layer = layers[p]
+        if bn[p]:
+          out += curvature.bn_square_grads(layer, fw, weights[p], inputs[p],
+                                           deltas[p])
+          continue
         if not fast[p]:
           out += curvature.vmap_square_grads(layer, variables[p], inputs[p],
                                              deltas[p])
           continue
-        pt = curvature.patches(layer, inputs[p])
-        d = curvature.preactivation_grad(layer, fw, pt, deltas[p])
+        d = curvature.preactivation_grad(layer, fw, inputs[p], deltas[p])
         for w, v in zip(weights[p], variables[p]):
           if w == "kernel":
-            g = tf.einsum("ntf,ntc->nfc", pt, d)
+            sq = curvature.kernel_square_grads(layer, inputs[p], d)
           else:
-            g = tf.reduce_sum(d, axis=1)
-          out.append(tf.reshape(tf.reduce_sum(tf.square(g), axis=0),
-                                v.shape))
+            sq = tf.reduce_sum(tf.square(tf.reduce_sum(d, axis=1)), axis=0)
+          out.append(tf.reshape(sq, v.shape))
       return out
 
     sums, samples = curvature.stream(ctx, self.name, step)
