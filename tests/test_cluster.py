@@ -262,7 +262,8 @@ def test_zoo_nets_at_half_the_macs(framework, name):
            zoo.vgg_small(input_shape=(16, 16, 3), framework=framework))
   before = weights_of(model)
   x = inputs(4, (16, 16, 3))
-  for merge, scope in (("mean", "global"), ("random", "local")):
+  for merge, scope in (("mean", "global"), ("random", "local"),
+                       ("mean", "local"), ("random", "global")):
     result = tps.cluster_prune(model, target_macs=0.5, merge=merge,
                                scope=scope)
     assert 0.5 <= result.report.macs_reduction <= 0.53
