@@ -138,6 +138,7 @@ def markdown(summary, args, seconds):
 
 def plot(summary, path):
   import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top,unused-import
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -153,6 +154,11 @@ def plot(summary, path):
     es = [100 * summary[k]["std"] for k in keys]
     ax.errorbar(xs, ys, yerr=es, marker=marker, capsize=3, label=labels[kind])
   ax.set_xscale("log")
+  ticks = [100, 50, 20, 10, 5, 2, 1]
+  low = min(100 * v["remaining"] for v in summary.values())
+  ax.set_xticks([t for t in ticks if t >= 0.8 * low])
+  ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+  ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
   ax.invert_xaxis()
   ax.set_xlabel("% of weights remaining (log scale)")
   ax.set_ylabel("test accuracy (%)")
