@@ -18,10 +18,11 @@ How the masks are held during training:
   `PruneLowMagnitude` mask variables are set to the ticket's masks, and
   tfmot applies them (weights * mask in every training call, and at each
   epoch end through `UpdatePruningStep`). tfmot is imported only then.
-- Keras 3 (any backend): tfmot does not work there. Each masked kernel gets
-  a Keras constraint multiplying it by its mask, which Keras 3's optimizer
-  applies right after every update; the weights start masked. The
-  constraint is removed (the layer's own restored) after training.
+- Keras 3: tfmot does not work there. Each masked kernel gets a Keras
+  constraint multiplying it by its mask, which Keras 3's optimizer applies
+  right after every update; the weights start masked. The constraint is
+  removed (the layer's own restored) after training. Nothing here is
+  specific to TensorFlow, but the tests run on the TensorFlow backend.
 
 Only kernels (`kernel` of Dense and convolutions) are pruned, as in the
 paper; biases and BatchNormalization parameters are not.
