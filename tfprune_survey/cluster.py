@@ -45,10 +45,16 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
   rows of its coupled producers' kernels, concatenated, each multiplied by
   gamma / sqrt(moving_variance + epsilon) of the BatchNormalization that
   follows that producer (where there is one), with the effective bias
-  scale * (bias - moving_mean) + beta appended. A feature map is what the
-  activation criteria read (`criteria.collector.observation_points`),
-  streamed over `data`; a group no such point shows is clustered by its
-  filters. Clusters come from scipy's agglomerative `linkage`.
+  scale * (bias - moving_mean) + beta appended (each producer takes the
+  first BN that reads its output channels; a BN after an Add counts as
+  reading the first branch's). A feature map is what the activation criteria read
+  (`criteria.collector.observation_points`), summarised in one pass over
+  `data` by its (C, C) Gram matrix, channel sums and row count; a group
+  seen at several points pools them, and a group no point shows is
+  clustered by its filters. On data, prefer `metric='correlation'`: maps
+  after a ReLU are all positive, so their cosine is high for any pair.
+  Two all-zero vectors (dead channels) have similarity 1, a zero and a
+  non-zero one 0. Clusters come from scipy's agglomerative `linkage`.
 
   How a cluster becomes one channel: the kept channel (the cluster's lowest
   index, or with `merge='random'` a seeded random member) takes the mean of
@@ -115,6 +121,12 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
       out of range, an unknown metric, linkage, merge or scope, data that
       does not fit the model, or an unreachable `target_macs`.
     UnsupportedModelError: for a subclassed or unbuilt model.
+
+  Example:
+    >>> result = tps.cluster_prune(model, threshold=0.95)   # per-layer cut
+    >>> result = tps.cluster_prune(model, target_macs=0.5, data=x,
+    ...                            metric="correlation", scope="global")
+    >>> print(result.report)
   """
   frameworks.check_model(model)
   given = [n for n, v in (("threshold", threshold), ("ratio", ratio),
