@@ -261,11 +261,12 @@ def plot(state, path):
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   summaries = state["summaries"]
   fig, axes = plt.subplots(1, 1 + len(summaries), figsize=(
-      4.5 * (1 + len(summaries)), 4))
+      4.5 * (1 + len(summaries)), 4.8))
   axes = np.atleast_1d(axes)
   stairs = summaries[-1]["staircase"]
   for name, (widths, ms) in list(stairs.items())[:5]:
-    axes[0].step(widths, np.asarray(ms) * 1e3, where="post", label=name)
+    # A width costs what the next measured width up costs.
+    axes[0].step(widths, np.asarray(ms) * 1e3, where="pre", label=name)
   axes[0].set_xlabel("output channels")
   axes[0].set_ylabel("layer alone (us)")
   axes[0].set_title(f"measured staircase, {summaries[-1]['model']}")
@@ -279,7 +280,7 @@ def plot(state, path):
     ax.bar(xs + 0.2, [r["latency_fraction"] for r in rows], 0.4,
            label="measured latency")
     ax.set_xticks(xs)
-    ax.set_xticklabels(names, fontsize=7)
+    ax.set_xticklabels(names, fontsize=7, rotation=30, ha="right")
     ax.set_ylabel("fraction of the original")
     ax.set_title(f"{s['model']} {s['size']}")
     ax.legend(fontsize=7)
