@@ -421,9 +421,14 @@ def main(argv=None):
   parser.add_argument("--resume", action="store_true",
                       help="keep the runs already in the output JSON (same "
                       "settings) and do only the missing ones")
+  parser.add_argument("--merge", default="",
+                      help="comma-separated tags: combine their saved runs "
+                      "(e.g. one model each) into --tag and run nothing")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   parser.add_argument("--tag", default="survey_comparison")
   args = parser.parse_args(argv)
+  if args.merge:
+    return merge(args.out, args.merge.split(","), args.tag)
   args.epochs_set = args.epochs is not None
   if args.epochs is None:
     args.epochs = 160 if args.dataset == "cifar10" else 3
@@ -589,6 +594,30 @@ def main(argv=None):
 
 def is_plain(criterion):
   return criterion in tps.criteria.names()
+
+
+def merge(folder, tags, tag):
+  """One table from runs saved under several tags with the same settings."""
+  state = {"settings": None, "bases": [], "runs": [], "merged_from": tags}
+  for t in tags:
+    with open(os.path.join(folder, t + ".json")) as f:
+      part = json.load(f)
+    if state["settings"] is None:
+      state["settings"] = part["settings"]
+    elif part["settings"] != state["settings"]:
+      raise ValueError(f"--merge: {t}.json was run with other settings")
+    names = {b["model"] for b in part["bases"]}
+    state["bases"] = [b for b in state["bases"] if b["model"] not in names]
+    state["bases"] += part["bases"]
+    state["runs"] = [r for r in state["runs"] if r["model"] not in names]
+    state["runs"] += [r for r in part["runs"] if r["model"] in names]
+  _save(os.path.join(folder, tag + ".json"), state)
+  md = markdown(state)
+  with open(os.path.join(folder, tag + ".md"), "w") as f:
+    f.write(md + "\n")
+  plot(state, os.path.join(folder, tag + ".png"))
+  print(md)
+  return state
 
 
 def label(r):

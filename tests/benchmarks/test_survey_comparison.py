@@ -199,3 +199,28 @@ def test_family_findings_answer_the_questions():
              for l in lines)
   assert ("- skips, -50% MACs, l1: with skips delta -1.00 (before FT 0.5000)"
           ", without -2.00 (before FT 0.4000).") in lines
+
+
+def test_merge_puts_models_run_apart_in_one_table(tmp_path):
+  harness = load_benchmark("survey_comparison")
+  def part(model, settings=None):
+    run = {"model": model, "schedule": "oneshot", "target_macs_pct": 50.0,
+           "criterion": "l1", "seed": None, "delta_top1": -1.0, "top1": 0.8,
+           "oneshot_top1": 0.5, "macs_reduction_pct": 50,
+           "params_reduction_pct": 40, "latency_ratio": None, "wall_s": 1,
+           "dataset": "fashion_mnist"}
+    return {"settings": settings or {"seed": 0},
+            "bases": [{"model": model, "dataset": "fashion_mnist",
+                       "top1": 0.81, "macs": 10, "params": 5,
+                       "tflite_ms": None}], "runs": [run]}
+  (tmp_path / "a.json").write_text(json.dumps(part("ResNet-20-style")))
+  (tmp_path / "b.json").write_text(json.dumps(
+      part("ResNet-20-style, no skips")))
+  state = harness.main(["--merge", "a,b", "--out", str(tmp_path), "--tag",
+                        "m"])
+  assert len(state["runs"]) == 2 and len(state["bases"]) == 2
+  md = (tmp_path / "m.md").read_text()
+  assert "- skips, -50% MACs, l1: with skips delta -1.00" in md
+  (tmp_path / "c.json").write_text(json.dumps(part("X", {"seed": 1})))
+  with pytest.raises(ValueError, match="other settings"):
+    harness.main(["--merge", "a,c", "--out", str(tmp_path), "--tag", "m"])
