@@ -232,6 +232,47 @@ def test_kfac_obd_dense_matches_reference(framework, dense_data):
     np.testing.assert_allclose(got[layer], ref, rtol=RTOL)
 
 
+def scale_model(framework, seed=0):
+  """c1 -> ChannelScale -> PReLU (per channel) -> gap -> head.
+
+  ChannelScale and PReLU take obd's generic per-sample path
+  (`tf.vectorized_map` of the layer's own gradient).
+  """
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  inp = keras.Input((5, 5, 2))
+  x = L.Conv2D(3, 3, padding="valid", name="c1")(inp)
+  x = tps.ChannelScale(name="lam", framework=framework)(x)
+  x = L.PReLU(shared_axes=[1, 2], name="prelu")(x)
+  x = L.GlobalAveragePooling2D(name="gap")(x)
+  out = L.Dense(3, name="head")(x)
+  model = keras.Model(inp, out)
+  _set_random_weights(model, seed)
+  return model
+
+
+def scale_forward(w, x):
+  z1 = tf.nn.conv2d(x, w[("c1", "kernel")], 1, "VALID") + w[("c1", "bias")]
+  s = z1 * w[("lam", "scale")]
+  alpha = tf.reshape(w[("prelu", "alpha")], [-1])
+  a = tf.nn.relu(s) - alpha * tf.nn.relu(-s)
+  logits = tf.reduce_mean(a, axis=(1, 2)) @ w[("head", "kernel")] + w[
+      ("head", "bias")]
+  return logits, {"c1": z1}, {"c1": x}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_obd_generic_layers_match_per_sample_reference(framework, conv_data):
+  model = scale_model(framework)
+  x, y = conv_data[0][:24, :5, :5], conv_data[1][:24]
+  samples = per_sample(model, scale_forward, x, y)
+  ref = obd_reference(model, samples, {"c1": [
+      ("c1", "kernel"), ("c1", "bias"), ("lam", "scale"),
+      ("prelu", "alpha")]})
+  got = tps.score(model, "obd", (x, y))
+  np.testing.assert_allclose(got["c1"], ref["c1"], rtol=RTOL)
+
+
 def test_obd_is_batch_size_invariant_and_streams_a_dataset(conv_data):
   model = conv_model("keras3", seed=3)
   x, y = conv_data

@@ -225,15 +225,10 @@ def bn_square_grads(layer, fw, weights, x, d):
   return out
 
 
-def is_channel_bn(layer):
-  """True for a BatchNormalization over the last axis."""
-  if type(layer).__name__ != "BatchNormalization":
-    return False
-  axis = layer.get_config().get("axis", -1)
-  axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else (
-      axis)
-  return axis == -1 or (isinstance(axis, int) and layer.input.shape.rank
-                        is not None and axis == layer.input.shape.rank - 1)
+def is_batch_norm(layer):
+  """True for a BatchNormalization (the graph slices its gamma and beta
+  only when it normalises over the channel axis)."""
+  return type(layer).__name__ == "BatchNormalization"
 
 
 def vmap_square_grads(layer, variables, x, d):

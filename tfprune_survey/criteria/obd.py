@@ -84,7 +84,7 @@ class OBD(Criterion):
     layers = {p: ctx.graph.layer(p) for p in paths}
     fast = {p: curvature.patchable(layers[p]) and set(weights[p]) <= {
         "kernel", "bias"} for p in paths}
-    bn = {p: curvature.is_channel_bn(layers[p]) and set(weights[p]) <= {
+    bn = {p: curvature.is_batch_norm(layers[p]) and set(weights[p]) <= {
         "gamma", "beta"} for p in paths}
     variables = {p: [fw.tf_variable(layers[p].weights[
         fw.find_weight(layers[p], w)[0]]) for w in weights[p]] for p in paths}
