@@ -61,7 +61,7 @@ def test_demo_falls_back_to_digits_and_writes_everything(tmp_path, capsys,
   monkeypatch.setenv(latency.CACHE_ENV, str(tmp_path / "latency_cache"))
   rows = demo.run(str(tmp_path), fashion_dir=str(tmp_path / "absent"),
                   criteria=("l1", "slimming"), epochs=1, ft_images=300,
-                  bench_runs=5, width=16, round_to=1, latency_target=0.3,
+                  bench_runs=5, width=16, round_to=1, latency_target=0.1,
                   verbose=0)
   out = capsys.readouterr().out
   assert "Falling back to sklearn's bundled 8x8 digits" in out
