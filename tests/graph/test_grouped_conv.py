@@ -195,6 +195,29 @@ def test_merge_that_splits_a_grouped_conv_group_blocks_it():
   assert "g" in graph.group("a").producers
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_split_groups_are_named_in_topological_order(framework):
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  keras.utils.set_random_seed(6)
+  inp = keras.Input((6, 6, 3))
+  early = L.Conv2D(8, 1, name="early")(inp)   # split after late_a, late_b
+  a = L.Conv2D(4, 3, padding="same", name="late_a")(early)
+  b = L.Conv2D(4, 3, padding="same", name="late_b")(early)
+  x = L.Add(name="add")([early, L.Concatenate(name="cat")([a, b])])
+  x = L.Conv2D(3, 1, name="head")(L.ReLU(name="relu")(x))
+  model = keras.Model(inp, L.GlobalAveragePooling2D()(x))
+  graph = tps.ChannelGraph(model)
+  split = [(g.id, g.size, g.producers) for g in graph.prunable_groups]
+  assert split == [("early", 4, ["early", "late_a"]),
+                   ("early:2", 4, ["early", "late_b"])]
+  assert {"late_a", "late_b"} <= set(graph.group("early").consumers)
+  _, slim = assert_equivalent(model, {"early": [1, 2], "early:2": [0]},
+                              _x((6, 6, 3)), graph=graph)
+  assert slim.get_layer("early").filters == 3
+  assert slim.get_layer("late_b").filters == 1
+
+
 # ---- InceptionResNetV2's CustomScaleLayer ------------------------------------
 
 def scale_layer_class(framework):

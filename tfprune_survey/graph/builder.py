@@ -74,6 +74,7 @@ class GraphBuilder(splitting.Splitting):
     self.size = []
     self.origin = []        # path of the layer (or input) that made the var
     self.is_producer = []   # whether the var is a producer's output channels
+    self.rank = []          # topological rank (a split var's parts share it)
     self.reasons = {}       # var -> list of reasons (merged at the root)
     self.slices = {}        # (path, weight, axis) -> WeightSlice
     self.widths = []
@@ -92,6 +93,7 @@ class GraphBuilder(splitting.Splitting):
     self.size.append(int(size))
     self.origin.append(origin)
     self.is_producer.append(producer)
+    self.rank.append(var)
     if reason:
       self.reasons.setdefault(var, []).append(reason)
     return var

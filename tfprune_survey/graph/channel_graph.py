@@ -129,8 +129,12 @@ class ChannelGraph:
         grouped_by_root.setdefault(b.find(seg.var), []).append(gs.path)
     groups = []
     used_ids = set()
-    for root in sorted(members):
-      vars_ = members[root]
+    # Variables in topological order: a split variable's parts take its
+    # place (its rank), so group ids and order stay topological.
+    def order(var):
+      return (b.rank[var], var)
+    for root in sorted(members, key=lambda r: min(map(order, members[r]))):
+      vars_ = sorted(members[root], key=order)
       producers = _unique(b.origin[v] for v in vars_ if b.is_producer[v])
       origins = _unique(b.origin[v] for v in vars_)
       gid = producers[0] if producers else origins[0]

@@ -47,6 +47,8 @@ class Splitting:
     for m in members:
       parts = tuple(self.new_var(n, self.origin[m], self.is_producer[m])
                     for n in sizes)
+      for part in parts:
+        self.rank[part] = self.rank[m]
       self.parts[m] = parts
       if firsts is None:
         firsts = parts
