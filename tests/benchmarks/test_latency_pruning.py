@@ -8,7 +8,7 @@ from tests.benchmarks import load_benchmark
 def test_smoke_writes_rows_summaries_and_accuracy(tmp_path):
   harness = load_benchmark("latency_pruning")
   state = harness.main([
-      "--models", "resnet8:16", "--target", "0.25", "--rounds", "1",
+      "--models", "resnet8:16", "--target", "0.1", "--rounds", "1",
       "--fashion-dir", str(tmp_path / "absent"), "--train-images", "300",
       "--ft-images", "100", "--width", "16", "--macs-targets", "0.3,0.5",
       "--out", str(tmp_path), "--tag", "t", "--verbose", "0"])
@@ -22,7 +22,7 @@ def test_smoke_writes_rows_summaries_and_accuracy(tmp_path):
   # did, within target_macs' 2% tolerance (round_to=8 may fall short).
   lat = by["latency-aware"]["macs_fraction"]
   assert abs(by["MACs, round_to=1"]["macs_fraction"] - lat) <= 0.021
-  assert by["latency-aware"]["predicted_fraction"] <= 0.75 + 1e-9
+  assert by["latency-aware"]["predicted_fraction"] <= 0.9 + 1e-9
   for r in state["rows"]:
     assert r["ms"] > 0 and r["predicted_ms"] > 0
   (summary,) = state["summaries"]
