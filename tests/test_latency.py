@@ -163,6 +163,20 @@ def test_measure_is_monotone_cached_and_predicts_models(tmp_path):
   assert again.to_dict() == lm.to_dict()
 
 
+def test_measure_at_given_width_fractions(tmp_path):
+  model = small_model("tf_keras", width=24)
+  lm = latency.LatencyModel.measure(model, cache_dir=str(tmp_path),
+                                    widths=(0.25, 0.5), verbose=0)
+  c2 = lm.layers[1]
+  # 0.25 x 24 = 6 and 0.5 x 24 = 12, rounded up to multiples of 8; 24 too.
+  assert c2.out_widths == [8, 16, 24] and c2.in_widths == [8, 16, 24]
+  assert lm.step("c2") == 8
+  for bad in ((0.0, 0.5), (1.5,), ()):
+    with pytest.raises(ValueError, match="`widths` must be fractions"):
+      latency.LatencyModel.measure(model, cache_dir=str(tmp_path),
+                                   widths=bad, verbose=0)
+
+
 def test_profile_csv_parser_on_sample():
   rows = latency.parse_benchmark_profile(SAMPLE)
   assert [r["node type"] for r in rows] == [

@@ -42,6 +42,7 @@ per point.
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import platform
 import tempfile
@@ -276,7 +277,8 @@ class LatencyModel:
 
   @classmethod
   def measure(cls, model, *, threads=1, delegate="xnnpack", step=8,
-              max_points=12, cache_dir=None, use_cache=True, verbose=1):
+              max_points=12, widths=None, cache_dir=None, use_cache=True,
+              verbose=1):
     """Times every MAC-counted layer alone in LiteRT at a grid of widths.
 
     Args:
@@ -289,6 +291,9 @@ class LatencyModel:
         channels wide here). Defaults to 8.
       max_points: at most this many widths per axis; a wider layer's grid
         step is the smallest multiple of `step` that fits. Defaults to 12.
+      widths: instead of that grid, a sequence of fractions in (0, 1] of
+        each group's size, each rounded up to a multiple of `step` (the full
+        width is always measured). Defaults to None.
       cache_dir: where results are cached; defaults to
         $TFPRUNE_SURVEY_LATENCY_CACHE or ~/.cache/tfprune_survey/latency.
         The file name is the architecture key plus a hash of the runtime
@@ -308,7 +313,14 @@ class LatencyModel:
     graph = ChannelGraph(model)
     arch = architecture_key(model, graph)
     runtime = runtime_info(threads, delegate)
-    grid = {"step": step, "max_points": max_points}
+    if widths is not None:
+      bad = [f for f in widths if isinstance(f, bool) or not isinstance(
+          f, (int, float)) or not 0 < f <= 1]
+      if bad or not widths:
+        raise ValueError("`widths` must be fractions in (0, 1] of each "
+                         f"group's size, got {list(widths)!r}")
+      widths = sorted({float(f) for f in widths})
+    grid = {"step": step, "max_points": max_points, "widths": widths}
     digest = hashlib.sha1(json.dumps([runtime, grid], sort_keys=True)
                           .encode()).hexdigest()[:12]
     folder = cache_dir or os.environ.get(CACHE_ENV) or os.path.join(
@@ -317,7 +329,7 @@ class LatencyModel:
     if use_cache and os.path.isfile(path):
       return cls.load(path)
     t0 = time.perf_counter()
-    plans = _layer_plans(model, graph, step, max_points)
+    plans = _layer_plans(model, graph, step, max_points, widths)
     specs = {}
     for plan in plans:
       specs.update(plan["specs"])
@@ -504,7 +516,12 @@ def architecture_key(model, graph=None):
   return f"{model.name}-{digest}"
 
 
-def _grid(size, step, max_points):
+def _grid(size, step, max_points, fractions=None):
+  if fractions is not None:
+    widths = sorted({min(size, step * max(1, math.ceil(f * size / step
+                                                        - 1e-9)))
+                     for f in fractions} | {size})
+    return widths, step
   spacing = step * max(1, -(-size // (step * max_points)))
   widths = list(range(spacing, size, spacing)) + [size]
   return widths, spacing
@@ -520,7 +537,7 @@ def _axis(graph, sl):
   return out
 
 
-def _layer_plans(model, graph, step, max_points):
+def _layer_plans(model, graph, step, max_points, fractions=None):
   """Per MAC layer: its axes, grids and the one-layer models to time."""
   by_path = {}
   for sl in graph.weight_slices:
@@ -557,7 +574,7 @@ def _layer_plans(model, graph, step, max_points):
       if not varies or len(axis) != 1:
         return [full]
       gid, size, rep = axis[0]
-      widths, spacing = _grid(size, step, max_points)
+      widths, spacing = _grid(size, step, max_points, fractions)
       plan["steps"][gid] = spacing
       return [int(round(full * w / size)) for w in widths]
     plan["in_widths"] = [cin] if tied else axis_grid(in_axis, cin)
