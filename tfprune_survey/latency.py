@@ -403,24 +403,24 @@ class LatencyModel:
     for plan, row in zip(plans, ops):
       ms = float(row["avg_ms"])
       ci, co = plan["in_full"], plan["out_full"]
+
+      def linear(full, ms=ms):
+        # Linear in width, given at every width (a staircase of step 1).
+        return (list(range(1, full + 1)),
+                [ms * w / full for w in range(1, full + 1)])
+      in_widths, in_ms = ([ci], [ms]) if plan["multiplier"] else linear(ci)
+      out_widths, out_ms = linear(co)
       layers.append(LayerCost(
           name=plan["name"], in_axis=plan["in_axis"],
           out_axis=plan["out_axis"], in_full=ci, out_full=co,
-          in_widths=[0, ci], in_ms=[0.0, ms] if not plan["multiplier"]
-          else [ms, ms], out_widths=list(range(1, co + 1)),
-          out_ms=[ms * w / co for w in range(1, co + 1)], full_ms=ms,
-          multiplier=plan["multiplier"]))
-      # Linear in both widths: the in-axis table is read as a staircase of
-      # one step, so it is given at every width too.
-      if not plan["multiplier"]:
-        layers[-1].in_widths = list(range(1, ci + 1))
-        layers[-1].in_ms = [ms * w / ci for w in range(1, ci + 1)]
+          in_widths=in_widths, in_ms=in_ms, out_widths=out_widths,
+          out_ms=out_ms, full_ms=ms, multiplier=plan["multiplier"]))
     return cls(layers, fixed_ms=0.0, arch=architecture_key(model, graph),
                runtime={"source": os.path.basename(str(csv_path))},
                measured_ms=sum(float(r["avg_ms"]) for r in rows))
 
 
-def plan_key(p):
+def _plan_key(p):
   return json.dumps(p, sort_keys=True, default=str)
 
 
@@ -585,7 +585,7 @@ def _layer_plans(model, graph, step, max_points, fractions=None):
     plan["specs"] = {}
     for ci, co in pts:
       spec = {**base, "cin": int(ci), "cout": int(co)}
-      key = plan_key({k: v for k, v in spec.items() if k != "cls"} |
+      key = _plan_key({k: v for k, v in spec.items() if k != "cls"} |
                      {"cls": f"{base['cls'].__module__}.{kind}"})
       plan["specs"][key] = spec
       keys.append(key)
