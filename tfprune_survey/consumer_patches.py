@@ -110,12 +110,13 @@ def feature_reader(model, tensors):
   its call is compiled once with `tf.function`.
   """
   fw = frameworks.of(model)
-  probe = fw.keras.Model(model.inputs, list(tensors))
+  inputs = list(model.inputs)
+  probe = fw.keras.Model(inputs[0] if len(inputs) == 1 else inputs,
+                         list(tensors))
   signature = None
   if fw.backend() == "tensorflow":
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    inputs = list(model.inputs)
     if len(inputs) == 1:  # one trace for every batch size
       signature = [tf.TensorSpec([None] + list(inputs[0].shape[1:]),
                                  inputs[0].dtype)]
