@@ -25,8 +25,9 @@ again. Data criteria score on --score-images training images. `name@group`
 is the criterion with include='group' (Torch-Pruning's group magnitude).
 The same base model is pruned by every criterion.
 
-Run:  .venv/bin/python benchmarks/second_order_cost.py
-Writes benchmarks/results/second_order_cost.{json,md} (--out).
+Run:  .venv/bin/python benchmarks/second_order_cost.py [--seeds 0,1,2]
+Writes benchmarks/results/second_order_cost.{json,md} (--out); with
+--part cost or --part accuracy, only that part's rows are replaced.
 """
 
 import argparse
@@ -142,15 +143,25 @@ def run_cost(args):
 
 
 def run_accuracy(args):
+  rows = []
+  for seed in args.seeds:
+    rows += run_accuracy_seed(args, seed)
+  return rows
+
+
+def run_accuracy_seed(args, seed):
+  """The accuracy rows of one seed (training images, weights, fine-tuning)."""
   import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
   (xtr, ytr), (xte, yte) = tps.data.load_fashion_mnist()
-  rng = np.random.default_rng(0)
+  rng = np.random.default_rng(seed)
   tr = rng.choice(len(xtr), args.train_images, replace=False)
-  te = rng.choice(len(xte), args.test_images, replace=False)
+  te = np.random.default_rng(0).choice(len(xte), args.test_images,
+                                       replace=False)
   xtr, ytr, xte, yte = xtr[tr], ytr[tr], xte[te], yte[te]
-  model = build_resnet20(args.framework, (28, 28, 1), args.widths)
+  model = build_resnet20(args.framework, (28, 28, 1), args.widths, seed)
   keras = frameworks.of(model).keras
+  keras.utils.set_random_seed(seed)
 
   def compile_(m):
     m.compile(keras.optimizers.Adam(1e-3),
@@ -166,7 +177,7 @@ def run_accuracy(args):
   rows = []
   for spec in args.acc_criteria:
     crit = criterion(spec)
-    keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(seed + 1)
     t, result = timed(lambda: tps.prune(
         model, crit, data=score_data if crit.requires_data else None,
         ratio=0.5, scope="local"))
@@ -176,6 +187,7 @@ def run_accuracy(args):
     compile_(slim).fit(xtr, ytr, batch_size=64, epochs=1, verbose=0)
     acc_ft = tps.metrics.evaluate_accuracy(slim, (xte, yte))
     rows.append({"criterion": spec, "framework": args.framework,
+                 "seed": seed, "test_images": args.test_images,
                  "macs_reduction": 1.0 - tps.count_macs(slim) / macs,
                  "top1_bn": acc_bn, "top1_ft1": acc_ft, "prune_s": t,
                  "base_top1": base_acc})
@@ -184,7 +196,7 @@ def run_accuracy(args):
   return rows
 
 
-def markdown(cost, acc, meta):
+def markdown(cost, acc):
   lines = []
   if cost:
     lines += ["| criterion | Keras | forward-backward (s) | scoring (s) | "
@@ -198,15 +210,27 @@ def markdown(cost, acc, meta):
                    f"{r['cpu_ratio']:.2f}x |")
     lines.append("")
   if acc:
-    lines += [f"Base top-1: {acc[0]['base_top1']:.3f} "
-              f"({meta['test_images']} test images).", "",
+    seeds = sorted({r.get("seed", 0) for r in acc})
+    bases = {r.get("seed", 0): r["base_top1"] for r in acc}
+    lines += [f"Base top-1 per seed: " + ", ".join(
+        f"{bases[s]:.3f}" for s in seeds) +
+              f" ({acc[0].get('test_images')} test images). Mean over seeds "
+              f"{seeds}, each seed's value in brackets.", "",
               "| criterion | MACs removed | top-1 after BN re-estimation | "
               "top-1 after 1 epoch | prune time (s) |",
               "|---|---|---|---|---|"]
-    for r in acc:
-      lines.append(f"| {r['criterion']} | {r['macs_reduction']:.1%} | "
-                   f"{r['top1_bn']:.3f} | {r['top1_ft1']:.3f} | "
-                   f"{r['prune_s']:.1f} |")
+    names = list(dict.fromkeys(r["criterion"] for r in acc))
+    for name in names:
+      rs = [r for r in acc if r["criterion"] == name]
+
+      def cell(key, rs=rs):
+        vals = [r[key] for r in rs]
+        each = ", ".join(f"{v:.3f}" for v in vals)
+        return f"{np.mean(vals):.3f} ({each})" if len(vals) > 1 else (
+            f"{vals[0]:.3f}")
+      lines.append(f"| {name} | {rs[0]['macs_reduction']:.1%} | "
+                   f"{cell('top1_bn')} | {cell('top1_ft1')} | "
+                   f"{np.mean([r['prune_s'] for r in rs]):.1f} |")
   return "\n".join(lines) + "\n"
 
 
@@ -226,6 +250,9 @@ def main(argv=None):
   parser.add_argument("--recal-images", type=int, default=1024)
   parser.add_argument("--score-images", type=int, default=512)
   parser.add_argument("--acc-criteria", default=",".join(ACC_CRITERIA))
+  parser.add_argument("--seeds", default="0",
+                      help="accuracy part: one run per seed (training "
+                      "images, initial weights, fine-tuning order)")
   parser.add_argument("--widths", default="16,32,64",
                       help="ResNet-20's stage widths")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -233,16 +260,28 @@ def main(argv=None):
   args.widths = tuple(int(w) for w in args.widths.split(","))
   args.cost_criteria = [c for c in args.cost_criteria.split(",") if c]
   args.acc_criteria = [c for c in args.acc_criteria.split(",") if c]
+  args.seeds = [int(v) for v in args.seeds.split(",") if v]
   cost = run_cost(args) if args.part in ("cost", "both") else []
   acc = run_accuracy(args) if args.part in ("accuracy", "both") else []
   meta = {"argv": argv, "platform": platform.platform(),
           "cpus": os.cpu_count(), "test_images": args.test_images,
           "args": {k: v for k, v in vars(args).items() if k != "out"}}
   os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "second_order_cost.json"), "w") as f:
-    json.dump({"meta": meta, "cost": cost, "accuracy": acc}, f, indent=1)
+  path = os.path.join(args.out, "second_order_cost.json")
+  saved = {"meta": {}, "cost": [], "accuracy": []}
+  if args.part != "both" and os.path.exists(path):
+    with open(path) as f:   # one part re-run: keep the other part's rows
+      saved = json.load(f)
+  saved["meta"][args.part] = meta
+  if args.part != "accuracy":
+    saved["cost"] = cost
+  if args.part != "cost":
+    saved["accuracy"] = acc
+  cost, acc = saved["cost"], saved["accuracy"]
+  with open(path, "w") as f:
+    json.dump(saved, f, indent=1)
   with open(os.path.join(args.out, "second_order_cost.md"), "w") as f:
-    f.write(markdown(cost, acc, meta))
+    f.write(markdown(cost, acc))
   return cost, acc
 
 
