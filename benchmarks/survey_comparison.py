@@ -597,7 +597,12 @@ def is_plain(criterion):
 
 
 def merge(folder, tags, tag):
-  """One table from runs saved under several tags with the same settings."""
+  """One table from runs saved under several tags with the same settings.
+
+  A model may appear under several tags only with the same base (the
+  base weights file copied, so its top-1 agrees); a run saved twice is
+  taken from the later tag.
+  """
   state = {"settings": None, "bases": [], "runs": [], "merged_from": tags}
   for t in tags:
     with open(os.path.join(folder, t + ".json")) as f:
@@ -607,10 +612,17 @@ def merge(folder, tags, tag):
     elif part["settings"] != state["settings"]:
       raise ValueError(f"--merge: {t}.json was run with other settings")
     names = {b["model"] for b in part["bases"]}
+    for b in state["bases"]:
+      same = [p for p in part["bases"] if p["model"] == b["model"]]
+      if same and same[0]["top1"] != b["top1"]:
+        raise ValueError(f"--merge: {t}.json has another base for "
+                         f"{b['model']!r} (top-1 {same[0]['top1']} against "
+                         f"{b['top1']}); rows would not be comparable")
     state["bases"] = [b for b in state["bases"] if b["model"] not in names]
     state["bases"] += part["bases"]
-    state["runs"] = [r for r in state["runs"] if r["model"] not in names]
-    state["runs"] += [r for r in part["runs"] if r["model"] in names]
+    keys = {run_key(r) for r in part["runs"]}
+    state["runs"] = [r for r in state["runs"] if run_key(r) not in keys]
+    state["runs"] += part["runs"]
   _save(os.path.join(folder, tag + ".json"), state)
   md = markdown(state)
   with open(os.path.join(folder, tag + ".md"), "w") as f:
@@ -726,7 +738,7 @@ def family_findings(state):
           f"{100 * (l1r['top1'] - l1['top1']):+.1f} after.")
     rr = get(model, target, "random+reconstruct")
     if rr:
-      for c in ("thinet", "lasso"):
+      for c in ("thinet", "lasso", "thinet+reconstruct", "lasso+reconstruct"):
         v = get(model, target, c)
         if v:
           ok = [v[k] >= rr[k] - (rr["oneshot_std"] if k == "oneshot_top1"

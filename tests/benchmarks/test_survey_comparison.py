@@ -224,3 +224,15 @@ def test_merge_puts_models_run_apart_in_one_table(tmp_path):
   (tmp_path / "c.json").write_text(json.dumps(part("X", {"seed": 1})))
   with pytest.raises(ValueError, match="other settings"):
     harness.main(["--merge", "a,c", "--out", str(tmp_path), "--tag", "m"])
+  # More rows for a model already merged: added beside, from the same base.
+  more = part("ResNet-20-style")
+  more["runs"][0]["criterion"] = "thinet+reconstruct"
+  (tmp_path / "d.json").write_text(json.dumps(more))
+  state = harness.main(["--merge", "a,b,d", "--out", str(tmp_path), "--tag",
+                        "m"])
+  assert sorted(r["criterion"] for r in state["runs"]) == [
+      "l1", "l1", "thinet+reconstruct"]
+  more["bases"][0]["top1"] = 0.5
+  (tmp_path / "e.json").write_text(json.dumps(more))
+  with pytest.raises(ValueError, match="another base"):
+    harness.main(["--merge", "a,e", "--out", str(tmp_path), "--tag", "m"])
