@@ -69,6 +69,9 @@ def build(name, keras, size):
   if name == "resnet8":
     return zoo.resnet_cifar(8, input_shape=(size, size, 3),
                             framework="keras3")
+  if name == "resnet50":
+    return keras.applications.ResNet50(input_shape=(size, size, 3),
+                                       weights=None)
   if name == "mobilenetv2":
     return keras.applications.MobileNetV2(input_shape=(size, size, 3),
                                           weights=None)
