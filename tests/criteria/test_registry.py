@@ -6,8 +6,9 @@ import pytest
 import tfprune_survey as tps
 from tfprune_survey import zoo
 
-EXPECTED = ["apoz", "entropy", "fpgm", "kfac_obd", "l1", "l2", "obd",
-            "random", "slimming", "sss", "taylor", "taylor_fo", "variance"]
+EXPECTED = ["apoz", "entropy", "fpgm", "kfac_obd", "l1", "l2", "lasso", "obd",
+            "random", "slimming", "sss", "taylor", "taylor_fo", "thinet",
+            "variance"]
 
 
 @pytest.fixture(scope="module")
