@@ -13,8 +13,8 @@ from tfprune_survey.criteria import fpgm
 from tfprune_survey.criteria import kfac_obd
 from tfprune_survey.criteria import l1
 from tfprune_survey.criteria import l2
-from tfprune_survey.criteria import obd
 from tfprune_survey.criteria import lasso
+from tfprune_survey.criteria import obd
 from tfprune_survey.criteria import random_criterion
 from tfprune_survey.criteria import slimming
 from tfprune_survey.criteria import sss
