@@ -212,7 +212,7 @@ def markdown(cost, acc):
   if acc:
     seeds = sorted({r.get("seed", 0) for r in acc})
     bases = {r.get("seed", 0): r["base_top1"] for r in acc}
-    lines += [f"Base top-1 per seed: " + ", ".join(
+    lines += ["Base top-1 per seed: " + ", ".join(
         f"{bases[s]:.3f}" for s in seeds) +
               f" ({acc[0].get('test_images')} test images). Mean over seeds "
               f"{seeds}, each seed's value in brackets.", "",
