@@ -94,7 +94,6 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
       SFP does. SFP prunes once per epoch: use a schedule whose `frequency`
       is the number of steps per epoch.
 
-
   Returns:
     A new model of the same Keras with wrapped layers, weights copied; or
     the wrapper(s) of the given layer(s).
