@@ -265,6 +265,12 @@ def channel_columns(graph, group, path):
   return None
 
 
+def _entry_kernel(kernel, channels, index):
+  """(C, taps, outputs) slices of `kernel` for the group's channels."""
+  w = kernel.reshape(-1, channels, kernel.shape[-1])[:, index, :]
+  return np.ascontiguousarray(w.transpose(1, 0, 2))
+
+
 def contribution_gram(p, kernel, channels, index):
   """C x C Gram matrix of the group channels' contributions to the outputs.
 
@@ -277,13 +283,53 @@ def contribution_gram(p, kernel, channels, index):
   Returns:
     G with G[c, d] = sum over rows and outputs of Z_c * Z_d, where Z_c =
     sum_t p[t, c] kernel[t, c, :] is channel c's contribution to the
-    outputs; also the number of (row, output) equations.
+    outputs (float64); also the number of (row, output) equations.
   """
   rows = p.shape[0]
-  p = p.reshape(rows, -1, channels)[:, :, index].astype(np.float64)
-  w = kernel.reshape(-1, channels, kernel.shape[-1])[:, index, :]
-  z = np.einsum("rtc,tco->roc", p, w).reshape(-1, len(index))
-  return z.T @ z, z.shape[0]
+  w = _entry_kernel(np.asarray(kernel, np.float64), channels, index)
+  pc = p.reshape(rows, -1, channels)[:, :, index].astype(np.float64)
+  z = np.matmul(pc.transpose(2, 0, 1), w).reshape(len(index), -1)
+  return z @ z.T, rows * w.shape[-1]
+
+
+def gram_function(model, kernel, columns):
+  """callable(p) -> [G] of `contribution_gram` for each of `columns`.
+
+  On the TensorFlow backend the contributions Z (C, rows, outputs) and
+  their Gram are computed in one `tf.function` per consumer, in float32
+  (one batched matmul for Z, one for ZZᵀ, traced once for every number of
+  rows), and only the small C x C results come back, as float64; on other
+  backends they are computed in numpy, in float64.
+
+  Args:
+    model: the model (its backend decides the path).
+    kernel: (taps * channels, outputs) kernel of the consumer.
+    columns: (channels, index) of each group read by the consumer (see
+      `channel_columns`).
+  """
+  if frameworks.of(model).backend() != "tensorflow":
+    return lambda p: [contribution_gram(p, kernel, channels, index)[0]
+                      for channels, index in columns]
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  kernels = [tf.constant(_entry_kernel(kernel, channels, index), tf.float32)
+             for channels, index in columns]
+  gathers = [(channels, tf.constant(np.asarray(index, np.int32)))
+             for channels, index in columns]
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, kernel.shape[0]], tf.float32)])
+  def grams(p):
+    out = []
+    for w, (channels, index) in zip(kernels, gathers):
+      pc = tf.reshape(p, [tf.shape(p)[0], -1, channels])  # (rows, taps, ch)
+      pc = tf.transpose(tf.gather(pc, index, axis=2), [2, 0, 1])
+      z = tf.reshape(tf.matmul(pc, w), [w.shape[0], -1])  # (C, rows * out)
+      out.append(tf.matmul(z, z, transpose_b=True))
+    return out
+
+  return lambda p: [np.asarray(g, np.float64)
+                    for g in grams(np.asarray(p, np.float32))]
 
 
 def group_grams(ctx, per_sample, seed):
@@ -328,7 +374,12 @@ def group_grams(ctx, per_sample, seed):
   order = list(readers)
   read = feature_reader(model, [
       input_tensor(model, p, readers[p][0].node_index) for p in order])
-  kernels = {p: kernel_matrix(model.get_layer(p))[0] for p in order}
+  grams = {}    # consumer path -> callable(patches) -> [G] per entry
+  for p in order:
+    kernel = kernel_matrix(model.get_layer(p))[0]
+    grams[p] = (gram_function(model, kernel,
+                              [e[1:] for e in readers[p][1]]),
+                kernel.shape[-1])
   rng = np.random.default_rng(seed)
   fw = frameworks.of(model)
   bar = fw.keras.utils.Progbar(ctx.steps, unit_name="batch") if (
@@ -340,8 +391,9 @@ def group_grams(ctx, per_sample, seed):
                                                            feat.shape),
                              per_sample)
       p = patches(consumer, feat, pos)
-      for gid, channels, index in entries:
-        g, n = contribution_gram(p, kernels[path], channels, index)
+      fn, outputs = grams[path]
+      n = p.shape[0] * outputs
+      for (gid, _, _), g in zip(entries, fn(p)):
         if gid in out:
           out[gid] = (out[gid][0] + g, out[gid][1] + n)
         else:

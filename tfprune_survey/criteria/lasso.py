@@ -4,8 +4,8 @@ import warnings
 
 import numpy as np
 
-from tfprune_survey import consumer_patches
-from tfprune_survey.criteria.base import Criterion
+from tfprune_survey.criteria.reconstruction_base import (
+    ReconstructionCriterion)
 from tfprune_survey.criteria.registry import register_criterion
 
 
@@ -47,7 +47,7 @@ def entry_alphas(alphas, coefs):
 
 
 @register_criterion("lasso")
-class Lasso(Criterion):
+class Lasso(ReconstructionCriterion):
   """Channel selection by LASSO regression on the consumers' outputs.
 
   The channel coefficients β solve min ||Y - sum_c β_c Z_c||² + λ||β||₁ on
@@ -75,27 +75,8 @@ class Lasso(Criterion):
   """
 
   name = "lasso"
-  requires_data = True
 
-  def __init__(self, positions_per_sample=10, seed=0, reduction="mean"):
-    super().__init__(reduction)
-    self.positions_per_sample = int(positions_per_sample)
-    self.seed = int(seed)
-    if self.positions_per_sample < 1:
-      raise ValueError("`positions_per_sample` must be >= 1, got "
-                       f"{positions_per_sample!r}")
-
-  def score_parts(self, group, ctx):
-    grams = consumer_patches.group_grams(ctx, self.positions_per_sample,
-                                         self.seed)
-    if group.id not in grams:
-      return []
-    gram, n = grams[group.id]
-    alphas, coefs = lasso_path(gram, gram.sum(axis=1), n)
+  def gram_scores(self, gram, equations):
+    alphas, coefs = lasso_path(gram, gram.sum(axis=1), equations)
     lam = entry_alphas(alphas, coefs)
-    return [lam / alphas[0] if alphas[0] > 0 else lam]
-
-  def get_config(self):
-    return {**super().get_config(),
-            "positions_per_sample": self.positions_per_sample,
-            "seed": self.seed}
+    return lam / alphas[0] if alphas[0] > 0 else lam

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from tfprune_survey import consumer_patches
-from tfprune_survey.criteria.base import Criterion
+from tfprune_survey.criteria.reconstruction_base import (
+    ReconstructionCriterion)
 from tfprune_survey.criteria.registry import register_criterion
 
 
@@ -36,7 +36,7 @@ def removal_order(gram):
 
 
 @register_criterion("thinet")
-class ThiNet(Criterion):
+class ThiNet(ReconstructionCriterion):
   """Greedy selection by the consumers' reconstruction error (ThiNet).
 
   The output of a consumer (the conv or Dense reading the group) at one
@@ -66,28 +66,11 @@ class ThiNet(Criterion):
   """
 
   name = "thinet"
-  requires_data = True
   local_only = True
 
-  def __init__(self, positions_per_sample=10, seed=0, reduction="mean"):
-    super().__init__(reduction)
-    self.positions_per_sample = int(positions_per_sample)
-    self.seed = int(seed)
-    if self.positions_per_sample < 1:
-      raise ValueError("`positions_per_sample` must be >= 1, got "
-                       f"{positions_per_sample!r}")
-
-  def score_parts(self, group, ctx):
-    grams = consumer_patches.group_grams(ctx, self.positions_per_sample,
-                                         self.seed)
-    if group.id not in grams:
-      return []
-    order = removal_order(grams[group.id][0])
-    scores = np.empty(group.size)
-    scores[order] = np.arange(group.size, dtype=np.float64)
-    return [scores]
-
-  def get_config(self):
-    return {**super().get_config(),
-            "positions_per_sample": self.positions_per_sample,
-            "seed": self.seed}
+  def gram_scores(self, gram, equations):
+    del equations
+    order = removal_order(gram)
+    scores = np.empty(len(order))
+    scores[order] = np.arange(len(order), dtype=np.float64)
+    return scores
