@@ -318,7 +318,7 @@ def gram_function(model, kernel, columns):
              for channels, index in columns]
 
   @tf.function(input_signature=[
-      tf.TensorSpec([None, kernel.shape[0]], tf.float32)])
+      tf.TensorSpec([None, kernel.shape[0]], tf.float32)], autograph=False)
   def grams(p):
     out = []
     for w, (channels, index) in zip(kernels, gathers):
