@@ -547,7 +547,8 @@ def main(argv=None):
                                    recipe(args, model_name, "sss"))
             extra = {"reconstruct": True} if "+reconstruct" in criterion \
                 else {}
-            rec["scope"] = LOCAL_ONLY.get(criterion, "global")
+            rec["scope"] = LOCAL_ONLY.get(
+                criterion.split("+")[0].split("@")[0], "global")
             slim = tps.prune(source, crit, data=score, target_macs=budget,
                              scope=rec["scope"], recalibrate=recal,
                              **extra).model
@@ -738,7 +739,8 @@ def family_findings(state):
           f"{100 * (l1r['top1'] - l1['top1']):+.1f} after.")
     rr = get(model, target, "random+reconstruct")
     if rr:
-      for c in ("thinet", "lasso", "thinet+reconstruct", "lasso+reconstruct"):
+      for c in ("thinet", "lasso", "thinet+reconstruct",
+                "lasso+reconstruct"):
         v = get(model, target, c)
         if v:
           ok = [v[k] >= rr[k] - (rr["oneshot_std"] if k == "oneshot_top1"
