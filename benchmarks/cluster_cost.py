@@ -25,20 +25,25 @@ Writes benchmarks/results/cluster_cost.{json,md}.
 """
 
 import argparse
-import gc
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # imported by path (the smoke tests)
+  sys.path.insert(0, HERE)
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 FRAMEWORKS = ("tf_keras", "keras3")
 MODELS = {"resnet20": "ResNet-20 (32x32)", "tiny": "residual CNN, width 8"}
+# The zoo function and its arguments of each model.
+ZOO = {"resnet20": ("resnet_cifar", dict(depth=20)),
+       "tiny": ("residual_cnn", dict(input_shape=(16, 16, 3), width=8))}
+VERSIONS = ("tensorflow", "tf_keras", "keras", "scipy")
 # (label, data path?, cluster_prune arguments)
 PARTS = ("graph", "feature-map pass", "materialize")
 RUNS = (
@@ -50,46 +55,13 @@ RUNS = (
 )
 
 
-def timed(fn):
-  """(seconds, result) of fn(), after collecting the previous garbage."""
-  gc.collect()
-  t0 = time.perf_counter()
-  out = fn()
-  return time.perf_counter() - t0, out
-
-
-def build(name, framework, seed=0):
-  """The zoo model in `framework`, with the tf_keras build's weights."""
-  import tf_keras  # pylint: disable=g-import-not-at-top
-  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
-  fns = {"resnet20": lambda fw: zoo.resnet_cifar(20, framework=fw),
-         "tiny": lambda fw: zoo.residual_cnn(input_shape=(16, 16, 3),
-                                             width=8, framework=fw)}
-  tf_keras.utils.set_random_seed(seed)
-  ref = fns[name]("tf_keras")
-  if framework == "tf_keras":
-    return ref
-  model = fns[name](framework)
-  model.set_weights(ref.get_weights())
-  return model
-
-
-def forward_pass(model, ds):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  @tf.function
-  def fn(x):
-    return model(x, training=False)
-  for x in ds:
-    fn(x).numpy()
-
-
 def measure(model_name, frameworks, ds, repeats):
   """Rows for one architecture; the frameworks take turns."""
   import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
   from tfprune_survey import cluster  # pylint: disable=g-import-not-at-top
   from tfprune_survey import data as data_lib  # pylint: disable=g-import-not-at-top
-  models = {fw: build(model_name, fw) for fw in frameworks}
+  zoo_fn, zoo_args = ZOO[model_name]
+  models = {fw: common.build(zoo_fn, fw, **zoo_args) for fw in frameworks}
   base = {fw: [] for fw in frameworks}
   runs = {(fw, label): [] for fw in frameworks for label, _, _ in RUNS}
   parts = {(fw, p): [] for fw in frameworks for p in PARTS}
@@ -97,20 +69,21 @@ def measure(model_name, frameworks, ds, repeats):
   for _ in range(repeats):
     for fw in frameworks:
       model = models[fw]
-      t, _ = timed(lambda: forward_pass(model, ds))
+      t, _ = common.timed(lambda: common.forward_pass(model, ds))
       base[fw].append(t)
       for label, with_data, kwargs in RUNS:
         data = ds if with_data else None
-        t, res = timed(lambda: tps.cluster_prune(model, data=data, **kwargs))
+        t, res = common.timed(
+            lambda: tps.cluster_prune(model, data=data, **kwargs))
         runs[(fw, label)].append(t)
         results[(fw, label)] = res
-      t, graph = timed(lambda: tps.ChannelGraph(model))
+      t, graph = common.timed(lambda: tps.ChannelGraph(model))
       parts[(fw, "graph")].append(t)
-      t, _ = timed(lambda: cluster._map_stats(  # pylint: disable=protected-access
+      t, _ = common.timed(lambda: cluster._map_stats(  # pylint: disable=protected-access
           model, graph, data_lib.checked(model, ds), None, 0))
       parts[(fw, "feature-map pass")].append(t)
       keep = results[(fw, RUNS[0][0])].keep
-      t, _ = timed(lambda: tps.materialize(model, keep, graph=graph))
+      t, _ = common.timed(lambda: tps.materialize(model, keep, graph=graph))
       parts[(fw, "materialize")].append(t)
   rows = []
   for fw in frameworks:
@@ -141,26 +114,6 @@ def measure(model_name, frameworks, ds, repeats):
   return rows
 
 
-def _versions():
-  import importlib.metadata as md  # pylint: disable=g-import-not-at-top
-  out = {}
-  for name in ("tensorflow", "tf_keras", "keras", "scipy"):
-    try:
-      out[name] = md.version(name)
-    except md.PackageNotFoundError:
-      out[name] = None
-  return out
-
-
-def _git_head():
-  try:
-    return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=HERE,
-                                   stderr=subprocess.DEVNULL,
-                                   text=True).strip()
-  except Exception:  # pylint: disable=broad-except
-    return None
-
-
 def markdown(rows):
   lines = ["| framework | model | run | forward pass best / median (s) | "
            "run best / median (s) | ratio of best | ratio of medians | "
@@ -188,15 +141,9 @@ def main(argv=None):
   parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   args = parser.parse_args(argv)
-  frameworks = [f for f in args.frameworks.split(",") if f]
-  models = [m for m in args.models.split(",") if m]
-  for f in frameworks:
-    if f not in FRAMEWORKS:
-      parser.error(f"unknown framework {f!r}")
-  for m in models:
-    if m not in MODELS:
-      parser.error(f"unknown model {m!r}")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  frameworks = common.split_names(parser, args.frameworks, FRAMEWORKS,
+                                  "framework")
+  models = common.split_names(parser, args.models, MODELS, "model")
   t0 = time.perf_counter()
   load_start = os.getloadavg()
   rows = []
@@ -204,27 +151,12 @@ def main(argv=None):
     shape = (32, 32, 3) if m == "resnet20" else (16, 16, 3)
     x = np.random.default_rng(0).random((args.images,) + shape).astype(
         "float32")
-    options = tf.data.Options()
-    options.autotune.enabled = False   # see scoring_cost.py: no 10 ms waits
-    ds = tf.data.Dataset.from_tensor_slices(x).batch(args.batch).cache()
-    ds = ds.with_options(options)
-    list(ds)
+    ds = common.cached_dataset(x, args.batch)
     rows += measure(m, frameworks, ds, args.repeats)
-  meta = {"machine": platform.platform(), "cpus": os.cpu_count(),
-          "images": args.images, "batch": args.batch,
-          "repeats": args.repeats, "versions": _versions(),
-          "git_head": _git_head(), "loadavg_start": load_start,
-          "loadavg_end": os.getloadavg(),
-          "wall_s": time.perf_counter() - t0,
-          "command": "python benchmarks/cluster_cost.py " + " ".join(
-              argv if argv is not None else sys.argv[1:])}
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "cluster_cost.json"), "w") as f:
-    json.dump({"meta": meta, "rows": rows}, f, indent=2)
-  table = markdown(rows)
-  with open(os.path.join(args.out, "cluster_cost.md"), "w") as f:
-    f.write(table + "\n")
-  print(table)
+  meta = common.run_meta("cluster_cost.py", argv, t0, load_start, VERSIONS,
+                         images=args.images, batch=args.batch,
+                         repeats=args.repeats)
+  common.write_results(args.out, "cluster_cost", meta, rows, markdown(rows))
   return rows
 
 

@@ -45,11 +45,14 @@ import inspect
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # imported by path (the smoke tests)
+  sys.path.insert(0, HERE)
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
 EXTRA = ("resnext_small",)   # built by tfprune_survey.zoo, not applications
 
@@ -112,17 +115,6 @@ def coverage(model):
       group_coverage=gcovered / gtotal if gtotal else 0.0,
       groups=len(graph.groups), prunable_groups=len(graph.prunable_groups),
       blockers=[[k, v] for k, v in blockers.most_common(4)])
-
-
-def _git_head():
-  try:
-    import tfprune_survey  # pylint: disable=g-import-not-at-top
-    root = os.path.dirname(os.path.dirname(tfprune_survey.__file__))
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root,
-                          capture_output=True, text=True,
-                          check=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return None
 
 
 def markdown(rows, before=None):
@@ -215,9 +207,8 @@ def main(argv=None):
     print(f"{name:24s} coverage {row['coverage']:.3f}  group coverage "
           f"{row['group_coverage']:.3f}", flush=True)
     del model
-  meta = {"framework": args.framework, "commit": _git_head(),
-          "command": "python benchmarks/coverage.py " + " ".join(
-              argv if argv is not None else sys.argv[1:])}
+  meta = {"framework": args.framework, "commit": common.git_head(),
+          "command": common.command("coverage.py", argv)}
   if args.rows_from:
     meta.update(commit=saved["meta"]["commit"],
                 rows_command=saved["meta"]["command"])

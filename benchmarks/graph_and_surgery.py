@@ -22,10 +22,8 @@ Writes benchmarks/results/graph_and_surgery.{json,md}.
 """
 
 import argparse
-import gc
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,35 +33,17 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # imported by path (the smoke tests)
+  sys.path.insert(0, HERE)
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 FRAMEWORKS = ("tf_keras", "keras3")
 MODELS = ("resnet50", "mobilenetv2", "tiny")
 TITLES = {"resnet50": "ResNet50 (224)", "mobilenetv2": "MobileNetV2 (224)",
           "tiny": "residual CNN, width 8 (32x32)"}
 TARGET_RATIO = 2.0
 TARGET_GRAPH_S = 1.0
-
-
-def _time(fn):
-  # Garbage left by the previous call (a whole model's reference cycles) is
-  # collected here, untimed, so that it is not billed to whichever call
-  # next triggers the collector.
-  gc.collect()
-  t0 = time.perf_counter()
-  fn()
-  return time.perf_counter() - t0
-
-
-def _set_backend(backend):
-  """Fixes Keras 3's backend for this process (before keras is imported)."""
-  if "keras" in sys.modules:
-    import keras  # pylint: disable=g-import-not-at-top
-    if keras.backend.backend() != backend:
-      raise RuntimeError(
-          f"keras is already imported with backend "
-          f"'{keras.backend.backend()}'; run with --backend {backend} in a "
-          "fresh process")
-  else:
-    os.environ["KERAS_BACKEND"] = backend
+VERSIONS = ("tensorflow", "tf_keras", "keras", "jax", "jaxlib")
 
 
 def build(framework, model):
@@ -97,7 +77,8 @@ def measure(model_name, frameworks, repeats, backend):
   graph_t = {fw: [] for fw in frameworks}
   for _ in range(repeats):
     for fw in frameworks:
-      graph_t[fw].append(_time(lambda: tps.ChannelGraph(models[fw])))
+      graph_t[fw].append(
+          common.timed(lambda: tps.ChannelGraph(models[fw]))[0])
   graphs = {fw: tps.ChannelGraph(m) for fw, m in models.items()}
   keeps = {fw: {g.id: np.arange(max(1, g.size // 2))
                 for g in graphs[fw].prunable_groups} for fw in frameworks}
@@ -115,7 +96,7 @@ def measure(model_name, frameworks, repeats, backend):
       if i % 2:  # every other round the other way round, against order effects
         steps.reverse()
       for times, fn in steps:
-        times.append(_time(fn))
+        times.append(common.timed(fn)[0])
   rows = []
   for fw in frameworks:
     model = models[fw]
@@ -171,26 +152,6 @@ def run_child(args, backend):
   return child
 
 
-def _versions():
-  import importlib.metadata as md  # pylint: disable=g-import-not-at-top
-  out = {}
-  for name in ("tensorflow", "tf_keras", "keras", "jax", "jaxlib"):
-    try:
-      out[name] = md.version(name)
-    except md.PackageNotFoundError:
-      out[name] = None
-  return out
-
-
-def _git_head():
-  try:
-    return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=HERE,
-                                   stderr=subprocess.DEVNULL,
-                                   text=True).strip()
-  except Exception:  # pylint: disable=broad-except
-    return None
-
-
 def _macs(n):
   return f"{n / 1e9:.2f} G" if n >= 1e8 else f"{n / 1e6:.2f} M"
 
@@ -237,27 +198,17 @@ def main(argv=None):
                       help="write only this JSON file (the child's mode)")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   args = parser.parse_args(argv)
-  frameworks = [f for f in args.frameworks.split(",") if f]
-  models = [m for m in args.models.split(",") if m]
-  for f in frameworks:
-    if f not in FRAMEWORKS:
-      parser.error(f"unknown framework {f!r}")
-  for m in models:
-    if m not in MODELS:
-      parser.error(f"unknown model {m!r}")
-  _set_backend(args.backend)
+  frameworks = common.split_names(parser, args.frameworks, FRAMEWORKS,
+                                  "framework")
+  models = common.split_names(parser, args.models, MODELS, "model")
+  common.set_backend(args.backend)
   t0 = time.perf_counter()
   load_start = os.getloadavg()
   rows = []
   for m in models:
     rows += measure(m, frameworks, args.repeats, args.backend)
-  meta = {"machine": platform.platform(), "cpus": os.cpu_count(),
-          "repeats": args.repeats, "backend": args.backend,
-          "versions": _versions(), "git_head": _git_head(),
-          "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
-          "wall_s": time.perf_counter() - t0,
-          "command": "python benchmarks/graph_and_surgery.py " + " ".join(
-              argv if argv is not None else sys.argv[1:])}
+  meta = common.run_meta("graph_and_surgery.py", argv, t0, load_start,
+                         VERSIONS, repeats=args.repeats, backend=args.backend)
   if args.json_out:
     with open(args.json_out, "w") as f:
       json.dump({"meta": meta, "rows": rows}, f, indent=2)
@@ -269,13 +220,8 @@ def main(argv=None):
     children.append(child["meta"])
   meta["children"] = children
   meta["wall_s_total"] = time.perf_counter() - t0
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "graph_and_surgery.json"), "w") as f:
-    json.dump({"meta": meta, "rows": rows}, f, indent=2)
-  table = markdown(rows)
-  with open(os.path.join(args.out, "graph_and_surgery.md"), "w") as f:
-    f.write(table + "\n")
-  print(table)
+  common.write_results(args.out, "graph_and_surgery", meta, rows,
+                       markdown(rows))
   return rows
 
 

@@ -28,7 +28,6 @@ Writes benchmarks/results/refit_cost.{json,md}.
 """
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -39,40 +38,17 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # imported by path (the smoke tests)
+  sys.path.insert(0, HERE)
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 FRAMEWORKS = ("tf_keras", "keras3")
 TITLES = {"resnet20": "ResNet-20 (32x32)",
           "tiny": "residual CNN, width 8 (16x16)"}
 SHAPES = {"resnet20": (32, 32, 3), "tiny": (16, 16, 3)}
-
-
-def timed(fn):
-  gc.collect()
-  t0 = time.perf_counter()
-  out = fn()
-  return time.perf_counter() - t0, out
-
-
-def build(name, framework, seed=0):
-  """The zoo model in `framework`, with the tf_keras build's weights."""
-  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
-  fns = {"resnet20": lambda fw: zoo.resnet_cifar(20, framework=fw),
-         "tiny": lambda fw: zoo.residual_cnn(
-             input_shape=SHAPES["tiny"], width=8, framework=fw)}
-  tf_keras.utils.set_random_seed(seed)
-  ref = fns[name]("tf_keras")
-  if framework == "tf_keras":
-    return ref
-  model = fns[name](framework)
-  model.set_weights(ref.get_weights())
-  return model
-
-
-def forward_pass(model, ds):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  fn = tf.function(lambda t: model(t, training=False))
-  for t in ds:
-    np.asarray(fn(t))
+# The zoo function and its arguments of each model.
+ZOO = {"resnet20": ("resnet_cifar", dict(depth=20)),
+       "tiny": ("residual_cnn", dict(input_shape=SHAPES["tiny"], width=8))}
 
 
 def _outputs(model, x):
@@ -90,7 +66,8 @@ def measure(model_name, frameworks, x, x_test, repeats, batch):
   import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
   ds = tf.data.Dataset.from_tensor_slices(x).batch(batch).cache()
   list(ds)  # fill the cache
-  models = {fw: build(model_name, fw) for fw in frameworks}
+  zoo_fn, zoo_args = ZOO[model_name]
+  models = {fw: common.build(zoo_fn, fw, **zoo_args) for fw in frameworks}
   plans = {}
   for fw, model in models.items():
     graph = tps.ChannelGraph(model)
@@ -103,10 +80,12 @@ def measure(model_name, frameworks, x, x_test, repeats, batch):
     for fw in frameworks:
       model = models[fw]
       keep, slim = plans[fw]
-      runs[fw]["forward"].append(timed(lambda: forward_pass(model, ds))[0])
+      t, _ = common.timed(lambda: common.forward_pass(model, ds))
+      runs[fw]["forward"].append(t)
       for crit in ("thinet", "lasso"):
-        runs[fw][crit].append(timed(lambda: tps.score(model, crit, ds))[0])
-      t, fitted[fw] = timed(lambda: tps.reconstruct(
+        t, _ = common.timed(lambda: tps.score(model, crit, ds))
+        runs[fw][crit].append(t)
+      t, fitted[fw] = common.timed(lambda: tps.reconstruct(
           slim, model, ds, keep=keep, samples=len(x)))
       runs[fw]["reconstruct"].append(t)
   rows = []
@@ -170,8 +149,7 @@ def main(argv=None):
   frameworks = tuple(args.frameworks.split(","))
   t0 = time.perf_counter()
   rows = measure(args.model, frameworks, x, x_test, args.repeats, args.batch)
-  meta = {"command": "python benchmarks/refit_cost.py " + " ".join(
-      argv if argv is not None else sys.argv[1:]),
+  meta = {"command": common.command("refit_cost.py", argv),
           "images": args.images, "batch": args.batch,
           "repeats": args.repeats, "wall_s": time.perf_counter() - t0,
           "machine": platform.platform(), "cpus": os.cpu_count()}

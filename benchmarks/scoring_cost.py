@@ -27,10 +27,8 @@ Writes benchmarks/results/scoring_cost.{json,md}.
 """
 
 import argparse
-import gc
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -40,6 +38,10 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # imported by path (the smoke tests)
+  sys.path.insert(0, HERE)
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 DATA_CRITERIA = ("apoz", "entropy", "variance", "taylor", "taylor_fo")
 GRAD_CRITERIA = ("taylor", "taylor_fo")
 FRAMEWORKS = ("tf_keras", "keras3")
@@ -47,59 +49,15 @@ MODELS = ("resnet20", "residual_cnn", "tiny")
 TITLES = {"resnet20": "ResNet-20 (32x32)",
           "residual_cnn": "residual CNN (32x32)",
           "tiny": "residual CNN, width 8 (32x32)"}
+# The zoo function and its arguments of each model.
+ZOO = {"resnet20": ("resnet_cifar", dict(depth=20)),
+       "residual_cnn": ("residual_cnn", {}),
+       "tiny": ("residual_cnn", dict(width=8))}
+VERSIONS = ("tensorflow", "tf_keras", "keras", "jax", "jaxlib")
 TARGET = 1.5
 
 
-def timed(fn):
-  """(seconds, result) of fn(), after collecting the previous call's garbage."""
-  gc.collect()
-  t0 = time.perf_counter()
-  out = fn()
-  return time.perf_counter() - t0, out
-
-
-def _set_backend(backend):
-  """Fixes Keras 3's backend for this process (before keras is imported)."""
-  if "keras" in sys.modules:
-    import keras  # pylint: disable=g-import-not-at-top
-    if keras.backend.backend() != backend:
-      raise RuntimeError(
-          f"keras is already imported with backend "
-          f"'{keras.backend.backend()}'; run with --backend {backend} in a "
-          "fresh process")
-  else:
-    os.environ["KERAS_BACKEND"] = backend
-
-
-def build(name, framework, seed=0):
-  """The zoo model `name` in `framework`, with the tf_keras build's weights.
-
-  The tf_keras model is built from a fixed seed, and the Keras 3 one (if
-  asked for) gets its weights, so every framework and backend scores the
-  same network.
-  """
-  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
-  fns = {"resnet20": lambda fw: zoo.resnet_cifar(20, framework=fw),
-         "residual_cnn": lambda fw: zoo.residual_cnn(framework=fw),
-         "tiny": lambda fw: zoo.residual_cnn(width=8, framework=fw)}
-  tf_keras.utils.set_random_seed(seed)
-  ref = fns[name]("tf_keras")
-  if framework == "tf_keras":
-    return ref
-  model = fns[name](framework)
-  model.set_weights(ref.get_weights())
-  return model
-
-
 # --- baselines: TensorFlow backend (tf_keras, or Keras 3 on TensorFlow) ---
-
-
-def tf_forward_pass(model, ds):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  fn = tf.function(lambda x: model(x, training=False))
-  for x, _ in ds:
-    fn(x).numpy()
 
 
 def tf_forward_backward_pass(model, ds):
@@ -146,7 +104,7 @@ def jax_forward_backward_pass(model, ds):
 
 
 BASELINES = {
-    "tensorflow": {"forward": tf_forward_pass,
+    "tensorflow": {"forward": common.forward_pass,
                    "forward-backward": tf_forward_backward_pass},
     "jax": {"forward": jax_forward_pass,
             "forward-backward": jax_forward_backward_pass},
@@ -172,7 +130,8 @@ def measure(model_name, frameworks, criteria, ds, repeats, backend,
             ref_scores=None):
   """Rows for one architecture: per criterion, frameworks alternately."""
   import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
-  models = {fw: build(model_name, fw) for fw in frameworks}
+  zoo_fn, zoo_args = ZOO[model_name]
+  models = {fw: common.build(zoo_fn, fw, **zoo_args) for fw in frameworks}
   rows, scores_out = [], {}
   for crit in criteria:
     kind = "forward-backward" if crit in GRAD_CRITERIA else "forward"
@@ -183,9 +142,9 @@ def measure(model_name, frameworks, criteria, ds, repeats, backend,
       for fw in frameworks:
         be = "tensorflow" if fw == "tf_keras" else backend
         model = models[fw]
-        t, _ = timed(lambda: BASELINES[be][kind](model, ds))
+        t, _ = common.timed(lambda: BASELINES[be][kind](model, ds))
         base[fw].append(t)
-        t, got[fw] = timed(lambda: tps.score(model, crit, ds))
+        t, got[fw] = common.timed(lambda: tps.score(model, crit, ds))
         mine[fw].append(t)
     for fw in frameworks:
       be = "tensorflow" if fw == "tf_keras" else backend
@@ -246,26 +205,6 @@ def run_child(args, backend, ref_path):
   return child
 
 
-def _versions():
-  import importlib.metadata as md  # pylint: disable=g-import-not-at-top
-  out = {}
-  for name in ("tensorflow", "tf_keras", "keras", "jax", "jaxlib"):
-    try:
-      out[name] = md.version(name)
-    except md.PackageNotFoundError:
-      out[name] = None
-  return out
-
-
-def _git_head():
-  try:
-    return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=HERE,
-                                   stderr=subprocess.DEVNULL,
-                                   text=True).strip()
-  except Exception:  # pylint: disable=broad-except
-    return None
-
-
 def markdown(rows):
   lines = ["| framework (backend) | model | criterion | baseline pass | "
            "baseline best / median (s) | score best / median (s) | "
@@ -311,31 +250,17 @@ def main(argv=None):
                       help="suffix of the result files, e.g. '_8k'")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   args = parser.parse_args(argv)
-  frameworks = [f for f in args.frameworks.split(",") if f]
-  models = [m for m in args.models.split(",") if m]
+  frameworks = common.split_names(parser, args.frameworks, FRAMEWORKS,
+                                  "framework")
+  models = common.split_names(parser, args.models, MODELS, "model")
   criteria = [c for c in args.criteria.split(",") if c]
-  for f in frameworks:
-    if f not in FRAMEWORKS:
-      parser.error(f"unknown framework {f!r}")
-  for m in models:
-    if m not in MODELS:
-      parser.error(f"unknown model {m!r}")
-  _set_backend(args.backend)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  common.set_backend(args.backend)
   t0 = time.perf_counter()
   load_start = os.getloadavg()
   rng = np.random.default_rng(0)
   x = rng.random((args.images, 32, 32, 3)).astype("float32")
   y = rng.integers(0, 10, args.images)
-  # tf.data's autotuning thread wakes after 10, 20, 40, ... ms, and a pass
-  # that reaches the end of the data often waits for its next wake-up: whole
-  # passes then took 2.55, 5.11 or 10.23 s (10 ms x (2^k - 1)) whatever they
-  # computed. The in-memory cache has nothing to tune, so tuning is off.
-  options = tf.data.Options()
-  options.autotune.enabled = False
-  ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch).cache()
-  ds = ds.with_options(options)
-  list(ds)  # materialize the cache once
+  ds = common.cached_dataset((x, y), args.batch)  # autotuning off: see there
   ref_scores = None
   if args.ref_scores:
     with np.load(args.ref_scores) as f:
@@ -346,14 +271,9 @@ def main(argv=None):
                    ref_scores)
     rows += r
     scores.update(s)
-  meta = {"machine": platform.platform(), "cpus": os.cpu_count(),
-          "images": args.images, "batch": args.batch,
-          "repeats": args.repeats, "backend": args.backend,
-          "versions": _versions(), "git_head": _git_head(),
-          "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
-          "wall_s": time.perf_counter() - t0,
-          "command": "python benchmarks/scoring_cost.py " + " ".join(
-              argv if argv is not None else sys.argv[1:])}
+  meta = common.run_meta("scoring_cost.py", argv, t0, load_start, VERSIONS,
+                         images=args.images, batch=args.batch,
+                         repeats=args.repeats, backend=args.backend)
   if args.json_out:
     with open(args.json_out, "w") as f:
       json.dump({"meta": meta, "rows": rows}, f, indent=2)
@@ -368,13 +288,8 @@ def main(argv=None):
     children.append(child["meta"])
   meta["children"] = children
   meta["wall_s_total"] = time.perf_counter() - t0
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, f"scoring_cost{args.tag}.json"), "w") as f:
-    json.dump({"meta": meta, "rows": rows}, f, indent=2)
-  table = markdown(rows)
-  with open(os.path.join(args.out, f"scoring_cost{args.tag}.md"), "w") as f:
-    f.write(table + "\n")
-  print(table)
+  common.write_results(args.out, f"scoring_cost{args.tag}", meta, rows,
+                       markdown(rows))
   return rows
 
 

@@ -36,21 +36,20 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # imported by path (the smoke tests)
+  sys.path.insert(0, HERE)
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 COST_CRITERIA = ("obd", "kfac_obd", "taylor_fo")
 ACC_CRITERIA = ("random", "l1", "l1@group", "l2", "l2@group", "fpgm",
                 "fpgm@group", "taylor_fo", "obd", "kfac_obd")
 FRAMEWORKS = ("tf_keras", "keras3")
-
-
-def timed(fn):
-  """(wall seconds, result) of fn(), after collecting garbage."""
-  wall, _, out = timed_cpu(fn)
-  return wall, out
 
 
 def timed_cpu(fn):
@@ -69,21 +68,6 @@ def criterion(spec):
     return tps.criteria.deserialize({"class_name": name,
                                      "config": {"include": include}})
   return tps.criteria.get(name)
-
-
-def build_resnet20(framework, input_shape, widths=(16, 32, 64), seed=0):
-  """ResNet-20 in `framework`, with the weights of a seeded tf_keras build."""
-  import tf_keras  # pylint: disable=g-import-not-at-top
-  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
-  tf_keras.utils.set_random_seed(seed)
-  ref = zoo.resnet_cifar(20, input_shape=input_shape, widths=widths,
-                         framework="tf_keras")
-  if framework == "tf_keras":
-    return ref
-  model = zoo.resnet_cifar(20, input_shape=input_shape, widths=widths,
-                           framework=framework)
-  model.set_weights(ref.get_weights())
-  return model
 
 
 def forward_backward(model, ds):
@@ -114,7 +98,8 @@ def run_cost(args):
   list(ds)   # fill the cache outside the timings
   rows = []
   for framework in FRAMEWORKS:
-    model = build_resnet20(framework, (32, 32, 3), args.widths)
+    model = common.build("resnet_cifar", framework, depth=20,
+                         input_shape=(32, 32, 3), widths=args.widths)
     base, runs = [], {c: [] for c in args.cost_criteria}
     base_cpu, cpu = [], {c: [] for c in args.cost_criteria}
     for _ in range(args.repeats):
@@ -159,7 +144,8 @@ def run_accuracy_seed(args, seed):
   te = np.random.default_rng(0).choice(len(xte), args.test_images,
                                        replace=False)
   xtr, ytr, xte, yte = xtr[tr], ytr[tr], xte[te], yte[te]
-  model = build_resnet20(args.framework, (28, 28, 1), args.widths, seed)
+  model = common.build("resnet_cifar", args.framework, seed, depth=20,
+                       input_shape=(28, 28, 1), widths=args.widths)
   keras = frameworks.of(model).keras
   keras.utils.set_random_seed(seed)
 
@@ -178,7 +164,7 @@ def run_accuracy_seed(args, seed):
   for spec in args.acc_criteria:
     crit = criterion(spec)
     keras.utils.set_random_seed(seed + 1)
-    t, result = timed(lambda: tps.prune(
+    t, result = common.timed(lambda: tps.prune(
         model, crit, data=score_data if crit.requires_data else None,
         ratio=0.5, scope="local"))
     slim = result.model
