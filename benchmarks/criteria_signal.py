@@ -148,7 +148,7 @@ def main(argv=None):
   json_path = os.path.join(args.out, args.tag + ".json")
   settings = {k: v for k, v in vars(args).items()
               if k not in ("resume", "redo", "out", "tag", "models",
-                           "criteria", "ratios")}
+                           "criteria", "ratios", "merge")}
   state = {"settings": settings, "bases": [], "runs": [], "scoring": []}
   if args.resume and os.path.exists(json_path):
     with open(json_path) as f:

@@ -458,7 +458,7 @@ def main(argv=None):
   json_path = os.path.join(args.out, args.tag + ".json")
   settings = {k: v for k, v in vars(args).items()
               if k not in ("resume", "out", "tag", "models", "criteria",
-                           "budgets", "schedules", "epochs_set")}
+                           "budgets", "schedules", "epochs_set", "merge")}
   state = {"settings": settings, "bases": [], "runs": []}
   if args.resume and os.path.exists(json_path):
     with open(json_path) as f:
@@ -608,9 +608,10 @@ def merge(folder, tags, tag):
   for t in tags:
     with open(os.path.join(folder, t + ".json")) as f:
       part = json.load(f)
+    settings = {k: v for k, v in part["settings"].items() if k != "merge"}
     if state["settings"] is None:
-      state["settings"] = part["settings"]
-    elif part["settings"] != state["settings"]:
+      state["settings"] = settings
+    elif settings != state["settings"]:
       raise ValueError(f"--merge: {t}.json was run with other settings")
     names = {b["model"] for b in part["bases"]}
     for b in state["bases"]:
