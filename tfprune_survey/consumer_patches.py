@@ -292,13 +292,36 @@ def contribution_gram(p, kernel, channels, index):
   return z @ z.T, rows * w.shape[-1]
 
 
+_TF_GRAM = []   # the TensorFlow Gram function, made on first use
+
+
+def _tf_gram():
+  """tf.function (p, w, index) -> the C x C Gram, traced once for all."""
+  if not _TF_GRAM:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None], tf.float32),        # (rows, taps * ch)
+        tf.TensorSpec([None, None, None], tf.float32),  # (C, taps, outputs)
+        tf.TensorSpec([None], tf.int32)], autograph=False)
+    def gram(p, w, index):
+      shape = tf.shape(w)
+      p = tf.reshape(p, [tf.shape(p)[0], shape[1], -1])  # (rows, taps, ch)
+      p = tf.transpose(tf.gather(p, index, axis=2), [2, 0, 1])
+      z = tf.reshape(tf.matmul(p, w), [shape[0], -1])  # (C, rows * outputs)
+      return tf.matmul(z, z, transpose_b=True)
+
+    _TF_GRAM.append(gram)
+  return _TF_GRAM[0]
+
+
 def gram_function(model, kernel, columns):
   """callable(p) -> [G] of `contribution_gram` for each of `columns`.
 
   On the TensorFlow backend the contributions Z (C, rows, outputs) and
-  their Gram are computed in one `tf.function` per consumer, in float32
-  (one batched matmul for Z, one for ZZᵀ, traced once for every number of
-  rows), and only the small C x C results come back, as float64; on other
+  their Gram are computed in one `tf.function` (traced once for every
+  consumer and number of rows), in float32: one batched matmul for Z, one
+  for ZZᵀ; only the small C x C results come back, as float64. On other
   backends they are computed in numpy, in float64.
 
   Args:
@@ -312,24 +335,16 @@ def gram_function(model, kernel, columns):
                       for channels, index in columns]
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  kernels = [tf.constant(_entry_kernel(kernel, channels, index), tf.float32)
-             for channels, index in columns]
-  gathers = [(channels, tf.constant(np.asarray(index, np.int32)))
-             for channels, index in columns]
+  gram = _tf_gram()
+  args = [(tf.constant(_entry_kernel(kernel, channels, index), tf.float32),
+           tf.constant(np.asarray(index, np.int32)))
+          for channels, index in columns]
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, kernel.shape[0]], tf.float32)], autograph=False)
-  def grams(p):
-    out = []
-    for w, (channels, index) in zip(kernels, gathers):
-      pc = tf.reshape(p, [tf.shape(p)[0], -1, channels])  # (rows, taps, ch)
-      pc = tf.transpose(tf.gather(pc, index, axis=2), [2, 0, 1])
-      z = tf.reshape(tf.matmul(pc, w), [w.shape[0], -1])  # (C, rows * out)
-      out.append(tf.matmul(z, z, transpose_b=True))
-    return out
+  def run(p):
+    p = tf.constant(np.asarray(p, np.float32))
+    return [np.asarray(gram(p, w, index), np.float64) for w, index in args]
 
-  return lambda p: [np.asarray(g, np.float64)
-                    for g in grams(np.asarray(p, np.float32))]
+  return run
 
 
 def group_grams(ctx, per_sample, seed):
