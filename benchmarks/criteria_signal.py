@@ -25,7 +25,8 @@ when keep-highest also beats random by more than random's spread.
 Run:  .venv/bin/python benchmarks/criteria_signal.py
 Writes benchmarks/results/criteria_signal.{json,md,png} (--out, --tag);
 --resume keeps the runs already saved (same settings); --redo names criteria
-whose saved runs are dropped and run again (e.g. after a criterion changed).
+whose saved runs are dropped and run again (e.g. after a criterion changed);
+--merge a,b writes one table (--tag) from runs saved under several tags.
 """
 
 import argparse

@@ -80,6 +80,8 @@ suite runs it.
 
 Run:  .venv/bin/python benchmarks/survey_comparison.py [--models resnet20]
 Writes benchmarks/results/survey_comparison.{json,md,png} (--out, --tag).
+--merge a,b,c writes one table (--tag) from runs saved under several tags
+with the same settings (a model under two tags must have the same base).
 """
 
 import argparse
