@@ -2,8 +2,8 @@
 
 Example:
   >>> tps.criteria.names()
-  ['apoz', 'entropy', 'fpgm', 'l1', 'l2', 'random', 'slimming', 'sss',
-   'taylor', 'taylor_fo', 'variance']
+  ['apoz', 'entropy', 'fpgm', 'kfac_obd', 'l1', 'l2', 'lasso', 'obd',
+   'random', 'slimming', 'sss', 'taylor', 'taylor_fo', 'thinet', 'variance']
   >>> crit = tps.criteria.get('fpgm')
 """
 
