@@ -95,7 +95,7 @@ def time_files(paths, runs, rounds=3):
 
 
 def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
-        criteria=CRITERIA, train_images=60000, epochs=2, ft_images=15000,
+        criteria=CRITERIA, train_images=60000, epochs=2, ft_images=30000,
         score_images=1024, recal_images=2048, bench_runs=1000, width=48,
         round_to=8, latency_target=0.5, latency_criterion="l1", seed=0,
         verbose=1):
