@@ -54,17 +54,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ChannelGraph", "ChannelGroup", "ChannelPruneWrapper",
-    "ChannelPruningSummaries", "ChannelScale", "RewindCheckpoint", "rewind",
-    "DistillationModel", "UpdateChannelPruningStep", "prune_channels",
-    "sparsify_bn", "strip_channel_pruning", "add_scaling_factors",
-    "zero_small_block_scales",
+    "ChannelPruningSummaries", "ChannelScale", "DistillationModel",
     "IterativeResult", "LayerHandler", "Planner", "PruneReport",
-    "PruneResult", "search_macs",
-    "SensitivityResult", "UnsupportedModelError", "count_macs", "count_params",
-    "criteria", "data", "frameworks", "latency", "iterative_prune", "lottery", "mask_channels", "materialize",
-    "cluster_prune", "profile", "prune", "ratios_from_sensitivity", "recalibrate_bn",
-    "reconstruct",
-    "register_handler", "reinitialize", "schedules", "score", "sensitivity",
+    "PruneResult", "RewindCheckpoint", "SensitivityResult",
+    "UnsupportedModelError", "UpdateChannelPruningStep",
+    "add_scaling_factors", "cluster_prune", "count_macs", "count_params",
+    "criteria", "data", "frameworks", "iterative_prune", "latency", "lottery",
+    "mask_channels", "materialize", "profile", "prune", "prune_channels",
+    "ratios_from_sensitivity", "recalibrate_bn", "reconstruct",
+    "register_handler", "reinitialize", "rewind", "schedules", "score",
+    "search_macs", "sensitivity", "sparsify_bn", "strip_channel_pruning",
+    "zero_small_block_scales",
 ]
 
 
