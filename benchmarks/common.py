@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -223,3 +224,41 @@ def command(script, argv):
   """
   return f"python benchmarks/{script} " + " ".join(
       argv if argv is not None else sys.argv[1:])
+
+
+def run_child(script_path, backend, argv, shown=None):
+  """Runs a benchmark script in a fresh process with another Keras 3 backend.
+
+  A Keras backend is fixed per process, so a script measures the other
+  backends in a child of itself, which writes its rows to a JSON file.
+
+  Args:
+    script_path: the script to run (its `__file__`).
+    backend: the child's `KERAS_BACKEND`, e.g. 'jax'.
+    argv: the child's arguments, without `--json-out` (added here).
+    shown: optional {argument: text} replacing argument values in the
+      recorded command (e.g. a temporary file's path).
+
+  Returns:
+    The child's results ({'meta': ..., 'rows': ...}), with the child's
+    `wall_s` and the command that reproduces it in `meta`.
+  """
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, "rows.json")
+    cmd = [sys.executable, os.path.abspath(script_path)] + list(argv) + [
+        "--json-out", out]
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env)
+    wall = time.perf_counter() - t0
+    with open(out) as f:
+      child = json.load(f)
+  recorded = list(argv)
+  for flag, text in (shown or {}).items():
+    recorded[recorded.index(flag) + 1] = text
+  child["meta"]["wall_s"] = wall
+  child["meta"]["command"] = " ".join(
+      ["KERAS_BACKEND=" + backend, "python",
+       "benchmarks/" + os.path.basename(script_path)]
+      + recorded + ["--json-out", "FILE"])
+  return child

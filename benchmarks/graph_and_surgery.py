@@ -25,9 +25,7 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -134,22 +132,10 @@ def measure(model_name, frameworks, repeats, backend):
 
 def run_child(args, backend):
   """This script in a fresh process with another Keras 3 backend."""
-  with tempfile.TemporaryDirectory() as tmp:
-    out = os.path.join(tmp, "rows.json")
-    cmd = [sys.executable, os.path.abspath(__file__), "--backend", backend,
-           "--frameworks", "keras3", "--models", args.models,
-           "--repeats", str(args.repeats), "--no-jax", "--json-out", out]
-    env = dict(os.environ, KERAS_BACKEND=backend)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env)
-    wall = time.perf_counter() - t0
-    with open(out) as f:
-      child = json.load(f)
-  child["meta"]["wall_s"] = wall
-  child["meta"]["command"] = " ".join(
-      ["KERAS_BACKEND=" + backend, "python", "benchmarks/graph_and_surgery.py"]
-      + cmd[2:-1] + ["FILE"])
-  return child
+  return common.run_child(
+      __file__, backend,
+      ["--backend", backend, "--frameworks", "keras3", "--models",
+       args.models, "--repeats", str(args.repeats), "--no-jax"])
 
 
 def _macs(n):

@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -182,27 +181,13 @@ def measure(model_name, frameworks, criteria, ds, repeats, backend,
 
 def run_child(args, backend, ref_path):
   """This script in a fresh process with another Keras 3 backend."""
-  with tempfile.TemporaryDirectory() as tmp:
-    out = os.path.join(tmp, "rows.json")
-    cmd = [sys.executable, os.path.abspath(__file__), "--backend", backend,
-           "--frameworks", "keras3", "--models", args.models,
-           "--criteria", args.criteria, "--images", str(args.images),
-           "--batch", str(args.batch), "--repeats", str(args.jax_repeats or
-                                                        args.repeats),
-           "--no-jax", "--ref-scores", ref_path, "--json-out", out]
-    env = dict(os.environ, KERAS_BACKEND=backend)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env)
-    wall = time.perf_counter() - t0
-    with open(out) as f:
-      child = json.load(f)
-  child["meta"]["wall_s"] = wall
-  argv = cmd[2:-1]
-  argv[argv.index("--ref-scores") + 1] = "REF.npz"
-  child["meta"]["command"] = " ".join(
-      ["KERAS_BACKEND=" + backend, "python", "benchmarks/scoring_cost.py"]
-      + argv + ["FILE"])
-  return child
+  return common.run_child(
+      __file__, backend,
+      ["--backend", backend, "--frameworks", "keras3", "--models",
+       args.models, "--criteria", args.criteria, "--images",
+       str(args.images), "--batch", str(args.batch), "--repeats",
+       str(args.jax_repeats or args.repeats), "--no-jax", "--ref-scores",
+       ref_path], shown={"--ref-scores": "REF.npz"})
 
 
 def markdown(rows):

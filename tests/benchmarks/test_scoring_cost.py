@@ -69,7 +69,7 @@ def test_jax_child_rows_are_merged(tmp_path, monkeypatch):
       json.dump(child, f)
     calls.append(argv)
 
-  monkeypatch.setattr(bench.subprocess, "run", fake_run)
+  monkeypatch.setattr(bench.common.subprocess, "run", fake_run)
   rows = bench.main(FAST + ["--frameworks", "tf_keras,keras3", "--criteria",
                             "variance", "--jax-repeats", "1",
                             "--out", str(tmp_path)])
