@@ -168,7 +168,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                                    "reduction": reduction})
   if recalibrate is not None:
     data_lib.check_inputs(model, recalibrate, "recalibrate")
-  if getattr(crit, "local_only", False) and scope == "global" and (
+  if crit.local_only and scope == "global" and (
       ratios is None):
     raise ValueError(f"criterion '{crit.name}' ranks channels within each "
                      "group only: pass scope='local' or `ratios`, not "

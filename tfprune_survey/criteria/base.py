@@ -35,6 +35,9 @@ class Criterion:
   requires_data = False
   # True when scoring differentiates a loss (so the data needs labels).
   needs_gradients = False
+  # True when scores rank channels within a group only and are not
+  # comparable across groups (so `prune` refuses scope='global').
+  local_only = False
   # What a criterion that must find something to read reads, for the error
   # raised when no prunable group has it (e.g. 'BatchNormalization gamma').
   reads = None
