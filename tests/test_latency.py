@@ -101,6 +101,35 @@ def test_allocation_follows_scores_per_ms(framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_ratios_fix_their_groups_and_latency_allocates_the_rest(framework):
+  lm = fake_table()
+  _, _, plan = planner(framework)
+  # Alone, goal 5 ms is met by c1 at 8 (see test_allocation_by_hand). With
+  # c2 fixed at 8 (6.5 ms), the search still has to cut c1 to 8: 1 + 3 +
+  # 0.5 = 4.5 ms; c2 is neither cut further nor given back.
+  assert latency.search_latency(plan, lm, 2 / 7, fixed={"c2": 8}) == {
+      "c1": 8, "c2": 8}
+  # c1 fixed at 12 buys nothing (the staircase charges 16); goal 6.5 ms
+  # needs 0.5 ms, which only c2 can give, and c1 stays at 12.
+  assert latency.search_latency(plan, lm, 0.5 / 7, fixed={"c1": 12}) == {
+      "c1": 12, "c2": 8}
+  # Fixed cuts that reach the goal alone: nothing else is cut.
+  assert latency.search_latency(plan, lm, 0.5 / 7, fixed={"c1": 8}) == {
+      "c1": 8, "c2": 16}
+  # A fixed group cannot be cut to reach the goal: unreachable.
+  with pytest.raises(ValueError, match="round_to and ratios the largest"):
+    latency.search_latency(plan, lm, 4 / 7, fixed={"c2": 16})
+  # Through tps.prune: `ratios` takes c2 to exactly half, by its scores.
+  model = small_model(framework)
+  r = tps.prune(model, "l1", target_latency=2 / 7, latency=lm,
+                ratios={"c2": 0.5})
+  assert {g: len(k) for g, k in r.keep.items()} == {"c1": 8, "c2": 8}
+  alone = tps.prune(model, "l1", ratios={"c2": 0.5})
+  assert list(r.keep["c2"]) == list(alone.keep["c2"])
+  assert r.report.latency_predicted_ratio == pytest.approx(4.5 / 7)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_prune_with_target_latency_and_fake_table(framework):
   model = small_model(framework)
   lm = fake_table()
@@ -220,9 +249,13 @@ def test_bad_inputs(framework):
   with pytest.raises(TypeError, match="target_latency"):
     tps.prune(model, "l1", target_latency="half", latency=lm)
   for other in ({"target_macs": 0.5}, {"ratio": 0.5},
-                {"ratios": {"c1": 0.5}}):
+                {"target_macs": 0.5, "ratios": {"c1": 0.5}}):
     with pytest.raises(ValueError, match="exactly one of.*target_latency"):
       tps.prune(model, "l1", target_latency=0.5, latency=lm, **other)
+  with pytest.raises(ValueError,
+                     match=r"`ratios` names \['nope'\], which are not"):
+    tps.prune(model, "l1", target_latency=0.3, latency=lm,
+              ratios={"nope": 0.5})
   with pytest.raises(ValueError, match="'auto'.*needs `target_latency`"):
     tps.prune(model, "l1", target_macs=0.5, round_to="auto")
   with pytest.raises(ValueError, match="scope='global'"):

@@ -705,7 +705,8 @@ def measure_ms(model, *, threads=1, delegate="xnnpack", budget_ms=300.0,
 
 # ---- planning -------------------------------------------------------------
 
-def search_latency(planner, latency_model, target, round_to="auto"):
+def search_latency(planner, latency_model, target, round_to="auto",
+                   fixed=None):
   """Kept counts that remove `target` of the predicted latency, greedily.
 
   As NetAdapt and HALP do: at each step every group proposes its next cut,
@@ -719,6 +720,10 @@ def search_latency(planner, latency_model, target, round_to="auto"):
   cut may overshoot by a whole step, channels are then given back, most
   score per millisecond first, while the prediction stays within the goal.
 
+  Groups in `fixed` keep the counts given there (e.g. `tps.prune`'s
+  `ratios`): their cuts count towards the goal, and the search neither cuts
+  them further nor gives them channels back.
+
   Args:
     planner: a `tfprune_survey.planning.Planner` (its groups, scores and
       `min_keep`).
@@ -726,6 +731,8 @@ def search_latency(planner, latency_model, target, round_to="auto"):
     target: fraction of the predicted latency to remove, in (0, 1).
     round_to: 'auto' (widths on each group's measured grid, multiples of
       `latency_model.step(gid)`) or an int (multiples of it).
+    fixed: optional {group_id: kept count} of groups the search leaves at
+      that count.
 
   Returns:
     {group_id: kept count}.
@@ -735,8 +742,12 @@ def search_latency(planner, latency_model, target, round_to="auto"):
       largest reachable reduction).
   """
   lm = latency_model
+  fixed = dict(fixed or {})
   allowed, lost = {}, {}
   for g in planner.groups:
+    if g.id in fixed:
+      allowed[g.id] = []
+      continue
     step = lm.step(g.id) if round_to == "auto" else int(round_to)
     floor = planner.min_keep[g.id]
     widths = sorted({w for w in range(step, g.size, step) if w >= floor} |
@@ -749,10 +760,11 @@ def search_latency(planner, latency_model, target, round_to="auto"):
     s = np.sort(s / scale if scale > 0 else s)
     lost[g.id] = np.concatenate([[0.0], np.cumsum(s)])
   counts = {g.id: g.size for g in planner.groups}
-  per_layer = lm.layer_ms(counts)
-  full = lm.fixed_ms + sum(t - lm.fixed_ms for t in per_layer.values())
+  full = lm.predict_counts(counts)
   goal = (1.0 - target) * full
-  now = full
+  counts.update(fixed)
+  per_layer = lm.layer_ms(counts)
+  now = lm.fixed_ms + sum(t - lm.fixed_ms for t in per_layer.values())
   while now > goal + 1e-12:
     best = None
     for g in planner.groups:
@@ -776,8 +788,8 @@ def search_latency(planner, latency_model, target, round_to="auto"):
           break
     if best is None:
       raise ValueError(
-          f"`target_latency`={target} is unreachable: with min_channels and "
-          f"round_to the largest predicted latency reduction is "
+          f"`target_latency`={target} is unreachable: with min_channels, "
+          f"round_to and ratios the largest predicted latency reduction is "
           f"{1 - now / full:.3f}")
     _, gid, w, after, saved = best
     counts[gid] = w
@@ -826,7 +838,7 @@ def check_round_to(round_to, target_latency):
 
 
 def plan_latency(model, graph, planner, target, latency, round_to, scope,
-                 verbose=0):
+                 verbose=0, fixed=None):
   """Kept counts for `tps.prune(target_latency=...)`, and the LatencyModel.
 
   Args:
@@ -837,6 +849,8 @@ def plan_latency(model, graph, planner, target, latency, round_to, scope,
     scope: must be 'global' (the allocation weighs every group's cuts
       against each other).
     verbose: 1 shows a progress bar while measuring.
+    fixed: optional {group_id: kept count} left as they are (see
+      `search_latency`).
 
   Raises:
     TypeError: `latency` is not a LatencyModel.
@@ -853,7 +867,7 @@ def plan_latency(model, graph, planner, target, latency, round_to, scope,
     raise TypeError("`latency` must be a tps.latency.LatencyModel, got "
                     f"{type(latency).__name__}")
   latency.check(model, graph)
-  return search_latency(planner, latency, target, round_to), latency
+  return search_latency(planner, latency, target, round_to, fixed), latency
 
 
 def report_fields(model, slim, latency, counts):

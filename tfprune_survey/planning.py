@@ -146,7 +146,8 @@ def check_plan_args(*, ratio=None, target_macs=None, ratios=None,
     min_channels: int >= 1. Defaults to 1.
     ignore: a layer name or a sequence of layer names. Defaults to ().
     target: 'one' (exactly one of `ratio`, `target_macs`, `ratios` and
-      `target_latency` is given; `tps.prune`), 'target_macs' (`target_macs` is required and the
+      `target_latency` is given, or `ratios` with `target_latency`;
+      `tps.prune`), 'target_macs' (`target_macs` is required and the
       others are not taken; `tps.iterative_prune`) or 'none' (no target is
       taken; training-time pruning, whose target is its schedule).
     target_latency: fraction of the measured latency to remove, in (0, 1)
@@ -165,11 +166,13 @@ def check_plan_args(*, ratio=None, target_macs=None, ratios=None,
   given = [n for n, v in (("ratio", ratio), ("target_macs", target_macs),
                           ("ratios", ratios),
                           ("target_latency", target_latency)) if v is not None]
-  if target == "one" and len(given) != 1:
+  if target == "one" and len(given) != 1 and given != ["ratios",
+                                                       "target_latency"]:
     raise ValueError("give exactly one of `ratio` (fraction of channels), "
                      "`target_macs` (fraction of MACs to remove), `ratios` "
                      "({group_id: fraction}) and `target_latency` (fraction "
-                     f"of measured latency to remove); got {given or 'none'}")
+                     "of measured latency to remove), or `ratios` with "
+                     f"`target_latency`; got {given or 'none'}")
   if target == "target_macs":
     if target_macs is None:
       raise ValueError("`target_macs` (fraction of MACs to remove, in "

@@ -101,7 +101,11 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     ratios: {group_id: fraction of that group's channels to remove}, e.g.
       from `tps.ratios_from_sensitivity`; groups not named keep all their
       channels. Exactly one of `ratio`, `target_macs`, `ratios` and
-      `target_latency` is given.
+      `target_latency` is given, or `ratios` with `target_latency`: then
+      the named groups lose exactly their fractions (as Torch-Pruning's
+      per-layer ratios do beside a global target), their cuts count
+      towards the latency goal, and the other groups are allocated by
+      latency.
     target_latency: fraction of the model's measured float TFLite latency
       to remove, in (0, 1), as NetAdapt (Yang et al. 2018) and HALP (Shen
       et al. 2022) do: channels go where the criterion's score lost per
@@ -146,7 +150,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     ValueError: for a value out of range (a ratio outside [0, 1), a
       target_macs or target_latency outside (0, 1), round_to or
       min_channels below 1), not exactly one of ratio, target_macs, ratios
-      and target_latency, an unknown scope, layer,
+      and target_latency (or ratios with target_latency), an unknown scope,
+      layer,
       group or criterion, missing data, data whose input shape or labels do
       not fit the model, scores that are not finite (NaN or inf in the data
       or the weights), or an unreachable target (the message gives the
@@ -208,12 +213,15 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
         raise ValueError(f"`ratios` names group {gid!r}, which {why}")
   planner = planning.Planner(graph, scores, args.round_to, args.min_channels)
   macs_before = count_macs(model)
-  if ratios is not None:
-    counts = planner.counts_per_group(ratios)
-  elif target_latency is not None:
+  if target_latency is not None:
+    fixed = None if ratios is None else {
+        gid: n for gid, n in planner.counts_per_group(ratios).items()
+        if gid in ratios}
     counts, latency = latency_lib.plan_latency(
         model, graph, planner, args.target_latency, latency, round_to,
-        scope, verbose)
+        scope, verbose, fixed)
+  elif ratios is not None:
+    counts = planner.counts_per_group(ratios)
   elif ratio is not None:
     counts = (planner.counts_global(int(round(ratio * planner.total)))
               if scope == "global" else planner.counts_local(ratio))
