@@ -157,6 +157,8 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
       data_lib.check_inputs(model, value, name)
   run_finetune = make_finetune(finetune)
   crit = criteria_lib.get(criterion)
+  if mode == "global":
+    planning.check_local_only(crit, scope)
   macs0 = count_macs(model)
   history, visited = [], []
   current = model

@@ -363,6 +363,10 @@ def find_channel_ticket(model, data, *, rounds, prune_fraction=0.2,
   fw = frameworks.check_model(model, "model")
   rounds = _check_rounds(rounds)
   scope = _check_scope(scope, SCOPES)
+  from tfprune_survey import criteria as criteria_lib  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import planning  # pylint: disable=g-import-not-at-top
+  planning.check_local_only(criteria_lib.get(criterion),
+                            "local" if scope == "layer" else "global")
   _check_rewind(rewind)
   fraction = _check_fraction(prune_fraction, "global", None)
   trainer = _Trainer(fw, data, epochs, batch_size, optimizer, loss,

@@ -83,6 +83,19 @@ def check_scope(scope):
   return check_choice(scope, "scope", SCOPES)
 
 
+def check_local_only(criterion, scope):
+  """Raises ValueError for a within-group-only criterion ranked globally.
+
+  Args:
+    criterion: a `Criterion` (its `local_only` and `name`).
+    scope: the ranking scope asked for.
+  """
+  if getattr(criterion, "local_only", False) and scope == "global":
+    raise ValueError(f"criterion '{criterion.name}' ranks channels within "
+                     "each group only: pass scope='local' (or `ratios` to "
+                     "tps.prune), not scope='global'")
+
+
 def check_ratios(ratios, name="ratios"):
   """{group_id: fraction in [0, 1)} as a new dict of floats."""
   if not isinstance(ratios, collections.abc.Mapping):
@@ -391,4 +404,4 @@ def search_macs(planner, macs_model, macs_before, target, scope="global"):
 
 __all__ = ["PlanArgs", "Planner", "SCOPES", "check_choice", "check_fraction",
            "check_int", "check_names", "check_plan_args", "check_ratios",
-           "check_scope", "search_macs"]
+           "check_local_only", "check_scope", "search_macs"]

@@ -173,11 +173,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                                    "reduction": reduction})
   if recalibrate is not None:
     data_lib.check_inputs(model, recalibrate, "recalibrate")
-  if crit.local_only and scope == "global" and (
-      ratios is None):
-    raise ValueError(f"criterion '{crit.name}' ranks channels within each "
-                     "group only: pass scope='local' or `ratios`, not "
-                     "scope='global'")
+  if ratios is None:
+    planning.check_local_only(crit, scope)
   refit = check_reconstruct(reconstruct, data)
   graph = ChannelGraph(model)
   if ratios is not None:

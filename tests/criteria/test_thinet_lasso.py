@@ -144,6 +144,18 @@ def test_thinet_prunes_locally_and_refuses_global(framework):
     tps.prune(model, "thinet", data=x, ratio=0.2)
   with pytest.raises(ValueError, match="'thinet'"):
     tps.score(model, "thinet")
+  # Every entry point that ranks across groups refuses it the same way,
+  # before any training.
+  local_only = "'thinet' ranks channels within each group only"
+  with pytest.raises(ValueError, match=local_only):
+    tps.prune_channels(model, "thinet", data=x)
+  with pytest.raises(ValueError, match=local_only):
+    tps.iterative_prune(model, "thinet", target_macs=0.3, data=x,
+                        finetune=lambda m: m)
+  with pytest.raises(ValueError, match=local_only):
+    tps.lottery.find_channel_ticket(model, (x, np.zeros(len(x), "int32")),
+                                    rounds=1, criterion="thinet")
+  tps.prune_channels(model, "thinet", data=x, scope="local")
   with pytest.raises(ValueError, match="positions_per_sample"):
     thinet_lib.ThiNet(positions_per_sample=0)
 

@@ -175,6 +175,7 @@ def _check_args(criterion, schedule, scope, round_to, min_channels):
   args = planning.check_plan_args(scope=scope, round_to=round_to,
                                   min_channels=min_channels, target="none")
   crit = criteria_lib.get(criterion)
+  planning.check_local_only(crit, args.scope)
   if schedule is None:
     schedule = default_schedule()
   if not schedules_lib.is_schedule(schedule):
