@@ -77,15 +77,53 @@ def test_allocation_by_hand(framework):
   # Goal 5 ms: cutting c1 to 8 saves 2 ms for 8 units of score (4/ms);
   # cutting c2 to 8 saves 0.5 ms for 8 (16/ms). c1 goes first and suffices.
   assert latency.search_latency(plan, lm, 2 / 7) == {"c1": 8, "c2": 16}
-  # Goal 4.6 ms: then c2. With round_to=1 its cut does not stop at 15..9,
-  # where the staircase is flat; it goes to 8, the first width that saves.
-  assert latency.search_latency(plan, lm, 0.343) == {"c1": 8, "c2": 8}
+  # Goal 6.5 ms: c1 at 8 and c2 at 8 both lose 8; c2 overshoots less. With
+  # round_to=1 c2's cut does not stop at 15..9, where the staircase is
+  # flat; it goes to 8, the first width that saves.
+  assert latency.search_latency(plan, lm, 0.5 / 7) == {"c1": 16, "c2": 8}
+  # Goal 4.6 ms: the staircase is not convex, so every group looks past its
+  # next step. c2 16 -> 4 alone (c2 = 4 * 2 / 4 = 2, out 0.5: 4.5 ms) loses
+  # 12; going step by step, c1 to 8 (4 per ms) then c2 to 8 (4.5 ms too)
+  # would lose 16.
+  assert latency.search_latency(plan, lm, 0.343) == {"c1": 16, "c2": 4}
   # Goal 3 ms: c2 on to 4 (c2 = 3 * 2 / 4 = 1.5 -> 1 + 1.5 + 0.5 = 3.0).
   assert latency.search_latency(plan, lm, 4 / 7) == {"c1": 8, "c2": 4}
   # With round_to='auto', c2 steps by 4 (its measured grid) and gets there
   # the same way.
   assert latency.search_latency(plan, lm, 4 / 7, "auto") == {"c1": 8,
                                                               "c2": 4}
+
+
+def test_allocation_looks_past_a_reaching_cut():
+  """Three groups, each setting one layer's output alone (fixed cost 0).
+
+  c1: 4 ms at 16 channels, 0 at 8 (one step). c2 and c3: 2 ms at 16, 1 at
+  12, 0 at 8; their 4 lowest channels score 0.2, the next 4 score 1.8.
+  Goal: 6 of the 8 ms. Every single cut that reaches it (c1, c2 or c3 to
+  8) loses 8; c2 and c3 to 12 each save 1 ms for 0.8 and reach it together
+  for 1.6. Ending on the first reaching cut would lose 8.
+  """
+  def layer(gid, widths, ms):
+    return dict(name=gid, in_axis=[], out_axis=[[gid, 16, 1]], in_full=3,
+                out_full=16, in_widths=[3], in_ms=[ms[-1]], out_widths=widths,
+                out_ms=ms, full_ms=ms[-1])
+  lm = latency.LatencyModel(
+      [layer("c1", [8, 16], [0.0, 4.0]),
+       layer("c2", [8, 12, 16], [0.0, 1.0, 2.0]),
+       layer("c3", [8, 12, 16], [0.0, 1.0, 2.0])], fixed_ms=0.0,
+      steps={"c1": 8, "c2": 4, "c3": 4})
+  keras = frameworks.get("keras3").keras
+  inp = keras.Input((8, 8, 3))
+  x = inp
+  for name in ("c1", "c2", "c3"):
+    x = keras.layers.Conv2D(16, 3, padding="same", name=name)(x)
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, keras.layers.Dense(2, name="out")(x))
+  cheap = np.concatenate([np.full(4, 0.2), np.full(4, 1.8), np.ones(8)])
+  plan = planning.Planner(tps.ChannelGraph(model),
+                          {"c1": np.ones(16), "c2": cheap, "c3": cheap})
+  assert latency.search_latency(plan, lm, 0.25) == {"c1": 16, "c2": 12,
+                                                     "c3": 12}
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -709,16 +709,25 @@ def search_latency(planner, latency_model, target, round_to="auto",
                    fixed=None):
   """Kept counts that remove `target` of the predicted latency, greedily.
 
-  As NetAdapt and HALP do: at each step every group proposes its next cut,
-  from its current width down to the next allowed width at which the
-  predicted latency falls (so a cut never stops on a flat stretch of the
-  staircase), removing its lowest-ranked channels; the cut with the least
-  score lost per millisecond saved is taken (the last cut, among those that
-  reach the goal, is the one losing the least score). Scores are the planner's
-  (normalised per group, as for global ranking). Steps repeat until the
-  prediction is at most (1 - target) x the unpruned prediction. As the last
-  cut may overshoot by a whole step, channels are then given back, most
-  score per millisecond first, while the prediction stays within the goal.
+  As NetAdapt and HALP do: at each step every group proposes a cut, from its
+  current width down to an allowed width at which the predicted latency
+  falls (so a cut never stops on a flat stretch of the staircase), removing
+  its lowest-ranked channels; the cut with the least score lost per
+  millisecond saved is taken. Scores are the planner's (normalised per
+  group, as for global ranking). A group proposes its best cut over every
+  step of its staircase below its width, not only the next one: a
+  staircase is not convex, and one step down may buy little where two buy
+  much (e.g. 48 -> 40 channels on the flat top of a 16-channel tile, where
+  48 -> 32 halves the layer). Steps repeat until the prediction is at most
+  (1 - target) x the unpruned prediction. As the last cut may overshoot by
+  a whole step, channels are then given back, most score per millisecond
+  first, while the prediction stays within the goal.
+
+  Two rules for reaching the goal are run, and the plan that keeps more
+  score wins (at equal score, the one closer to the goal): the search ends
+  on the reaching cut that loses the least score, or a reaching cut is
+  credited only with the time still needed, so that smaller cuts with a
+  better ratio may come first. Neither rule is always the better one.
 
   Groups in `fixed` keep the counts given there (e.g. `tps.prune`'s
   `ratios`): their cuts count towards the goal, and the search neither cuts
@@ -743,10 +752,10 @@ def search_latency(planner, latency_model, target, round_to="auto",
   """
   lm = latency_model
   fixed = dict(fixed or {})
-  allowed, lost = {}, {}
+  allowed, cands, lost = {}, {}, {}
   for g in planner.groups:
     if g.id in fixed:
-      allowed[g.id] = []
+      allowed[g.id] = cands[g.id] = []
       continue
     step = lm.step(g.id) if round_to == "auto" else int(round_to)
     floor = planner.min_keep[g.id]
@@ -755,6 +764,7 @@ def search_latency(planner, latency_model, target, round_to="auto",
     if floor not in widths and floor < g.size:
       widths = sorted(set(widths) | {min(g.size, -(-floor // step) * step)})
     allowed[g.id] = widths
+    cands[g.id] = _cut_candidates(widths, lm.step(g.id))
     s = np.asarray(planner.scores[g.id], np.float64)
     scale = np.abs(s).mean()
     s = np.sort(s / scale if scale > 0 else s)
@@ -763,6 +773,37 @@ def search_latency(planner, latency_model, target, round_to="auto",
   full = lm.predict_counts(counts)
   goal = (1.0 - target) * full
   counts.update(fixed)
+
+  def kept_score(c):
+    return -sum(lost[g.id][g.size - c[g.id]] for g in planner.groups
+                if g.id not in fixed)
+
+  plans = [_descend(planner, lm, dict(counts), goal, cands, allowed, lost,
+                    capped) for capped in (False, True)]
+  if any(p is None for p in plans):
+    now = lm.predict_counts(_descend(planner, lm, dict(counts), -1.0, cands,
+                                     allowed, lost, True, floor_only=True))
+    raise ValueError(
+        f"`target_latency`={target} is unreachable: with min_channels, "
+        f"round_to and ratios the largest predicted latency reduction is "
+        f"{1 - now / full:.3f}")
+  # The better of the two: most score kept, then the closer to the goal.
+  return max(plans, key=lambda c: (round(kept_score(c), 9),
+                                   lm.predict_counts(c)))
+
+
+def _descend(planner, lm, counts, goal, cands, allowed, lost, capped,
+             floor_only=False):
+  """One greedy descent of `search_latency` from `counts`; None if stuck.
+
+  Each step takes the cut with the least score lost per millisecond saved.
+  When a cut reaches the goal: with `capped` False the search ends on the
+  reaching cut that loses the least score; with `capped` True a cut is
+  credited only with the time still needed, so smaller cuts with a better
+  ratio may come first. Then channels are given back, most score per
+  millisecond first, while the prediction stays within the goal. With
+  `floor_only`, it cuts as far as it can and returns those counts.
+  """
   per_layer = lm.layer_ms(counts)
   now = lm.fixed_ms + sum(t - lm.fixed_ms for t in per_layer.values())
   while now > goal + 1e-12:
@@ -772,25 +813,22 @@ def search_latency(planner, latency_model, target, round_to="auto",
       if not touched:
         continue
       before = sum(per_layer[i] for i in touched)
-      for w in reversed([w for w in allowed[g.id] if w < counts[g.id]]):
+      for w in [w for w in cands[g.id] if w < counts[g.id]]:
         trial = dict(counts)
         trial[g.id] = w
         after = lm.layer_ms(trial, touched)
         saved = before - sum(after.values())
         if saved > 1e-9:
           score = (lost[g.id][g.size - w] - lost[g.id][g.size - counts[g.id]])
-          # A cut that reaches the goal ends the search: then the least
-          # score lost wins (and, at equal loss, the least overshoot).
-          key = ((0, score, saved) if now - saved <= goal + 1e-12 else
-                 (1, score / saved, 0))
+          if capped:
+            key = (score / min(saved, now - goal), saved)
+          else:
+            key = ((0, score, saved) if now - saved <= goal + 1e-12 else
+                   (1, score / saved, 0))
           if best is None or key < best[0]:
             best = (key, g.id, w, after, saved)
-          break
     if best is None:
-      raise ValueError(
-          f"`target_latency`={target} is unreachable: with min_channels, "
-          f"round_to and ratios the largest predicted latency reduction is "
-          f"{1 - now / full:.3f}")
+      return counts if floor_only else None
     _, gid, w, after, saved = best
     counts[gid] = w
     per_layer.update(after)
@@ -820,6 +858,30 @@ def search_latency(planner, latency_model, target, round_to="auto",
     counts[gid] = w
     per_layer.update(after)
     now += added
+
+
+def _cut_candidates(allowed, step, most=64):
+  """The widths a group's cut may stop at, widest first.
+
+  Within one stair of the measured grid (multiples of `step`) every width
+  costs the same predicted time, so only the widest allowed width at or
+  below each grid point can be the best cut to that stair; with no grid
+  (`step` 1, e.g. linear profile costs) at most `most` widths, evenly
+  spread, are tried.
+  """
+  allowed = sorted(allowed)
+  if step > 1:
+    picks = set()
+    for m in range(step, allowed[-1] + step, step):
+      below = [w for w in allowed if w <= m]
+      if below:
+        picks.add(below[-1])
+    picks.add(allowed[0])
+  elif len(allowed) > most:
+    picks = {allowed[int(i)] for i in np.linspace(0, len(allowed) - 1, most)}
+  else:
+    picks = set(allowed)
+  return sorted(picks, reverse=True)
 
 
 def check_round_to(round_to, target_latency):
