@@ -272,6 +272,45 @@ def test_zoo_nets_at_half_the_macs(framework, name):
   assert same_weights(before, weights_of(model))
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_grouped_convs_merge_within_blocks_exactly(framework):
+  """ResNeXt: channels cluster within each conv group, equally per group."""
+  model = zoo.resnext_small(input_shape=(8, 8, 3), widths=(16, 32),
+                            framework=framework)
+  graph = tps.ChannelGraph(model)
+  assert graph.group("s1b1_reduce").blocks == 8
+  per = 4  # 32 channels in 8 blocks, for both grouped groups of stage 1
+  # One duplicate in every block of the group conv's input and output; one
+  # more in block 0 only, which the other blocks cannot match.
+  model = copy_channels(model, {
+      "s1b1_reduce": [(b * per, b * per + 1) for b in range(8)] + [(2, 3)],
+      "s1b1_group_conv": [(b * per + 2, b * per + 3) for b in range(8)]})
+  before = weights_of(model)
+  result = tps.cluster_prune(model, threshold=1.0)
+  kept = {g: len(k) for g, k in result.keep.items()}
+  assert kept == {"s1b1_reduce": 24, "s1b1_group_conv": 24}
+  for gid in kept:   # every block keeps 3 and none of the copies
+    blocks = np.asarray(result.keep[gid]) // per
+    assert np.bincount(blocks, minlength=8).tolist() == [3] * 8
+  slim = result.model
+  assert slim.get_layer("s1b1_group_conv").groups == 8
+  x = inputs(8, (8, 8, 3))
+  assert outputs_diff(model, slim, x) <= 1e-5
+  # Without summing the grouped conv's input positions it is far off.
+  plain = tps.materialize(model, result.keep)
+  assert outputs_diff(model, plain, x) > 1e-3
+  assert same_weights(before, weights_of(model))
+  # Ratio and MACs cuts keep equal blocks too, and the model runs.
+  for kwargs in (dict(ratio=0.3), dict(target_macs=0.3, scope="global")):
+    r = tps.cluster_prune(model, **kwargs)
+    for gid in ("s1b1_reduce", "s1b1_group_conv", "s2b1_reduce"):
+      if gid in r.keep:
+        counts = np.bincount(np.asarray(r.keep[gid]) //
+                             (graph.group(gid).size // 8), minlength=8)
+        assert len(set(counts.tolist())) == 1, (kwargs, gid, counts)
+    assert np.isfinite(to_numpy(r.model(x, training=False))).all()
+
+
 # ---- merge='random' ------------------------------------------------------
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

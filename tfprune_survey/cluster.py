@@ -24,6 +24,7 @@ from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.pruner import PruneReport
 from tfprune_survey.pruner import PruneResult
 from tfprune_survey.strip.materialize import materialize
+from tfprune_survey.strip.surgery import grouped_weight
 
 METRICS = ("cosine", "euclidean", "correlation")
 LINKAGES = ("average", "complete", "single")
@@ -73,6 +74,13 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
   parameters differ is not exact even when their filters agree (a
   nonlinearity after different affine maps does not add up), and
   near-duplicates give an error that grows with their distance.
+
+  Grouped convolutions: a group read or written by a conv with `groups` > 1
+  (`ChannelGroup.blocks`) is clustered within each block (conv group), since
+  channels of different blocks meet different filters, and every block
+  merges the same number of channels, so the conv keeps its groups. With
+  `threshold`, each block merges as many as its worst block's dendrogram
+  allows under the cut.
 
   Args:
     model: a Sequential/Functional model of tf_keras or Keras 3. Not
@@ -162,12 +170,20 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
            _feature_distances(_weight_features(graph, ctx, g), metric))
       dists[g.id] = d
       scores[g.id] = _redundancy(d, metric)
-  trees = {gid: _linkage(d, linkage) for gid, d in dists.items()}
+  # Per group, one dendrogram per block: [(first channel, linkage), ...].
+  trees = {}
+  for g in groups:
+    per = g.size // g.blocks
+    trees[g.id] = [(b * per, _linkage(dists[g.id][b * per:(b + 1) * per,
+                                                  b * per:(b + 1) * per],
+                                      linkage))
+                   for b in range(g.blocks)]
 
   macs_before = count_macs(model)
   if cut is not None:
-    merges = {gid: int(np.count_nonzero(z[:, 2] <= cut + _CUT_TOLERANCE))
-              for gid, z in trees.items()}
+    merges = {gid: len(blocks) * min(
+        int(np.count_nonzero(z[:, 2] <= cut + _CUT_TOLERANCE))
+        for _, z in blocks) for gid, blocks in trees.items()}
   else:
     planner = _merge_planner(graph, trees)
     if args.ratio is not None:
@@ -182,8 +198,12 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
   rng = np.random.default_rng(seed)
   clusters, keep = {}, {}
   for g in groups:
-    labels = _flat_clusters(trees[g.id], g.size, merges.get(g.id, 0))
-    members = [np.flatnonzero(labels == lab) for lab in np.unique(labels)]
+    per_block = merges.get(g.id, 0) // g.blocks
+    members = []
+    for first, z in trees[g.id]:
+      labels = _flat_clusters(z, g.size // g.blocks, per_block)
+      members += [first + np.flatnonzero(labels == lab)
+                  for lab in np.unique(labels)]
     members.sort(key=lambda m: m[0])
     if len(members) == g.size:
       continue
@@ -423,15 +443,22 @@ def _merge_planner(graph, trees):
 
   Removing a channel of a group means applying its next merge: 'global'
   order takes merges by height across groups, 'local' interleaves them so
-  every group has merged about the same fraction at any point.
+  every group has merged about the same fraction at any point. A group of
+  several blocks merges in rounds, one merge per block, at the height of
+  the round's highest merge (the Planner keeps its counts multiples of the
+  block count).
   """
   planner = planning.Planner(
       graph, {gid: np.zeros(graph.group(gid).size) for gid in trees})
   order, local = [], []
   for gi, g in enumerate(planner.groups):
-    for i, height in enumerate(trees[g.id][:, 2]):
-      order.append((float(height), gi, i))
-      local.append(((i + 1) / g.size, gi, i))
+    blocks = trees[g.id]
+    heights = np.max([z[:, 2] for _, z in blocks], axis=0)
+    for i, height in enumerate(heights):
+      for b in range(len(blocks)):
+        order.append((float(height), gi, i * len(blocks) + b))
+        local.append(((i + 1) * len(blocks) / g.size, gi,
+                      i * len(blocks) + b))
   planner.order = sorted(order)
   planner.local_order = sorted(local)
   return planner
@@ -445,13 +472,17 @@ def _write_merged(graph, slim, clusters, keep, merge):
     return
   keep_of = graph.keep_resolver(keep)
   merged_roots = {graph.group(gid).root: gid for gid in clusters}
-  by_path = {}
+  by_path, grouped = {}, {}
   for sl in graph.weight_slices:
     by_path.setdefault(sl.path, []).append(sl)
+  for gs in graph.grouped_slices:
+    grouped.setdefault(gs.path, []).append(gs)
+    by_path.setdefault(gs.path, [])
   names_of = {c.path: c.names for c in graph.calls}
   for path, slices in by_path.items():
     if not any(graph.root_of(seg.var) in merged_roots
-               for sl in slices for seg in sl.layout.segments):
+               for sl in slices + grouped.get(path, [])
+               for seg in sl.layout.segments):
       continue
     layer = graph.layer(path)
     names = [frameworks.Framework.short_name(w) for w in layer.weights]
@@ -469,10 +500,49 @@ def _write_merged(graph, slim, clusters, keep, merge):
     for sl in slices:
       i = names.index(sl.weight)
       values[i] = np.take(values[i], sl.layout.indices(keep_of), axis=sl.axis)
+    for gs in grouped.get(path, ()):
+      i = names.index(gs.weight)
+      values[i] = grouped_weight(
+          _merge_grouped_inputs(values[i], gs, graph, clusters, merged_roots),
+          gs, keep_of, "slice")
     target = slim
     for name in names_of[path]:
       target = target.get_layer(name)
     target.set_weights(values)
+
+
+def _merge_grouped_inputs(value, gs, graph, clusters, merged_roots):
+  """A grouped conv's kernel whose kept inputs read their clusters' sum.
+
+  Every cluster lies in one block (conv group k): the representative's
+  in-group position, for group k's output channels, takes the sum of the
+  members' positions.
+  """
+  value = np.array(value, copy=True)
+  per_in = value.shape[gs.axis]
+  per_out = value.shape[gs.out_axis] // gs.groups
+  lay, base = gs.layout, 0
+  for seg in lay.segments:
+    gid = merged_roots.get(graph.root_of(seg.var))
+    if gid is not None:
+      for rep, members in clusters[gid]:
+        if len(members) < 2:
+          continue
+        for r in range(seg.repeat):
+          chans = base + np.asarray(members) * seg.repeat + r
+          k = int(chans[0] // per_in)
+          outs = np.arange(k * per_out, (k + 1) * per_out)
+          part = np.take(value, outs, axis=gs.out_axis)
+          src = np.take(part, chans - k * per_in, axis=gs.axis).sum(
+              gs.axis, keepdims=True)
+          index = [slice(None)] * value.ndim
+          index[gs.out_axis] = outs
+          index[gs.axis] = slice(int(base + rep * seg.repeat + r - k * per_in),
+                                 int(base + rep * seg.repeat + r - k * per_in)
+                                 + 1)
+          value[tuple(index)] = src
+    base += seg.width
+  return value
 
 
 def _merge_axis(value, sl, graph, clusters, merged_roots, how):
