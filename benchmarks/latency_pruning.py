@@ -10,16 +10,21 @@ Part 1, per model (ResNet-20 at 32x32 from `tps.zoo`, MobileNetV2 at 224 from
 * `l1` with `target_macs` set to the MACs the latency-aware model removed
   (equal MACs), round_to=1 and round_to=8: measured latency of each (target:
   the latency-aware model at least 8% faster);
-* the prediction error of every slim model.
+* the prediction error of every slim model;
+* a criterion-blind allocation that cuts where the predicted time saved
+  per MAC removed is largest (`ms_per_mac_greedy`), at the same MACs and
+  at half: how much faster than MACs-targeted pruning any allocation gets
+  at equal MACs on these tables.
 
 Every latency is float TFLite, batch 1, 1 thread, XNNPACK: the best of
 `--rounds` medians, the models timed in turn in each round so that a slow
 moment of the shared machine does not land on one model only.
 
 Part 2 (Fashion-MNIST; sklearn digits when absent): the demo's residual CNN
-trained briefly; `l1` to half the measured latency, and `l1` to the smallest
-MACs target whose measured latency is no slower, both fine-tuned on the same
-images: accuracy at equal measured latency.
+trained briefly; `l1` at several `target_latency` and several `target_macs`
+(round_to=8), all timed side by side and fine-tuned the same way: top-1
+against measured latency for both families, and each latency-targeted model
+against the MACs-targeted one nearest in measured latency.
 
 Run:  .venv/bin/python benchmarks/latency_pruning.py
 Writes benchmarks/results/latency_pruning.{json,md,png}.
@@ -60,6 +65,38 @@ def timed_side_by_side(models, rounds):
   for p in paths.values():
     os.remove(p)
   return best
+
+
+def ms_per_mac_greedy(planner, lm, macs_model, goal, floor=0.25):
+  """Kept counts at `goal` MACs, cutting where ms saved per MAC is largest.
+
+  Criterion-blind: each step takes, over all groups, the next step of the
+  group's measured grid (`lm.step`) whose predicted milliseconds saved per
+  MAC removed is largest (the last step, among those that reach `goal`,
+  the one closest to it); no group goes below `floor` of its width. It
+  shows how much faster than MACs-targeted pruning any allocation can be
+  at equal MACs on these tables, whatever it keeps.
+  """
+  counts = {g.id: g.size for g in planner.groups}
+  now_ms, now_macs = lm.predict_counts(counts), macs_model.macs(counts)
+  while now_macs > goal:
+    best = None
+    for g in planner.groups:
+      w = counts[g.id] - lm.step(g.id)
+      if w < max(1, floor * g.size):
+        continue
+      trial = {**counts, g.id: w}
+      t_ms, t_macs = lm.predict_counts(trial), macs_model.macs(trial)
+      if t_macs < now_macs:
+        # Among the cuts that reach the goal, the one closest to it.
+        key = ((0, goal - t_macs) if t_macs <= goal else
+               (1, -(now_ms - t_ms) / (now_macs - t_macs)))
+        if best is None or key < best[0]:
+          best = (key, g.id, w, t_ms, t_macs)
+    if best is None:
+      break
+    _, gid, counts[gid], now_ms, now_macs = best
+  return counts
 
 
 def build(name, keras, size):
@@ -119,6 +156,13 @@ def part1(name, size, args, cache_dir):
   t_half = min(sweep, key=lambda t: sweep[t][0])
   slim["latency-aware at MACs 0.5"] = tps.materialize(
       model, planner.keep_indices(sweep[t_half][1]), graph=graph)
+  # How much faster than MACs-targeted any allocation can be at equal MACs,
+  # by the tables: one that ignores the criterion and cuts where the
+  # predicted time saved per MAC removed is largest.
+  for tag, macs_goal in (("its MACs", 1 - equal), ("MACs 0.5", 0.5)):
+    slim[f"ms/MAC greedy, {tag}"] = tps.materialize(
+        model, planner.keep_indices(ms_per_mac_greedy(
+            planner, lm, macs_model, macs_goal * macs0)), graph=graph)
   ms = timed_side_by_side(slim, args.rounds)
   rows = []
   for n, m in slim.items():
@@ -142,6 +186,12 @@ def part1(name, size, args, cache_dir):
                            for k in by if k.startswith("MACs,")},
       "faster_than_macs_at_half": {
           k: by[k]["ms"] / by["latency-aware at MACs 0.5"]["ms"] - 1
+          for k in by if k.startswith("MACs 0.5")},
+      "greedy_faster_than_macs": {
+          k: by[k]["ms"] / by["ms/MAC greedy, its MACs"]["ms"] - 1
+          for k in by if k.startswith("MACs,")},
+      "greedy_faster_than_macs_at_half": {
+          k: by[k]["ms"] / by["ms/MAC greedy, MACs 0.5"]["ms"] - 1
           for k in by if k.startswith("MACs 0.5")},
       "target_for_half_macs": t_half,
       "staircase": {l.name: [l.out_widths, l.out_ms] for l in lm.layers[:8]
@@ -169,7 +219,7 @@ def part2(args, cache_dir):
   if len(xf) < args.ft_images:
     xf, yf = x[:args.ft_images], y[:args.ft_images]
   score, recal = (x[:1024], y[:1024]), x[:2048]
-  print(f"\n== accuracy at equal latency on {dataset} ==", flush=True)
+  print(f"\n== accuracy against measured latency on {dataset} ==", flush=True)
   base = zoo.residual_cnn(input_shape=x.shape[1:], width=args.width,
                           stem_pool=True)
   loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -179,39 +229,48 @@ def part2(args, cache_dir):
   base_acc = evaluate_accuracy(base, (xt, yt))
   lm = latency_lib.LatencyModel.measure(base, cache_dir=cache_dir,
                                         verbose=0)
-  cands = {"latency": tps.prune(base, "l1", data=score, recalibrate=recal,
-                                target_latency=args.target, latency=lm,
-                                round_to="auto")}
+  # Two families over a range of targets, every model timed side by side,
+  # fine-tuned the same way; compared where their measured latencies meet.
+  cands = {}
+  for t in args.latency_targets:
+    cands[f"latency {t}"] = tps.prune(base, "l1", data=score,
+                                      recalibrate=recal, target_latency=t,
+                                      latency=lm, round_to="auto")
   for t in args.macs_targets:
-    try:
-      cands[f"macs {t}"] = tps.prune(base, "l1", data=score, round_to=8,
-                                     recalibrate=recal, target_macs=t)
-    except ValueError:
-      pass
+    cands[f"macs {t}"] = tps.prune(base, "l1", data=score, round_to=8,
+                                   recalibrate=recal, target_macs=t)
   ms = timed_side_by_side({"original": base,
                            **{k: r.model for k, r in cands.items()}},
                           args.rounds)
-  # The smallest MACs target whose measured latency is no slower (2% slack
-  # for timing noise) than the latency-aware model's.
-  goal = ms["latency"] * 1.02
-  fits = [k for k in cands if k != "latency" and ms[k] <= goal]
-  chosen = fits[0] if fits else max((k for k in cands if k != "latency"),
-                                    key=lambda k: float(k.split()[1]))
   out = []
-  for k in ("latency", chosen):
-    slim = cands[k].model
+  for k, r in cands.items():
+    keras.utils.set_random_seed(1)
+    slim = r.model
     slim.compile(keras.optimizers.Adam(1e-3), loss)
     slim.fit(xf, yf, batch_size=128, epochs=1, verbose=0)
     tps.recalibrate_bn(slim, recal)
-    out.append({"variant": k, "top1": evaluate_accuracy(slim, (xt, yt)),
+    out.append({"variant": k, "family": k.split()[0],
+                "top1": evaluate_accuracy(slim, (xt, yt)),
                 "macs_fraction": tps.count_macs(slim) / tps.count_macs(base),
                 "latency_fraction": ms[k] / ms["original"], "ms": ms[k]})
     print(f"{k:12s} top-1 {out[-1]['top1']:.4f} MACs "
           f"x{out[-1]['macs_fraction']:.3f} latency "
           f"x{out[-1]['latency_fraction']:.3f}", flush=True)
+  # Each latency-targeted model against the MACs-targeted one nearest in
+  # measured latency.
+  macs_rows = [r for r in out if r["family"] == "macs"]
+  pairs = []
+  for r in out:
+    if r["family"] == "latency":
+      near = min(macs_rows, key=lambda m: abs(m["latency_fraction"] -
+                                              r["latency_fraction"]))
+      pairs.append({"latency": r["variant"], "macs": near["variant"],
+                    "latency_gap": near["latency_fraction"] -
+                                   r["latency_fraction"],
+                    "top1_gain": r["top1"] - near["top1"]})
   return {"dataset": dataset, "base_top1": base_acc, "rows": out,
-          "candidates_ms": ms, "train_images": len(xb),
-          "ft_images": len(xf), "epochs": args.epochs, "width": args.width}
+          "pairs": pairs, "train_images": len(xb), "ft_images": len(xf),
+          "epochs": args.epochs, "width": args.width}
 
 
 def _data(args):
@@ -233,25 +292,38 @@ def write(state, out, tag):
   lines += ["", "| model | tables measured in | one-layer files | reached "
             "(target 0.44-0.56) | latency-aware faster than MACs-targeted "
             "at its MACs (round_to=1 / 8) | at half the MACs (round_to=1 / "
-            "8; target_latency used) |", "|---|---:|---:|---:|---:|---:|"]
+            "8; target_latency used) | ms/MAC greedy faster than "
+            "MACs-targeted, at its MACs / at half (round_to=1 / 8) |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
   for s in state["summaries"]:
     f, h = s["faster_than_macs"], s["faster_than_macs_at_half"]
+    gf, gh = s["greedy_faster_than_macs"], s["greedy_faster_than_macs_at_half"]
     lines.append(f"| {s['model']} {s['size']} | {s['measure_seconds']:.0f} s "
                  f"| {s['one_layer_files']} | {s['reached']:.3f} | "
                  f"{f['MACs, round_to=1']:+.1%} / {f['MACs, round_to=8']:+.1%}"
                  f" | {h['MACs 0.5, round_to=1']:+.1%} / "
                  f"{h['MACs 0.5, round_to=8']:+.1%} "
-                 f"({s['target_for_half_macs']}) |")
+                 f"({s['target_for_half_macs']}) | "
+                 f"{gf['MACs, round_to=1']:+.1%} / "
+                 f"{gf['MACs, round_to=8']:+.1%}; "
+                 f"{gh['MACs 0.5, round_to=1']:+.1%} / "
+                 f"{gh['MACs 0.5, round_to=8']:+.1%} |")
   acc = state.get("accuracy")
   if acc:
-    lines += ["", f"Accuracy at equal measured latency ({acc['dataset']}, "
+    lines += ["", f"Accuracy against measured latency ({acc['dataset']}, "
               f"base top-1 {acc['base_top1']:.4f}; {acc['ft_images']:,} "
               "fine-tune images):", "",
               "| pruned to | top-1 | MACs (x orig) | latency (x orig) |",
               "|---|---:|---:|---:|"]
-    for r in acc["rows"]:
+    for r in sorted(acc["rows"], key=lambda r: r["latency_fraction"]):
       lines.append(f"| {r['variant']} | {r['top1']:.4f} | "
                    f"{r['macs_fraction']:.3f} | {r['latency_fraction']:.3f} |")
+    lines += ["", "| latency-targeted | nearest MACs-targeted by measured "
+              "latency | its latency minus ours | top-1 gain |",
+              "|---|---|---:|---:|"]
+    for p in acc["pairs"]:
+      lines.append(f"| {p['latency']} | {p['macs']} | "
+                   f"{p['latency_gap']:+.3f} | {p['top1_gain']:+.4f} |")
   with open(os.path.join(out, f"{tag}.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   plot(state, os.path.join(out, f"{tag}.png"))
@@ -263,8 +335,9 @@ def plot(state, path):
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   summaries = state["summaries"]
-  fig, axes = plt.subplots(1, 1 + len(summaries), figsize=(
-      4.5 * (1 + len(summaries)), 4.8))
+  acc = state.get("accuracy")
+  panels = 1 + len(summaries) + bool(acc)
+  fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 4.8))
   axes = np.atleast_1d(axes)
   stairs = summaries[-1]["staircase"]
   for name, (widths, ms) in list(stairs.items())[:5]:
@@ -287,6 +360,19 @@ def plot(state, path):
     ax.set_ylabel("fraction of the original")
     ax.set_title(f"{s['model']} {s['size']}")
     ax.legend(fontsize=7)
+  if acc:
+    ax = axes[-1]
+    for family, marker in (("latency", "o"), ("macs", "s")):
+      rows = sorted((r for r in acc["rows"] if r["family"] == family),
+                    key=lambda r: r["latency_fraction"])
+      ax.plot([r["latency_fraction"] for r in rows],
+              [r["top1"] for r in rows], marker=marker,
+              label=f"target_{family}" if family == "latency" else
+              "target_macs (round_to=8)")
+    ax.set_xlabel("measured latency (fraction of the original)")
+    ax.set_ylabel("top-1 after fine-tuning")
+    ax.set_title(f"{acc['dataset']}: accuracy against latency")
+    ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
@@ -303,7 +389,9 @@ def main(argv=None):
   parser.add_argument("--ft-images", type=int, default=10000)
   parser.add_argument("--epochs", type=int, default=1)
   parser.add_argument("--width", type=int, default=48)
-  parser.add_argument("--macs-targets", default="0.5,0.55,0.6,0.65,0.7,0.75")
+  parser.add_argument("--macs-targets", default="0.3,0.4,0.5,0.55,0.6,0.65,"
+                      "0.7,0.75")
+  parser.add_argument("--latency-targets", default="0.3,0.4,0.5,0.6")
   parser.add_argument("--fashion-dir", default=data_lib.FASHION_MNIST_DIR)
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   parser.add_argument("--tag", default="latency_pruning")
@@ -314,6 +402,7 @@ def main(argv=None):
                       help="read tables cached in --cache-dir")
   args = parser.parse_args(argv)
   args.macs_targets = [float(t) for t in args.macs_targets.split(",")]
+  args.latency_targets = [float(t) for t in args.latency_targets.split(",")]
   os.makedirs(args.out, exist_ok=True)
   cache = args.cache_dir or tempfile.mkdtemp(prefix="latency_cache_")
   state = {"command": "benchmarks/latency_pruning.py " + " ".join(
