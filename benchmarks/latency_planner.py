@@ -1,0 +1,149 @@
+"""The latency planner against an earlier version of itself: score kept.
+
+`tps.prune(target_latency=...)` keeps the most criterion score for the time
+it must remove (`tps.latency.search_latency`). This script plans, on the
+same per-layer tables and the same `l1` scores, with the current
+`search_latency` and with the one of an earlier commit (`--against`, read
+with `git show`), and reports for each target the score each plan loses
+(the sum of the removed channels' scores, each group's scores divided by
+their mean, as the planner counts them) and its predicted latency. Planning
+only: nothing is timed but the tables (cached in `--cache-dir`).
+
+Models: ResNet-20 at 32x32 and MobileNetV2 at 224 (Keras 3, weights=None,
+seed 0), and the demo's width-48 residual CNN at 28x28x1 (tf_keras).
+
+Run:  .venv/bin/python benchmarks/latency_planner.py --against 6f08e19
+Writes benchmarks/results/latency_planner.{json,md}.
+"""
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = ("resnet20", "mobilenetv2", "demo")
+
+
+def earlier_search(rev):
+  """`search_latency` of tfprune_survey/latency.py at git revision `rev`."""
+  text = subprocess.check_output(
+      ["git", "show", f"{rev}:tfprune_survey/latency.py"], cwd=HERE,
+      text=True)
+  path = os.path.join(tempfile.mkdtemp(prefix="latency_planner_"),
+                      "latency_earlier.py")
+  with open(path, "w") as f:
+    f.write(text)
+  spec = importlib.util.spec_from_file_location("latency_earlier", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.search_latency
+
+
+def build(name, size):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
+  if name == "demo":
+    keras = frameworks.get("tf_keras").keras
+    keras.utils.set_random_seed(0)
+    return zoo.residual_cnn(input_shape=(size, size, 1), width=48,
+                            stem_pool=True)
+  keras = frameworks.get("keras3").keras
+  keras.utils.set_random_seed(0)
+  if name == "resnet20":
+    return zoo.resnet_cifar(20, input_shape=(size, size, 3),
+                            framework="keras3")
+  if name == "resnet8":
+    return zoo.resnet_cifar(8, input_shape=(size, size, 3),
+                            framework="keras3")
+  return keras.applications.MobileNetV2(input_shape=(size, size, 3),
+                                        weights=None)
+
+
+def score_lost(planner, counts):
+  """The planner's measure of what a plan removes (normalised scores)."""
+  total = 0.0
+  for g in planner.groups:
+    s = np.asarray(planner.scores[g.id], np.float64)
+    scale = np.abs(s).mean()
+    s = np.sort(s / scale if scale > 0 else s)
+    total += float(s[:g.size - counts[g.id]].sum())
+  return total
+
+
+def main(argv=None):
+  import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import latency as latency_lib  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import planning  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--against", required=True,
+                      help="git revision of the earlier planner")
+  parser.add_argument("--models",
+                      default="resnet20:32,mobilenetv2:224,demo:28")
+  parser.add_argument("--targets", default="0.3,0.4,0.5,0.6")
+  parser.add_argument("--cache-dir", default=None,
+                      help="latency tables' folder (default: the usual "
+                      "cache)")
+  parser.add_argument("--out", default=os.path.join(HERE, "results"))
+  parser.add_argument("--tag", default="latency_planner")
+  args = parser.parse_args(argv)
+  t0, load = time.perf_counter(), os.getloadavg()
+  earlier = earlier_search(args.against)
+  targets = [float(t) for t in args.targets.split(",")]
+  rows = []
+  for spec in args.models.split(","):
+    name, size = spec.split(":")
+    model = build(name, int(size))
+    lm = latency_lib.LatencyModel.measure(model, cache_dir=args.cache_dir,
+                                          verbose=0)
+    graph = tps.ChannelGraph(model)
+    planner = planning.Planner(graph, tps.score(model, "l1", graph=graph))
+    full = lm.predict()
+    for t in targets:
+      for round_to in ("auto", 1):
+        row = {"model": name, "size": int(size), "target": t,
+               "round_to": round_to}
+        for tag, search in (("earlier", earlier),
+                            ("now", latency_lib.search_latency)):
+          try:
+            counts = search(planner, lm, t, round_to)
+          except ValueError:
+            row[f"{tag}_lost"] = row[f"{tag}_predicted"] = None
+            continue
+          row[f"{tag}_lost"] = score_lost(planner, counts)
+          row[f"{tag}_predicted"] = lm.predict_counts(counts) / full
+        if row["earlier_lost"] and row["now_lost"] is not None:
+          row["lost_change"] = row["now_lost"] / row["earlier_lost"] - 1
+        rows.append(row)
+        print(row, flush=True)
+  lines = [f"Planner at HEAD against `{args.against}`: normalised score "
+           "lost (lower is better) and predicted latency (x orig).", "",
+           "| model | target_latency | round_to | score lost, earlier | "
+           "score lost, now | change | predicted, earlier | predicted, "
+           "now |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+  for r in rows:
+    def f(v, fmt):
+      return "unreachable" if v is None else format(v, fmt)
+    lines.append(
+        f"| {r['model']} {r['size']} | {r['target']} | {r['round_to']} | "
+        f"{f(r['earlier_lost'], '.2f')} | {f(r['now_lost'], '.2f')} | "
+        f"{f(r.get('lost_change'), '+.1%')} | "
+        f"{f(r['earlier_predicted'], '.3f')} | "
+        f"{f(r['now_predicted'], '.3f')} |")
+  meta = common.run_meta("latency_planner.py", argv, t0, load,
+                         ("tensorflow", "keras", "ai-edge-litert"),
+                         against=args.against, targets=targets)
+  common.write_results(args.out, args.tag, meta, rows, "\n".join(lines))
+  return rows
+
+
+if __name__ == "__main__":
+  main()
