@@ -561,8 +561,11 @@ def main(argv=None):
                                    recipe(args, model_name, "sss"))
             chunks = list(zip(np.array_split(finetune[0], ROUNDS),
                               np.array_split(finetune[1], ROUNDS)))
+            rec["scope"] = LOCAL_ONLY.get(
+                criterion.split("+")[0].split("@")[0], "global")
             slim = tps.iterative_prune(
                 source, crit, data=score, target_macs=budget, rounds=ROUNDS,
+                scope=rec["scope"],
                 finetune=lambda m: fit(m, *chunks.pop(0), spec),
                 recalibrate=recal, verbose=0).model
           tps.recalibrate_bn(slim, recal)

@@ -25,9 +25,11 @@ def test_every_criterion_strips_to_the_wrapped_function(xy, framework,
   # except those with no in-graph form (e.g. obd), which take `data`.
   crit = tps.criteria.get(criterion)
   data = (x, y) if crit.requires_data and crit.stream_site is None else None
+  # A criterion that ranks within groups only (thinet) needs scope='local'.
+  scope = "local" if crit.local_only else "global"
   pm = compile_model(tps.prune_channels(
       base, criterion, tps.schedules.ConstantSparsity(0.5, 0, frequency=2),
-      data=data))
+      data=data, scope=scope))
   pm.fit(x, y, batch_size=16, epochs=1, verbose=0,
          callbacks=[tps.UpdateChannelPruningStep()])
   slim = tps.strip_channel_pruning(pm)
