@@ -34,10 +34,21 @@ MODELS = ("resnet20", "mobilenetv2", "demo")
 
 
 def earlier_search(rev):
-  """`search_latency` of tfprune_survey/latency.py at git revision `rev`."""
-  text = subprocess.check_output(
-      ["git", "show", f"{rev}:tfprune_survey/latency.py"], cwd=HERE,
-      text=True)
+  """`search_latency` at git revision `rev`.
+
+  Read from tfprune_survey/latency_planning.py, or from latency.py at
+  revisions before the planner had its own module.
+  """
+  for name in ("latency_planning.py", "latency.py"):
+    try:
+      text = subprocess.check_output(
+          ["git", "show", f"{rev}:tfprune_survey/{name}"], cwd=HERE,
+          text=True, stderr=subprocess.DEVNULL)
+      break
+    except subprocess.CalledProcessError:
+      continue
+  else:
+    raise ValueError(f"no planner found at revision {rev!r}")
   path = os.path.join(tempfile.mkdtemp(prefix="latency_planner_"),
                       "latency_earlier.py")
   with open(path, "w") as f:

@@ -160,7 +160,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     UnsupportedModelError: for a subclassed or unbuilt model.
   """
   frameworks.check_model(model)
-  from tfprune_survey import latency as latency_lib  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import latency_planning as latency_lib  # pylint: disable=g-import-not-at-top
   args = planning.check_plan_args(
       ratio=ratio, target_macs=target_macs, ratios=ratios, scope=scope,
       round_to=latency_lib.check_round_to(round_to, target_latency),

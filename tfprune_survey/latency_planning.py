@@ -1,0 +1,262 @@
+"""Planning for `tps.prune(target_latency=...)` on a `LatencyModel`.
+
+`search_latency` allocates the cuts (score lost per millisecond saved, as
+NetAdapt and HALP do), `plan_latency` checks the arguments and measures a
+LatencyModel when none is given, `report_fields` measures the slim model
+for the report. The tables themselves and how they are measured live in
+`tfprune_survey.latency`; they are re-exported there.
+"""
+
+import numpy as np
+
+def search_latency(planner, latency_model, target, round_to="auto",
+                   fixed=None):
+  """Kept counts that remove `target` of the predicted latency, greedily.
+
+  As NetAdapt and HALP do: at each step every group proposes a cut, from its
+  current width down to an allowed width at which the predicted latency
+  falls (so a cut never stops on a flat stretch of the staircase), removing
+  its lowest-ranked channels; the cut with the least score lost per
+  millisecond saved is taken. Scores are the planner's (normalised per
+  group, as for global ranking). A group proposes its best cut over every
+  step of its staircase below its width, not only the next one: a
+  staircase is not convex, and one step down may buy little where two buy
+  much (e.g. 48 -> 40 channels on the flat top of a 16-channel tile, where
+  48 -> 32 halves the layer). Steps repeat until the prediction is at most
+  (1 - target) x the unpruned prediction. As the last cut may overshoot by
+  a whole step, channels are then given back, most score per millisecond
+  first, while the prediction stays within the goal.
+
+  Two rules for reaching the goal are run, and the plan that keeps more
+  score wins (at equal score, the one closer to the goal): the search ends
+  on the reaching cut that loses the least score, or a reaching cut is
+  credited only with the time still needed, so that smaller cuts with a
+  better ratio may come first. Neither rule is always the better one.
+
+  Groups in `fixed` keep the counts given there (e.g. `tps.prune`'s
+  `ratios`): their cuts count towards the goal, and the search neither cuts
+  them further nor gives them channels back.
+
+  Args:
+    planner: a `tfprune_survey.planning.Planner` (its groups, scores and
+      `min_keep`).
+    latency_model: a `LatencyModel` of the same model.
+    target: fraction of the predicted latency to remove, in (0, 1).
+    round_to: 'auto' (widths on each group's measured grid, multiples of
+      `latency_model.step(gid)`) or an int (multiples of it).
+    fixed: optional {group_id: kept count} of groups the search leaves at
+      that count.
+
+  Returns:
+    {group_id: kept count}.
+
+  Raises:
+    ValueError: when `target` cannot be reached (the message gives the
+      largest reachable reduction).
+  """
+  lm = latency_model
+  fixed = dict(fixed or {})
+  allowed, cands, lost = {}, {}, {}
+  for g in planner.groups:
+    if g.id in fixed:
+      allowed[g.id] = cands[g.id] = []
+      continue
+    step = lm.step(g.id) if round_to == "auto" else int(round_to)
+    floor = planner.min_keep[g.id]
+    widths = sorted({w for w in range(step, g.size, step) if w >= floor} |
+                    {g.size})
+    if floor not in widths and floor < g.size:
+      widths = sorted(set(widths) | {min(g.size, -(-floor // step) * step)})
+    allowed[g.id] = widths
+    cands[g.id] = _cut_candidates(widths, lm.step(g.id))
+    s = np.asarray(planner.scores[g.id], np.float64)
+    scale = np.abs(s).mean()
+    s = np.sort(s / scale if scale > 0 else s)
+    lost[g.id] = np.concatenate([[0.0], np.cumsum(s)])
+  counts = {g.id: g.size for g in planner.groups}
+  full = lm.predict_counts(counts)
+  goal = (1.0 - target) * full
+  counts.update(fixed)
+
+  def kept_score(c):
+    return -sum(lost[g.id][g.size - c[g.id]] for g in planner.groups
+                if g.id not in fixed)
+
+  plans = [_descend(planner, lm, dict(counts), goal, cands, allowed, lost,
+                    capped) for capped in (False, True)]
+  if any(p is None for p in plans):
+    now = lm.predict_counts(_descend(planner, lm, dict(counts), -1.0, cands,
+                                     allowed, lost, True, floor_only=True))
+    raise ValueError(
+        f"`target_latency`={target} is unreachable: with min_channels, "
+        f"round_to and ratios the largest predicted latency reduction is "
+        f"{1 - now / full:.3f}")
+  # The better of the two: most score kept, then the closer to the goal.
+  return max(plans, key=lambda c: (round(kept_score(c), 9),
+                                   lm.predict_counts(c)))
+
+
+def _descend(planner, lm, counts, goal, cands, allowed, lost, capped,
+             floor_only=False):
+  """One greedy descent of `search_latency` from `counts`; None if stuck.
+
+  Each step takes the cut with the least score lost per millisecond saved.
+  When a cut reaches the goal: with `capped` False the search ends on the
+  reaching cut that loses the least score; with `capped` True a cut is
+  credited only with the time still needed, so smaller cuts with a better
+  ratio may come first. Then channels are given back, most score per
+  millisecond first, while the prediction stays within the goal. With
+  `floor_only`, it cuts as far as it can and returns those counts.
+  """
+  per_layer = lm.layer_ms(counts)
+  now = lm.fixed_ms + sum(t - lm.fixed_ms for t in per_layer.values())
+  while now > goal + 1e-12:
+    best = None
+    for g in planner.groups:
+      touched = lm.groups_layers(g.id)
+      if not touched:
+        continue
+      before = sum(per_layer[i] for i in touched)
+      for w in [w for w in cands[g.id] if w < counts[g.id]]:
+        trial = dict(counts)
+        trial[g.id] = w
+        after = lm.layer_ms(trial, touched)
+        saved = before - sum(after.values())
+        if saved > 1e-9:
+          score = (lost[g.id][g.size - w] - lost[g.id][g.size - counts[g.id]])
+          if capped:
+            key = (score / min(saved, now - goal), saved)
+          else:
+            key = ((0, score, saved) if now - saved <= goal + 1e-12 else
+                   (1, score / saved, 0))
+          if best is None or key < best[0]:
+            best = (key, g.id, w, after, saved)
+    if best is None:
+      return counts if floor_only else None
+    _, gid, w, after, saved = best
+    counts[gid] = w
+    per_layer.update(after)
+    now -= saved
+  # The last cut may overshoot by a whole step: give back the channels that
+  # still fit under the goal, most score per millisecond first (a width that
+  # costs nothing more is taken at once).
+  while True:
+    best = None
+    for g in planner.groups:
+      touched = lm.groups_layers(g.id)
+      before = sum(per_layer[i] for i in touched)
+      for w in [w for w in allowed[g.id] if w > counts[g.id]]:
+        trial = dict(counts)
+        trial[g.id] = w
+        after = lm.layer_ms(trial, touched)
+        added = sum(after.values()) - before
+        if now + added > goal + 1e-12:
+          continue
+        gain = lost[g.id][g.size - counts[g.id]] - lost[g.id][g.size - w]
+        ratio = gain / max(added, 1e-12)
+        if best is None or ratio > best[0]:
+          best = (ratio, g.id, w, after, added)
+    if best is None:
+      return counts
+    _, gid, w, after, added = best
+    counts[gid] = w
+    per_layer.update(after)
+    now += added
+
+
+def _cut_candidates(allowed, step, most=64):
+  """The widths a group's cut may stop at, widest first.
+
+  Within one stair of the measured grid (multiples of `step`) every width
+  costs the same predicted time, so only the widest allowed width at or
+  below each grid point can be the best cut to that stair; with no grid
+  (`step` 1, e.g. linear profile costs) at most `most` widths, evenly
+  spread, are tried.
+  """
+  allowed = sorted(allowed)
+  if step > 1:
+    picks = set()
+    for m in range(step, allowed[-1] + step, step):
+      below = [w for w in allowed if w <= m]
+      if below:
+        picks.add(below[-1])
+    picks.add(allowed[0])
+  elif len(allowed) > most:
+    picks = {allowed[int(i)] for i in np.linspace(0, len(allowed) - 1, most)}
+  else:
+    picks = set(allowed)
+  return sorted(picks, reverse=True)
+
+
+def check_round_to(round_to, target_latency):
+  """`round_to` for the planner: 1 for 'auto' (with `target_latency` only).
+
+  Raises:
+    ValueError: for 'auto' without `target_latency`.
+  """
+  if isinstance(round_to, str) and round_to == "auto":
+    if target_latency is None:
+      raise ValueError("`round_to`='auto' takes each group's step from the "
+                       "LatencyModel, so it needs `target_latency`; give an "
+                       "int otherwise")
+    return 1
+  return round_to
+
+
+def plan_latency(model, graph, planner, target, latency, round_to, scope,
+                 verbose=0, fixed=None):
+  """Kept counts for `tps.prune(target_latency=...)`, and the LatencyModel.
+
+  Args:
+    model, graph, planner: the model, its ChannelGraph, its Planner.
+    target: fraction of latency to remove, in (0, 1).
+    latency: a `LatencyModel` of `model`, or None (measured here, cached).
+    round_to: 'auto' or the int `round_to` of `tps.prune`.
+    scope: must be 'global' (the allocation weighs every group's cuts
+      against each other).
+    verbose: 1 shows a progress bar while measuring.
+    fixed: optional {group_id: kept count} left as they are (see
+      `search_latency`).
+
+  Raises:
+    TypeError: `latency` is not a LatencyModel.
+    ValueError: 'local' scope, a LatencyModel of another architecture, or
+      an unreachable target.
+  """
+  if scope != "global":
+    raise ValueError("`target_latency` allocates across groups by score lost "
+                     "per millisecond saved, so it needs scope='global', got "
+                     f"scope={scope!r}")
+  from tfprune_survey.latency import LatencyModel  # pylint: disable=g-import-not-at-top
+  if latency is None:
+    latency = LatencyModel.measure(model, verbose=verbose)
+  elif not isinstance(latency, LatencyModel):
+    raise TypeError("`latency` must be a tps.latency.LatencyModel, got "
+                    f"{type(latency).__name__}")
+  latency.check(model, graph)
+  return search_latency(planner, latency, target, round_to, fixed), latency
+
+
+def report_fields(model, slim, latency, counts):
+  """Latency figures for the PruneReport: measured before/after, predicted.
+
+  The two models are measured in turn, with the LatencyModel's threads and
+  delegate, so that their ratio is taken side by side.
+  """
+  from tfprune_survey.latency import DELEGATES  # pylint: disable=g-import-not-at-top
+  from tfprune_survey.latency import measure_ms  # pylint: disable=g-import-not-at-top
+  threads = int(latency.runtime.get("threads", 1))
+  delegate = latency.runtime.get("delegate", "xnnpack")
+  if delegate not in DELEGATES:
+    delegate = "xnnpack"
+  before = after = float("inf")
+  for _ in range(2):
+    before = min(before, measure_ms(model, threads=threads, delegate=delegate))
+    after = min(after, measure_ms(slim, threads=threads, delegate=delegate))
+  return {"latency_before_ms": before, "latency_after_ms": after,
+          "latency_predicted_ratio": (latency.predict_counts(counts) /
+                                      latency.predict_counts({}))}
+
+
+__all__ = ["check_round_to", "plan_latency", "report_fields",
+           "search_latency"]
