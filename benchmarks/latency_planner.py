@@ -60,23 +60,17 @@ def earlier_search(rev):
 
 
 def build(name, size):
+  """The demo's net (tf_keras), or a Keras 3 model of latency_pruning.py."""
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
   from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
+  import latency_pruning  # pylint: disable=g-import-not-at-top
+  framework = "tf_keras" if name == "demo" else "keras3"
+  keras = frameworks.get(framework).keras
+  keras.utils.set_random_seed(0)
   if name == "demo":
-    keras = frameworks.get("tf_keras").keras
-    keras.utils.set_random_seed(0)
     return zoo.residual_cnn(input_shape=(size, size, 1), width=48,
                             stem_pool=True)
-  keras = frameworks.get("keras3").keras
-  keras.utils.set_random_seed(0)
-  if name == "resnet20":
-    return zoo.resnet_cifar(20, input_shape=(size, size, 3),
-                            framework="keras3")
-  if name == "resnet8":
-    return zoo.resnet_cifar(8, input_shape=(size, size, 3),
-                            framework="keras3")
-  return keras.applications.MobileNetV2(input_shape=(size, size, 3),
-                                        weights=None)
+  return latency_pruning.build(name, keras, size)
 
 
 def score_lost(planner, counts):
