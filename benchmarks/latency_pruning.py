@@ -21,10 +21,11 @@ Every latency is float TFLite, batch 1, 1 thread, XNNPACK: the best of
 moment of the shared machine does not land on one model only.
 
 Part 2 (Fashion-MNIST; sklearn digits when absent): the demo's residual CNN
-trained briefly; `l1` at several `target_latency` and several `target_macs`
-(round_to=8), all timed side by side and fine-tuned the same way: top-1
-against measured latency for both families, and each latency-targeted model
-against the MACs-targeted one nearest in measured latency.
+trained briefly, once per seed (`--seeds`); `l1` at several `target_latency`
+and several `target_macs` (round_to=8), all timed side by side and
+fine-tuned the same way: top-1 against measured latency for both families,
+and each latency-targeted model against the MACs-targeted one nearest in
+measured latency.
 
 Run:  .venv/bin/python benchmarks/latency_pruning.py
 Writes benchmarks/results/latency_pruning.{json,md,png}.
@@ -208,9 +209,8 @@ def part1(name, size, args, cache_dir):
 
 
 def part2(args, cache_dir):
-  keras = frameworks.get("tf_keras").keras
+  """Accuracy against measured latency, one trained base per seed."""
   ((x, y), (xt, yt)), dataset, _ = _data(args)
-  keras.utils.set_random_seed(0)
   order = np.random.default_rng(0).permutation(len(x))
   x, y = x[order], y[order]
   xb, yb = x[:args.train_images], y[:args.train_images]
@@ -218,15 +218,35 @@ def part2(args, cache_dir):
   yf = y[args.train_images:args.train_images + args.ft_images]
   if len(xf) < args.ft_images:
     xf, yf = x[:args.ft_images], y[:args.ft_images]
-  score, recal = (x[:1024], y[:1024]), x[:2048]
   print(f"\n== accuracy against measured latency on {dataset} ==", flush=True)
+  rows, pairs, base_acc = [], [], []
+  for seed in args.seeds:
+    r, p, top1 = _part2_seed(seed, args, cache_dir, (xb, yb), (xf, yf),
+                             (xt, yt), x, y)
+    rows += r
+    pairs += p
+    base_acc.append(top1)
+  gains = [p["top1_gain"] for p in pairs]
+  return {"dataset": dataset, "base_top1": base_acc, "rows": rows,
+          "pairs": pairs, "seeds": list(args.seeds),
+          "pairs_won": sum(g > 0 for g in gains), "pairs_total": len(gains),
+          "mean_gain": float(np.mean(gains)) if gains else None,
+          "std_gain": float(np.std(gains)) if gains else None,
+          "train_images": len(xb), "ft_images": len(xf),
+          "epochs": args.epochs, "width": args.width}
+
+
+def _part2_seed(seed, args, cache_dir, train, finetune, test, x, y):
+  keras = frameworks.get("tf_keras").keras
+  keras.utils.set_random_seed(seed)
+  score, recal = (x[:1024], y[:1024]), x[:2048]
   base = zoo.residual_cnn(input_shape=x.shape[1:], width=args.width,
                           stem_pool=True)
   loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
   base.compile(keras.optimizers.Adam(2e-3), loss)
-  base.fit(xb, yb, batch_size=128, epochs=args.epochs, verbose=0)
+  base.fit(*train, batch_size=128, epochs=args.epochs, verbose=0)
   tps.recalibrate_bn(base, recal)
-  base_acc = evaluate_accuracy(base, (xt, yt))
+  base_acc = evaluate_accuracy(base, test)
   lm = latency_lib.LatencyModel.measure(base, cache_dir=cache_dir,
                                         verbose=0)
   # Two families over a range of targets, every model timed side by side,
@@ -244,16 +264,16 @@ def part2(args, cache_dir):
                           args.rounds)
   out = []
   for k, r in cands.items():
-    keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(seed + 1)
     slim = r.model
     slim.compile(keras.optimizers.Adam(1e-3), loss)
-    slim.fit(xf, yf, batch_size=128, epochs=1, verbose=0)
+    slim.fit(*finetune, batch_size=128, epochs=1, verbose=0)
     tps.recalibrate_bn(slim, recal)
-    out.append({"variant": k, "family": k.split()[0],
-                "top1": evaluate_accuracy(slim, (xt, yt)),
+    out.append({"seed": seed, "variant": k, "family": k.split()[0],
+                "top1": evaluate_accuracy(slim, test),
                 "macs_fraction": tps.count_macs(slim) / tps.count_macs(base),
                 "latency_fraction": ms[k] / ms["original"], "ms": ms[k]})
-    print(f"{k:12s} top-1 {out[-1]['top1']:.4f} MACs "
+    print(f"seed {seed} {k:12s} top-1 {out[-1]['top1']:.4f} MACs "
           f"x{out[-1]['macs_fraction']:.3f} latency "
           f"x{out[-1]['latency_fraction']:.3f}", flush=True)
   # Each latency-targeted model against the MACs-targeted one nearest in
@@ -264,13 +284,12 @@ def part2(args, cache_dir):
     if r["family"] == "latency":
       near = min(macs_rows, key=lambda m: abs(m["latency_fraction"] -
                                               r["latency_fraction"]))
-      pairs.append({"latency": r["variant"], "macs": near["variant"],
+      pairs.append({"seed": seed, "latency": r["variant"],
+                    "macs": near["variant"],
                     "latency_gap": near["latency_fraction"] -
                                    r["latency_fraction"],
                     "top1_gain": r["top1"] - near["top1"]})
-  return {"dataset": dataset, "base_top1": base_acc, "rows": out,
-          "pairs": pairs, "train_images": len(xb), "ft_images": len(xf),
-          "epochs": args.epochs, "width": args.width}
+  return out, pairs, base_acc
 
 
 def _data(args):
@@ -310,20 +329,28 @@ def write(state, out, tag):
                  f"{gh['MACs 0.5, round_to=8']:+.1%} |")
   acc = state.get("accuracy")
   if acc:
+    first = acc["seeds"][0]
+    bases = ", ".join(f"{b:.4f}" for b in acc["base_top1"])
     lines += ["", f"Accuracy against measured latency ({acc['dataset']}, "
-              f"base top-1 {acc['base_top1']:.4f}; {acc['ft_images']:,} "
-              "fine-tune images):", "",
+              f"seeds {acc['seeds']}, base top-1 {bases}; "
+              f"{acc['ft_images']:,} fine-tune images). Seed {first}:", "",
               "| pruned to | top-1 | MACs (x orig) | latency (x orig) |",
               "|---|---:|---:|---:|"]
-    for r in sorted(acc["rows"], key=lambda r: r["latency_fraction"]):
+    for r in sorted((r for r in acc["rows"] if r["seed"] == first),
+                    key=lambda r: r["latency_fraction"]):
       lines.append(f"| {r['variant']} | {r['top1']:.4f} | "
                    f"{r['macs_fraction']:.3f} | {r['latency_fraction']:.3f} |")
-    lines += ["", "| latency-targeted | nearest MACs-targeted by measured "
-              "latency | its latency minus ours | top-1 gain |",
-              "|---|---|---:|---:|"]
+    lines += ["", "| seed | latency-targeted | nearest MACs-targeted by "
+              "measured latency | its latency minus ours | top-1 gain |",
+              "|---:|---|---|---:|---:|"]
     for p in acc["pairs"]:
-      lines.append(f"| {p['latency']} | {p['macs']} | "
+      lines.append(f"| {p['seed']} | {p['latency']} | {p['macs']} | "
                    f"{p['latency_gap']:+.3f} | {p['top1_gain']:+.4f} |")
+    if acc["pairs_total"]:
+      lines += ["", f"Latency-targeted ahead in {acc['pairs_won']} of "
+                f"{acc['pairs_total']} pairs; top-1 gain "
+                f"{acc['mean_gain']:+.4f} +- {acc['std_gain']:.4f} (mean +- "
+                "std over pairs)."]
   with open(os.path.join(out, f"{tag}.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   plot(state, os.path.join(out, f"{tag}.png"))
@@ -363,7 +390,8 @@ def plot(state, path):
   if acc:
     ax = axes[-1]
     for family, marker in (("latency", "o"), ("macs", "s")):
-      rows = sorted((r for r in acc["rows"] if r["family"] == family),
+      rows = sorted((r for r in acc["rows"] if r["family"] == family and
+                     r["seed"] == acc["seeds"][0]),
                     key=lambda r: r["latency_fraction"])
       ax.plot([r["latency_fraction"] for r in rows],
               [r["top1"] for r in rows], marker=marker,
@@ -371,7 +399,8 @@ def plot(state, path):
               "target_macs (round_to=8)")
     ax.set_xlabel("measured latency (fraction of the original)")
     ax.set_ylabel("top-1 after fine-tuning")
-    ax.set_title(f"{acc['dataset']}: accuracy against latency")
+    ax.set_title(f"{acc['dataset']}: accuracy against latency, seed "
+                 f"{acc['seeds'][0]}")
     ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
@@ -392,6 +421,8 @@ def main(argv=None):
   parser.add_argument("--macs-targets", default="0.3,0.4,0.5,0.55,0.6,0.65,"
                       "0.7,0.75")
   parser.add_argument("--latency-targets", default="0.3,0.4,0.5,0.6")
+  parser.add_argument("--seeds", default="0,1,2",
+                      help="part 2: one trained base per seed")
   parser.add_argument("--fashion-dir", default=data_lib.FASHION_MNIST_DIR)
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
   parser.add_argument("--tag", default="latency_pruning")
@@ -403,6 +434,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   args.macs_targets = [float(t) for t in args.macs_targets.split(",")]
   args.latency_targets = [float(t) for t in args.latency_targets.split(",")]
+  args.seeds = [int(t) for t in args.seeds.split(",")]
   os.makedirs(args.out, exist_ok=True)
   cache = args.cache_dir or tempfile.mkdtemp(prefix="latency_cache_")
   state = {"command": "benchmarks/latency_pruning.py " + " ".join(

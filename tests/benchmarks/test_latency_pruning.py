@@ -11,7 +11,7 @@ def test_smoke_writes_rows_summaries_and_accuracy(tmp_path):
       "--models", "resnet8:16", "--target", "0.1", "--rounds", "1",
       "--fashion-dir", str(tmp_path / "absent"), "--train-images", "300",
       "--ft-images", "100", "--width", "16", "--macs-targets", "0.3,0.5",
-      "--latency-targets", "0.1,0.2",
+      "--latency-targets", "0.1,0.2", "--seeds", "0",
       "--out", str(tmp_path), "--tag", "t", "--verbose", "0"])
   variants = [r["variant"] for r in state["rows"]]
   assert variants == ["original", "latency-aware", "MACs, round_to=1",
@@ -47,6 +47,8 @@ def test_smoke_writes_rows_summaries_and_accuracy(tmp_path):
   # Each latency-targeted model is paired with the nearest MACs one.
   assert [p["latency"] for p in acc["pairs"]] == ["latency 0.1",
                                                   "latency 0.2"]
+  assert acc["pairs_total"] == 2 and 0 <= acc["pairs_won"] <= 2
+  assert all(r["seed"] == 0 for r in acc["rows"])
   rows = {r["variant"]: r for r in acc["rows"]}
   for p in acc["pairs"]:
     gap = abs(p["latency_gap"])
