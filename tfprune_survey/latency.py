@@ -28,8 +28,9 @@ resolution, so the planner never cuts channels that buy no predicted time.
 A model's latency is `f` plus every layer's time above `f`.
 
 Errors this choice makes (reported by `benchmarks/latency_pruning.py`): ops
-that are not measured (Add, pooling, padding, an unfused activation) are left
-out, and a layer alone runs with its weights and input in cache, so the sum
+that are not measured (Add, pooling, an unfused activation) are left out (zero
+padding before a conv is not timed either, since XNNPACK fuses it into the
+conv), and a layer alone runs with its weights and input in cache, so the sum
 of parts under-states the whole; the ratio pruned/unpruned, which is what
 `target_latency` uses, is much closer than the absolute figure.
 
