@@ -83,7 +83,9 @@ def ms_per_mac_greedy(planner, lm, macs_model, goal, floor=0.25):
   while now_macs > goal:
     best = None
     for g in planner.groups:
-      w = counts[g.id] - lm.step(g.id)
+      # The next point of the group's measured grid below its count.
+      step = lm.step(g.id)
+      w = (counts[g.id] - 1) // step * step
       if w < max(1, floor * g.size):
         continue
       trial = {**counts, g.id: w}
@@ -95,6 +97,8 @@ def ms_per_mac_greedy(planner, lm, macs_model, goal, floor=0.25):
         if best is None or key < best[0]:
           best = (key, g.id, w, t_ms, t_macs)
     if best is None:
+      print(f"ms/MAC greedy: the floor stops it at {now_macs / 1e6:.1f}M "
+            f"MACs, above the goal of {goal / 1e6:.1f}M", flush=True)
       break
     _, gid, counts[gid], now_ms, now_macs = best
   return counts
@@ -252,13 +256,17 @@ def _part2_seed(seed, args, cache_dir, train, finetune, test, x, y):
   # Two families over a range of targets, every model timed side by side,
   # fine-tuned the same way; compared where their measured latencies meet.
   cands = {}
-  for t in args.latency_targets:
-    cands[f"latency {t}"] = tps.prune(base, "l1", data=score,
-                                      recalibrate=recal, target_latency=t,
-                                      latency=lm, round_to="auto")
-  for t in args.macs_targets:
-    cands[f"macs {t}"] = tps.prune(base, "l1", data=score, round_to=8,
-                                   recalibrate=recal, target_macs=t)
+  targets = ([("latency", t, dict(target_latency=t, latency=lm,
+                                  round_to="auto"))
+              for t in args.latency_targets] +
+             [("macs", t, dict(target_macs=t, round_to=8))
+              for t in args.macs_targets])
+  for family, t, kwargs in targets:
+    try:
+      cands[f"{family} {t}"] = tps.prune(base, "l1", data=score,
+                                         recalibrate=recal, **kwargs)
+    except ValueError as e:   # an unreachable target: say so, go on
+      print(f"seed {seed}: {family} {t} skipped: {e}", flush=True)
   ms = timed_side_by_side({"original": base,
                            **{k: r.model for k, r in cands.items()}},
                           args.rounds)
@@ -281,7 +289,7 @@ def _part2_seed(seed, args, cache_dir, train, finetune, test, x, y):
   macs_rows = [r for r in out if r["family"] == "macs"]
   pairs = []
   for r in out:
-    if r["family"] == "latency":
+    if r["family"] == "latency" and macs_rows:
       near = min(macs_rows, key=lambda m: abs(m["latency_fraction"] -
                                               r["latency_fraction"]))
       pairs.append({"seed": seed, "latency": r["variant"],

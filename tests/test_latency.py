@@ -126,6 +126,41 @@ def test_allocation_looks_past_a_reaching_cut():
                                                      "c3": 12}
 
 
+def test_grouped_conv_groups_keep_whole_blocks():
+  """A conv read by a grouped conv (groups=4): its counts are multiples of 4.
+
+  Its table is linear at every width (1/16 ms per channel, step 1), so the
+  staircase alone would stop at 11 for a 0.3 cut; 11 is not a whole number
+  of blocks, and the model built would keep 12, missing the goal.
+  """
+  keras = frameworks.get("keras3").keras
+  L = keras.layers
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(16, 3, padding="same", name="a")(inp)
+  x = L.Conv2D(16, 3, padding="same", groups=4, name="g")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(3, name="out")(x))
+  graph = tps.ChannelGraph(model)
+  assert graph.group("a").blocks == 4
+  widths = list(range(1, 17))
+  lm = latency.LatencyModel([dict(
+      name="a", in_axis=[], out_axis=[["a", 16, 1]], in_full=3, out_full=16,
+      in_widths=[3], in_ms=[1.0], out_widths=widths,
+      out_ms=[w / 16 for w in widths], full_ms=1.0)], fixed_ms=0.0)
+  plan = planning.Planner(graph, {"a": np.arange(1.0, 17.0)})
+  for round_to in ("auto", 1, 2):
+    counts = latency.search_latency(plan, lm, 0.3, round_to)
+    assert counts["a"] % 4 == 0, (round_to, counts)
+    kept = {g: len(k) for g, k in plan.keep_indices(counts).items()}
+    assert kept == {"a": counts["a"]}
+    assert lm.predict_counts(kept) <= 0.7 + 1e-9
+  assert latency.search_latency(plan, lm, 0.3, "auto") == {"a": 8}
+  # round_to=3 with 4 blocks: multiples of 12, so at most 0.25 goes.
+  with pytest.raises(ValueError, match="largest predicted latency "
+                     "reduction is 0.250"):
+    latency.search_latency(plan, lm, 0.3, 3)
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_allocation_follows_scores_per_ms(framework):
   lm = fake_table()

@@ -7,6 +7,8 @@ for the report. The tables themselves and how they are measured live in
 `tfprune_survey.latency`; they are re-exported there.
 """
 
+import math
+
 import numpy as np
 
 def search_latency(planner, latency_model, target, round_to="auto",
@@ -27,11 +29,17 @@ def search_latency(planner, latency_model, target, round_to="auto",
   a whole step, channels are then given back, most score per millisecond
   first, while the prediction stays within the goal.
 
-  Two rules for reaching the goal are run, and the plan that keeps more
-  score wins (at equal score, the one closer to the goal): the search ends
-  on the reaching cut that loses the least score, or a reaching cut is
-  credited only with the time still needed, so that smaller cuts with a
-  better ratio may come first. Neither rule is always the better one.
+  Three descents are run, and the plan that keeps the most score wins (at
+  equal score, the one closest to the goal): one where each group offers
+  only its next stair, and two where it offers every stair, which differ
+  in the cut that reaches the goal (the search ends on the reaching cut
+  that loses the least score, or a reaching cut is credited only with the
+  time still needed, so that smaller cuts with a better ratio may come
+  first). None of the three is always the best; the first alone is the
+  planner before the look-ahead, so the result never keeps less score.
+
+  A group read or written by a grouped conv keeps multiples of its block
+  count (`planner.steps`), as `keep_indices` needs.
 
   Groups in `fixed` keep the counts given there (e.g. `tps.prune`'s
   `ratios`): their cuts count towards the goal, and the search neither cuts
@@ -62,6 +70,8 @@ def search_latency(planner, latency_model, target, round_to="auto",
       allowed[g.id] = cands[g.id] = []
       continue
     step = lm.step(g.id) if round_to == "auto" else int(round_to)
+    # A grouped conv's group keeps the same count in every block.
+    step = math.lcm(step, planner.steps.get(g.id, 1))
     floor = planner.min_keep[g.id]
     widths = sorted({w for w in range(step, g.size, step) if w >= floor} |
                     {g.size})
@@ -83,28 +93,36 @@ def search_latency(planner, latency_model, target, round_to="auto",
                 if g.id not in fixed)
 
   plans = [_descend(planner, lm, dict(counts), goal, cands, allowed, lost,
-                    capped) for capped in (False, True)]
+                    rule) for rule in RULES]
   if any(p is None for p in plans):
     now = lm.predict_counts(_descend(planner, lm, dict(counts), -1.0, cands,
-                                     allowed, lost, True, floor_only=True))
+                                     allowed, lost, "capped",
+                                     floor_only=True))
     raise ValueError(
         f"`target_latency`={target} is unreachable: with min_channels, "
         f"round_to and ratios the largest predicted latency reduction is "
         f"{1 - now / full:.3f}")
-  # The better of the two: most score kept, then the closer to the goal.
+  # The best of them: most score kept, then the closest to the goal.
   return max(plans, key=lambda c: (round(kept_score(c), 9),
                                    lm.predict_counts(c)))
 
 
-def _descend(planner, lm, counts, goal, cands, allowed, lost, capped,
+# The descents `search_latency` runs (see `_descend`).
+RULES = ("next", "reach", "capped")
+
+
+def _descend(planner, lm, counts, goal, cands, allowed, lost, rule,
              floor_only=False):
   """One greedy descent of `search_latency` from `counts`; None if stuck.
 
   Each step takes the cut with the least score lost per millisecond saved.
-  When a cut reaches the goal: with `capped` False the search ends on the
-  reaching cut that loses the least score; with `capped` True a cut is
-  credited only with the time still needed, so smaller cuts with a better
-  ratio may come first. Then channels are given back, most score per
+  With `rule` 'next', a group proposes only its next stair (the first
+  allowed width below its count at which the prediction falls) and a cut
+  that reaches the goal ends the search, the one losing the least score.
+  With 'reach' and 'capped' a group proposes each stair below its count (and
+  its next allowed width); 'reach' ends as 'next' does, 'capped' credits a
+  reaching cut only with the time still needed, so smaller cuts with a
+  better ratio may come first. Then channels are given back, most score per
   millisecond first, while the prediction stays within the goal. With
   `floor_only`, it cuts as far as it can and returns those counts.
   """
@@ -117,20 +135,28 @@ def _descend(planner, lm, counts, goal, cands, allowed, lost, capped,
       if not touched:
         continue
       before = sum(per_layer[i] for i in touched)
-      for w in [w for w in cands[g.id] if w < counts[g.id]]:
+      below = [w for w in allowed[g.id] if w < counts[g.id]]
+      if rule == "next":
+        widths = below[::-1]
+      else:
+        widths = sorted({w for w in cands[g.id] if w < counts[g.id]} |
+                        set(below[-1:]), reverse=True)
+      for w in widths:
         trial = dict(counts)
         trial[g.id] = w
         after = lm.layer_ms(trial, touched)
         saved = before - sum(after.values())
         if saved > 1e-9:
           score = (lost[g.id][g.size - w] - lost[g.id][g.size - counts[g.id]])
-          if capped:
+          if rule == "capped":
             key = (score / min(saved, now - goal), saved)
           else:
             key = ((0, score, saved) if now - saved <= goal + 1e-12 else
                    (1, score / saved, 0))
           if best is None or key < best[0]:
             best = (key, g.id, w, after, saved)
+          if rule == "next":
+            break
     if best is None:
       return counts if floor_only else None
     _, gid, w, after, saved = best

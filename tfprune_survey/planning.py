@@ -92,8 +92,9 @@ def check_local_only(criterion, scope):
   """
   if getattr(criterion, "local_only", False) and scope == "global":
     raise ValueError(f"criterion '{criterion.name}' ranks channels within "
-                     "each group only: pass scope='local' (or `ratios` to "
-                     "tps.prune), not scope='global'")
+                     "each group only: pass scope='local' (or `ratios` alone "
+                     "to tps.prune), not scope='global' (nor "
+                     "target_latency, which ranks across groups)")
 
 
 def check_ratios(ratios, name="ratios"):

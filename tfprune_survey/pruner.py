@@ -173,7 +173,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                                    "reduction": reduction})
   if recalibrate is not None:
     data_lib.check_inputs(model, recalibrate, "recalibrate")
-  if ratios is None:
+  if ratios is None or target_latency is not None:
+    # With target_latency the groups `ratios` leaves out are still weighed
+    # against each other.
     planning.check_local_only(crit, scope)
   refit = check_reconstruct(reconstruct, data)
   graph = ChannelGraph(model)

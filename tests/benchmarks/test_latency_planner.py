@@ -1,10 +1,17 @@
 """benchmarks/latency_planner.py end to end on tiny settings."""
 
 import json
+import os
+import shutil
 
+import pytest
+
+from tests.benchmarks import ROOT
 from tests.benchmarks import load_benchmark
 
 
+@pytest.mark.skipif(shutil.which("git") is None or not os.path.exists(
+    os.path.join(ROOT, ".git")), reason="reads the planner with git show")
 def test_smoke_compares_the_planner_with_a_revision(tmp_path):
   harness = load_benchmark("latency_planner")
   rows = harness.main([

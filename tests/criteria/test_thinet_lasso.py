@@ -133,7 +133,7 @@ def test_thinet_removal_order_on_a_gram():
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_thinet_prunes_locally_and_refuses_global(framework):
+def test_thinet_prunes_locally_and_refuses_global(framework, tmp_path):
   model, *_ = _model(framework, "conv")
   x = _data()
   result = tps.prune(model, "thinet", data=x, ratio=0.2, scope="local")
@@ -156,6 +156,12 @@ def test_thinet_prunes_locally_and_refuses_global(framework):
     tps.lottery.find_channel_ticket(model, (x, np.zeros(len(x), "int32")),
                                     rounds=1, criterion="thinet")
   tps.prune_channels(model, "thinet", data=x, scope="local")
+  # target_latency weighs groups against each other, with `ratios` too.
+  lm = tps.latency.LatencyModel.measure(model, cache_dir=str(tmp_path),
+                                        verbose=0)
+  with pytest.raises(ValueError, match=local_only):
+    tps.prune(model, "thinet", data=x, target_latency=0.2, latency=lm,
+              ratios={"c1": 0.2})
   with pytest.raises(ValueError, match="positions_per_sample"):
     thinet_lib.ThiNet(positions_per_sample=0)
 
