@@ -10,7 +10,12 @@ their mean, as the planner counts them) and its predicted latency. Planning
 only: nothing is timed but the tables (cached in `--cache-dir`).
 
 Models: ResNet-20 at 32x32 and MobileNetV2 at 224 (Keras 3, weights=None,
-seed 0), and the demo's width-48 residual CNN at 28x28x1 (tf_keras).
+seed 0), and the demo's width-48 residual CNN at 28x28x1 (tf_keras). Then
+`--random-tables` synthetic cases: 5 groups of 16 to 64 channels, each
+setting one layer alone, whose measured staircase (every 8 channels) rises
+by random steps of 0, 0.1, 1 or 2 (so it is not convex), with gamma-
+distributed scores and a random target in (0.05, 0.8), planned with
+round_to 'auto' and 1: in how many cases each planner keeps more score.
 
 Run:  .venv/bin/python benchmarks/latency_planner.py --against 6f08e19
 Writes benchmarks/results/latency_planner.{json,md}.
@@ -84,6 +89,58 @@ def score_lost(planner, counts):
   return total
 
 
+def random_case(rng):
+  """(planner-like object, LatencyModel, target) of one synthetic case."""
+  import types  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import latency as latency_lib  # pylint: disable=g-import-not-at-top
+  groups, scores, layers, steps = [], {}, [], {}
+  for i in range(5):
+    size = int(rng.choice([16, 24, 32, 48, 64]))
+    gid = f"g{i}"
+    groups.append(types.SimpleNamespace(id=gid, size=size, blocks=1))
+    scores[gid] = rng.gamma(rng.uniform(0.3, 3.0), size=size)
+    widths = list(range(8, size, 8)) + [size]
+    ms = [float(v) for v in np.cumsum(
+        rng.choice([0.0, 0.1, 1.0, 2.0], size=len(widths))) + 0.01]
+    layers.append(dict(name=gid, in_axis=[], out_axis=[[gid, size, 1]],
+                       in_full=3, out_full=size, in_widths=[3],
+                       in_ms=[ms[-1]], out_widths=widths, out_ms=ms,
+                       full_ms=ms[-1]))
+    steps[gid] = 8
+  planner = types.SimpleNamespace(
+      groups=groups, scores=scores, min_keep={g.id: 1 for g in groups},
+      steps={})
+  return (planner, latency_lib.LatencyModel(layers, steps=steps),
+          float(rng.uniform(0.05, 0.8)))
+
+
+def random_tables(earlier, now, cases, seed=0):
+  """Counts of synthetic cases where `now` keeps more/equal/less score."""
+  rng = np.random.default_rng(seed)
+  tally = {"cases": 0, "now_keeps_more": 0, "equal": 0, "now_keeps_less": 0,
+           "unreachable": 0, "largest_gain": 0.0, "largest_loss": 0.0}
+  for _ in range(cases):
+    planner, lm, target = random_case(rng)
+    for round_to in ("auto", 1):
+      try:
+        a = score_lost(planner, earlier(planner, lm, target, round_to))
+        b = score_lost(planner, now(planner, lm, target, round_to))
+      except ValueError:
+        tally["unreachable"] += 1
+        continue
+      tally["cases"] += 1
+      change = b / a - 1 if a > 0 else 0.0
+      if b < a - 1e-9:
+        tally["now_keeps_more"] += 1
+        tally["largest_gain"] = min(tally["largest_gain"], change)
+      elif b > a + 1e-9:
+        tally["now_keeps_less"] += 1
+        tally["largest_loss"] = max(tally["largest_loss"], change)
+      else:
+        tally["equal"] += 1
+  return tally
+
+
 def main(argv=None):
   import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
   from tfprune_survey import latency as latency_lib  # pylint: disable=g-import-not-at-top
@@ -94,6 +151,8 @@ def main(argv=None):
   parser.add_argument("--models",
                       default="resnet20:32,mobilenetv2:224,demo:28")
   parser.add_argument("--targets", default="0.3,0.4,0.5,0.6")
+  parser.add_argument("--random-tables", type=int, default=300,
+                      help="synthetic cases (0: none)")
   parser.add_argument("--cache-dir", default=None,
                       help="latency tables' folder (default: the usual "
                       "cache)")
@@ -143,6 +202,17 @@ def main(argv=None):
         f"{f(r.get('lost_change'), '+.1%')} | "
         f"{f(r['earlier_predicted'], '.3f')} | "
         f"{f(r['now_predicted'], '.3f')} |")
+  if args.random_tables:
+    tally = random_tables(earlier, latency_lib.search_latency,
+                          args.random_tables)
+    lines += ["", f"{args.random_tables} synthetic cases x round_to 'auto' "
+              f"and 1: {tally['cases']} planned ({tally['unreachable']} "
+              f"unreachable); now keeps more score in "
+              f"{tally['now_keeps_more']} (up to "
+              f"{-tally['largest_gain']:.1%} less lost), the same in "
+              f"{tally['equal']}, less in {tally['now_keeps_less']} (up to "
+              f"{tally['largest_loss']:.1%} more lost)."]
+    rows.append({"random_tables": tally})
   meta = common.run_meta("latency_planner.py", argv, t0, load,
                          ("tensorflow", "keras", "ai-edge-litert"),
                          against=args.against, targets=targets)
