@@ -212,6 +212,36 @@ def write_results(out_dir, name, meta, rows, table):
   print(table)
 
 
+def save_state(path, state):
+  """Writes `state` as JSON to `path` atomically (a resumable run's file)."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(state, f, indent=1)
+  os.replace(tmp, path)
+
+
+def write_state_report(folder, tag, state, markdown, plot):
+  """Writes <tag>.json, <tag>.md and <tag>.png of a merged state; prints md.
+
+  Args:
+    folder: the results folder.
+    tag: the files' name without extension.
+    state: the run's state (JSON-able).
+    markdown: callable(state) -> the Markdown report.
+    plot: callable(state, png_path).
+
+  Returns:
+    `state`.
+  """
+  save_state(os.path.join(folder, tag + ".json"), state)
+  md = markdown(state)
+  with open(os.path.join(folder, tag + ".md"), "w") as f:
+    f.write(md + "\n")
+  plot(state, os.path.join(folder, tag + ".png"))
+  print(md)
+  return state
+
+
 def command(script, argv):
   """The command line that reproduces a run, e.g. for a result's meta.
 

@@ -45,6 +45,10 @@ from tfprune_survey._compat import keras
 from tfprune_survey.metrics import evaluate_accuracy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # imported by path (the smoke tests)
+  sys.path.insert(0, HERE)
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 MODELS = {"resnet20": "ResNet-20-style", "vgg": "VGG-style"}
 ORDERS = ("highest", "lowest")
 SLIMMING_L1 = 1e-4
@@ -232,14 +236,14 @@ def main(argv=None):
         rec["wall_s"] = time.perf_counter() - t1
         state["runs"].append(rec)
         done.add(run_key(rec))
-        _save(json_path, state)
+        common.save_state(json_path, state)
         name = criterion + (f" (seed {seed})" if seed is not None else "")
         print(f"{info['model']} {name} keep-{o} -{100 * ratio:.0f}%: "
               f"{rec['top1_noft']:.4f} without fine-tuning, "
               f"{rec['top1_ft']:.4f} after ({rec['wall_s']:.0f} s)",
               flush=True)
   state["wall_s"] = time.perf_counter() - t_all
-  _save(json_path, state)
+  common.save_state(json_path, state)
   md = markdown(state)
   with open(os.path.join(args.out, args.tag + ".md"), "w") as f:
     f.write(md + "\n")
@@ -265,20 +269,7 @@ def merge(folder, tags, tag):
     state["runs"] = [r for r in state["runs"] if r["model"] not in names]
     state["runs"] += [r for r in part["runs"] if r["model"] in names]
     state["scoring"] += part.get("scoring", [])
-  _save(os.path.join(folder, tag + ".json"), state)
-  md = markdown(state)
-  with open(os.path.join(folder, tag + ".md"), "w") as f:
-    f.write(md + "\n")
-  plot(state, os.path.join(folder, tag + ".png"))
-  print(md)
-  return state
-
-
-def _save(path, state):
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(state, f, indent=1)
-  os.replace(tmp, path)
+  return common.write_state_report(folder, tag, state, markdown, plot)
 
 
 # ---------------------------------------------------------------- reporting

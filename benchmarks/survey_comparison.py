@@ -100,6 +100,10 @@ from tfprune_survey._compat import keras
 from tfprune_survey.sensitivity import evaluate_accuracy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # imported by path (the smoke tests)
+  sys.path.insert(0, HERE)
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 SCHEDULES = ("oneshot", "iterative")
 ROUNDS = 3
 SSS_L1 = 1e-4
@@ -580,7 +584,7 @@ def main(argv=None):
                                   if rec["tflite_ms"] else None)
           rec["wall_s"] = time.perf_counter() - t0
           state["runs"].append(rec)
-          _save(json_path, state)
+          common.save_state(json_path, state)
           print(f"[{count}/{total}] {info['model']} {label(rec)} {schedule} "
                 f"-{100 * budget:.0f}% MACs: top-1 {rec['top1']:.4f} "
                 f"({rec['delta_top1']:+.2f}), MACs -"
@@ -588,7 +592,7 @@ def main(argv=None):
                 f"{_num(rec['latency_ratio'])}, {rec['wall_s']:.0f} s",
                 flush=True)
   state["wall_s"] = time.perf_counter() - t_all
-  _save(json_path, state)
+  common.save_state(json_path, state)
   md = markdown(state)
   with open(os.path.join(args.out, args.tag + ".md"), "w") as f:
     f.write(md + "\n")
@@ -630,13 +634,7 @@ def merge(folder, tags, tag):
     keys = {run_key(r) for r in part["runs"]}
     state["runs"] = [r for r in state["runs"] if run_key(r) not in keys]
     state["runs"] += part["runs"]
-  _save(os.path.join(folder, tag + ".json"), state)
-  md = markdown(state)
-  with open(os.path.join(folder, tag + ".md"), "w") as f:
-    f.write(md + "\n")
-  plot(state, os.path.join(folder, tag + ".png"))
-  print(md)
-  return state
+  return common.write_state_report(folder, tag, state, markdown, plot)
 
 
 def label(r):
@@ -650,13 +648,6 @@ def _num(v, fmt="{:.2f}"):
 
 def _ms(v):
   return _num(v, "{:.3f} ms")
-
-
-def _save(path, state):
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(state, f, indent=1)
-  os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- reporting
