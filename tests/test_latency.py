@@ -174,6 +174,30 @@ def test_allocation_follows_scores_per_ms(framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_weights_scale_a_groups_score(framework):
+  lm = fake_table()
+  _, _, plan = planner(framework)
+  # Goal 6.5 ms (see test_allocation_by_hand): unweighted, c1 and c2 to 8
+  # both lose 8 and c2 overshoots less. Weighted 2, c2's cut loses 16, so
+  # c1 goes; c1 weighted 0.5 loses 4 and goes first too.
+  assert latency.search_latency(plan, lm, 0.5 / 7) == {"c1": 16, "c2": 8}
+  for weights in ({"c2": 2.0}, {"c1": 0.5}):
+    assert latency.search_latency(plan, lm, 0.5 / 7,
+                                  weights=weights) == {"c1": 8, "c2": 16}
+  # Goal 5 ms: unweighted c1 to 8 (8 lost for 2 ms). c1 weighted 10 would
+  # lose 80; c2 to 4 saves 2.5 ms (c2 4 -> 2, `out` 1 -> 0.5) for 12.
+  assert latency.search_latency(plan, lm, 2 / 7) == {"c1": 8, "c2": 16}
+  assert latency.search_latency(plan, lm, 2 / 7,
+                                weights={"c1": 10}) == {"c1": 16, "c2": 4}
+  with pytest.raises(ValueError, match=r"not planned: \['c9'\]"):
+    latency.search_latency(plan, lm, 0.3, weights={"c9": 2.0})
+  for bad in (0, -1.0, float("nan"), "2", True):
+    with pytest.raises(ValueError, match=r"`weights\['c1'\]` must be a "
+                       "positive number"):
+      latency.search_latency(plan, lm, 0.3, weights={"c1": bad})
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_ratios_fix_their_groups_and_latency_allocates_the_rest(framework):
   lm = fake_table()
   _, _, plan = planner(framework)
