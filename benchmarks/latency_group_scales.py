@@ -47,8 +47,6 @@ import tfprune_survey as tps  # pylint: disable=g-import-not-at-top,wrong-import
 from tfprune_survey import data as data_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfprune_survey import latency as latency_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfprune_survey.metrics.accuracy import evaluate_accuracy  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfprune_survey.metrics.macs_model import MacsModel  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -144,17 +142,9 @@ def part2(args):
                                      y[n:n + args.ft_images])
   if len(finetune[0]) < args.ft_images:
     finetune = (x[:args.ft_images], y[:args.ft_images])
-  keras = frameworks.get("tf_keras").keras
-  rows = []
+  rows, recal = [], x[:2048]
   for seed in args.seeds:
-    keras.utils.set_random_seed(seed)
-    recal = x[:2048]
-    base = zoo.residual_cnn(input_shape=x.shape[1:], width=args.width,
-                            stem_pool=True)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    base.compile(keras.optimizers.Adam(2e-3), loss)
-    base.fit(*train, batch_size=128, epochs=1, verbose=0)
-    tps.recalibrate_bn(base, recal)
+    base = latency_pruning.train_base(seed, train, recal, args.width, 1)
     lm = latency_lib.LatencyModel.measure(base, cache_dir=args.cache_dir,
                                           verbose=0)
     graph = tps.ChannelGraph(base)
@@ -176,13 +166,10 @@ def part2(args):
                                             args.rounds)
     for k, slim in cands.items():
       tps.recalibrate_bn(slim, recal)
-      keras.utils.set_random_seed(seed + 1)
-      slim.compile(keras.optimizers.Adam(1e-3), loss)
-      slim.fit(*finetune, batch_size=128, epochs=1, verbose=0)
-      tps.recalibrate_bn(slim, recal)
       rows.append({"seed": seed, "variant": k,
                    "family": k.rsplit(" ", 1)[0],
-                   "top1": evaluate_accuracy(slim, (xt, yt)),
+                   "top1": latency_pruning.finetune_top1(
+                       slim, seed, finetune, recal, (xt, yt)),
                    "macs_fraction": tps.count_macs(slim) /
                                     tps.count_macs(base),
                    "latency_fraction": ms[k] / ms["original"]})

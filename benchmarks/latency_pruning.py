@@ -240,16 +240,35 @@ def part2(args, cache_dir):
           "epochs": args.epochs, "width": args.width}
 
 
-def _part2_seed(seed, args, cache_dir, train, finetune, test, x, y):
+def train_base(seed, train, recal, width, epochs):
+  """The demo's residual CNN (tf_keras) trained on `train` with `seed`."""
   keras = frameworks.get("tf_keras").keras
   keras.utils.set_random_seed(seed)
-  score, recal = (x[:1024], y[:1024]), x[:2048]
-  base = zoo.residual_cnn(input_shape=x.shape[1:], width=args.width,
+  base = zoo.residual_cnn(input_shape=train[0].shape[1:], width=width,
                           stem_pool=True)
-  loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-  base.compile(keras.optimizers.Adam(2e-3), loss)
-  base.fit(*train, batch_size=128, epochs=args.epochs, verbose=0)
+  base.compile(keras.optimizers.Adam(2e-3), _loss(keras))
+  base.fit(*train, batch_size=128, epochs=epochs, verbose=0)
   tps.recalibrate_bn(base, recal)
+  return base
+
+
+def finetune_top1(slim, seed, finetune, recal, test):
+  """Top-1 of `slim` after one epoch on `finetune`, BN re-estimated."""
+  keras = frameworks.get("tf_keras").keras
+  keras.utils.set_random_seed(seed + 1)
+  slim.compile(keras.optimizers.Adam(1e-3), _loss(keras))
+  slim.fit(*finetune, batch_size=128, epochs=1, verbose=0)
+  tps.recalibrate_bn(slim, recal)
+  return evaluate_accuracy(slim, test)
+
+
+def _loss(keras):
+  return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _part2_seed(seed, args, cache_dir, train, finetune, test, x, y):
+  score, recal = (x[:1024], y[:1024]), x[:2048]
+  base = train_base(seed, train, recal, args.width, args.epochs)
   base_acc = evaluate_accuracy(base, test)
   lm = latency_lib.LatencyModel.measure(base, cache_dir=cache_dir,
                                         verbose=0)
@@ -272,13 +291,9 @@ def _part2_seed(seed, args, cache_dir, train, finetune, test, x, y):
                           args.rounds)
   out = []
   for k, r in cands.items():
-    keras.utils.set_random_seed(seed + 1)
     slim = r.model
-    slim.compile(keras.optimizers.Adam(1e-3), loss)
-    slim.fit(*finetune, batch_size=128, epochs=1, verbose=0)
-    tps.recalibrate_bn(slim, recal)
     out.append({"seed": seed, "variant": k, "family": k.split()[0],
-                "top1": evaluate_accuracy(slim, test),
+                "top1": finetune_top1(slim, seed, finetune, recal, test),
                 "macs_fraction": tps.count_macs(slim) / tps.count_macs(base),
                 "latency_fraction": ms[k] / ms["original"], "ms": ms[k]})
     print(f"seed {seed} {k:12s} top-1 {out[-1]['top1']:.4f} MACs "
