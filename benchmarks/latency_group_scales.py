@@ -41,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+import latency_planner  # pylint: disable=g-import-not-at-top,wrong-import-position
 import latency_pruning  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import tfprune_survey as tps  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -71,16 +72,6 @@ def scale_weights(scale, planner, macs_model):
   raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
 
 
-def score_lost(planner, counts):
-  """Normalised score removed (each group's scores over their mean)."""
-  lost = 0.0
-  for g in planner.groups:
-    s = np.sort(np.asarray(planner.scores[g.id], np.float64))
-    scale = np.abs(s).mean()
-    lost += float(np.sum(s[:g.size - counts[g.id]]) / (scale or 1.0))
-  return lost
-
-
 def plan(model, graph, planner, lm, target, weights):
   """(kept counts, slim model) of `search_latency` with `weights`."""
   counts = latency_lib.search_latency(planner, lm, target, "auto",
@@ -105,7 +96,7 @@ def part1(name, size, args):
                         scale_weights(scale, planner, macs_model))
     kept = tps.count_macs(slim) / macs0
     plans[scale] = {"counts": counts, "macs_fraction": kept,
-                    "score_lost": score_lost(planner, counts),
+                    "score_lost": latency_planner.score_lost(planner, counts),
                     "predicted_fraction": lm.predict_counts(counts) /
                                           lm.predict()}
     models[scale] = slim
@@ -144,19 +135,21 @@ def part2(args):
     finetune = (x[:args.ft_images], y[:args.ft_images])
   rows, recal = [], x[:2048]
   for seed in args.seeds:
-    base = latency_pruning.train_base(seed, train, recal, args.width, 1)
+    base = latency_pruning.train_base(seed, train, recal, args.width,
+                                      args.epochs)
     lm = latency_lib.LatencyModel.measure(base, cache_dir=args.cache_dir,
                                           verbose=0)
     graph = tps.ChannelGraph(base)
     planner = tps.Planner(graph, tps.score(base, "l1", graph=graph))
     macs_model = MacsModel(base, graph)
-    cands = {}
+    cands, predicted = {}, {}
     for scale in args.scales:
       weights = scale_weights(scale, planner, macs_model)
       for t in args.latency_targets:
         try:
-          cands[f"{scale} {t}"] = plan(base, graph, planner, lm, t,
-                                       weights)[1]
+          counts, cands[f"{scale} {t}"] = plan(base, graph, planner, lm, t,
+                                               weights)
+          predicted[f"{scale} {t}"] = lm.predict_counts(counts) / lm.predict()
         except ValueError as e:   # an unreachable target: say so, go on
           print(f"seed {seed}: {scale} {t} skipped: {e}", flush=True)
     for t in args.macs_targets:
@@ -165,14 +158,14 @@ def part2(args):
     ms = latency_pruning.timed_side_by_side({"original": base, **cands},
                                             args.rounds)
     for k, slim in cands.items():
-      tps.recalibrate_bn(slim, recal)
       rows.append({"seed": seed, "variant": k,
                    "family": k.rsplit(" ", 1)[0],
                    "top1": latency_pruning.finetune_top1(
                        slim, seed, finetune, recal, (xt, yt)),
                    "macs_fraction": tps.count_macs(slim) /
                                     tps.count_macs(base),
-                   "latency_fraction": ms[k] / ms["original"]})
+                   "latency_fraction": ms[k] / ms["original"],
+                   "predicted_fraction": predicted.get(k)})
       print(rows[-1], flush=True)
   return {"dataset": dataset, "rows": rows, "seeds": list(args.seeds)}
 
@@ -196,13 +189,16 @@ def markdown(state):
     lines += ["", f"Top-1 after the same fine-tune ({acc['dataset']}), mean "
               f"over seeds {acc['seeds']} (min to max), against measured "
               "latency (x orig, mean):", "",
-              "| pruned with | target | latency | MACs kept | top-1 |",
-              "|---|---:|---:|---:|---:|"]
+              "| pruned with | target | latency | predicted | MACs kept | "
+              "top-1 |", "|---|---:|---:|---:|---:|---:|"]
     for variant, rs in _by_variant(acc["rows"]):
       top = [r["top1"] for r in rs]
+      pred = [r["predicted_fraction"] for r in rs
+              if r.get("predicted_fraction") is not None]
       lines.append(
           f"| {rs[0]['family']} | {variant.rsplit(' ', 1)[1]} | "
           f"{np.mean([r['latency_fraction'] for r in rs]):.3f} | "
+          f"{f'{np.mean(pred):.3f}' if pred else '-'} | "
           f"{np.mean([r['macs_fraction'] for r in rs]):.3f} | "
           f"{np.mean(top):.4f} ({min(top):.4f} to {max(top):.4f}) |")
   return "\n".join(lines)
@@ -252,6 +248,8 @@ def main(argv=None):
   parser.add_argument("--train-images", type=int, default=20000)
   parser.add_argument("--ft-images", type=int, default=10000)
   parser.add_argument("--width", type=int, default=48)
+  parser.add_argument("--epochs", type=int, default=1,
+                      help="part 2: the base's training epochs")
   parser.add_argument("--latency-targets", default="0.3,0.4,0.5,0.6")
   parser.add_argument("--macs-targets", default="0.3,0.4,0.5,0.55,0.6,0.65,"
                       "0.7")

@@ -191,7 +191,10 @@ def test_weights_scale_a_groups_score(framework):
                                 weights={"c1": 10}) == {"c1": 16, "c2": 4}
   with pytest.raises(ValueError, match=r"not planned: \['c9'\]"):
     latency.search_latency(plan, lm, 0.3, weights={"c9": 2.0})
-  for bad in (0, -1.0, float("nan"), "2", True):
+  with pytest.raises(ValueError, match=r"fixed .*does nothing: \['c2'\]"):
+    latency.search_latency(plan, lm, 0.3, fixed={"c2": 8},
+                           weights={"c1": 2.0, "c2": 2.0})
+  for bad in (0, -1.0, float("nan"), float("inf"), "2", True):
     with pytest.raises(ValueError, match=r"`weights\['c1'\]` must be a "
                        "positive number"):
       latency.search_latency(plan, lm, 0.3, weights={"c1": bad})

@@ -51,7 +51,8 @@ def search_latency(planner, latency_model, target, round_to="auto",
   `min_channels`, e.g. the residual streams that near-uniform scores send
   the planner to (they save the most time per channel), or a way to try
   other cross-group scales: HALP sums a coupled group's importance over its
-  layers (weights = producer counts).
+  layers (weights = producer counts). A weight scales what a cut loses, so
+  it cannot spare a group whose scores are all zero.
 
   Args:
     planner: a `tfprune_survey.planning.Planner` (its groups, scores and
@@ -63,7 +64,7 @@ def search_latency(planner, latency_model, target, round_to="auto",
     fixed: optional {group_id: kept count} of groups the search leaves at
       that count.
     weights: optional {group_id: factor > 0} on a group's normalised
-      scores (default 1).
+      scores (default 1); not for groups in `fixed`.
 
   Returns:
     {group_id: kept count}.
@@ -71,11 +72,11 @@ def search_latency(planner, latency_model, target, round_to="auto",
   Raises:
     ValueError: when `target` cannot be reached (the message gives the
       largest reachable reduction), or for a weight that names no planned
-      group or is not a positive number.
+      group or a group in `fixed`, or is not a positive number.
   """
   lm = latency_model
   fixed = dict(fixed or {})
-  weights = _check_weights(planner, weights)
+  weights = _check_weights(planner, weights, fixed)
   allowed, cands, lost = {}, {}, {}
   for g in planner.groups:
     if g.id in fixed:
@@ -119,7 +120,7 @@ def search_latency(planner, latency_model, target, round_to="auto",
                                    lm.predict_counts(c)))
 
 
-def _check_weights(planner, weights):
+def _check_weights(planner, weights, fixed):
   """{group_id: float factor}, or ValueError naming the bad entry."""
   weights = dict(weights or {})
   ids = {g.id for g in planner.groups}
@@ -127,6 +128,10 @@ def _check_weights(planner, weights):
   if unknown:
     raise ValueError(f"`weights` names groups that are not planned: "
                      f"{unknown}; planned groups: {sorted(ids)}")
+  both = sorted(set(weights) & set(fixed))
+  if both:
+    raise ValueError(f"`weights` names groups whose counts are fixed (e.g. "
+                     f"by `ratios`), where a weight does nothing: {both}")
   for gid, w in weights.items():
     if (isinstance(w, bool) or not isinstance(w, (int, float, np.number))
         or not np.isfinite(w) or w <= 0):

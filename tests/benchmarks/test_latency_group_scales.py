@@ -70,4 +70,7 @@ def test_smoke_writes_rows_and_accuracy(tmp_path):
   assert saved["rows"] == state["rows"]
   md = (tmp_path / "t.md").read_text()
   assert "| resnet8 16 | sum |" in md and "| MACs rt8 | 0.3 |" in md
+  by = {r["variant"]: r for r in acc["rows"]}
+  assert by["mean 0.1"]["predicted_fraction"] <= 0.9 + 1e-9
+  assert by["MACs rt8 0.3"]["predicted_fraction"] is None
   assert (tmp_path / "t.png").stat().st_size > 0
