@@ -11,9 +11,11 @@ sum_t P[t] @ W[t] + bias. `tps.reconstruct` fits W from such patches, and the
 
 Everything here streams: a batch's feature maps are read by a probe model of
 the model's own Keras, patches are gathered in numpy at a few seeded random
-positions per sample, and only small statistics are kept.
+positions per sample, and only small statistics are kept (`GramSum`: per
+group a C x C Gram, or the patches' second moments where that is cheaper).
 """
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -292,12 +294,51 @@ def contribution_gram(p, kernel, channels, index):
   return z @ z.T, rows * w.shape[-1]
 
 
-_TF_GRAM = []   # the TensorFlow Gram function, made on first use
+#: The most entries of a (C * taps)^2 second-moment matrix `GramSum` keeps.
+MOMENT_CAP = 1 << 24
 
 
-def _tf_gram():
-  """tf.function (p, w, index) -> the C x C Gram, traced once for all."""
-  if not _TF_GRAM:
+def uses_moments(taps, size, outputs):
+  """Whether `GramSum` sums the patches' second moments for this entry.
+
+  Per patch row, Z Zᵀ costs size² x outputs multiply-adds, the second
+  moments (size x taps)²: cheaper when taps² < outputs (e.g. every 1x1 conv
+  with more than one output), within `MOMENT_CAP`.
+  """
+  return taps * taps < outputs and (size * taps) ** 2 <= MOMENT_CAP
+
+
+def moment_gram(moments, w):
+  """The contributions' Gram from the patches' second moments.
+
+  Args:
+    moments: (C * taps, C * taps) sum over rows of the group's patch
+      entries' outer products, entries ordered (channel, tap).
+    w: (C, taps, outputs) kernel slices (see `_entry_kernel`).
+
+  Returns:
+    G[c, d] = sum_{t, u} moments[(c, t), (d, u)] * K[(c, t), (d, u)], with
+    K = sum_o w[c, t, o] w[d, u, o]: the same G as `contribution_gram`.
+  """
+  size, taps = w.shape[:2]
+  flat = np.asarray(w, np.float64).reshape(size * taps, -1)
+  prod = np.asarray(moments, np.float64) * (flat @ flat.T)
+  return prod.reshape(size, taps, size, taps).sum(axis=(1, 3))
+
+
+def _channel_taps(p, taps, index):
+  """(rows, C * taps) numpy entries of the group's channels, (c, t) order."""
+  rows = p.shape[0]
+  pc = p.reshape(rows, taps, -1)[:, :, index]
+  return pc.transpose(0, 2, 1).reshape(rows, -1).astype(np.float64)
+
+
+_TF_FNS = {}   # the TensorFlow functions, made on first use
+
+
+def _tf_fns():
+  """{'gram': (p, w, index) -> G, 'moments': (p, taps, index) -> S}."""
+  if not _TF_FNS:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     @tf.function(input_signature=[
@@ -309,49 +350,96 @@ def _tf_gram():
       p = tf.reshape(p, [tf.shape(p)[0], shape[1], -1])  # (rows, taps, ch)
       p = tf.transpose(tf.gather(p, index, axis=2), [2, 0, 1])
       z = tf.reshape(tf.matmul(p, w), [shape[0], -1])  # (C, rows * outputs)
-      return tf.matmul(z, z, transpose_b=True)
+      return tf.cast(tf.matmul(z, z, transpose_b=True), tf.float64)
 
-    _TF_GRAM.append(gram)
-  return _TF_GRAM[0]
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None], tf.float32),        # (rows, taps * ch)
+        tf.TensorSpec([], tf.int32),                    # taps
+        tf.TensorSpec([None], tf.int32)], autograph=False)
+    def moments(p, taps, index):
+      rows = tf.shape(p)[0]
+      p = tf.gather(tf.reshape(p, [rows, taps, -1]), index, axis=2)
+      p = tf.reshape(tf.transpose(p, [0, 2, 1]), [rows, -1])  # (c, t) order
+      return tf.cast(tf.matmul(p, p, transpose_a=True), tf.float64)
+
+    _TF_FNS.update(gram=gram, moments=moments)
+  return _TF_FNS
 
 
-def gram_function(model, kernel, columns):
-  """callable(p) -> [G] of `contribution_gram` for each of `columns`.
+_Entry = collections.namedtuple("_Entry",
+                                "channels index w taps moments")
 
-  On the TensorFlow backend the contributions Z (C, rows, outputs) and
-  their Gram are computed in one `tf.function` (traced once for every
-  consumer and number of rows), in float32: one batched matmul for Z, one
-  for ZZᵀ; only the small C x C results come back, as float64. On other
-  backends they are computed in numpy, in float64.
+
+class GramSum:
+  """Sums, over batches of patches, each group's contribution Gram.
+
+  For every (channels, index) of `columns`, G = sum over rows and outputs
+  of Z_c Z_d (see `contribution_gram`). Where it is cheaper
+  (`uses_moments`), the patches' second moments are summed instead and G
+  is formed from them and the kernel once, at `results`: the same G for
+  (size x taps)² instead of size² x outputs multiply-adds per row, which
+  for a 1x1 consumer is `outputs` times fewer. On the TensorFlow backend
+  each batch's products run in float32 in a `tf.function` (traced once for
+  all consumers) and are summed in float64; on other backends in numpy, in
+  float64.
 
   Args:
-    model: the model (its backend decides the path).
     kernel: (taps * channels, outputs) kernel of the consumer.
     columns: (channels, index) of each group read by the consumer (see
       `channel_columns`).
+    use_tf: whether to compute in TensorFlow (the model's backend is
+      TensorFlow) or in numpy.
   """
-  if frameworks.of(model).backend() != "tensorflow":
-    return lambda p: [contribution_gram(p, kernel, channels, index)[0]
-                      for channels, index in columns]
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  gram = _tf_gram()
-  args = [(tf.constant(_entry_kernel(kernel, channels, index), tf.float32),
-           tf.constant(np.asarray(index, np.int32)))
-          for channels, index in columns]
+  def __init__(self, kernel, columns, use_tf):
+    self.kernel = kernel
+    self.entries = []
+    for channels, index in columns:
+      taps = kernel.shape[0] // channels
+      self.entries.append(_Entry(
+          channels, np.asarray(index), _entry_kernel(kernel, channels, index),
+          taps, uses_moments(taps, len(index), kernel.shape[-1])))
+    self.sums = [0.0] * len(self.entries)
+    self._tf_args = None
+    if use_tf:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      self._tf_args = [(tf.constant(e.w, tf.float32),
+                        tf.constant(e.index.astype(np.int32)),
+                        tf.constant(e.taps, tf.int32)) for e in self.entries]
 
-  def run(p):
-    p = tf.constant(np.asarray(p, np.float32))
-    return [np.asarray(gram(p, w, index), np.float64) for w, index in args]
+  def add(self, p):
+    """Adds the (rows, taps * channels) patches `p` of one batch."""
+    if self._tf_args is not None:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      fns = _tf_fns()
+      p = tf.constant(np.asarray(p, np.float32))
+      parts = [fns["moments"](p, taps, index) if e.moments else
+               fns["gram"](p, w, index)
+               for e, (w, index, taps) in zip(self.entries, self._tf_args)]
+    else:
+      parts = []
+      for e in self.entries:
+        if e.moments:
+          flat = _channel_taps(np.asarray(p), e.taps, e.index)
+          parts.append(flat.T @ flat)
+        else:
+          parts.append(contribution_gram(p, self.kernel, e.channels,
+                                         e.index)[0])
+    self.sums = [total + part for total, part in zip(self.sums, parts)]
 
-  return run
+  def results(self):
+    """[G] (C x C, float64), one per entry of `columns`."""
+    return [moment_gram(np.asarray(total, np.float64), e.w) if e.moments
+            else np.asarray(total, np.float64)
+            for e, total in zip(self.entries, self.sums)]
 
 
 def group_grams(ctx, per_sample, seed):
   """{group_id: (G, equations)} of every scorable group, in one data pass.
 
-  G sums `contribution_gram` over the group's consumers (their equations
-  concatenated) at `per_sample` seeded random output positions per sample.
+  G sums `contribution_gram` (by `GramSum`) over the group's consumers
+  (their equations concatenated) at `per_sample` seeded random output
+  positions per sample.
   Consumers that are not top-level Conv1D/Conv2D/Dense layers called once
   are left out; a group with none is absent. Cached in `ctx.point_cache`.
 
@@ -389,12 +477,11 @@ def group_grams(ctx, per_sample, seed):
   order = list(readers)
   read = feature_reader(model, [
       input_tensor(model, p, readers[p][0].node_index) for p in order])
-  grams = {}    # consumer path -> callable(patches) -> [G] per entry
+  sums, rows = {}, dict.fromkeys(order, 0)   # consumer path -> GramSum
+  use_tf = frameworks.of(model).backend() == "tensorflow"
   for p in order:
-    kernel = kernel_matrix(model.get_layer(p))[0]
-    grams[p] = (gram_function(model, kernel,
-                              [e[1:] for e in readers[p][1]]),
-                kernel.shape[-1])
+    sums[p] = GramSum(kernel_matrix(model.get_layer(p))[0],
+                      [e[1:] for e in readers[p][1]], use_tf)
   rng = np.random.default_rng(seed)
   fw = frameworks.of(model)
   bar = fw.keras.utils.Progbar(ctx.steps, unit_name="batch") if (
@@ -406,14 +493,18 @@ def group_grams(ctx, per_sample, seed):
                                                            feat.shape),
                              per_sample)
       p = patches(consumer, feat, pos)
-      fn, outputs = grams[path]
-      n = p.shape[0] * outputs
-      for (gid, _, _), g in zip(entries, fn(p)):
-        if gid in out:
-          out[gid] = (out[gid][0] + g, out[gid][1] + n)
-        else:
-          out[gid] = (g, n)
+      sums[path].add(p)
+      rows[path] += p.shape[0]
     if bar is not None:
       bar.add(1)
+  for path in order:
+    n = rows[path] * sums[path].kernel.shape[-1]
+    if not n:
+      continue
+    for (gid, _, _), g in zip(readers[path][1], sums[path].results()):
+      if gid in out:
+        out[gid] = (out[gid][0] + g, out[gid][1] + n)
+      else:
+        out[gid] = (g, n)
   ctx.point_cache[key] = out
   return out

@@ -6,12 +6,16 @@ import tensorflow as tf
 from sklearn import linear_model
 
 import tfprune_survey as tps
+from tfprune_survey import consumer_patches as cp
 from tfprune_survey import frameworks
 from tfprune_survey.criteria import lasso as lasso_lib
 from tfprune_survey.criteria import thinet as thinet_lib
 
 FRAMEWORKS = ("tf_keras", "keras3")
 DEAD = 2   # the producer channel the consumer's weights ignore
+# A 3x3 conv and a Dense after Flatten (taps² >= outputs: the contributions'
+# Gram directly), and a 1x1 conv (1 < 4 outputs: from the second moments).
+CONSUMERS = ("conv", "dense", "pointwise")
 
 
 def _model(framework, consumer, seed=0):
@@ -24,6 +28,8 @@ def _model(framework, consumer, seed=0):
   if consumer == "conv":
     out = keras.layers.Conv2D(4, 3, strides=2, padding="same",
                               name="c2")(a)
+  elif consumer == "pointwise":
+    out = keras.layers.Conv2D(4, 1, name="c2")(a)
   else:
     out = keras.layers.Dense(4, name="c2")(keras.layers.Flatten()(a))
   model = keras.Model(inp, out)
@@ -32,7 +38,7 @@ def _model(framework, consumer, seed=0):
   model.get_layer("c1").set_weights([w1, b1])
   w2, b2 = [v.copy() for v in model.get_layer("c2").get_weights()]
   w2 = rng.normal(size=w2.shape).astype("float32")
-  if consumer == "conv":
+  if consumer in ("conv", "pointwise"):
     w2[:, :, DEAD, :] = 0.0
   else:
     w2.reshape(36, 5, 4)[:, DEAD, :] = 0.0
@@ -53,6 +59,8 @@ def _contributions(consumer, x, w1, b1, w2):
     only[..., c] = a[..., c]
     if consumer == "conv":
       z = tf.nn.conv2d(only, w2, 2, "SAME").numpy()
+    elif consumer == "pointwise":
+      z = tf.nn.conv2d(only, w2, 1, "VALID").numpy()
     else:
       z = only.reshape(len(a), -1) @ w2
     cols.append(z.reshape(-1).astype(np.float64))
@@ -76,7 +84,7 @@ def _data(seed=1):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("consumer", ("conv", "dense"))
+@pytest.mark.parametrize("consumer", CONSUMERS)
 def test_thinet_matches_the_greedy_reference(framework, consumer):
   model, w1, b1, w2 = _model(framework, consumer)
   x = _data()
@@ -89,7 +97,7 @@ def test_thinet_matches_the_greedy_reference(framework, consumer):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("consumer", ("conv", "dense"))
+@pytest.mark.parametrize("consumer", CONSUMERS)
 def test_lasso_matches_the_lars_reference(framework, consumer):
   model, w1, b1, w2 = _model(framework, consumer)
   x = _data()
@@ -170,3 +178,32 @@ def test_lasso_prunes_the_dead_channel_first():
   model, *_ = _model("keras3", "dense")
   result = tps.prune(model, "lasso", data=_data(), ratio=0.2)
   np.testing.assert_array_equal(result.keep["c1"], [0, 1, 3, 4])
+
+
+@pytest.mark.parametrize("use_tf", (True, False))
+@pytest.mark.parametrize("taps,outputs", ((1, 8), (9, 96), (9, 4), (4, 4)))
+def test_gram_sum_matches_the_contributions_gram(use_tf, taps, outputs):
+  """Both ways of summing the Gram over batches give contribution_gram's."""
+  rng = np.random.default_rng(taps * outputs)
+  channels, index = 5, np.array([4, 0, 2])
+  kernel = rng.normal(size=(taps * channels, outputs))
+  batches = [rng.normal(size=(n, taps * channels)) for n in (30, 1, 17)]
+  # Reference: every row's contributions Z_c = sum_t p[t, c] kernel[t, c].
+  k = kernel.reshape(taps, channels, outputs)
+  z = np.stack([np.einsum("rt,to->ro", np.concatenate(batches).reshape(
+      -1, taps, channels)[:, :, c], k[:, c]).ravel() for c in index])
+  want = z @ z.T
+  acc = cp.GramSum(kernel, [(channels, index)], use_tf)
+  assert acc.entries[0][4] == cp.uses_moments(taps, 3, outputs) == (
+      taps * taps < outputs)
+  for b in batches:
+    acc.add(b)
+  (got,) = acc.results()
+  np.testing.assert_allclose(got, want, rtol=1e-5 if use_tf else 1e-10,
+                             atol=1e-4 if use_tf else 1e-9)
+
+
+def test_second_moments_stay_within_their_cap():
+  assert cp.uses_moments(1, 4096, 8)          # 4096² entries: the cap
+  assert not cp.uses_moments(1, 4097, 8)      # beyond it
+  assert not cp.uses_moments(3, 10, 9)        # taps² = outputs: no gain
