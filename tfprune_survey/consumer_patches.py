@@ -488,7 +488,7 @@ def group_grams(ctx, per_sample, seed):
       ctx.verbose) else None
   for x in batches(ctx.data, None, ctx.steps):
     for path, feat in zip(order, read(x)):
-      consumer, entries = readers[path]
+      consumer = readers[path][0]
       pos = sample_positions(rng, len(x), output_positions(consumer,
                                                            feat.shape),
                              per_sample)
