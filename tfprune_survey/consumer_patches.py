@@ -12,7 +12,7 @@ sum_t P[t] @ W[t] + bias. `tps.reconstruct` fits W from such patches, and the
 Everything here streams: a batch's feature maps are read by a probe model of
 the model's own Keras, patches are gathered in numpy at a few seeded random
 positions per sample, and only small statistics are kept (`GramSum`: per
-group a C x C Gram, or the patches' second moments where that is cheaper).
+group a C x C Gram, or for 1x1 consumers the inputs' second moments).
 """
 
 import collections
@@ -294,50 +294,39 @@ def contribution_gram(p, kernel, channels, index):
   return z @ z.T, rows * w.shape[-1]
 
 
-#: The most entries of a (C * taps)^2 second-moment matrix `GramSum` keeps.
-MOMENT_CAP = 1 << 24
+def uses_moments(taps, outputs):
+  """Whether `GramSum` forms a Gram from the inputs' second moments.
 
-
-def uses_moments(taps, size, outputs):
-  """Whether `GramSum` sums the patches' second moments for this entry.
-
-  Per patch row, Z Zᵀ costs size² x outputs multiply-adds, the second
-  moments (size x taps)²: cheaper when taps² < outputs (e.g. every 1x1 conv
-  with more than one output), within `MOMENT_CAP`.
+  For a consumer that reads each channel at one tap (a 1x1 conv, a Dense
+  on a vector), Z_c = x_c w_c, so G = S * (W Wᵀ) elementwise, with S the
+  sum over rows of x xᵀ: C² multiply-adds per row instead of Z Zᵀ's C² x
+  outputs, and S is no larger than G. With more taps G would sum taps²
+  such products of both signs, and float32 second moments lose too much
+  to that cancellation, so those consumers keep Z Zᵀ.
   """
-  return taps * taps < outputs and (size * taps) ** 2 <= MOMENT_CAP
+  return taps == 1 and outputs > 1
 
 
 def moment_gram(moments, w):
-  """The contributions' Gram from the patches' second moments.
+  """The contributions' Gram of a one-tap consumer from second moments.
 
   Args:
-    moments: (C * taps, C * taps) sum over rows of the group's patch
-      entries' outer products, entries ordered (channel, tap).
-    w: (C, taps, outputs) kernel slices (see `_entry_kernel`).
+    moments: (C, C) sum over rows of x xᵀ, x the group's input entries.
+    w: (C, 1, outputs) kernel slices (see `_entry_kernel`).
 
   Returns:
-    G[c, d] = sum_{t, u} moments[(c, t), (d, u)] * K[(c, t), (d, u)], with
-    K = sum_o w[c, t, o] w[d, u, o]: the same G as `contribution_gram`.
+    G = moments * (W Wᵀ) elementwise, W = w[:, 0]: G[c, d] = sum over rows
+    and outputs of (x_c w_c)(x_d w_d), the same G as `contribution_gram`.
   """
-  size, taps = w.shape[:2]
-  flat = np.asarray(w, np.float64).reshape(size * taps, -1)
-  prod = np.asarray(moments, np.float64) * (flat @ flat.T)
-  return prod.reshape(size, taps, size, taps).sum(axis=(1, 3))
-
-
-def _channel_taps(p, taps, index):
-  """(rows, C * taps) numpy entries of the group's channels, (c, t) order."""
-  rows = p.shape[0]
-  pc = p.reshape(rows, taps, -1)[:, :, index]
-  return pc.transpose(0, 2, 1).reshape(rows, -1).astype(np.float64)
+  flat = np.asarray(w, np.float64)[:, 0, :]
+  return np.asarray(moments, np.float64) * (flat @ flat.T)
 
 
 _TF_FNS = {}   # the TensorFlow functions, made on first use
 
 
 def _tf_fns():
-  """{'gram': (p, w, index) -> G, 'moments': (p, taps, index) -> S}."""
+  """{'gram': (p, w, index) -> G, 'moments': (p, index) -> S}."""
   if not _TF_FNS:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -353,32 +342,27 @@ def _tf_fns():
       return tf.cast(tf.matmul(z, z, transpose_b=True), tf.float64)
 
     @tf.function(input_signature=[
-        tf.TensorSpec([None, None], tf.float32),        # (rows, taps * ch)
-        tf.TensorSpec([], tf.int32),                    # taps
+        tf.TensorSpec([None, None], tf.float32),        # (rows, channels)
         tf.TensorSpec([None], tf.int32)], autograph=False)
-    def moments(p, taps, index):
-      rows = tf.shape(p)[0]
-      p = tf.gather(tf.reshape(p, [rows, taps, -1]), index, axis=2)
-      p = tf.reshape(tf.transpose(p, [0, 2, 1]), [rows, -1])  # (c, t) order
-      return tf.cast(tf.matmul(p, p, transpose_a=True), tf.float64)
+    def moments(p, index):
+      x = tf.gather(p, index, axis=1)
+      return tf.cast(tf.matmul(x, x, transpose_a=True), tf.float64)
 
     _TF_FNS.update(gram=gram, moments=moments)
   return _TF_FNS
 
 
-_Entry = collections.namedtuple("_Entry",
-                                "channels index w taps moments")
+_Entry = collections.namedtuple("_Entry", "channels index w moments")
 
 
 class GramSum:
   """Sums, over batches of patches, each group's contribution Gram.
 
   For every (channels, index) of `columns`, G = sum over rows and outputs
-  of Z_c Z_d (see `contribution_gram`). Where it is cheaper
-  (`uses_moments`), the patches' second moments are summed instead and G
-  is formed from them and the kernel once, at `results`: the same G for
-  (size x taps)² instead of size² x outputs multiply-adds per row, which
-  for a 1x1 consumer is `outputs` times fewer. On the TensorFlow backend
+  of Z_c Z_d (see `contribution_gram`). For a one-tap consumer
+  (`uses_moments`) the inputs' second moments are summed instead and G is
+  formed from them and the kernel once, at `results`: the same G for
+  `outputs` times fewer multiply-adds per row. On the TensorFlow backend
   each batch's products run in float32 in a `tf.function` (traced once for
   all consumers) and are summed in float64; on other backends in numpy, in
   float64.
@@ -395,17 +379,20 @@ class GramSum:
     self.kernel = kernel
     self.entries = []
     for channels, index in columns:
-      taps = kernel.shape[0] // channels
+      taps, rest = divmod(kernel.shape[0], channels)
+      if rest:
+        raise ValueError(f"a kernel of {kernel.shape[0]} rows does not "
+                         f"hold whole taps of {channels} channels")
       self.entries.append(_Entry(
           channels, np.asarray(index), _entry_kernel(kernel, channels, index),
-          taps, uses_moments(taps, len(index), kernel.shape[-1])))
-    self.sums = [0.0] * len(self.entries)
+          uses_moments(taps, kernel.shape[-1])))
+    self.sums = [np.zeros((len(e.index),) * 2) for e in self.entries]
     self._tf_args = None
     if use_tf:
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       self._tf_args = [(tf.constant(e.w, tf.float32),
-                        tf.constant(e.index.astype(np.int32)),
-                        tf.constant(e.taps, tf.int32)) for e in self.entries]
+                        tf.constant(e.index.astype(np.int32)))
+                       for e in self.entries]
 
   def add(self, p):
     """Adds the (rows, taps * channels) patches `p` of one batch."""
@@ -413,15 +400,15 @@ class GramSum:
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       fns = _tf_fns()
       p = tf.constant(np.asarray(p, np.float32))
-      parts = [fns["moments"](p, taps, index) if e.moments else
+      parts = [fns["moments"](p, index) if e.moments else
                fns["gram"](p, w, index)
-               for e, (w, index, taps) in zip(self.entries, self._tf_args)]
+               for e, (w, index) in zip(self.entries, self._tf_args)]
     else:
       parts = []
       for e in self.entries:
         if e.moments:
-          flat = _channel_taps(np.asarray(p), e.taps, e.index)
-          parts.append(flat.T @ flat)
+          x = np.asarray(p, np.float64)[:, e.index]
+          parts.append(x.T @ x)
         else:
           parts.append(contribution_gram(p, self.kernel, e.channels,
                                          e.index)[0])
