@@ -82,9 +82,7 @@ def score_lost(planner, counts):
   """The planner's measure of what a plan removes (normalised scores)."""
   total = 0.0
   for g in planner.groups:
-    s = np.asarray(planner.scores[g.id], np.float64)
-    scale = np.abs(s).mean()
-    s = np.sort(s / scale if scale > 0 else s)
+    s = np.sort(planner.normalized[g.id])
     total += float(s[:g.size - counts[g.id]].sum())
   return total
 
@@ -109,7 +107,7 @@ def random_case(rng):
     steps[gid] = 8
   planner = types.SimpleNamespace(
       groups=groups, scores=scores, min_keep={g.id: 1 for g in groups},
-      steps={})
+      steps={}, normalized={gid: s / s.mean() for gid, s in scores.items()})
   return (planner, latency_lib.LatencyModel(layers, steps=steps),
           float(rng.uniform(0.05, 0.8)))
 

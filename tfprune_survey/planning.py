@@ -234,6 +234,9 @@ class Planner:
 
   Attributes:
     groups: the planned `ChannelGroup`s, in the order of `scores`.
+    normalized: {group_id: float64 scores divided by their mean absolute
+      value}, the scale groups are compared on (left as they are when that
+      mean is 0).
     order: (normalised score, group index, channel) of every channel,
       lowest first: the global removal order.
     local_order: the same channels interleaved so that every group has lost
@@ -251,13 +254,14 @@ class Planner:
     self.min_keep = {g.id: min(g.size, ceil_to(min_channels,
                                                self.steps[g.id]))
                      for g in self.groups}
-    normed = []
+    self.normalized = {}
     for g in self.groups:
       s = np.asarray(scores[g.id], np.float64)
       scale = np.abs(s).mean()
-      normed.append(s / scale if scale > 0 else s)
+      self.normalized[g.id] = s / scale if scale > 0 else s
     order = []
-    for gi, (g, s) in enumerate(zip(self.groups, normed)):
+    for gi, g in enumerate(self.groups):
+      s = self.normalized[g.id]
       for c in range(g.size):
         order.append((s[c], gi, c))
     order.sort(key=lambda t: (t[0], t[1], t[2]))
