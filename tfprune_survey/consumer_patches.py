@@ -287,11 +287,16 @@ def contribution_gram(p, kernel, channels, index):
     sum_t p[t, c] kernel[t, c, :] is channel c's contribution to the
     outputs (float64); also the number of (row, output) equations.
   """
-  rows = p.shape[0]
   w = _entry_kernel(np.asarray(kernel, np.float64), channels, index)
+  return _slices_gram(p, w, channels, index), p.shape[0] * w.shape[-1]
+
+
+def _slices_gram(p, w, channels, index):
+  """`contribution_gram`'s G from the group's kernel slices w (C, taps, o)."""
+  rows = p.shape[0]
   pc = p.reshape(rows, -1, channels)[:, :, index].astype(np.float64)
   z = np.matmul(pc.transpose(2, 0, 1), w).reshape(len(index), -1)
-  return z @ z.T, rows * w.shape[-1]
+  return z @ z.T
 
 
 def uses_moments(taps, outputs):
@@ -384,7 +389,8 @@ class GramSum:
         raise ValueError(f"a kernel of {kernel.shape[0]} rows does not "
                          f"hold whole taps of {channels} channels")
       self.entries.append(_Entry(
-          channels, np.asarray(index), _entry_kernel(kernel, channels, index),
+          channels, np.asarray(index), _entry_kernel(
+              np.asarray(kernel, np.float64), channels, index),
           uses_moments(taps, kernel.shape[-1])))
     self.sums = [np.zeros((len(e.index),) * 2) for e in self.entries]
     self._tf_args = None
@@ -410,8 +416,8 @@ class GramSum:
           x = np.asarray(p, np.float64)[:, e.index]
           parts.append(x.T @ x)
         else:
-          parts.append(contribution_gram(p, self.kernel, e.channels,
-                                         e.index)[0])
+          parts.append(_slices_gram(np.asarray(p), e.w, e.channels,
+                                    e.index))
     self.sums = [total + part for total, part in zip(self.sums, parts)]
 
   def results(self):
