@@ -16,7 +16,8 @@ gradients and the criterion's small per-batch statistics. On the JAX and
 PyTorch backends, features and dL/dY come from the backend's autograd
 (`frameworks/jax_backend.py`, `torch_backend.py`) as its own arrays, and
 the same `batch_stats`, written in `keras.ops`, reduce them on that backend
-(under `jax.jit` on JAX); TensorFlow takes no part. The small statistics
+(on JAX compiled with the graph run and the gradient into one `jax.jit`);
+TensorFlow takes no part. The small statistics
 are accumulated in numpy either way.
 """
 
@@ -362,8 +363,9 @@ def _collect_eager(criterion, ctx, points, fw):
   """The same statistics for Keras 3 on JAX or PyTorch, without TensorFlow.
 
   Features (and dL/dY) come from the backend's autograd as its own arrays;
-  `batch_stats` reduces them with `keras.ops` on that backend (under
-  `jax.jit` on JAX), and only the small statistics go to numpy.
+  `batch_stats` reduces them with `keras.ops` on that backend, and only the
+  small statistics go to numpy. On JAX the graph run, the gradient and the
+  reduction compile into one `jax.jit` (`jax_backend.compiled_stats`).
   """
   model = ctx.model
   grads = criterion.needs_gradients
@@ -385,8 +387,8 @@ def _collect_eager(criterion, ctx, points, fw):
                                            (g.shape[0], -1, w)), ops)
             for f, g, w in zip(feats, gs, widths)]
   if backend == "jax":
-    import jax  # pylint: disable=g-import-not-at-top
-    reduce = jax.jit(reduce)
+    return _accumulate(criterion, ctx, points, grads_lib.compiled_stats(
+        model, tensors, loss_fn, reduce), fw, to_numpy=ops.convert_to_numpy)
 
   def run(x, y):
     feats, gs = grads_lib.features_and_grads(

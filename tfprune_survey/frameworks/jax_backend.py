@@ -9,6 +9,8 @@ here the same quantities come from `jax.grad`:
 - dL/dW for variables: `model.stateless_call` under `jax.grad`.
 
 Both run in inference mode (`training=False`), so no state is updated.
+The criteria's statistics compile the first with their reduction into one
+`jax.jit` (`compiled_stats`).
 """
 
 import numpy as np
@@ -62,6 +64,38 @@ def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
     return jnp.sum(loss_fn(y, outs[0])), feats
   grads, feats = jax.grad(loss_of, has_aux=True)(eps)
   return [out(f) for f in feats], [out(g) for g in grads]
+
+
+def compiled_stats(model, tensors, loss_fn, reduce):
+  """callable(x, y) -> reduce(feature maps, dL/dY), one `jax.jit` for all.
+
+  The graph run, the gradient and the reduction of `features_and_grads`
+  compile into one XLA function (traced again only for a new batch shape),
+  so a batch costs about one jitted forward (or forward-backward) pass
+  instead of the graph's ops run one by one. The model's variables are
+  arguments, read through a `keras.StatelessScope`, not constants folded
+  into the compiled function.
+
+  Args:
+    model, tensors, loss_fn: as for `features_and_grads`.
+    reduce: fn([feature map], [gradient or None]) -> statistics, in
+      `keras.ops` (traceable).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import keras  # pylint: disable=g-import-not-at-top
+  variables = list(model.variables)
+
+  @jax.jit
+  def step(values, x, y):
+    with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+      feats, grads = features_and_grads(model, tensors, loss_fn, x, y,
+                                        as_numpy=False)
+    return reduce(feats, grads)
+
+  values = [v.value for v in variables]
+  return lambda x, y: step(values, jnp.asarray(x),
+                           None if y is None else jnp.asarray(y))
 
 
 def variable_grads(model, variables, loss_fn, x, y):
