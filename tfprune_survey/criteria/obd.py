@@ -127,13 +127,13 @@ class OBD(Criterion):
     for p, w in keys:
       layer = ctx.graph.layer(p)
       variables.append(layer.weights[fw.find_weight(layer, w)[0]])
+    grads_of = grads_lib.variable_grads_fn(ctx.model, variables, loss_fn)
 
     def step(x, y):
       x, y = np.asarray(x), np.asarray(y)
       sums = [0.0] * len(variables)
       for i in range(len(x)):
-        grads = grads_lib.variable_grads(ctx.model, variables, loss_fn,
-                                         x[i:i + 1], y[i:i + 1])
+        grads = grads_of(x[i:i + 1], y[i:i + 1])
         sums = [s + np.square(np.asarray(g, np.float64))
                 for s, g in zip(sums, grads)]
       return sums

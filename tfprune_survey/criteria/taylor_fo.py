@@ -166,10 +166,10 @@ class TaylorFO(Criterion):
       return rows[base:base + size].sum(axis=1)
 
     values = [np.asarray(v.numpy(), np.float64) for v in variables]
+    grads_of = grads_lib.variable_grads_fn(ctx.model, variables, loss_fn)
 
     def run(x, y):
-      grads = grads_lib.variable_grads(ctx.model, variables, loss_fn,
-                                         np.asarray(x), np.asarray(y))
+      grads = grads_of(np.asarray(x), np.asarray(y))
       gw = [np.asarray(g, np.float64) * v for g, v in zip(grads, values)]
       out = []
       for g in groups:

@@ -6,7 +6,8 @@ here the same quantities come from `jax.grad`:
 - feature maps and dL/dY at chosen tensors of a Functional model: the graph
   is run node by node (`keras3.run_graph`), a zero tensor is added at every
   observed tensor, and the gradient with respect to those zeros is dL/dY;
-- dL/dW for variables: `model.stateless_call` under `jax.grad`.
+- dL/dW for variables: `model.stateless_call` under `jax.grad`, compiled
+  once with `jax.jit` (`variable_grads_fn`).
 
 Both run in inference mode (`training=False`), so no state is updated.
 The criteria's statistics compile the first with their reduction into one
@@ -98,22 +99,33 @@ def compiled_stats(model, tensors, loss_fn, reduce):
                            None if y is None else jnp.asarray(y))
 
 
-def variable_grads(model, variables, loss_fn, x, y):
-  """dL/dv of the batch's mean loss for each of `variables` (numpy)."""
+def variable_grads_fn(model, variables, loss_fn):
+  """callable(x, y) -> dL/dv of a batch's loss for each of `variables`.
+
+  The gradient of `model.stateless_call` compiles once with `jax.jit`
+  (again only for a new batch shape); the model's variables are its
+  arguments. Results are numpy arrays.
+  """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   trainable = list(model.trainable_variables)
   frozen = list(model.non_trainable_variables)
+  by_id = {id(v): (0, i) for i, v in enumerate(trainable)}
+  by_id.update({id(v): (1, i) for i, v in enumerate(frozen)})
+  where = [by_id[id(v)] for v in variables]
+
+  @jax.jit
+  def grads(tv, ntv, x, y):
+    def loss_of(tv, ntv):
+      pred, _ = model.stateless_call(tv, ntv, x, training=False)
+      if isinstance(pred, (list, tuple)):
+        pred = pred[0]
+      return loss_fn(y, pred)
+    both = jax.grad(loss_of, argnums=(0, 1))(tv, ntv)
+    return [both[k][i] for k, i in where]
+
   tv = [v.value for v in trainable]
   ntv = [v.value for v in frozen]
-  x, y = jnp.asarray(x), jnp.asarray(y)
+  return lambda x, y: [np.asarray(g) for g in grads(
+      tv, ntv, jnp.asarray(x), jnp.asarray(y))]
 
-  def loss_of(tv, ntv):
-    pred, _ = model.stateless_call(tv, ntv, x, training=False)
-    if isinstance(pred, (list, tuple)):
-      pred = pred[0]
-    return loss_fn(y, pred)
-  g_t, g_n = jax.grad(loss_of, argnums=(0, 1))(tv, ntv)
-  by_id = {id(v): g for v, g in zip(trainable, g_t)}
-  by_id.update({id(v): g for v, g in zip(frozen, g_n)})
-  return [np.asarray(by_id[id(v)]) for v in variables]

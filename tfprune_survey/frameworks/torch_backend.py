@@ -57,3 +57,8 @@ def variable_grads(model, variables, loss_fn, x, y):
   grads = torch.autograd.grad(loss, params, allow_unused=True)
   return [np.zeros(tuple(v.shape), np.float32) if g is None else _numpy(g)
           for v, g in zip(variables, grads)]
+
+
+def variable_grads_fn(model, variables, loss_fn):
+  """callable(x, y) -> `variable_grads` of a batch (as on JAX)."""
+  return lambda x, y: variable_grads(model, variables, loss_fn, x, y)
