@@ -161,21 +161,6 @@ def frontier(planner, lm, macs_model, min_macs, iters, seed):
   return best[1]
 
 
-def _half_macs_plan(planner, lm, macs_model):
-  """(target_latency, counts) whose MACs are closest to half, planned only."""
-  macs0 = macs_model.macs({})
-  best = None
-  for t in np.arange(0.15, 0.76, 0.05):
-    try:
-      counts = latency_lib.search_latency(planner, lm, float(t), "auto")
-    except ValueError:
-      continue
-    gap = abs(macs_model.macs(counts) / macs0 - 0.5)
-    if best is None or gap < best[0]:
-      best = (gap, round(float(t), 2), counts)
-  return best[1], best[2]
-
-
 def part(name, size, args, data, cache):
   """Rows and summaries of one model: every criterion, timed side by side."""
   train_data, test, dataset = data
@@ -210,7 +195,8 @@ def part(name, size, args, data, cache):
       slim[(crit, f"MACs 0.5, round_to={rt}")] = tps.prune(
           model, given, target_macs=0.5, round_to=rt).model
     planner = tps.Planner(graph, scores)
-    t_half, counts = _half_macs_plan(planner, lm, macs_model)
+    t_half, counts = latency_pruning.half_macs_plan(planner, lm,
+                                                           macs_model)
     slim[(crit, "latency-aware at MACs 0.5")] = tps.materialize(
         model, planner.keep_indices(counts), graph=graph)
     best = frontier(planner, lm, macs_model, (1 - equal) * macs0,
