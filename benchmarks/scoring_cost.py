@@ -2,7 +2,7 @@
 
 Target (DESIGN.md): at most 1.5x one forward pass over the same batches, or
 one forward-backward pass for the gradient criteria (taylor, taylor_fo).
-`obd` (per-sample gradients, not in the default criteria) is timed against
+`obd` and `kfac_obd` (not in the default criteria) are timed against
 a forward-backward pass too when named in `--criteria`.
 
 Both Kerases are measured in one process: tf_keras, and Keras 3 on the
@@ -44,7 +44,7 @@ if HERE not in sys.path:  # imported by path (the smoke tests)
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DATA_CRITERIA = ("apoz", "entropy", "variance", "taylor", "taylor_fo")
-GRAD_CRITERIA = ("taylor", "taylor_fo", "obd")
+GRAD_CRITERIA = ("taylor", "taylor_fo", "obd", "kfac_obd")
 FRAMEWORKS = ("tf_keras", "keras3")
 MODELS = ("resnet20", "residual_cnn", "tiny")
 TITLES = {"resnet20": "ResNet-20 (32x32)",
