@@ -7,8 +7,9 @@ materialize-vs-mask difference, every criterion's scores, how the
 activation criteria reduce their feature maps (no `tf.function`; the
 statistics are the backend's arrays), `prune`'s keep
 sets, a `.keras` save/load round trip after `recalibrate_bn`, sensitivity,
-iterative pruning, distillation and re-initialisation, and the error TFLite
-conversion gives off TensorFlow.
+iterative pruning, distillation and re-initialisation, the error TFLite
+conversion gives off TensorFlow, and the weight-gradient criteria's scores
+of a net with a Dropout.
 """
 
 import json
@@ -48,6 +49,10 @@ def main(weights_path, out_path, backend):
                           tps.score(model, name, (x, y)).items()}
                    for name in tps.criteria.names()}
   out.update(_activation_stats_off_tensorflow(tps, model, x, y))
+  # Gradients of weights beside a random layer's integer seed state.
+  drop = dropout_model(keras)
+  out["dropout_scores"] = {name: {k: v.tolist() for k, v in tps.score(
+      drop, name, (x, y)).items()} for name in DROPOUT_CRITERIA}
   result = tps.prune(model, "taylor", data=(x, y), target_macs=0.5,
                      recalibrate=x)
   out["prune_keep"] = {k: v.tolist() for k, v in result.keep.items()}
@@ -86,6 +91,24 @@ def main(weights_path, out_path, backend):
     out["tflite_error"] = str(e)
   with open(out_path, "w") as f:
     json.dump(out, f)
+
+
+DROPOUT_CRITERIA = ("taylor", "taylor_fo", "obd")
+
+
+def dropout_model(keras):
+  """A small Keras 3 net with a Dropout (a seed generator), fixed weights."""
+  L = keras.layers
+  inp = keras.Input((12, 12, 1))
+  h = L.Conv2D(6, 3, padding="same", activation="relu", name="d1")(inp)
+  h = L.Dropout(0.3, seed=1, name="drop")(h)
+  h = L.Conv2D(6, 3, padding="same", activation="relu", name="d2")(h)
+  h = L.GlobalAveragePooling2D()(h)
+  model = keras.Model(inp, L.Dense(10, name="head")(h))
+  rng = np.random.default_rng(1)
+  model.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.3
+                     for w in model.weights])
+  return model
 
 
 def _activation_stats_off_tensorflow(tps, model, x, y):

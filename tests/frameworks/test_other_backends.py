@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 
 import tfprune_survey as tps
+from tests.frameworks import backend_job
+from tfprune_survey import frameworks
 from tfprune_survey import zoo
 
 BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(
@@ -85,6 +87,13 @@ def test_criteria_and_prune_match_tensorflow(tmp_path, backend):
     assert sorted(got["scores"][name]) == sorted(ref), name
     for gid, values in ref.items():
       np.testing.assert_allclose(got["scores"][name][gid], values,
+                                 rtol=1e-5, atol=1e-7, err_msg=name)
+  # A Dropout's integer seed state takes no gradient (jax.grad refused it).
+  drop = backend_job.dropout_model(frameworks.get("keras3").keras)
+  for name in backend_job.DROPOUT_CRITERIA:
+    ref = tps.score(drop, name, (x, y))
+    for gid, values in ref.items():
+      np.testing.assert_allclose(got["dropout_scores"][name][gid], values,
                                  rtol=1e-5, atol=1e-7, err_msg=name)
   # The activation statistics are reduced with keras.ops on the backend,
   # not in TensorFlow: no tf.function, and batch_stats gives its arrays.

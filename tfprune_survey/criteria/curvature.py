@@ -316,7 +316,7 @@ class Probe:
       if self._compiled is None:
         self._compiled = grads_lib.compiled_stats(
             self.ctx_model, self.tensors, self.loss_fn, lambda f, g: (f, g))
-      feats, grads = [[np.asarray(a) for a in part]
+      feats, grads = [[None if a is None else np.asarray(a) for a in part]
                       for part in self._compiled(x, y)]
     else:
       feats, grads = grads_lib.features_and_grads(

@@ -10,8 +10,8 @@ here the same quantities come from `jax.grad`:
   once with `jax.jit` (`variable_grads_fn`).
 
 Both run in inference mode (`training=False`), so no state is updated.
-The criteria's statistics compile the first with their reduction into one
-`jax.jit` (`compiled_stats`).
+The activation criteria compile the feature maps, dL/dY and their
+reduction into one `jax.jit` (`compiled_stats`).
 """
 
 import numpy as np
@@ -26,7 +26,7 @@ def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
     model: a Keras 3 Functional model (JAX backend).
     tensors: KerasTensors of `model`'s graph.
     loss_fn: fn(y_true, y_pred) -> per-sample losses, or None (no grads).
-    x, y: one batch (numpy).
+    x, y: one batch (numpy or jax arrays, tracers under `jax.jit`).
     as_numpy: True (default) gives numpy arrays; False leaves them jax
       arrays, for statistics taken on the device with `keras.ops`.
 
@@ -71,11 +71,12 @@ def compiled_stats(model, tensors, loss_fn, reduce):
   """callable(x, y) -> reduce(feature maps, dL/dY), one `jax.jit` for all.
 
   The graph run, the gradient and the reduction of `features_and_grads`
-  compile into one XLA function (traced again only for a new batch shape),
-  so a batch costs about one jitted forward (or forward-backward) pass
-  instead of the graph's ops run one by one. The model's variables are
-  arguments, read through a `keras.StatelessScope`, not constants folded
-  into the compiled function.
+  compile into one XLA function, so a batch costs about one jitted forward
+  (or forward-backward) pass instead of the graph's ops run one by one.
+  Each callable compiles on its first batch, and again for a batch of a
+  new shape (a shorter last batch). The model's variables are arguments,
+  read through a `keras.StatelessScope` and taken afresh at every call,
+  not constants folded into the compiled function.
 
   Args:
     model, tensors, loss_fn: as for `features_and_grads`.
@@ -94,9 +95,9 @@ def compiled_stats(model, tensors, loss_fn, reduce):
                                         as_numpy=False)
     return reduce(feats, grads)
 
-  values = [v.value for v in variables]
-  return lambda x, y: step(values, jnp.asarray(x),
-                           None if y is None else jnp.asarray(y))
+  return lambda x, y: step(
+      [v.value for v in variables], jnp.asarray(x),
+      None if y is None or loss_fn is None else jnp.asarray(y))
 
 
 def variable_grads_fn(model, variables, loss_fn):
@@ -104,7 +105,8 @@ def variable_grads_fn(model, variables, loss_fn):
 
   The gradient of `model.stateless_call` compiles once with `jax.jit`
   (again only for a new batch shape); the model's variables are its
-  arguments. Results are numpy arrays.
+  arguments, taken afresh at every call. Integer state (a random layer's
+  seed) gets no gradient. Results are numpy arrays.
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -121,11 +123,9 @@ def variable_grads_fn(model, variables, loss_fn):
       if isinstance(pred, (list, tuple)):
         pred = pred[0]
       return loss_fn(y, pred)
-    both = jax.grad(loss_of, argnums=(0, 1))(tv, ntv)
+    both = jax.grad(loss_of, argnums=(0, 1), allow_int=True)(tv, ntv)
     return [both[k][i] for k, i in where]
 
-  tv = [v.value for v in trainable]
-  ntv = [v.value for v in frozen]
   return lambda x, y: [np.asarray(g) for g in grads(
-      tv, ntv, jnp.asarray(x), jnp.asarray(y))]
-
+      [v.value for v in trainable], [v.value for v in frozen],
+      jnp.asarray(x), jnp.asarray(y))]
