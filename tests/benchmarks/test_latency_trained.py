@@ -6,8 +6,8 @@ import numpy as np
 
 import tfprune_survey as tps
 from tests.benchmarks import load_benchmark
-from tests.test_latency import fake_table
-from tests.test_latency import small_model
+from tests.latency_tables import fake_table
+from tests.latency_tables import small_model
 from tfprune_survey.metrics.macs_model import MacsModel
 
 
