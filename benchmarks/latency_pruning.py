@@ -120,10 +120,14 @@ def half_macs_plan(planner, lm, macs_model):
     gap = abs(macs_model.macs(counts) / macs0 - 0.5)
     if best is None or gap < best[0]:
       best = (gap, round(float(t), 2), counts)
+  if best is None:
+    raise ValueError("no target_latency from 0.15 to 0.75 can be reached")
   return best[1], best[2]
 
 
-def build(name, keras, size):
+def build(name, keras, size, classes=None):
+  """The untrained model; `classes` (applications only) defaults to 1000."""
+  apps = {} if classes is None else {"classes": classes}
   if name == "resnet20":
     return zoo.resnet_cifar(20, input_shape=(size, size, 3),
                             framework="keras3")
@@ -132,10 +136,10 @@ def build(name, keras, size):
                             framework="keras3")
   if name == "resnet50":
     return keras.applications.ResNet50(input_shape=(size, size, 3),
-                                       weights=None)
+                                       weights=None, **apps)
   if name == "mobilenetv2":
     return keras.applications.MobileNetV2(input_shape=(size, size, 3),
-                                          weights=None)
+                                          weights=None, **apps)
   raise ValueError(f"unknown model {name!r}")
 
 

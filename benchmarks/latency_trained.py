@@ -89,19 +89,11 @@ def load_32(fashion_dir, images):
   return (prep(x[:images]), y[:images]), (prep(xt[:2000]), yt[:2000]), name
 
 
-def build(name, keras, size):
-  """The untrained model at `size` (10 classes)."""
-  if name in ("resnet20", "resnet8"):
-    return latency_pruning.build(name, keras, size)
-  return keras.applications.MobileNetV2(input_shape=(size, size, 3),
-                                        weights=None, classes=10)
-
-
 def train(name, train_data, test, epochs, seed):
   """The model at 32x32, trained, BN re-estimated; and its top-1."""
   keras = frameworks.get("keras3").keras
   keras.utils.set_random_seed(seed)
-  model = build(name, keras, 32)
+  model = latency_pruning.build(name, keras, 32, classes=10)
   logits = name != "mobilenetv2"   # applications end in a softmax
   model.compile(keras.optimizers.Adam(2e-3),
                 keras.losses.SparseCategoricalCrossentropy(
@@ -158,6 +150,8 @@ def frontier(planner, lm, macs_model, min_macs, iters, seed):
       counts, now = cand, c
       if c < best[0] and m >= min_macs:
         best = (c, dict(cand))
+  if best[1] is None:
+    raise ValueError(f"no widths with at least {min_macs:.0f} MACs found")
   return best[1]
 
 
@@ -170,7 +164,7 @@ def part(name, size, args, data, cache):
   keras = frameworks.get("keras3").keras
   model = trained
   if size != 32:
-    model = build(name, keras, size)
+    model = latency_pruning.build(name, keras, size, classes=10)
     model.set_weights(trained.get_weights())
   print(f"\n== {name}: trained at 32x32 on {dataset} in {train_s:.0f} s, "
         f"top-1 {top1:.4f}; timed at {size}x{size} ==", flush=True)
@@ -195,8 +189,7 @@ def part(name, size, args, data, cache):
       slim[(crit, f"MACs 0.5, round_to={rt}")] = tps.prune(
           model, given, target_macs=0.5, round_to=rt).model
     planner = tps.Planner(graph, scores)
-    t_half, counts = latency_pruning.half_macs_plan(planner, lm,
-                                                           macs_model)
+    t_half, counts = latency_pruning.half_macs_plan(planner, lm, macs_model)
     slim[(crit, "latency-aware at MACs 0.5")] = tps.materialize(
         model, planner.keep_indices(counts), graph=graph)
     best = frontier(planner, lm, macs_model, (1 - equal) * macs0,
