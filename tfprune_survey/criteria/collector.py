@@ -365,7 +365,7 @@ def _collect_eager(criterion, ctx, points, fw):
   Features (and dL/dY) come from the backend's autograd as its own arrays;
   `batch_stats` reduces them with `keras.ops` on that backend, and only the
   small statistics go to numpy. On JAX the graph run, the gradient and the
-  reduction compile into one `jax.jit` (`jax_backend.compiled_stats`).
+  reduction compile into one `jax.jit` (the backends' `stats_fn`).
   """
   model = ctx.model
   grads = criterion.needs_gradients
@@ -386,14 +386,5 @@ def _collect_eager(criterion, ctx, points, fw):
         None if g is None else ops.reshape(ops.cast(g, "float32"),
                                            (g.shape[0], -1, w)), ops)
             for f, g, w in zip(feats, gs, widths)]
-  if backend == "jax":
-    return _accumulate(criterion, ctx, points, grads_lib.compiled_stats(
-        model, tensors, loss_fn, reduce), fw, to_numpy=ops.convert_to_numpy)
-
-  def run(x, y):
-    feats, gs = grads_lib.features_and_grads(
-        model, tensors, loss_fn, np.asarray(x),
-        None if y is None else np.asarray(y), as_numpy=False)
-    return reduce(feats, gs)
-  return _accumulate(criterion, ctx, points, run, fw,
-                     to_numpy=ops.convert_to_numpy)
+  return _accumulate(criterion, ctx, points, grads_lib.stats_fn(
+      model, tensors, loss_fn, reduce), fw, to_numpy=ops.convert_to_numpy)

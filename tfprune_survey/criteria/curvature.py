@@ -282,11 +282,13 @@ class Probe:
       self.index[path] = (add(inp), add(call.layer.output))
     self.loss_fn = per_sample_loss(model)
     self.backend = self.fw.backend()
-    self.ctx_model = model
-    self._compiled = None   # the jitted pass on JAX, made on first use
     if self.backend == "tensorflow":
       self.model = self.fw.keras.Model(model.inputs,
                                        [model.outputs[0]] + self.tensors)
+    else:   # jitted on JAX, on its first batch
+      from tfprune_survey.criteria.collector import backend_grads  # pylint: disable=g-import-not-at-top
+      self._pass = backend_grads(self.backend).stats_fn(
+          model, self.tensors, self.loss_fn, lambda f, g: (f, g))
 
   def _split(self, feats, grads):
     inputs = {p: feats[i] for p, (i, _) in self.index.items()}
@@ -305,23 +307,10 @@ class Probe:
     return self._split(feats, grads)
 
   def run_eager(self, x, y):
-    """`run` on JAX or PyTorch, as numpy arrays.
-
-    On JAX the graph run and the gradient compile once (`jax.jit`, see
-    `jax_backend.compiled_stats`), on the first batch.
-    """
-    from tfprune_survey.criteria.collector import backend_grads  # pylint: disable=g-import-not-at-top
-    grads_lib = backend_grads(self.backend)
-    if self.backend == "jax":
-      if self._compiled is None:
-        self._compiled = grads_lib.compiled_stats(
-            self.ctx_model, self.tensors, self.loss_fn, lambda f, g: (f, g))
-      feats, grads = [[None if a is None else np.asarray(a) for a in part]
-                      for part in self._compiled(x, y)]
-    else:
-      feats, grads = grads_lib.features_and_grads(
-          self.ctx_model, self.tensors, self.loss_fn, np.asarray(x),
-          np.asarray(y))
+    """`run` on JAX or PyTorch (the backend's `stats_fn`), as numpy."""
+    to_numpy = self.fw.keras.ops.convert_to_numpy
+    feats, grads = [[None if a is None else to_numpy(a) for a in part]
+                    for part in self._pass(x, y)]
     grads = [np.zeros_like(f) if g is None else g
              for f, g in zip(feats, grads)]
     return self._split(feats, grads)

@@ -11,7 +11,7 @@ here the same quantities come from `jax.grad`:
 
 Both run in inference mode (`training=False`), so no state is updated.
 The activation criteria compile the feature maps, dL/dY and their
-reduction into one `jax.jit` (`compiled_stats`).
+reduction into one `jax.jit` (`stats_fn`).
 """
 
 import numpy as np
@@ -67,7 +67,7 @@ def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
   return [out(f) for f in feats], [out(g) for g in grads]
 
 
-def compiled_stats(model, tensors, loss_fn, reduce):
+def stats_fn(model, tensors, loss_fn, reduce):
   """callable(x, y) -> reduce(feature maps, dL/dY), one `jax.jit` for all.
 
   The graph run, the gradient and the reduction of `features_and_grads`

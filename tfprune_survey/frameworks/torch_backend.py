@@ -46,6 +46,13 @@ def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
            for f, g in zip(feats, grads)])
 
 
+def stats_fn(model, tensors, loss_fn, reduce):
+  """callable(x, y) -> reduce(feature maps, dL/dY) of a batch (as on JAX,
+  where it compiles; here each batch runs eagerly)."""
+  return lambda x, y: reduce(*features_and_grads(
+      model, tensors, loss_fn, x, y, as_numpy=False))
+
+
 def variable_grads(model, variables, loss_fn, x, y):
   """dL/dv of the batch's mean loss for each of `variables` (numpy)."""
   import torch  # pylint: disable=g-import-not-at-top
