@@ -99,6 +99,38 @@ def test_conv1d_causal_and_dilated_exact(framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_consumers_of_one_tensor_with_other_geometries_exact(framework):
+  # c1's output is read by a 3x3 conv and by a strided 1x1 conv: one wave
+  # of the re-fit, two output grids and two patch shapes. Both are re-fitted
+  # exactly (each from its own patches, not the first consumer's).
+  keras = _keras(framework)
+  rng = np.random.default_rng(5)
+  inp = keras.Input((8, 8, 3))
+  a = keras.layers.Conv2D(5, 3, padding="same", name="c1")(inp)
+  k3 = keras.layers.Conv2D(4, 3, padding="same", name="k3")(a)
+  k1 = keras.layers.Conv2D(3, 1, strides=2, name="k1")(a)
+  model = keras.Model(inp, [k1, k3])
+  w1 = rng.normal(size=(3, 3, 3, 5)).astype("float32")
+  b1 = rng.normal(size=5).astype("float32")
+  w1[..., 4] = 0.5 * w1[..., 0] - w1[..., 2]
+  b1[4] = 0.5 * b1[0] - b1[2]
+  _set(model.get_layer("c1"), w1, b1)
+  x = rng.normal(size=(64, 8, 8, 3)).astype("float32")
+  keep = {"c1": [0, 1, 2, 3]}
+  slim = tps.materialize(model, keep)
+  fitted = tps.reconstruct(slim, model, x, keep=keep, positions_per_sample=8,
+                           ridge=0.0)
+  for ref, before, after in zip(_outs(model, x), _outs(slim, x),
+                                _outs(fitted, x)):
+    assert max_rel_diff(ref, before) > 0.05  # pruning hurts each output
+    assert max_rel_diff(ref, after) < 1e-4
+
+
+def _outs(model, x):
+  return [to_numpy(t) for t in model(x, training=False)]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_lowers_the_error_against_no_refit(framework):
   keras = _keras(framework)
   keras.utils.set_random_seed(0)

@@ -246,12 +246,14 @@ def _fit_wave(original, new, wave, data, samples, steps, per_sample, ridge,
   for x in cp.batches(data, samples, steps):
     origs = read_orig(x)
     xs = read_slim(x)[0]
-    positions = cp.output_positions(first, xs.shape)
-    pos = cp.sample_positions(rng, len(x), positions, per_sample)
-    ps = cp.patches(first, xs, pos).astype(np.float64)
-    ps = np.concatenate([ps, np.ones((len(ps), 1))], axis=1)
     for i, ((c, _, out_idx), xo, (w, b)) in enumerate(zip(wave, origs,
                                                           targets)):
+      # Each consumer's own output grid and patches: consumers of one
+      # tensor may differ in kernel size, stride, dilation or padding.
+      positions = cp.output_positions(c, xs.shape)
+      pos = cp.sample_positions(rng, len(x), positions, per_sample)
+      ps = cp.patches(c, xs, pos).astype(np.float64)
+      ps = np.concatenate([ps, np.ones((len(ps), 1))], axis=1)
       y = cp.patches(c, xo, pos).astype(np.float64) @ w[:, out_idx] + b[
           out_idx]
       a, xy = ps.T @ ps, ps.T @ y
