@@ -90,6 +90,8 @@ def test_demo_falls_back_to_digits_and_writes_everything(tmp_path, capsys,
   summary = (tmp_path / "summary.md").read_text()
   assert "sklearn digits (fallback)" in summary and "| slimming |" in summary
   assert (tmp_path / "tradeoff.png").stat().st_size > 10000
+  assert (tmp_path / "latency_plan.png").stat().st_size > 10000
+  assert "![latency plan](latency_plan.png)" in summary
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["dataset"] == "sklearn digits (fallback)"
   assert len(saved["rows"]) == 4

@@ -9,6 +9,7 @@ import pytest
 import tfprune_survey as tps
 from tfprune_survey import frameworks
 from tfprune_survey import latency
+from tfprune_survey import latency_plot
 from tfprune_survey import planning
 from tests.latency_tables import fake_table
 from tests.latency_tables import small_model
@@ -224,6 +225,46 @@ def test_prune_with_target_latency_and_fake_table(framework):
                     min_channels=4, reconstruct=True)
   assert {g: list(k) for g, k in refit.keep.items()} == {
       g: list(k) for g, k in result.keep.items()}
+
+
+def test_plot_panels_by_hand(tmp_path):
+  lm = fake_table()
+  keep = {"c1": 8, "c2": [0, 1, 2, 3]}
+  parts = latency_plot.panels(lm, keep)
+  assert [p["name"] for p in parts] == ["c1", "c2", "out"]
+  by = {p["name"]: p for p in parts}
+  assert by["c2"]["out"] == ([4, 8, 12, 16], [2.0, 4.0, 4.0, 4.0])
+  assert by["c2"]["in"] == ([8, 16], [3.0, 4.0])
+  assert by["c1"]["kept"] == (3, 8)
+  assert by["c2"]["kept"] == (8, 4)
+  assert by["out"]["kept"] == (4, 4)
+  # c1: 2 * 1 / 2; c2: 3 * 2 / 4; out: 0.5 at 4 inputs (staircase).
+  assert [p["kept_ms"] for p in parts] == pytest.approx([1.0, 1.5, 0.5])
+  assert sum(p["kept_ms"] for p in parts) == pytest.approx(lm.predict(keep))
+  # By default the slowest layers at full width, in model order.
+  assert [p["name"] for p in latency_plot.panels(lm, max_layers=2)] == [
+      "c1", "c2"]
+  assert [p["name"] for p in latency_plot.panels(lm, layers=["out", "c1"])
+          ] == ["out", "c1"]
+  path = lm.plot(str(tmp_path / "lat.png"), keep)
+  with open(path, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  with pytest.raises(ValueError, match="nope"):
+    lm.plot(str(tmp_path / "x.png"), layers=["nope"])
+  with pytest.raises(ValueError, match="max_layers"):
+    lm.plot(str(tmp_path / "x.png"), max_layers=0)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_kept_widths_of_a_model_match_its_keep(framework):
+  model = small_model(framework)
+  lm = fake_table()
+  keep = {"c1": [0, 2, 4, 6, 8, 10, 12, 14], "c2": [1, 3, 5, 7]}
+  slim = tps.materialize(model, keep)
+  assert lm.kept_widths(slim) == lm.kept_widths(keep) == {
+      "c1": (3, 8), "c2": (8, 4), "out": (4, 4)}
+  assert lm.predict(slim) == pytest.approx(lm.predict(keep))
+  assert lm.kept_widths() == {"c1": (3, 16), "c2": (16, 16), "out": (16, 4)}
 
 
 def test_save_load_round_trip(tmp_path):

@@ -179,6 +179,11 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
       continue
     tag = name.replace(" @ ", "_at_")
     slim = result.model
+    if "target_latency" in target:
+      target["latency"].plot(
+          os.path.join(out_dir, "latency_plan.png"), slim,
+          title=f"{name}: measured time per layer against width; dashed: "
+                "the widths kept")
     oneshot = evaluate_accuracy(slim, (xt, yt))
     fit(slim, xf, yf, epochs=1, lr=1e-3, verbose=verbose)
     tps.recalibrate_bn(slim, recal)
@@ -211,8 +216,10 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
               test_images=len(xt), width=width, round_to=round_to,
               latency_target=latency_target, seed=seed,
               cpu_seconds=time.process_time()))
-  print(f"\nwrote {out_dir}/summary.md, tradeoff.png, results.json, and the "
-        f"slim .keras/.tflite files ({total:.0f} s in all)")
+  plan = ("latency_plan.png, " if os.path.exists(
+      os.path.join(out_dir, "latency_plan.png")) else "")
+  print(f"\nwrote {out_dir}/summary.md, tradeoff.png, {plan}results.json, "
+        f"and the slim .keras/.tflite files ({total:.0f} s in all)")
   return rows
 
 
@@ -269,6 +276,9 @@ def _write(out_dir, rows, table, dataset, note, base_acc, total, config):
       ", ".join(f"{r['criterion']} {r['oneshot_top1']:.4f}"
                 for r in rows if r["oneshot_top1"] is not None) + ".", "",
       f"Total time {total:.0f} s. ![trade-off](tradeoff.png)", ""]
+  if os.path.exists(os.path.join(out_dir, "latency_plan.png")):
+    text += ["The latency row's plan on the measured per-layer staircases "
+             "(the slowest layers): ![latency plan](latency_plan.png)", ""]
   with open(os.path.join(out_dir, "summary.md"), "w") as f:
     f.write("\n".join(text))
   plot_tradeoff(rows, os.path.join(out_dir, "tradeoff.png"), dataset)

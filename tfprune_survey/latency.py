@@ -192,22 +192,70 @@ class LatencyModel:
     Returns:
       float milliseconds.
     """
-    if model_or_keep is None:
-      return self.predict_counts({})
-    if isinstance(model_or_keep, dict):
-      counts = {g: (int(v) if np.ndim(v) == 0 else len(v))
-                for g, v in model_or_keep.items()}
-      return self.predict_counts(counts)
+    if model_or_keep is None or isinstance(model_or_keep, dict):
+      return self.predict_counts(self._counts(model_or_keep))
+    widths = self.kept_widths(model_or_keep)
+    return self.fixed_ms + sum(
+        l.ms(*widths[l.name], self.fixed_ms) - self.fixed_ms
+        for l in self.layers)
+
+  @staticmethod
+  def _counts(keep):
+    return {g: (int(v) if np.ndim(v) == 0 else len(v))
+            for g, v in (keep or {}).items()}
+
+  def kept_widths(self, model_or_keep=None):
+    """{layer name: (input, output) channels} of each timed layer.
+
+    Args:
+      model_or_keep: as for `predict`.
+
+    Raises:
+      ValueError: for a model without some of the timed layers.
+    """
+    if model_or_keep is None or isinstance(model_or_keep, dict):
+      counts = self._counts(model_or_keep)
+      return {l.name: l.widths(counts) for l in self.layers}
     frameworks.check_model(model_or_keep, "model_or_keep")
-    shapes = {c.path: (c.input_shapes[0][-1], c.output_shapes[0][-1])
+    shapes = {c.path: (int(c.input_shapes[0][-1]),
+                       int(c.output_shapes[0][-1]))
               for c in iter_calls(model_or_keep) if layer_call_macs(c)}
     missing = [l.name for l in self.layers if l.name not in shapes]
     if missing:
       raise ValueError(f"`model_or_keep` has no layers {missing[:3]} of the "
                        "architecture this LatencyModel was measured for")
-    return self.fixed_ms + sum(
-        l.ms(shapes[l.name][0], shapes[l.name][1], self.fixed_ms) -
-        self.fixed_ms for l in self.layers)
+    return {l.name: shapes[l.name] for l in self.layers}
+
+  def plot(self, path, keep=None, *, layers=None, max_layers=12,
+           title=None):
+    """Draws the measured staircases: time against width, per layer.
+
+    One panel per layer: its time along its output channels (input full)
+    and along its input channels (output full), as the staircases the
+    planner reads (a width costs what the next measured width above it
+    costs). With `keep`, each panel marks the kept input and output widths
+    and gives the layer's predicted time there, so a plan can be seen to
+    sit on the steps.
+
+    Args:
+      path: the image file to write (e.g. 'latency.png').
+      keep: optional {group_id: kept indices or count}, or a model of this
+        architecture at any widths (e.g. `tps.prune(...).model`).
+      layers: optional names of the layers to draw, in that order. Defaults
+        to the `max_layers` slowest at full width, in model order.
+      max_layers: at most this many panels when `layers` is None. Defaults
+        to 12.
+      title: optional figure title.
+
+    Returns:
+      `path`.
+
+    Raises:
+      ValueError: for an unknown layer name, a bad `max_layers`, or a model
+        of another architecture.
+    """
+    from tfprune_survey import latency_plot  # pylint: disable=g-import-not-at-top
+    return latency_plot.plot(self, path, keep, layers, max_layers, title)
 
   def groups_layers(self, gid):
     """Indices of the layers whose width group `gid` sets."""
