@@ -461,6 +461,20 @@ def test_tf_op_layers_elementwise_and_residual():
   check_equivalence(model)
 
 
+def test_elementwise_op_with_a_constant_first_operand_is_followed():
+  # tf_keras writes `2.0 - x` as tf.math.subtract with a `_CONSTANT_VALUE`
+  # first input; Keras 3 as an op with the constant inline.
+  inp = keras.Input((6, 6, 3))
+  a = L.Conv2D(8, 3, padding="same", name="a")(inp)
+  h = 2.0 - L.ReLU()(a)
+  h = 0.5 * h
+  x = L.Conv2D(4, 1, name="b")(h)
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(2, name="head")(x))
+  assert prunable(model) == {"a": (8, ["a"]), "b": (4, ["b"])}
+  check_equivalence(model)
+
+
 def test_group_ids_are_stable_and_unique():
   inp = keras.Input((8, 8, 3))
   x = L.Conv2D(4, 3, name="c")(inp)

@@ -5,6 +5,10 @@ from tfprune_survey.frameworks.base import _is_ref
 from tfprune_survey.frameworks.base import kwarg_refs
 
 
+#: tf_keras' marker of a constant among a node's inputs (engine/node.py).
+_CONSTANT_VALUE = "_CONSTANT_VALUE"
+
+
 def _shape_list(shape):
   """One tuple per tensor, from a tf_keras shape or list of shapes."""
   if shape is None:
@@ -49,8 +53,13 @@ class TfKeras(Framework):
     if node and isinstance(node[0], str):   # one item, not wrapped
       node = [node]
     refs, kwargs = [], {}
-    for item in node:
-      refs.append(tuple(item[:3]))
+    for i, item in enumerate(node):
+      if item and item[0] == _CONSTANT_VALUE:
+        # ['_CONSTANT_VALUE', -1, value, kwargs]: a constant in the call's
+        # first argument (`2.0 - x` is tf.math.subtract(2.0, y=x)).
+        kwargs[f"arg{i}"] = item[2]
+      else:
+        refs.append(tuple(item[:3]))
       if len(item) > 3 and isinstance(item[3], dict):
         extra = []
         kwarg_refs(item[3], layer_names, extra)
