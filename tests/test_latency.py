@@ -341,6 +341,27 @@ def test_from_benchmark_profile(framework):
         SAMPLE, tps.zoo.residual_cnn(framework=framework))
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_rebuilt_architecture_fits_the_same_table(framework):
+  # A second build gets other auto-generated input and model names
+  # ('input_1' / 'input_2'); the table and its cache key still fit it.
+  first = small_model(framework)
+  lm = latency.LatencyModel.from_benchmark_profile(SAMPLE, first)
+  keras = frameworks.get(framework).keras
+  again = small_model(framework)
+  again = keras.Model(again.inputs, again.outputs, name="small_again")
+  assert first.inputs[0].name != again.inputs[0].name
+  key = latency.architecture_key(again)
+  assert key.startswith("small_again-")
+  assert key.rsplit("-", 1)[1] == lm.arch.rsplit("-", 1)[1]
+  lm.check(again)
+  result = tps.prune(again, "l1", target_latency=0.3, latency=lm)
+  assert result.keep and lm.predict(result.keep) <= 0.7 * lm.predict()
+  # The layers keep their own names: the input group is no longer keyed
+  # by the input's name.
+  assert lm.layers[0].in_axis == [["fixed:0", 3, 1]]
+
+
 def test_profile_without_the_section_is_refused(tmp_path):
   bad = tmp_path / "p.csv"
   bad.write_text("node type, first, avg_ms\nCONV_2D, 1, 1\n")

@@ -270,12 +270,15 @@ class LatencyModel:
     graph = graph if graph is not None else ChannelGraph(model)
     if self.arch is not None:
       key = architecture_key(model, graph)
-      if key != self.arch:
+      # The model's name prefixes the key for readable cache files; two
+      # builds of one architecture may differ in it ('model', 'model_1').
+      if key.rsplit("-", 1)[-1] != str(self.arch).rsplit("-", 1)[-1]:
         raise ValueError(
             f"`{arg_name}` is a LatencyModel of another architecture "
             f"({self.arch}), not of model '{model.name}' ({key}); measure "
             "one for this model with tps.latency.LatencyModel.measure(model)")
-    sizes = {g.id: g.size for g in graph.groups}
+    ids = _group_ids(graph)
+    sizes = {ids[g.id]: g.size for g in graph.groups}
     calls = {c.path for c in iter_calls(model)}
     for layer in self.layers:
       if layer.name not in calls:
@@ -559,7 +562,8 @@ def architecture_key(model, graph=None):
            and k not in ("trainable", "dtype", "seed")}
     parts.append([c.path, type(c.layer).__name__, list(c.input_shapes[0]),
                   list(c.output_shapes[0]), cfg])
-  parts.append(sorted((g.id, g.size, g.prunable) for g in graph.groups))
+  ids = _group_ids(graph)
+  parts.append(sorted((ids[g.id], g.size, g.prunable) for g in graph.groups))
   digest = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str)
                         .encode()).hexdigest()[:16]
   return f"{model.name}-{digest}"
@@ -576,13 +580,32 @@ def _grid(size, step, max_points, fractions=None):
   return widths, spacing
 
 
-def _axis(graph, sl):
+def _group_ids(graph):
+  """{group id: the id a LatencyModel stores}.
+
+  A prunable group keeps its id (a layer name, which `keep` uses). A
+  group that is never pruned is named by its position among those
+  ('fixed:0', ...): its id may be an auto-generated input name
+  ('input_1', 'input_2') that differs between two builds of one
+  architecture, and its count is never set by a plan anyway.
+  """
+  out, k = {}, 0
+  for g in graph.groups:
+    if g.prunable:
+      out[g.id] = g.id
+    else:
+      out[g.id] = f"fixed:{k}"
+      k += 1
+  return out
+
+
+def _axis(graph, sl, ids):
   if sl is None:
     return []
   out = []
   for seg in sl.layout.segments:
     g = graph.group_of_var(seg.var)
-    out.append([g.id, g.size, seg.repeat])
+    out.append([ids[g.id], g.size, seg.repeat])
   return out
 
 
@@ -593,7 +616,8 @@ def _layer_plans(model, graph, step, max_points, fractions=None):
     if sl.role in ("producer", "consumer") or (
         sl.role == "param" and sl.weight == "kernel"):
       by_path.setdefault(sl.path, []).append(sl)
-  groups = {g.id: g for g in graph.groups}
+  ids = _group_ids(graph)
+  prunable = {ids[g.id]: g.prunable for g in graph.groups}
   plans = []
   for c in iter_calls(model):
     if not layer_call_macs(c):
@@ -606,12 +630,12 @@ def _layer_plans(model, graph, step, max_points, fractions=None):
     producer = next((s for s in slices if s.role == "producer"), None)
     if tied:
       in_axis, out_axis, mult = [], _axis(graph, consumer or next(
-          (s for s in slices if s.role == "param"), None)), cout // cin
+          (s for s in slices if s.role == "param"), None), ids), cout // cin
       if out_axis:
         out_axis = [[g, s, r * mult] for g, s, r in out_axis]
     else:
-      in_axis, out_axis, mult = _axis(graph, consumer), _axis(
-          graph, producer), 0
+      in_axis, out_axis, mult = _axis(graph, consumer, ids), _axis(
+          graph, producer, ids), 0
     base = {"cls": type(c.layer), "config": _config(c.layer),
             "shape": tuple(c.input_shapes[0][1:]), "full_in": cin}
     plan = {"name": c.path, "in_axis": in_axis, "out_axis": out_axis,
@@ -619,7 +643,7 @@ def _layer_plans(model, graph, step, max_points, fractions=None):
             "steps": {}}
 
     def axis_grid(axis, full):
-      varies = [gid for gid, _, _ in axis if groups[gid].prunable]
+      varies = [gid for gid, _, _ in axis if prunable[gid]]
       if not varies or len(axis) != 1:
         return [full]
       gid, size, rep = axis[0]
