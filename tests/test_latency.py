@@ -63,6 +63,23 @@ def test_allocation_by_hand(framework):
                                                               "c2": 4}
 
 
+@pytest.mark.parametrize("sign", (1.0, -1.0))
+def test_negative_scores_cut_no_more_than_the_goal_needs(sign):
+  # Uniform scores: +1 or -1 (as apoz's -APoZ). Either way the cheapest
+  # plan that reaches 5 of 7 ms is c1 at 8 (2 -> 1 ms on c1, 4 -> 3 on
+  # c2's input): 8 channels, 5.0 ms. Cutting c2 to 4 (12 channels, 4.5 ms)
+  # overshoots; it used to win with negative scores, where each channel
+  # removed added score.
+  model = small_model("tf_keras")
+  graph = tps.ChannelGraph(model)
+  plan = planning.Planner(graph, {"c1": sign * np.ones(16),
+                                  "c2": sign * np.ones(16)}, 1, 1)
+  lm = fake_table()
+  counts = latency.search_latency(plan, lm, 2 / 7)
+  assert counts == {"c1": 8, "c2": 16}
+  assert lm.predict_counts(counts) == pytest.approx(5.0)
+
+
 def test_allocation_looks_past_a_reaching_cut():
   """Three groups, each setting one layer's output alone (fixed cost 0).
 

@@ -41,6 +41,10 @@ def search_latency(planner, latency_model, target, round_to="auto",
   A group read or written by a grouped conv keeps multiples of its block
   count (`planner.steps`), as `keep_indices` needs.
 
+  Scores are shifted, all groups by one amount, so that none is negative
+  (the lowest costs nothing): with negative scores (e.g. apoz, which is
+  -APoZ) every cut would gain score and the search would cut past the goal.
+
   Groups in `fixed` keep the counts given there (e.g. `tps.prune`'s
   `ratios`): their cuts count towards the goal, and the search neither cuts
   them further nor gives them channels back.
@@ -78,6 +82,14 @@ def search_latency(planner, latency_model, target, round_to="auto",
   fixed = dict(fixed or {})
   weights = _check_weights(planner, weights, fixed)
   allowed, cands, lost = {}, {}, {}
+  # Score lost per ms needs scores >= 0: a criterion with negative scores
+  # (apoz is -APoZ) would make every cut *gain* score, and the search would
+  # cut more than the goal needs. All groups are shifted by one amount so
+  # the lowest channel costs nothing; the order of channels, within and
+  # across groups, is unchanged.
+  shift = min([0.0] + [float(np.min(planner.normalized[g.id]))
+                       for g in planner.groups
+                       if g.id not in fixed and g.size])
   for g in planner.groups:
     if g.id in fixed:
       allowed[g.id] = cands[g.id] = []
@@ -92,7 +104,7 @@ def search_latency(planner, latency_model, target, round_to="auto",
       widths = sorted(set(widths) | {min(g.size, -(-floor // step) * step)})
     allowed[g.id] = widths
     cands[g.id] = _cut_candidates(widths, lm.step(g.id))
-    s = np.sort(planner.normalized[g.id]) * weights.get(g.id, 1.0)
+    s = (np.sort(planner.normalized[g.id]) - shift) * weights.get(g.id, 1.0)
     lost[g.id] = np.concatenate([[0.0], np.cumsum(s)])
   counts = {g.id: g.size for g in planner.groups}
   full = lm.predict_counts(counts)
