@@ -437,6 +437,26 @@ def test_nested_sequential():
   check_equivalence(model)
 
 
+def test_model_outputs_taken_from_nested_functional_models():
+  # Keras 3 numbers a nested Functional's calls from 1 in `output_layers`
+  # and from 0 in inbound nodes; two levels of nesting, head called twice.
+  i3 = keras.Input((6, 6, 5))
+  m3 = keras.Model(i3, L.Conv2D(4, 1, name="l3")(i3), name="m3")
+  i2 = keras.Input((6, 6, 6))
+  m2 = keras.Model(i2, m3(L.Conv2D(5, 1, name="l2")(i2)), name="m2")
+  ih = keras.Input((6, 6, 4))
+  head = keras.Model(ih, L.Dense(2, name="out")(
+      L.GlobalAveragePooling2D()(ih)), name="head")
+  inp = keras.Input((6, 6, 3))
+  y = m2(L.Conv2D(6, 3, padding="same", name="c0")(inp))
+  z = L.Conv2D(4, 1, name="c1")(y)
+  model = keras.Model(inp, [head(y), head(z)])
+  # head's Dense reads l3 and c1 through one kernel: one group
+  assert prunable(model) == {"c0": (6, ["c0"]), "m2/l2": (5, ["m2/l2"]),
+                             "m2/m3/l3": (4, ["m2/m3/l3", "c1"])}
+  check_equivalence(model)
+
+
 def test_sequential_model():
   model = keras.Sequential([
       keras.Input((10, 10, 1)), L.Conv2D(6, 3, name="c1"), L.ReLU(),

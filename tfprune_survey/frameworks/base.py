@@ -116,6 +116,14 @@ class Framework:
   def input_refs(self, config):
     return self.output_refs({"output_layers": config["input_layers"]})
 
+  def output_node_index(self, operation, node_index):
+    """The inbound-node numbering of a node index read in `output_layers`.
+
+    tf_keras numbers a node the same way in both places.
+    """
+    del operation
+    return node_index
+
   # ---- per-call tensors and shapes --------------------------------------
   def output_shapes(self, layer, node_index):
     raise NotImplementedError

@@ -114,6 +114,11 @@ class Keras3(Framework):
         kwargs[key] = value
     return refs, kwargs
 
+  def output_node_index(self, operation, node_index):
+    """Keras 3 numbers a nested Functional's calls from 1 in `output_layers`
+    (as if it had a construction node) but from 0 in inbound nodes."""
+    return node_index - 1 if self.is_functional(operation) else node_index
+
   def output_shapes(self, layer, node_index):
     try:
       node = layer._inbound_nodes[node_index]  # pylint: disable=protected-access

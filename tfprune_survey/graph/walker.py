@@ -136,7 +136,11 @@ class Walker:
       raise ValueError(
           "could not resolve the inputs of layer "
           f"'{pending[0][1]}' while reading the model's config")
-    return [values[tuple(r)] for r in self.fw.output_refs(config)]
+    outs = []
+    for name, node_index, t in self.fw.output_refs(config):
+      node_index = self.fw.output_node_index(live[name], node_index)
+      outs.append(values[(name, node_index, t)])
+    return outs
 
   def _walk_sequential(self, model, config, names, outer_inputs):
     layer_entries = [e for e in config["layers"]
