@@ -316,6 +316,13 @@ def test_measure_is_monotone_cached_and_predicts_models(tmp_path):
   again = latency.LatencyModel.measure(model, cache_dir=str(tmp_path),
                                        max_points=3, verbose=0)
   assert again.to_dict() == lm.to_dict()
+  # So does another build of it under another model name.
+  rebuilt = small_model("keras3", width=24)
+  rebuilt = frameworks.get("keras3").keras.Model(
+      rebuilt.inputs, rebuilt.outputs, name="renamed")
+  cached = latency.LatencyModel.measure(rebuilt, cache_dir=str(tmp_path),
+                                        max_points=3, verbose=0)
+  assert cached.to_dict() == lm.to_dict() and len(os.listdir(tmp_path)) == 1
 
 
 def test_measure_at_given_width_fractions(tmp_path):

@@ -41,6 +41,7 @@ per point.
 """
 
 import dataclasses
+import glob
 import hashlib
 import json
 import math
@@ -378,8 +379,14 @@ class LatencyModel:
     folder = cache_dir or os.environ.get(CACHE_ENV) or os.path.join(
         os.path.expanduser("~"), ".cache", "tfprune_survey", "latency")
     path = os.path.join(folder, f"{arch}-{digest}.json")
-    if use_cache and os.path.isfile(path):
-      return cls.load(path)
+    if use_cache:
+      # Another build of this architecture may carry another model name
+      # ('model_1'); the file is found by the digests.
+      hits = [path] if os.path.isfile(path) else sorted(glob.glob(
+          os.path.join(glob.escape(folder),
+                       f"*-{arch.rsplit('-', 1)[-1]}-{digest}.json")))
+      if hits:
+        return cls.load(hits[0])
     t0 = time.perf_counter()
     plans = _layer_plans(model, graph, step, max_points, widths)
     specs = {}
