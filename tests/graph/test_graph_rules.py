@@ -495,6 +495,27 @@ def test_elementwise_op_with_a_constant_first_operand_is_followed():
   check_equivalence(model)
 
 
+def test_elementwise_op_with_a_rank0_tensor_operand():
+  # x / max|x|: the rank-0 divisor is broadcast (not coupled); the
+  # reduction over all channels blocks the channels it reads.
+  if keras.__name__ == "keras":
+    from keras import ops  # pylint: disable=g-import-not-at-top
+    reduce_max = ops.max
+  else:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    reduce_max = tf.reduce_max
+  inp = keras.Input((6, 6, 3))
+  a = L.Conv2D(8, 3, padding="same", name="a")(inp)
+  x = a / (reduce_max(a) + 1e-6)
+  x = L.Conv2D(4, 1, name="b")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(2, name="head")(x))
+  _, by_id = groups_of(model)
+  assert not by_id["a"].prunable and "max" in by_id["a"].reason
+  assert prunable(model) == {"b": (4, ["b"])}
+  check_equivalence(model)
+
+
 def test_group_ids_are_stable_and_unique():
   inp = keras.Input((8, 8, 3))
   x = L.Conv2D(4, 3, name="c")(inp)

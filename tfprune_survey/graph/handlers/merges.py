@@ -9,7 +9,8 @@ class ElementwiseMerge(LayerHandler):
   """Add, Subtract, Multiply, Average, Maximum, Minimum: join input groups.
 
   An input whose channel axis has size 1 while the output has more (a
-  broadcast, e.g. a spatial attention map) is not coupled.
+  broadcast, e.g. a spatial attention map), or a rank-0 input (a scalar
+  computed in the graph), is not coupled.
   """
 
   def propagate(self, call, b):
@@ -17,8 +18,8 @@ class ElementwiseMerge(LayerHandler):
     out_c = out_shape[-1] if out_shape else None
     coupled = []
     for lay, shape in zip(call.inputs, call.input_shapes):
-      broadcast = (shape is not None and shape[-1] == 1 and out_c not in
-                   (None, 1))
+      broadcast = shape is not None and (
+          len(shape) == 0 or (shape[-1] == 1 and out_c not in (None, 1)))
       if not broadcast:
         coupled.append(lay)
     return [b.unify(coupled, call)]
