@@ -291,3 +291,58 @@ def test_without_labels_is_a_value_error_naming_the_criterion(name,
     tps.score(model, name, dense_data[0])
   with pytest.raises(ValueError, match=f"'{name}'"):
     tps.score(model, name)
+
+
+def causal_model(framework, seed=0):
+  """x(11, 3) -> c1 (Conv1D causal, stride 3, tanh) -> c2 (same, relu) -> head.
+
+  Keras pads a causal conv by (k - 1) * dilation on the left only, whatever
+  the stride: here 2 zeros, so the 4 outputs read positions -2..0, 1..3,
+  4..6 and 7..9 (position 10 is never read).
+  """
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  inp = keras.Input((11, 3))
+  x = L.Conv1D(4, 3, strides=3, padding="causal", activation="tanh",
+               name="c1")(inp)
+  x = L.Conv1D(5, 2, padding="same", activation="relu", name="c2")(x)
+  x = L.GlobalAveragePooling1D(name="gap")(x)
+  out = L.Dense(3, name="head")(x)
+  model = keras.Model(inp, out)
+  _set_random_weights(model, seed)
+  return model
+
+
+def causal_forward(w, x):
+  xp = tf.pad(x, [[0, 0], [2, 0], [0, 0]])
+  z1 = tf.nn.conv1d(xp, w[("c1", "kernel")], 3, "VALID") + w[("c1", "bias")]
+  a1 = tf.tanh(z1)
+  z2 = tf.nn.conv1d(a1, w[("c2", "kernel")], 1, "SAME") + w[("c2", "bias")]
+  logits = tf.reduce_mean(tf.nn.relu(z2), axis=1) @ w[("head", "kernel")] + w[
+      ("head", "bias")]
+  return logits, {"c1": z1, "c2": z2}, {"c1": x, "c2": a1}
+
+
+def im2col_causal(a, k, stride):
+  """(T, k*C) patches of one (L, C) sequence, Keras 'causal' padding."""
+  p = np.pad(a, ((k - 1, 0), (0, 0)))
+  out = -(-a.shape[0] // stride)
+  return np.array([p[i * stride:i * stride + k].ravel() for i in range(out)])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_obd_and_kfac_causal_strided_conv1d_match_reference(framework):
+  rng = np.random.default_rng(4)
+  x = rng.standard_normal((20, 11, 3)).astype("float32")
+  y = rng.integers(0, 3, 20)
+  model = causal_model(framework)
+  samples = per_sample(model, causal_forward, x, y)
+  ref = obd_reference(model, samples, {
+      "c1": [("c1", "kernel"), ("c1", "bias")],
+      "c2": [("c2", "kernel"), ("c2", "bias")]})
+  got = tps.score(model, "obd", (x, y))
+  for gid in ref:
+    np.testing.assert_allclose(got[gid], ref[gid], rtol=RTOL)
+  got = tps.score(model, "kfac_obd", (x, y))
+  np.testing.assert_allclose(got["c1"], kfac_reference(
+      model, samples, "c1", lambda a: im2col_causal(a, 3, 3)), rtol=RTOL)

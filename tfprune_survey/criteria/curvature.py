@@ -76,14 +76,18 @@ def _pair(value, rank):
 
 
 def _window(size, kernel, stride, rate, padding):
-  """(output size, padding before, after) of one spatial axis, as TF pads."""
+  """(output size, padding before, after) of one spatial axis, as Keras pads.
+
+  'SAME' pads as TF does; 'CAUSAL' pads (kernel - 1) * rate zeros before
+  and none after, whatever the stride, as Keras' Conv1D does.
+  """
   span = (kernel - 1) * rate + 1
   if padding == "VALID":
     return -(-(size - span + 1) // stride), 0, 0
   out = -(-size // stride)
-  total = max((out - 1) * stride + span - size, 0)
   if padding == "CAUSAL":
-    return out, total, 0
+    return out, span - 1, 0
+  total = max((out - 1) * stride + span - size, 0)
   return out, total // 2, total - total // 2
 
 
