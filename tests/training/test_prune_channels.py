@@ -267,3 +267,48 @@ def test_sequential_and_nested_models_strip_exactly(framework):
   # The group that reaches into the nested model stays whole.
   _, keep = current_keep(pm)
   assert "a" not in keep and "b" in keep
+
+
+class _EveryStep(tps.schedules.PruningSchedule):
+  """A user's own schedule: prunes to `sparsity` at every step."""
+
+  def __init__(self, sparsity):
+    self._validate_sparsity(sparsity, "sparsity")
+    self.sparsity = sparsity
+
+  def __call__(self, step):
+    return True, float(self.sparsity)
+
+  def get_config(self):
+    return {"class_name": "_EveryStep", "config": {"sparsity": self.sparsity}}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_custom_schedule_subclass_prunes_during_fit(xy, tmp_path, framework):
+  x, y = xy
+  keras = keras_of(framework)
+  pm = compile_model(tps.prune_channels(build(framework), "l1",
+                                        _EveryStep(0.5)))
+  pm.fit(x[:16], y[:16], batch_size=8, epochs=1, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep()])
+  assert kept_fraction(pm) == pytest.approx(0.5, abs=0.05)
+  # A loaded model finds the class through the load's custom_objects.
+  path = str(tmp_path / "m.keras")
+  pm.save(path)
+  loaded = compile_model(keras.models.load_model(
+      path, custom_objects={"_EveryStep": _EveryStep}))
+  loaded.fit(x[:16], y[:16], batch_size=8, epochs=1, verbose=0,
+             callbacks=[tps.UpdateChannelPruningStep()])
+  assert kept_fraction(loaded) == pytest.approx(0.5, abs=0.05)
+
+
+def test_unknown_custom_schedule_after_load_is_a_clear_error(xy, tmp_path):
+  x, y = xy
+  keras = keras_of("tf_keras")
+  pm = tps.prune_channels(build(), "l1", _EveryStep(0.5))
+  path = str(tmp_path / "m.keras")
+  pm.save(path)
+  loaded = compile_model(keras.models.load_model(path))
+  with pytest.raises(ValueError, match="_EveryStep.*load_model"):
+    loaded.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
+               callbacks=[tps.UpdateChannelPruningStep()])

@@ -52,6 +52,36 @@ def make_controller(model, data=None):
   return MaskingController(model, wrappers, data)
 
 
+def _schedule_of(model, wrappers):
+  """The wrappers' schedule: the object given to `prune_channels` (kept in
+  memory), else rebuilt from the settings, a class of the user's own being
+  looked up in Keras' custom objects."""
+  held = next((w.schedule for w in wrappers if w.schedule is not None), None)
+  if held is not None:
+    return held
+  config = wrappers[0].settings["schedule"]
+  name = config.get("class_name") if isinstance(config, dict) else None
+  custom = {}
+  if isinstance(name, str):
+    from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+    klass = frameworks.of(model, "model").keras.utils.get_registered_object(
+        name)
+    if klass is not None and name not in ("ConstantSparsity",
+                                          "PolynomialDecay"):
+      custom[name] = klass
+  try:
+    return schedules_lib.deserialize(config, custom_objects=custom)
+  except ValueError as e:
+    if not str(e).startswith("Unknown pruning schedule class"):
+      raise
+    raise ValueError(
+        f"the pruning schedule of model {model.name!r} is of class "
+        f"{name!r}, which is not known in this process: pass it when "
+        f"loading the model, load_model(path, custom_objects={{{name!r}: "
+        f"{name}}}), or register it with Keras (register_keras_"
+        "serializable, or custom_object_scope around fit)") from e
+
+
 class Controller:
   """What both strategies share: schedule, scoring, planning, state.
 
@@ -75,7 +105,7 @@ class Controller:
     self.wrappers = {w.layer.name: w for w in wrappers}
     s = wrappers[0].settings
     self.criterion = criteria_lib.deserialize(s["criterion"])
-    self.schedule = schedules_lib.deserialize(s["schedule"])
+    self.schedule = _schedule_of(model, wrappers)
     self.scope, self.round_to = s["scope"], s["round_to"]
     self.min_channels = s["min_channels"]
     self.soft = bool(s.get("soft", False))

@@ -146,7 +146,7 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
           fresh, masked.get(name, []), settings, observe=observe.get(name),
           observe_at=sides.get(name, "input"),
           observe_output=observe_output.get(name),
-          group_channels=owners.get(name), data=data)
+          group_channels=owners.get(name), data=data, schedule=schedule)
     return fresh
 
   wrapped = fw.keras.models.clone_model(to_prune, clone_function=clone)
@@ -262,6 +262,6 @@ def _wrap_layers(layers, criterion, schedule, data, scope, round_to,
   crit, schedule, args = _check_args(criterion, schedule, scope, round_to,
                                      min_channels)
   settings = _settings(crit, schedule, args, None, False, _check_soft(soft))
-  wrappers = [ChannelPruneWrapper(l, None, settings, data=data)
-              for l in layers]
+  wrappers = [ChannelPruneWrapper(l, None, settings, data=data,
+                                  schedule=schedule) for l in layers]
   return wrappers[0] if single else wrappers

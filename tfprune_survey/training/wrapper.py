@@ -52,6 +52,10 @@ _DOC = """Holds 0/1 channel masks and zeroes the masked slices of `layer`'s weig
       name, when this wrapper holds its kept set; None otherwise.
     data: optional data for data-dependent criteria, kept in memory only
       (not in the config). Defaults to None.
+    schedule: the pruning schedule object, kept in memory only (the config
+      holds it serialized), so that a schedule class of the user's own
+      needs no registration in the process that wrapped it. Defaults to
+      None.
     **kwargs: standard layer arguments (name defaults to
       'chprune_<layer name>').
 """
@@ -77,7 +81,7 @@ def _make(fw):
 
     def __init__(self, layer, masked=(), settings=None, observe=None,
                  observe_output=None, group_channels=None, data=None,
-                 observe_at="input", **kwargs):
+                 observe_at="input", schedule=None, **kwargs):
       kwargs.setdefault("name", f"chprune_{layer.name}")
       super().__init__(layer, **kwargs)
       self.deferred = masked is None
@@ -93,6 +97,7 @@ def _make(fw):
       self.group_channels = (None if group_channels is None
                              else int(group_channels))
       self._data = _InMemory(data)
+      self._schedule = _InMemory(schedule)
       self.stat_vars = {}
       self.channel_mask = None
       self._criterion = None
@@ -105,6 +110,12 @@ def _make(fw):
     def data(self):
       """Data for data-dependent criteria given to `prune_channels`."""
       return self._data.value
+
+    @property
+    def schedule(self):
+      """The schedule object given to `prune_channels` (or found in the
+      `custom_objects` of the load), or None."""
+      return self._schedule.value
 
     def build(self, input_shape):
       if not self.layer.built:
@@ -268,11 +279,28 @@ def _make(fw):
       config = dict(config)
       layer = keras.layers.deserialize(config.pop("layer"),
                                        custom_objects=custom_objects)
-      return cls(layer, **config)
+      schedule = _load_schedule(fw, config.get("settings"), custom_objects)
+      return cls(layer, schedule=schedule, **config)
 
   ChannelPruneWrapper.__module__ = __name__
   ChannelPruneWrapper.__qualname__ = f"ChannelPruneWrapper[{fw.name}]"
   return ChannelPruneWrapper
+
+
+def _load_schedule(fw, settings, custom_objects):
+  """The schedule in `settings` when its class is a user's own class
+  named in `custom_objects` or Keras' custom-object scope, else None (the
+  built-in ones are rebuilt by the controller)."""
+  config = (settings or {}).get("schedule")
+  name = config.get("class_name") if isinstance(config, dict) else None
+  if not isinstance(name, str) or name in ("ConstantSparsity",
+                                            "PolynomialDecay"):
+    return None
+  klass = fw.keras.utils.get_registered_object(name, custom_objects)
+  if klass is None:
+    return None
+  from tfprune_survey import schedules as schedules_lib  # pylint: disable=g-import-not-at-top
+  return schedules_lib.deserialize(config, custom_objects={name: klass})
 
 
 wrapper_class = keras_classes.PerFramework(_make)
