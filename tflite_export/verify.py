@@ -24,7 +24,8 @@ class VerifyReport:
       scale-free, near 1 when the file computes nearly the same function.
     quantized: whether the file holds quantized (int or float16) tensors.
     passed: float files: max_rel_diff <= `rtol`; quantized files:
-      top1_agreement >= `min_agreement`.
+      top1_agreement >= `min_agreement`, or, for a single-unit output (no
+      classes to agree on), max_rel_diff <= `quantized_rtol`.
   """
   samples: int
   max_abs_diff: float
@@ -37,11 +38,13 @@ class VerifyReport:
   def __str__(self):
     top1 = ("n/a" if self.top1_agreement is None
             else f"{self.top1_agreement:.1%}")
+    judged = ("top-1" if self.top1_agreement is not None
+              else "max rel diff")
     return (f"verify on {self.samples} samples: max abs diff "
             f"{self.max_abs_diff:.3g}, max rel diff {self.max_rel_diff:.3g}, "
             f"top-1 agreement {top1}, correlation {self.correlation:.4f} -> "
             f"{'PASS' if self.passed else 'FAIL'}"
-            f"{' (quantized: judged on top-1)' if self.quantized else ''}")
+            f"{f' (quantized: judged on {judged})' if self.quantized else ''}")
 
 
 def _is_quantized(interp):
@@ -80,7 +83,7 @@ def run_tflite(tflite_path, inputs):
 
 
 def verify(model, tflite_path, data, *, max_samples=256, rtol=1e-4,
-           min_agreement=0.9):
+           min_agreement=0.9, quantized_rtol=0.05):
   """Compares `model` with its TFLite file on up to `max_samples` inputs.
 
   Args:
@@ -92,6 +95,9 @@ def verify(model, tflite_path, data, *, max_samples=256, rtol=1e-4,
     max_samples: how many inputs to compare.
     rtol: float files must agree to max_abs_diff <= rtol * max |keras|.
     min_agreement: quantized files must reach this top-1 agreement.
+    quantized_rtol: quantized files whose output has a single unit (a
+      score or a regression, with no arg-max class) must agree to
+      max_abs_diff <= quantized_rtol * max |keras|. Defaults to 0.05.
 
   Returns:
     A `VerifyReport`.
@@ -118,8 +124,10 @@ def verify(model, tflite_path, data, *, max_samples=256, rtol=1e-4,
   top1 = None
   if want.ndim >= 2 and want.shape[-1] > 1:
     top1 = float(np.mean(np.argmax(got, -1) == np.argmax(want, -1)))
-  if quantized:
-    passed = top1 is not None and top1 >= min_agreement
+  if quantized and top1 is not None:
+    passed = top1 >= min_agreement
+  elif quantized:
+    passed = rel <= quantized_rtol
   else:
     passed = rel <= rtol
   return VerifyReport(samples=len(x), max_abs_diff=diff, max_rel_diff=rel,

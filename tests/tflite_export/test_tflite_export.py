@@ -172,3 +172,28 @@ def test_errors_are_clear_and_early(tmp_path):
   with pytest.raises(TypeError, match="`model`"):
     tflite_export.convert(model.layers[1], str(tmp_path / "layer.tflite"))
   assert not os.listdir(tmp_path)  # nothing was written by a failed call
+
+
+def _single_output_model():
+  inputs = keras.Input((8, 8, 3))
+  h = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+  out = keras.layers.Dense(1, activation="sigmoid")(
+      keras.layers.GlobalAveragePooling2D()(h))
+  keras.utils.set_random_seed(0)
+  return keras.Model(inputs, out)
+
+
+@pytest.mark.parametrize("mode", ["float16", "int8"])
+def test_quantized_single_output_is_judged_on_relative_error(mode, tmp_path):
+  model = _single_output_model()
+  x = np.random.default_rng(0).random((32, 8, 8, 3)).astype("float32")
+  path = str(tmp_path / "m.tflite")
+  tflite_export.convert(model, path, quantization=mode, representative_data=x)
+  check = tflite_export.verify(model, path, x)
+  assert check.quantized and check.top1_agreement is None
+  assert check.max_rel_diff <= 0.05 and check.passed, check
+  # Another model with this file's shapes is still caught.
+  other = _single_output_model()
+  other.set_weights([-w for w in model.get_weights()])
+  bad = tflite_export.verify(other, path, x)
+  assert bad.max_rel_diff > 0.05 and not bad.passed, bad
