@@ -21,7 +21,9 @@ import dataclasses
 import numpy as np
 
 from tfprune_survey import frameworks
+from tfprune_survey.data import batch_size_of
 from tfprune_survey.data import iterate_batches
+from tfprune_survey.data import map_inputs
 
 #: Consumer layer classes whose kernels this module can read and re-fit.
 FITTABLE = ("Conv1D", "Conv2D", "Dense")
@@ -134,6 +136,9 @@ def feature_reader(model, tensors):
   if signature is not None:
     dtype = signature[0].dtype
     return lambda x: [_to_numpy(t) for t in run(tf.cast(x, dtype))]
+  if fw.backend() == "tensorflow":   # several inputs: a structure of them
+    return lambda x: [_to_numpy(t) for t in run(map_inputs(
+        tf.convert_to_tensor, x))]
   return lambda x: [_to_numpy(t) for t in run(x)]
 
 
@@ -147,12 +152,15 @@ def batches(data, samples=None, steps=None):
   """Yields the x of `data`'s batches, stopping after `samples` samples."""
   seen = 0
   for x, _ in iterate_batches(data, steps):
-    x = np.asarray(_to_numpy(x) if not isinstance(x, np.ndarray) else x)
+    # One array, or a tuple/list/dict of them for several inputs.
+    x = map_inputs(lambda a: a if isinstance(a, np.ndarray) else
+                   _to_numpy(a), x)
     if samples is not None:
-      x = x[:samples - seen]
-    if len(x) == 0:
+      x = map_inputs(lambda a, n=samples - seen: a[:n], x)
+    size = batch_size_of(x)
+    if size == 0:
       break
-    seen += len(x)
+    seen += size
     yield x
     if samples is not None and seen >= samples:
       break
@@ -482,8 +490,8 @@ def group_grams(ctx, per_sample, seed):
   for x in batches(ctx.data, None, ctx.steps):
     for path, feat in zip(order, read(x)):
       consumer = readers[path][0]
-      pos = sample_positions(rng, len(x), output_positions(consumer,
-                                                           feat.shape),
+      pos = sample_positions(rng, batch_size_of(x),
+                             output_positions(consumer, feat.shape),
                              per_sample)
       p = patches(consumer, feat, pos)
       sums[path].add(p)

@@ -17,9 +17,12 @@ def iterate_batches(data, steps=None, batch_size=32, arg_name="data"):
 
   Args:
     data: a `tf.data.Dataset` of (x, y) or (x,) or x batches; a numpy tuple
-      (x, y); a numpy array x; or what `checked` returns (each batch is
-      then checked against the model before it is yielded). Numpy data is
-      batched at `batch_size`.
+      (x, y) or (x,); a numpy array x; or what `checked` returns (each batch
+      is then checked against the model before it is yielded). For a model
+      with several inputs, x is a tuple, list or dict of arrays (or
+      tensors), as Keras' `fit` takes it: numpy `([x1, x2], y)` or
+      `({'a': x1, 'b': x2},)`, or a dataset of `((x1, x2), y)`; a dict
+      dataset element is x alone. Numpy data is batched at `batch_size`.
     steps: optional maximum number of batches.
     batch_size: batch size for numpy data. Defaults to 32.
     arg_name: name used in error messages.
@@ -51,37 +54,67 @@ def iterate_batches(data, steps=None, batch_size=32, arg_name="data"):
     raise ValueError(f"`{arg_name}` yielded no batches")
 
 
+def _is_arrays(value):
+  """True for a numpy array, or a non-empty tuple/list/dict of them."""
+  if isinstance(value, np.ndarray):
+    return True
+  if isinstance(value, (tuple, list, dict)) and value:
+    return all(_is_arrays(v) for v in (
+        value.values() if isinstance(value, dict) else value))
+  return False
+
+
+def batch_size_of(x):
+  """The number of samples of batch `x`: an array, or a structure of them."""
+  return int(np.shape(tf.nest.flatten(x)[0])[0])
+
+
+def map_inputs(fn, x):
+  """`fn` applied to each array of `x` (one, or a tuple/list/dict of them)."""
+  return tf.nest.map_structure(fn, x)
+
+
+def to_tensors(x):
+  """`x` (an array or a structure of arrays) as tf tensors, same structure."""
+  return map_inputs(tf.convert_to_tensor, x)
+
+
 def _batches(data, batch_size, arg_name):
   if isinstance(data, tf.data.Dataset):
     for element in data:
       yield _split(element)
     return
   if isinstance(data, (tuple, list)) and len(data) in (1, 2) and all(
-      isinstance(d, np.ndarray) for d in data):
+      _is_arrays(d) for d in data):
     x = data[0]
     y = data[1] if len(data) == 2 else None
-    if y is not None and len(y) != len(x):
-      raise ValueError(f"`{arg_name}`: x has {len(x)} samples but y has "
-                       f"{len(y)}")
-  elif isinstance(data, np.ndarray):
+  elif isinstance(data, (np.ndarray, dict)) and _is_arrays(data):
     x, y = data, None
   else:
     raise TypeError(
         f"`{arg_name}` must be a tf.data.Dataset of (x, y) batches, a numpy "
-        f"tuple (x, y) or a numpy array x; got {type(data).__name__}")
-  for start in range(0, len(x), batch_size):
-    yield (x[start:start + batch_size],
-           None if y is None else y[start:start + batch_size])
+        f"tuple (x, y) or (x,), or a numpy array x (x being a tuple, list "
+        f"or dict of arrays for a model with several inputs); got "
+        f"{type(data).__name__}")
+  n = batch_size_of(x)
+  for what, part in (("an array of x", x), ("y", y)):
+    for a in tf.nest.flatten(part) if part is not None else ():
+      if len(a) != n:
+        raise ValueError(f"`{arg_name}`: x has {n} samples but {what} has "
+                         f"{len(a)}")
+  for start in range(0, n, batch_size):
+    cut = lambda a, s=start: a[s:s + batch_size]
+    yield (map_inputs(cut, x), None if y is None else map_inputs(cut, y))
 
 
 def _split(element):
+  """(x, y) of a dataset element, as Keras unpacks it: a tuple or list is
+  (x,), (x, y) or (x, y, sample_weight); anything else (a tensor, a dict of
+  inputs) is x alone."""
   if isinstance(element, (tuple, list)):
     if len(element) == 1:
       return element[0], None
     return element[0], element[1]
-  if isinstance(element, dict):
-    raise TypeError("dict dataset elements are not supported; map them to "
-                    "(x, y) tuples")
   return element, None
 
 
@@ -286,7 +319,7 @@ def checked(model, data, labels=False, arg_name="data", criterion=None):
   need = f"criterion '{criterion}' needs labels" if criterion else (
       "labels are needed")
   if labels:
-    if isinstance(data, np.ndarray) or (
+    if isinstance(data, (np.ndarray, dict)) or (
         isinstance(data, (tuple, list)) and len(data) == 1):
       raise ValueError(f"{need}: pass `{arg_name}` as (x, y)")
     if isinstance(data, tf.data.Dataset) and not _x_spec(
@@ -305,8 +338,9 @@ def checked(model, data, labels=False, arg_name="data", criterion=None):
     shape = getattr(x, "shape", None)
     _check_shape(model, None if shape is None else _dims(shape), arg_name)
     for name, v in (("x", x), ("y", y)):
-      bad = 0 if v is None or (name == "x" and shape is None) else (
-          _non_finite(v))
+      bad = 0 if v is None else sum(
+          _non_finite(a) for a in tf.nest.flatten(v)
+          if getattr(a, "shape", None) is not None)
       if bad:
         raise ValueError(
             f"`{arg_name}` holds NaN or inf: {bad} value"

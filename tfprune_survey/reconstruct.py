@@ -158,7 +158,9 @@ def reconstruct(slim, original, data, *, keep=None, samples=2048,
       `tps.materialize(original, keep)`). Not modified.
     original: the model it was cut from. Not modified.
     data: a `tf.data.Dataset` of (x, y) or x batches, or numpy x / (x, y);
-      labels are not used.
+      labels are not used. For a model with several inputs x is a tuple,
+      list or dict of arrays (numpy `([x1, x2],)`, a dataset of
+      `((x1, x2), y)`).
     keep: the {group_id: kept indices} that made `slim` from `original`
       (`PruneResult.keep`). Required: which channels were kept cannot be
       told from the widths alone, so None raises ValueError.
@@ -251,7 +253,8 @@ def _fit_wave(original, new, wave, data, samples, steps, per_sample, ridge,
       # Each consumer's own output grid and patches: consumers of one
       # tensor may differ in kernel size, stride, dilation or padding.
       positions = cp.output_positions(c, xs.shape)
-      pos = cp.sample_positions(rng, len(x), positions, per_sample)
+      pos = cp.sample_positions(rng, data_lib.batch_size_of(x), positions,
+                                per_sample)
       ps = cp.patches(c, xs, pos).astype(np.float64)
       ps = np.concatenate([ps, np.ones((len(ps), 1))], axis=1)
       y = cp.patches(c, xo, pos).astype(np.float64) @ w[:, out_idx] + b[

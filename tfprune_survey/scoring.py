@@ -23,7 +23,10 @@ def score(model, criterion, data=None, *, steps=None, graph=None, verbose=0):
     criterion: a name from `tps.criteria.names()` or a Criterion instance.
     data: for data-dependent criteria ('apoz', 'entropy', 'variance',
       'taylor', 'taylor_fo'): a `tf.data.Dataset` of (x, y) or (x,)
-      batches, or numpy (x, y) / x (batched at 32). Streamed once. Its
+      batches, or numpy (x, y) / x (batched at 32); for a model with
+      several inputs x is a tuple, list or dict of arrays, as `fit` takes
+      it (numpy `([x1, x2], y)`, a dataset of `((x1, x2), y)`). Streamed
+      once. Its
       input shape is checked against the model's before any work, and each
       batch is refused if it holds NaN or inf; for
       criteria that differentiate the loss ('taylor', 'taylor_fo') so are

@@ -225,3 +225,92 @@ def test_coupled_producers_are_combined_with_the_reduction():
                    ("max", np.maximum(la, lb))):
     crit = tps.criteria.get("l1").from_config({"reduction": red})
     np.testing.assert_allclose(tps.score(model, crit)[gid], ref, rtol=RTOL)
+
+
+def two_input_models(seed=0):
+  """A two-input model and its single-input twin on stacked channels.
+
+  two: a(6,6,2) -> ca(3, relu), b(6,6,2) -> cb(3, relu); concat -> c2(4,
+  relu) -> gap -> head(3). one: the same layers on x(6,6,4) = [a, b]
+  stacked on channels, ca's kernel reading channels 0-1 (zeros on 2-3) and
+  cb's 2-3, so both compute the same function with the same groups, and
+  every criterion gives them the same scores (the zero weights add nothing
+  to weight-gradient products or saliencies).
+  """
+  rng = np.random.default_rng(seed)
+  a, b = keras.Input((6, 6, 2), name="a"), keras.Input((6, 6, 2), name="b")
+  s = keras.Input((6, 6, 4))
+  layers = {}
+
+  def build(xa, xb):
+    ha = L.Conv2D(3, 3, padding="same", activation="relu", name="ca")(xa)
+    hb = L.Conv2D(3, 3, padding="same", activation="relu", name="cb")(xb)
+    h = L.Concatenate(name="cat")([ha, hb])
+    h = L.Conv2D(4, 3, activation="relu", name="c2")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return L.Dense(3, name="head")(h)
+  two = keras.Model([a, b], build(a, b))
+  one = keras.Model(s, build(s, s))
+  for layer in two.layers:
+    ws = [rng.standard_normal(w.shape).astype("float32")
+          for w in layer.get_weights()]
+    if ws:
+      layer.set_weights(ws)
+      layers[layer.name] = ws
+  for name, ws in layers.items():
+    if name in ("ca", "cb"):
+      k = np.zeros((3, 3, 4, 3), "float32")
+      k[:, :, (0 if name == "ca" else 2):][:, :, :2] = ws[0]
+      ws = [k, ws[1]]
+    one.get_layer(name).set_weights(ws)
+  return two, one
+
+
+DATA_CRITERIA = ["apoz", "entropy", "variance", "taylor", "taylor_fo", "obd",
+                 "kfac_obd", "thinet", "lasso"]
+
+
+def test_two_input_model_scores_equal_its_single_input_twin():
+  two, one = two_input_models()
+  rng = np.random.default_rng(3)
+  x1, x2 = rng.standard_normal((2, 40, 6, 6, 2)).astype("float32")
+  y = rng.integers(0, 3, 40)
+  stacked = np.concatenate([x1, x2], axis=-1)
+  np.testing.assert_allclose(two([x1, x2]).numpy(), one(stacked).numpy(),
+                             rtol=1e-4, atol=1e-5)
+  forms = {"numpy list": ([x1, x2], y),
+           "numpy dict": ({"a": x1, "b": x2}, y),
+           "dataset": tf.data.Dataset.from_tensor_slices(
+               ((x1, x2), y)).batch(32)}   # as numpy is batched
+  for name in DATA_CRITERIA:
+    ref = tps.score(one, name, (stacked, y))
+    assert set(ref) == {"ca", "cb", "c2"}
+    for form, data in forms.items():
+      if form != "numpy list" and name not in ("apoz", "taylor_fo", "obd",
+                                               "thinet"):
+        continue
+      got = tps.score(two, name, data)
+      assert set(got) == set(ref), (name, form)
+      for gid in ref:
+        np.testing.assert_allclose(got[gid], ref[gid], rtol=1e-4,
+                                   atol=1e-8, err_msg=f"{name} {form} {gid}")
+  # Unlabelled two-input data for a criterion without labels.
+  got = tps.score(two, "apoz", ([x1, x2],))
+  np.testing.assert_allclose(got["ca"], tps.score(one, "apoz", stacked)["ca"])
+
+
+def test_two_input_model_is_reconstructed_as_its_single_input_twin():
+  two, one = two_input_models(seed=1)
+  rng = np.random.default_rng(4)
+  x1, x2 = rng.standard_normal((2, 48, 6, 6, 2)).astype("float32")
+  stacked = np.concatenate([x1, x2], axis=-1)
+  keep = {"ca": [0, 2], "cb": [1]}
+  fits = []
+  for model, data in ((two, tf.data.Dataset.from_tensor_slices(
+      ((x1, x2), np.zeros(48, "int64"))).batch(16)), (one, stacked)):
+    slim = tps.reconstruct(tps.materialize(model, keep), model, data,
+                           keep=keep, samples=None)
+    fits.append(slim.get_layer("c2").get_weights())
+  assert fits[0][0].shape == (3, 3, 3, 4)
+  for a, b in zip(*fits):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)

@@ -28,7 +28,9 @@ import tensorflow as tf
 
 from tfprune_survey import frameworks
 from tfprune_survey.criteria.activation import stat_ops
+from tfprune_survey.data import batch_size_of
 from tfprune_survey.data import iterate_batches
+from tfprune_survey.data import to_tensors
 from tfprune_survey.graph import layout as layout_lib
 from tfprune_survey.losses import per_sample_loss
 
@@ -315,9 +317,9 @@ def _collect(criterion, ctx):
             for f, gi, w in zip(feats, g, widths)]
 
   def run(x, y):
-    x = tf.convert_to_tensor(x)
-    y = tf.convert_to_tensor(y) if y is not None else tf.zeros([tf.shape(
-        x)[0]])
+    x = to_tensors(x)   # one array, or a structure for several inputs
+    y = (tf.convert_to_tensor(y) if y is not None else
+         tf.zeros([batch_size_of(x)]))
     return step(x, y)
   return _accumulate(criterion, ctx, points, run, fw)
 

@@ -29,7 +29,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune_survey import frameworks
+from tfprune_survey.data import batch_size_of
 from tfprune_survey.data import iterate_batches
+from tfprune_survey.data import to_tensors
 from tfprune_survey.losses import per_sample_loss
 
 PATCHED = ("Dense", "Conv1D", "Conv2D")
@@ -337,10 +339,10 @@ def stream(ctx, name, step, eager=False):
       raise ValueError(f"criterion '{name}' needs labels: pass data as "
                        "(x, y)")
     if not eager:
-      x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+      x, y = to_tensors(x), tf.convert_to_tensor(y)
     out = [np.asarray(v, np.float64) for v in step(x, y)]
     sums = out if sums is None else [a + b for a, b in zip(sums, out)]
-    samples += int(np.shape(x)[0])
+    samples += batch_size_of(x)
     if bar is not None:
       bar.add(1)
   return sums, samples

@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from tfprune_survey import data as data_lib
 from tfprune_survey import frameworks
 from tfprune_survey.criteria import curvature
 from tfprune_survey.criteria.base import Criterion
@@ -130,10 +131,11 @@ class OBD(Criterion):
     grads_of = grads_lib.variable_grads_fn(ctx.model, variables, loss_fn)
 
     def step(x, y):
-      x, y = np.asarray(x), np.asarray(y)
+      x, y = data_lib.map_inputs(np.asarray, x), np.asarray(y)
       sums = [0.0] * len(variables)
-      for i in range(len(x)):
-        grads = grads_of(x[i:i + 1], y[i:i + 1])
+      for i in range(data_lib.batch_size_of(x)):
+        grads = grads_of(data_lib.map_inputs(lambda a, i=i: a[i:i + 1], x),
+                         y[i:i + 1])
         sums = [s + np.square(np.asarray(g, np.float64))
                 for s, g in zip(sums, grads)]
       return sums

@@ -8,6 +8,8 @@ from tfprune_survey.criteria.base import Criterion
 from tfprune_survey.criteria.base import reduce_scores
 from tfprune_survey.criteria.registry import register_criterion
 from tfprune_survey.data import iterate_batches
+from tfprune_survey.data import map_inputs
+from tfprune_survey.data import to_tensors
 from tfprune_survey.losses import batch_mean_loss
 
 
@@ -127,7 +129,7 @@ class TaylorFO(Criterion):
       return out
 
     def run(x, y):
-      return [v.numpy() for v in step(tf.convert_to_tensor(x),
+      return [v.numpy() for v in step(to_tensors(x),
                                       tf.convert_to_tensor(y))]
     return self._average(ctx, fw, groups, layers, run)
 
@@ -169,7 +171,7 @@ class TaylorFO(Criterion):
     grads_of = grads_lib.variable_grads_fn(ctx.model, variables, loss_fn)
 
     def run(x, y):
-      grads = grads_of(np.asarray(x), np.asarray(y))
+      grads = grads_of(map_inputs(np.asarray, x), np.asarray(y))
       gw = [np.asarray(g, np.float64) * v for g, v in zip(grads, values)]
       out = []
       for g in groups:
