@@ -29,6 +29,28 @@ def interpreter(path=None, content=None, threads=None, delegates=True):
   return interp
 
 
+def fit_input(interp, detail, shape, argument):
+  """Resizes input `detail` of `interp` to `shape` where its signature has
+  a free (-1) size, and allocates; returns whether it resized.
+
+  Raises:
+    ValueError: `shape` does not fit the file's input; the message names
+      `argument`.
+  """
+  shape = tuple(int(d) for d in shape)
+  if shape == tuple(int(d) for d in detail["shape"]):
+    return False
+  signature = [int(d) for d in detail.get("shape_signature", detail["shape"])]
+  if len(shape) != len(signature) or any(
+      s >= 0 and s != d for s, d in zip(signature, shape)):
+    raise ValueError(
+        f"`{argument}`: shape {shape} does not fit the file's input "
+        f"{detail['name']!r} of shape {tuple(signature)} (-1: free size)")
+  interp.resize_tensor_input(detail["index"], list(shape))
+  interp.allocate_tensors()
+  return True
+
+
 @dataclasses.dataclass
 class ModelInfo:
   """Size and op census of one .tflite file.

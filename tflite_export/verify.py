@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 
 from tflite_export.convert import representative_samples
+from tflite_export.inspect_model import fit_input
 from tflite_export.inspect_model import interpreter
 
 _QUANT_DTYPES = ("int8", "uint8", "int16", "float16")
@@ -70,12 +71,18 @@ def _from_output(y, detail):
 
 
 def run_tflite(tflite_path, inputs):
-  """Runs single samples (batch 1) through the file; returns (N, ...) outputs."""
+  """Runs single samples (batch 1) through the file; returns (N, ...) outputs.
+
+  A file with a free input size (e.g. from `Input((None, None, 3))`) is
+  resized to the samples' size.
+  """
   interp = interpreter(tflite_path)
   inp = interp.get_input_details()[0]
-  out = interp.get_output_details()[0]
   results = []
   for sample in inputs:
+    if fit_input(interp, inp, sample[None].shape, "data"):
+      inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
     interp.set_tensor(inp["index"], _to_input(sample[None], inp))
     interp.invoke()
     results.append(_from_output(interp.get_tensor(out["index"]), out)[0])

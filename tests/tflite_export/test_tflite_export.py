@@ -197,3 +197,31 @@ def test_quantized_single_output_is_judged_on_relative_error(mode, tmp_path):
   other.set_weights([-w for w in model.get_weights()])
   bad = tflite_export.verify(other, path, x)
   assert bad.max_rel_diff > 0.05 and not bad.passed, bad
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_free_input_size_verifies_and_benchmarks_at_a_given_size(
+    framework, tmp_path):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  inputs = k.Input((None, None, 3))
+  h = k.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+  model = k.Model(inputs, k.layers.Conv2D(4, 1)(h))
+  x = np.random.default_rng(0).random((4, 12, 12, 3)).astype("float32")
+  path = str(tmp_path / "fcn.tflite")
+  tflite_export.convert(model, path)
+  # verify runs each sample at its own size.
+  check = tflite_export.verify(model, path, x)
+  assert check.samples == 4 and check.passed, check
+  # benchmark needs the size: it does not time a 1x1 input silently.
+  with pytest.raises(ValueError, match="input_shape"):
+    tflite_export.benchmark(path, runs=1, warmup=0)
+  with pytest.raises(ValueError, match="input_shape"):
+    tflite_export.benchmark(path, runs=1, warmup=0,
+                            input_shape=(1, 12, 12, 4))   # 3 channels fixed
+  bench = tflite_export.benchmark(path, runs=2, warmup=0,
+                                  input_shape=(1, 12, 12, 3))
+  assert bench.input_shapes == [(1, 12, 12, 3)] and bench.median_ms > 0
+  # A list of shapes (one per input) is accepted too.
+  assert tflite_export.benchmark(path, runs=1, warmup=0, input_shape=[
+      (1, 20, 20, 3)]).input_shapes == [(1, 20, 20, 3)]
