@@ -68,6 +68,74 @@ def representative_samples(data, limit=100):
       count += 1
 
 
+def _is_array(x):
+  return isinstance(x, np.ndarray) or tf.is_tensor(x)
+
+
+def calibration_samples(data, count, limit=100):
+  """Up to `limit` calibration samples for a model with `count` inputs.
+
+  Args:
+    data: for one input, as in `representative_samples`; for several, one
+      array per input: `(x0, x1, ...)`, `((x0, x1, ...), y)`, or an
+      iterable / `tf.data.Dataset` of such batches.
+    count: the model's number of inputs.
+    limit: the most samples to return.
+
+  Returns:
+    A list of samples, each a list of `count` batch-1 float32 arrays.
+
+  Raises:
+    ValueError: `data` does not give `count` arrays per batch, or holds no
+      sample; the message names `representative_data`.
+  """
+  if count == 1:
+    samples = [[s] for s in representative_samples(data, limit)]
+  else:
+    samples = _multi_input_samples(data, count, limit)
+  if not samples:
+    raise ValueError("`representative_data` holds no samples")
+  return samples
+
+
+def _multi_input_samples(data, count, limit):
+  def inputs_of(batch):
+    if (isinstance(batch, (tuple, list)) and len(batch) == count
+        and all(_is_array(b) for b in batch)):
+      return batch
+    if (isinstance(batch, (tuple, list)) and len(batch) in (2, 3)
+        and _is_array(batch[1])):   # ((x0, x1, ...), y[, weights])
+      return inputs_of(batch[0])
+    return None
+
+  def bad(got):
+    return ValueError(
+        f"`representative_data`: the model has {count} inputs, so each "
+        f"batch must give {count} arrays, one per input: (x0, x1, ...), "
+        "((x0, x1, ...), y), or an iterable or tf.data.Dataset of such "
+        f"batches; got {got}")
+
+  if inputs_of(data) is not None:
+    data = [data]
+  elif _is_array(data) or not hasattr(data, "__iter__"):
+    raise bad(f"a single {type(data).__name__}")
+  samples = []
+  for batch in data:
+    arrays = inputs_of(batch)
+    if arrays is None:
+      raise bad(f"a batch of {type(batch).__name__}"
+                + (f" of {len(batch)} items"
+                   if isinstance(batch, (tuple, list)) else ""))
+    arrays = [np.asarray(a, np.float32) for a in arrays]
+    if len({len(a) for a in arrays}) != 1:
+      raise bad(f"arrays of different lengths {[len(a) for a in arrays]}")
+    for i in range(len(arrays[0])):
+      if len(samples) >= limit:
+        return samples
+      samples.append([a[i:i + 1] for a in arrays])
+  return samples
+
+
 def _check_path(path):
   if not isinstance(path, (str, os.PathLike)) or not str(path):
     raise ValueError(f"path must be a file path, got {path!r}")
@@ -94,6 +162,9 @@ def convert(model, path, *, quantization="none", representative_data=None,
       have no int8 kernel stay float and are named in the report.
     representative_data: calibration inputs for 'int8' (see
       `representative_samples`); up to `representative_steps` samples used.
+      For a model with several inputs, one array per input:
+      `(x0, x1, ...)`, `((x0, x1, ...), y)`, or an iterable or
+      `tf.data.Dataset` of such batches.
     int8_io: with 'int8', make the model's inputs and outputs int8 too.
     representative_steps: how many calibration samples to use.
 
@@ -101,8 +172,8 @@ def convert(model, path, *, quantization="none", representative_data=None,
     A `ConversionReport`: size, op counts, float ops, I/O dtypes.
 
   Raises:
-    ValueError: unknown `quantization`, 'int8' without data, or `int8_io`
-      without 'int8'.
+    ValueError: unknown `quantization`, 'int8' without data (or with data
+      that does not give one array per input), or `int8_io` without 'int8'.
     FileNotFoundError: the directory of `path` does not exist.
     TypeError: `model` is not a Keras model.
     NotImplementedError: a Keras 3 model on the JAX or PyTorch backend.
@@ -127,6 +198,9 @@ def convert(model, path, *, quantization="none", representative_data=None,
         "m.keras ...` (or convert in a process started with "
         "KERAS_BACKEND=tensorflow).")
   t0 = time.perf_counter()
+  samples = (calibration_samples(representative_data, len(model.inputs),
+                                 representative_steps)
+             if quantization == "int8" else None)
   specs = [tf.TensorSpec([1] + list(t.shape[1:]), tf.as_dtype(t.dtype),
                          name=f"input_{i}")
            for i, t in enumerate(model.inputs)]
@@ -142,8 +216,7 @@ def convert(model, path, *, quantization="none", representative_data=None,
   level = absl_logger.level
   absl_logger.setLevel(logging.ERROR)
   try:
-    blob = _run_converter(concrete, quantization, representative_data,
-                          representative_steps, int8_io)
+    blob = _run_converter(concrete, quantization, samples, int8_io)
   finally:
     absl_logger.setLevel(level)
   with open(path, "wb") as f:
@@ -154,9 +227,9 @@ def convert(model, path, *, quantization="none", representative_data=None,
                           seconds=time.perf_counter() - t0)
 
 
-def _run_converter(concrete, quantization, representative_data,
-                   representative_steps, int8_io):
-  """The TFLite flatbuffer of `concrete` in the requested mode."""
+def _run_converter(concrete, quantization, samples, int8_io):
+  """The TFLite flatbuffer of `concrete` in the requested mode; `samples`
+  (from `calibration_samples`) calibrate 'int8'."""
   converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
   if quantization != "none":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -164,9 +237,7 @@ def _run_converter(concrete, quantization, representative_data,
     converter.target_spec.supported_types = [tf.float16]
   if quantization == "int8":
     def gen():
-      for sample in representative_samples(representative_data,
-                                           representative_steps):
-        yield [sample]
+      yield from samples
     converter.representative_dataset = gen
     # Integer kernels first; an op without one falls back to float and is
     # reported, rather than failing the conversion.

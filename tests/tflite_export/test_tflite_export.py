@@ -225,3 +225,22 @@ def test_free_input_size_verifies_and_benchmarks_at_a_given_size(
   # A list of shapes (one per input) is accepted too.
   assert tflite_export.benchmark(path, runs=1, warmup=0, input_shape=[
       (1, 20, 20, 3)]).input_shapes == [(1, 20, 20, 3)]
+
+
+def test_int8_with_several_inputs_takes_one_array_per_input(tmp_path):
+  a, b = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+  h = keras.layers.Concatenate()([keras.layers.Conv2D(4, 3)(a),
+                                  keras.layers.Conv2D(4, 3)(b)])
+  model = keras.Model([a, b], keras.layers.Dense(3)(
+      keras.layers.GlobalAveragePooling2D()(h)))
+  rng = np.random.default_rng(0)
+  xa, xb = (rng.random((8, 8, 8, 3)).astype("float32") for _ in range(2))
+  path = str(tmp_path / "m.tflite")
+  for data in ((xa, xb), [(xa, xb)], ((xa, xb), np.zeros(8))):
+    report = tflite_export.convert(model, path, quantization="int8",
+                                   representative_data=data,
+                                   representative_steps=4)
+    assert report.fully_integer, report
+  with pytest.raises(ValueError, match="representative_data.*2 inputs"):
+    tflite_export.convert(model, path, quantization="int8",
+                          representative_data=xa)
