@@ -262,23 +262,40 @@ def channel_columns(graph, group, path):
 
   Returns:
     (channels, index) where `channels` is the width of the consumer's
-    input channel pattern and `index` (group.size,) the position of each of
-    the group's channels in it; None when the group reaches the layer only
-    through repeated channels (a depth multiplier).
+    input channel pattern and `index` the position of each of the group's
+    channels in it: (group.size,) when the layer reads the group once,
+    (reads, group.size) when it reads it at several places (e.g. a
+    Concatenate of a tensor with itself, or with a residual sum of it), a
+    channel's contribution then summing all its reads. None when the group
+    reaches the layer only through repeated channels (a depth multiplier).
   """
+  index = []
   for sl, base, seg in graph.group_segments(group):
     if sl.path != path or sl.role != "consumer" or sl.weight != "kernel":
       continue
     if seg.repeat != 1:
       return None
-    return sl.layout.channels, base + np.arange(group.size)
-  return None
+    channels = sl.layout.channels
+    index.append(base + np.arange(group.size))
+  if not index:
+    return None
+  return channels, index[0] if len(index) == 1 else np.stack(index)
 
 
-def _entry_kernel(kernel, channels, index):
-  """(C, taps, outputs) slices of `kernel` for the group's channels."""
-  w = kernel.reshape(-1, channels, kernel.shape[-1])[:, index, :]
-  return np.ascontiguousarray(w.transpose(1, 0, 2))
+def _reads(index):
+  """`index` (see `channel_columns`) as (reads, C)."""
+  return np.atleast_2d(np.asarray(index))
+
+
+def _columns(rows, channels, index):
+  """(C, taps * reads) rows of a (rows, outputs) kernel read by each channel.
+
+  Column t * reads + k of channel c is tap t of its k-th read.
+  """
+  reads = _reads(index)
+  taps = rows // channels
+  cols = (np.arange(taps)[:, None, None] * channels + reads[None])  # t, k, c
+  return np.ascontiguousarray(cols.reshape(-1, reads.shape[1]).T)
 
 
 def contribution_gram(p, kernel, channels, index):
@@ -288,27 +305,33 @@ def contribution_gram(p, kernel, channels, index):
     p: (rows, taps * channels) patches.
     kernel: (taps * channels, outputs) kernel.
     channels: the width of the consumer's input channel pattern.
-    index: the group's channel positions in that pattern.
+    index: the group's channel positions in that pattern, (C,) or (reads,
+      C) (see `channel_columns`).
 
   Returns:
     G with G[c, d] = sum over rows and outputs of Z_c * Z_d, where Z_c =
     sum_t p[t, c] kernel[t, c, :] is channel c's contribution to the
-    outputs (float64); also the number of (row, output) equations.
+    outputs (summed over its reads), float64; also the number of (row,
+    output) equations.
   """
-  w = _entry_kernel(np.asarray(kernel, np.float64), channels, index)
-  return _slices_gram(p, w, channels, index), p.shape[0] * w.shape[-1]
+  cols = _columns(np.shape(kernel)[0], channels, index)
+  w = np.asarray(kernel, np.float64)[cols]
+  return _slices_gram(p, w, cols), p.shape[0] * w.shape[-1]
 
 
-def _slices_gram(p, w, channels, index):
-  """`contribution_gram`'s G from the group's kernel slices w (C, taps, o)."""
-  rows = p.shape[0]
-  pc = p.reshape(rows, -1, channels)[:, :, index].astype(np.float64)
-  z = np.matmul(pc.transpose(2, 0, 1), w).reshape(len(index), -1)
+def _slices_gram(p, w, cols):
+  """`contribution_gram`'s G from the group's kernel slices w (C, T, o)
+  and the patch columns `cols` (C, T) they multiply."""
+  pc = np.asarray(p)[:, cols].astype(np.float64)   # (rows, C, T)
+  z = np.matmul(pc.transpose(1, 0, 2), w).reshape(len(cols), -1)
   return z @ z.T
 
 
 def uses_moments(taps, outputs):
   """Whether `GramSum` forms a Gram from the inputs' second moments.
+
+  `taps` counts each of a channel's reads (see `channel_columns`) once
+  per kernel tap.
 
   For a consumer that reads each channel at one tap (a 1x1 conv, a Dense
   on a vector), Z_c = x_c w_c, so G = S * (W Wᵀ) elementwise, with S the
@@ -325,7 +348,7 @@ def moment_gram(moments, w):
 
   Args:
     moments: (C, C) sum over rows of x xᵀ, x the group's input entries.
-    w: (C, 1, outputs) kernel slices (see `_entry_kernel`).
+    w: (C, 1, outputs) kernel slices (`kernel[_columns(...)]`).
 
   Returns:
     G = moments * (W Wᵀ) elementwise, W = w[:, 0]: G[c, d] = sum over rows
@@ -345,12 +368,11 @@ def _tf_fns():
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None], tf.float32),        # (rows, taps * ch)
-        tf.TensorSpec([None, None, None], tf.float32),  # (C, taps, outputs)
-        tf.TensorSpec([None], tf.int32)], autograph=False)
-    def gram(p, w, index):
+        tf.TensorSpec([None, None, None], tf.float32),  # (C, T, outputs)
+        tf.TensorSpec([None, None], tf.int32)], autograph=False)  # (C, T)
+    def gram(p, w, cols):
       shape = tf.shape(w)
-      p = tf.reshape(p, [tf.shape(p)[0], shape[1], -1])  # (rows, taps, ch)
-      p = tf.transpose(tf.gather(p, index, axis=2), [2, 0, 1])
+      p = tf.transpose(tf.gather(p, cols, axis=1), [1, 0, 2])  # (C, rows, T)
       z = tf.reshape(tf.matmul(p, w), [shape[0], -1])  # (C, rows * outputs)
       return tf.cast(tf.matmul(z, z, transpose_b=True), tf.float64)
 
@@ -365,7 +387,7 @@ def _tf_fns():
   return _TF_FNS
 
 
-_Entry = collections.namedtuple("_Entry", "channels index w moments")
+_Entry = collections.namedtuple("_Entry", "channels index cols w moments")
 
 
 class GramSum:
@@ -392,20 +414,22 @@ class GramSum:
     self.kernel = kernel
     self.entries = []
     for channels, index in columns:
-      taps, rest = divmod(kernel.shape[0], channels)
+      _, rest = divmod(kernel.shape[0], channels)
       if rest:
         raise ValueError(f"a kernel of {kernel.shape[0]} rows does not "
                          f"hold whole taps of {channels} channels")
+      cols = _columns(kernel.shape[0], channels, index)
+      # A channel read at several places sums its reads like taps.
       self.entries.append(_Entry(
-          channels, np.asarray(index), _entry_kernel(
-              np.asarray(kernel, np.float64), channels, index),
-          uses_moments(taps, kernel.shape[-1])))
-    self.sums = [np.zeros((len(e.index),) * 2) for e in self.entries]
+          channels, np.asarray(index), cols,
+          np.asarray(kernel, np.float64)[cols],
+          uses_moments(cols.shape[1], kernel.shape[-1])))
+    self.sums = [np.zeros((len(e.cols),) * 2) for e in self.entries]
     self._tf_args = None
     if use_tf:
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       self._tf_args = [(tf.constant(e.w, tf.float32),
-                        tf.constant(e.index.astype(np.int32)))
+                        tf.constant(e.cols.astype(np.int32)))
                        for e in self.entries]
 
   def add(self, p):
@@ -414,18 +438,17 @@ class GramSum:
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       fns = _tf_fns()
       p = tf.constant(np.asarray(p, np.float32))
-      parts = [fns["moments"](p, index) if e.moments else
-               fns["gram"](p, w, index)
-               for e, (w, index) in zip(self.entries, self._tf_args)]
+      parts = [fns["moments"](p, cols[:, 0]) if e.moments else
+               fns["gram"](p, w, cols)
+               for e, (w, cols) in zip(self.entries, self._tf_args)]
     else:
       parts = []
       for e in self.entries:
         if e.moments:
-          x = np.asarray(p, np.float64)[:, e.index]
+          x = np.asarray(p, np.float64)[:, e.cols[:, 0]]
           parts.append(x.T @ x)
         else:
-          parts.append(_slices_gram(np.asarray(p), e.w, e.channels,
-                                    e.index))
+          parts.append(_slices_gram(p, e.w, e.cols))
     self.sums = [total + part for total, part in zip(self.sums, parts)]
 
   def results(self):

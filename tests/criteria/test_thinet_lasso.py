@@ -183,16 +183,21 @@ def test_lasso_prunes_the_dead_channel_first():
 @pytest.mark.parametrize("use_tf", (True, False))
 @pytest.mark.parametrize("taps,outputs", ((1, 8), (1, 1), (9, 96), (4, 4)))
 @pytest.mark.parametrize("offset", (0.0, 3.0))
+@pytest.mark.parametrize("reads", (1, 2))
 def test_gram_sum_matches_the_contributions_gram(use_tf, taps, outputs,
-                                                 offset):
+                                                 offset, reads):
   """GramSum's sum over batches is the contributions' Gram, either way.
 
   With `offset` the inputs have a large positive mean (as after a ReLU)
   and the 3x3 kernel's taps sum to zero, so that a Gram built from taps²
-  second-moment terms would cancel; such consumers keep Z Zᵀ.
+  second-moment terms would cancel; such consumers keep Z Zᵀ. With two
+  reads each group channel sits at two input positions (a Concatenate of
+  a tensor with itself) and its contribution sums both.
   """
   rng = np.random.default_rng(taps * outputs)
   channels, index = 5, np.array([4, 0, 2])
+  if reads == 2:
+    index = np.array([[4, 0, 2], [1, 3, 0]])
   kernel = rng.normal(size=(taps, channels, outputs))
   if offset:
     kernel -= kernel.mean(axis=0)
@@ -201,12 +206,14 @@ def test_gram_sum_matches_the_contributions_gram(use_tf, taps, outputs,
              for n in (30, 1, 17)]
   # Reference: every row's contributions Z_c = sum_t p[t, c] kernel[t, c].
   k = kernel.reshape(taps, channels, outputs)
-  z = np.stack([np.einsum("rt,to->ro", np.concatenate(batches).reshape(
-      -1, taps, channels)[:, :, c], k[:, c]).ravel() for c in index])
+  p = np.concatenate(batches).reshape(-1, taps, channels)
+  z = np.stack([sum(np.einsum("rt,to->ro", p[:, :, c], k[:, c])
+                    for c in read).ravel()
+                for read in np.atleast_2d(index.T).reshape(3, -1)])
   want = z @ z.T
   acc = cp.GramSum(kernel, [(channels, index)], use_tf)
-  assert acc.entries[0].moments == cp.uses_moments(taps, outputs) == (
-      taps == 1 and outputs > 1)
+  assert acc.entries[0].moments == cp.uses_moments(taps * reads, outputs) == (
+      taps * reads == 1 and outputs > 1)
   for b in batches:
     acc.add(b)
   (got,) = acc.results()
@@ -218,3 +225,80 @@ def test_gram_sum_matches_the_contributions_gram(use_tf, taps, outputs,
 def test_gram_sum_rejects_a_kernel_of_partial_taps():
   with pytest.raises(ValueError, match="does not hold whole taps of 4"):
     cp.GramSum(np.ones((10, 3)), [(4, np.array([0, 1]))], False)
+
+
+def _twice_model(framework, kind, seed=0):
+  """c1 (3, relu) read twice by one consumer u through a Concatenate.
+
+  'same': Concatenate([r, r]) -> u (3x3); 'residual': Concatenate([r,
+  Add([r, c2(r)])]) -> u (3x3), c2 (1x1) and c1 being one group through the
+  Add; 'dense': Concatenate([r, r]) -> Flatten -> u (Dense).
+  Channel c's contribution to u's outputs sums both places it is read at.
+  """
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  inp = keras.Input((5, 5, 2))
+  r = L.Conv2D(3, 3, padding="same", activation="relu", name="c1")(inp)
+  if kind == "residual":
+    cat = L.Concatenate(name="cat")([r, L.Add(name="add")([
+        r, L.Conv2D(3, 1, name="c2")(r)])])
+  else:
+    cat = L.Concatenate(name="cat")([r, r])
+  if kind == "dense":
+    out = L.Dense(4, name="u")(L.Flatten(name="flat")(cat))
+  else:
+    out = L.Flatten(name="flat")(L.Conv2D(4, 3, name="u")(cat))
+  model = keras.Model(inp, out)
+  rng = np.random.default_rng(seed)
+  for layer in model.layers:
+    ws = layer.get_weights()
+    if ws:
+      layer.set_weights([rng.normal(size=w.shape).astype("float32")
+                         for w in ws])
+  return model
+
+
+def _twice_contributions(model, kind, x):
+  """(equations, 3) contributions of each c1 channel to its consumers.
+
+  For u: u's output on its actual input with every channel but the two
+  reads of c zeroed, minus u's bias; for 'residual' also c2's (c1's other
+  consumer) output on c1's output with every channel but c zeroed.
+  """
+  keras = frameworks.of(model).keras
+  r, cat = [np.asarray(t, np.float32) for t in keras.Model(
+      model.input, [model.get_layer("c1").output,
+                    model.get_layer("cat").output])(x, training=False)]
+  cols = []
+  for c in range(3):
+    mask = np.zeros(6, "float32")
+    mask[[c, 3 + c]] = 1.0
+    u_in = cat * mask
+    if kind == "dense":
+      u_in = u_in.reshape(len(u_in), -1)
+    u = model.get_layer("u")
+    parts = [np.asarray(u(u_in), np.float64) - u.get_weights()[1]]
+    if kind == "residual":
+      only = np.zeros_like(r)
+      only[..., c] = r[..., c]
+      c2 = model.get_layer("c2")
+      parts.append(np.asarray(c2(only), np.float64) - c2.get_weights()[1])
+    cols.append(np.concatenate([v.ravel() for v in parts]))
+  return np.stack(cols, axis=1)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("kind", ("same", "residual", "dense"))
+def test_a_group_read_twice_by_one_consumer_sums_both_reads(framework, kind):
+  model = _twice_model(framework, kind)
+  x = np.random.default_rng(2).normal(size=(6, 5, 5, 2)).astype("float32")
+  z = _twice_contributions(model, kind, x)
+  graph = tps.ChannelGraph(model)
+  ctx = tps.criteria.context.ScoringContext(model, graph, data=x)
+  got, equations = cp.group_grams(ctx, 10**6, 0)["c1"]
+  assert equations == len(z)
+  np.testing.assert_allclose(got, z.T @ z, rtol=1e-4,
+                             atol=1e-6 * np.abs(z.T @ z).max())
+  scores = tps.score(model, thinet_lib.ThiNet(positions_per_sample=10**6),
+                     x)["c1"]
+  assert list(np.argsort(scores)) == _greedy_reference(z)
