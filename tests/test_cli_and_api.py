@@ -272,3 +272,34 @@ def test_export_on_a_non_tensorflow_backend_says_what_to_do(tmp_path,
   cli.FLAGS(["x", "--out=" + str(tmp_path / "m.tflite")])
   with pytest.raises(cli.app.UsageError, match="KERAS_BACKEND=tensorflow"):
     cli.main(["tfprune-survey", "export", path])
+
+
+# ---- help --------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["help"]])
+def test_help_prints_our_usage(args, capsys):
+  with pytest.raises(SystemExit) as info:
+    cli.run(["tfprune-survey"] + args)
+  assert info.value.code == 0
+  out = capsys.readouterr().out
+  assert "usage: tfprune-survey COMMAND" in out
+  assert "prune MODEL_PATH" in out and "export MODEL_PATH" in out
+
+
+@pytest.mark.parametrize("args", [["prune", "--help"], ["prune", "-h"],
+                                  ["help", "prune"]])
+def test_command_help_lists_its_flags(args, capsys):
+  with pytest.raises(SystemExit) as info:
+    cli.run(["tfprune-survey"] + args)
+  assert info.value.code == 0
+  out = capsys.readouterr().out
+  assert "usage: tfprune-survey prune MODEL_PATH" in out
+  assert "--criterion" in out and "--target-macs" in out and "--tflite" in out
+  assert "export MODEL_PATH" not in out and "--bench " not in out
+
+
+def test_python_dash_m_runs_the_command_line():
+  out = subprocess.run([sys.executable, "-m", "tfprune_survey", "--help"],
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "usage: tfprune-survey COMMAND" in out.stdout

@@ -12,6 +12,7 @@
                  [--plot OUT.png] [--published CSV]
 """
 
+import re
 import sys
 
 from absl import app
@@ -23,11 +24,12 @@ flags.DEFINE_string("out_dir", "demo_results", "demo: where to write results.")
 flags.DEFINE_string("criterion", None, "prune: a name from tps.criteria.names().")
 flags.DEFINE_float("ratio", None, "prune: fraction of channels to remove.")
 flags.DEFINE_float("target_macs", None, "prune: fraction of MACs to remove.")
-flags.DEFINE_string("data", None, "prune: fashion_mnist, digits or PATH.npz "
-                    "(needed by data-dependent criteria).")
-flags.DEFINE_integer("samples", 1024, "prune: training samples used to score.")
-flags.DEFINE_string("out", None, "prune: where to save the slim model (.keras "
-                    "or .h5).")
+flags.DEFINE_string("data", None, "prune/export: fashion_mnist, digits or "
+                    "PATH.npz (needed by data-dependent criteria and int8).")
+flags.DEFINE_integer("samples", 1024, "prune/export: training samples used "
+                     "to score or calibrate.")
+flags.DEFINE_string("out", None, "prune: the slim model to write (.keras or "
+                    ".h5); export: the .tflite file to write.")
 flags.DEFINE_enum("scope", "global", ["global", "local"], "prune: ranking scope.")
 flags.DEFINE_integer("round_to", 1, "prune: kept counts are multiples of this.")
 flags.DEFINE_integer("min_channels", 1, "prune: channels every group keeps.")
@@ -78,6 +80,72 @@ On the JAX or PyTorch backend of Keras 3, save the model as .keras and run
 TensorFlow-backend process) to get TFLite.
 A MODEL_PATH that cannot be loaded gives one line on stderr and exit code 2.
 """
+
+
+# Each command's synopsis and flags, for `tfprune-survey COMMAND --help`.
+_COMMAND_HELP = {
+    "profile": ("MODEL_PATH [--nogroups]",
+                "Prints a per-layer table (params, MACs) and the channel "
+                "groups of a saved model.", ["groups"]),
+    "demo": ("[--out-dir DIR]",
+             "Trains a residual CNN on Fashion-MNIST (digits if absent), "
+             "prunes it with l1, fpgm, taylor and slimming, fine-tunes, "
+             "exports and times.", ["out_dir"]),
+    "prune": ("MODEL_PATH --criterion C (--ratio R | --target-macs T) "
+              "--out SLIM.keras\n    [--data fashion_mnist|digits|PATH.npz] "
+              "[--scope global|local] [--round-to N] [--min-channels N]\n"
+              "    [--tflite SLIM.tflite [--quantize none|dynamic|float16|"
+              "int8]]",
+              "Prunes a saved model one-shot and saves the slim model (of "
+              "the Keras that saved MODEL_PATH); with --tflite, also exports "
+              "it and compares it with the original in TFLite.",
+              ["criterion", "ratio", "target_macs", "out", "data", "samples",
+               "scope", "round_to", "min_channels", "tflite", "quantize",
+               "bench_runs"]),
+    "export": ("MODEL_PATH --out M.tflite [--quantize none|dynamic|float16|"
+               "int8]\n    [--data fashion_mnist|digits|PATH.npz] [--verify] "
+               "[--bench]",
+               "Converts a saved model to TFLite; optionally verifies it "
+               "against Keras and times it.",
+               ["out", "quantize", "data", "samples", "verify", "bench",
+                "bench_runs"]),
+    "compare": ("[--model M] [--dataset D] [--ours RESULTS.json] "
+                "[--plot OUT.png] [--published CSV]",
+                "Shows published pruning results as a method x model/data "
+                "set pivot, with your own runs beside them.",
+                ["model", "dataset", "ours", "plot", "published"]),
+}
+_HELP_ARGS = ("-h", "--help", "-help", "--helpshort", "-?")
+
+
+def command_usage(command):
+  """The usage of one command: synopsis, what it does, and its flags."""
+  synopsis, what, names = _COMMAND_HELP[command]
+  lines = [f"usage: tfprune-survey {command} {synopsis}", "", what, "",
+           "flags:"]
+  for name in names:
+    flag = FLAGS[name]
+    # absl prefixes an enum's help with "<a|b>: "; ours start "prune: ".
+    choices, text = re.match(r"(<[^>]*>: )?(.*)", flag.help, re.S).groups()
+    text = re.sub(r"^[a-z]+(/[a-z]+)*: ", "", text)
+    choices = f" {choices[:-2]}" if choices else ""
+    default = "" if flag.default in (None, False) else (
+        f" (default: {flag.default})")
+    lines.append(f"  --{name.replace('_', '-')}{choices}: {text}{default}")
+  return "\n".join(lines)
+
+
+def help_text(argv):
+  """What `argv` asks help for (our usage, or a command's), or None."""
+  args = argv[1:]
+  if not args:
+    return None
+  if args[0] == "help":
+    return (command_usage(args[1]) if len(args) > 1 and args[1] in COMMANDS
+            else _USAGE)
+  if not any(a in _HELP_ARGS for a in args):
+    return None
+  return command_usage(args[0]) if args[0] in COMMANDS else _USAGE
 
 
 class LoadError(Exception):
@@ -377,9 +445,13 @@ def _normalize(argv):
 
 
 def main(argv):
-  if len(argv) < 2 or argv[1] in ("help", "-h"):
+  text = help_text(argv)
+  if text is not None:
+    print(text)
+    return 0
+  if len(argv) < 2:
     print(_USAGE)
-    return 0 if len(argv) >= 2 else 2
+    return 2
   command = argv[1]
   if command not in COMMANDS:
     raise app.UsageError(f"unknown command {command!r}; choose one of "
@@ -393,8 +465,19 @@ def main(argv):
     return 2
 
 
-def run():
-  app.run(main, argv=_normalize(sys.argv))
+def run(argv=None):
+  """The console script: `tfprune-survey` and `python -m tfprune_survey`.
+
+  Help (`--help`, `-h`, `help`, `COMMAND --help`, `help COMMAND`) is ours,
+  printed before absl parses flags (absl's own shows its generic usage);
+  `--helpfull` still lists every flag, absl's included.
+  """
+  argv = _normalize(sys.argv if argv is None else list(argv))
+  text = help_text(argv)
+  if text is not None:
+    print(text)
+    sys.exit(0)
+  app.run(main, argv=argv)
 
 
 if __name__ == "__main__":
