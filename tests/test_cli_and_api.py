@@ -303,3 +303,21 @@ def test_python_dash_m_runs_the_command_line():
                        capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "usage: tfprune-survey COMMAND" in out.stdout
+
+
+def test_prune_checks_out_and_quantize_before_any_work(tmp_path, monkeypatch):
+  path = str(tmp_path / "m.keras")
+  zoo.residual_cnn(input_shape=(12, 12, 1), width=8).save(path)
+
+  def no_work(*args, **kwargs):
+    raise AssertionError("the model was loaded before the flags were checked")
+  monkeypatch.setattr(cli, "_load", no_work)
+  for flags_, match in (
+      (["--out=" + str(tmp_path / "nodir" / "s.keras")], "--out.*does not exist"),
+      (["--out=" + str(tmp_path / "s.txt")], "--out.*.keras or .h5"),
+      (["--out=" + str(tmp_path / "s.keras"), "--quantize=int8"],
+       "--quantize.*--tflite")):
+    cli.FLAGS.unparse_flags()
+    cli.FLAGS(["x", "--criterion=l1", "--ratio=0.3"] + flags_)
+    with pytest.raises(cli.app.UsageError, match=match):
+      cli.main(["tfprune-survey", "prune", path])

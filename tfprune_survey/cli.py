@@ -351,8 +351,17 @@ def cmd_prune(args):
     raise app.UsageError("prune needs --criterion")
   if not FLAGS.out:
     raise app.UsageError("prune needs --out SLIM.keras")
+  if not FLAGS.out.endswith((".keras", ".h5")):
+    raise app.UsageError(f"--out {FLAGS.out}: the slim model is saved as a "
+                         ".keras or .h5 file; name one")
+  _check_out_dir(FLAGS.out, "--out")
+  if FLAGS["quantize"].present and not FLAGS.tflite:
+    raise app.UsageError("--quantize applies to the TFLite export: add "
+                         "--tflite SLIM.tflite")
   import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
   if FLAGS.tflite:
+    if not FLAGS.tflite.endswith(".tflite"):
+      raise app.UsageError(f"--tflite {FLAGS.tflite}: name a .tflite file")
     _check_out_dir(FLAGS.tflite, "--tflite")
   if FLAGS.tflite and FLAGS.quantize == "int8" and not FLAGS.data:
     raise app.UsageError("--quantize int8 needs --data to calibrate")
