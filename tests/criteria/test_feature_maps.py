@@ -266,3 +266,39 @@ def test_batch_stats_in_either_ops_namespace_match_numpy(ops_name):
     for k, v in ref.items():
       np.testing.assert_allclose(np.asarray(got[k]), v, rtol=1e-5,
                                  err_msg=f"{name} {k}")
+
+
+def nested_base_model(framework):
+  """x -> base[b1 (relu) -> b2 (relu)] -> gap -> head; base is a nested
+  Functional model. Group 'base/b1' is read only by b2, inside base."""
+  keras = keras_of(framework)
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  bi = keras.Input((6, 6, 2))
+  h = L.Conv2D(4, 3, padding="same", activation="relu", name="b1")(bi)
+  h = L.Conv2D(5, 3, padding="same", activation="relu", name="b2")(h)
+  base = keras.Model(bi, h, name="base")
+  inp = keras.Input((6, 6, 2))
+  out = L.Dense(2, name="head")(L.GlobalAveragePooling2D(name="gap")(
+      base(inp)))
+  return keras.Model(inp, out), base
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("name", ["apoz", "variance", "entropy", "taylor"])
+def test_a_group_read_only_inside_a_nested_model_is_named_in_a_warning(
+    framework, name):
+  model, base = nested_base_model(framework)
+  rng = np.random.default_rng(5)
+  x = rng.standard_normal((16, 6, 6, 2)).astype("float32")
+  y = rng.integers(0, 2, 16)
+  with pytest.warns(UserWarning, match=(
+      f"criterion '{name}' cannot read feature maps inside nested models: "
+      "group 'base/b1' is read there by layer 'base/b2', so it gets no "
+      "scores and is left whole")):
+    got = tps.score(model, name, (x, y))
+  assert set(got) == {"base/b2"}
+  if name == "apoz":   # the group read at the top level is scored as usual
+    b2 = np.asarray(keras_of(framework).Model(base.input, base.output)(x))
+    np.testing.assert_allclose(got["base/b2"],
+                               -(b2 <= 0).reshape(-1, 5).mean(axis=0))

@@ -302,3 +302,34 @@ def test_a_group_read_twice_by_one_consumer_sums_both_reads(framework, kind):
   scores = tps.score(model, thinet_lib.ThiNet(positions_per_sample=10**6),
                      x)["c1"]
   assert list(np.argsort(scores)) == _greedy_reference(z)
+
+
+@pytest.mark.parametrize("name", ["thinet", "lasso"])
+def test_consumers_inside_a_nested_model_are_named_in_a_warning(name):
+  """c1 is read by c2 at the top level and by ic inside a nested model:
+  scored from c2 alone (with a warning); inner group 'inner/ic' is read
+  only inside (no scores, a warning)."""
+  keras = frameworks.get("tf_keras").keras
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  inner = keras.Sequential([keras.Input((6, 6, 5)),
+                            L.Conv2D(3, 3, activation="relu", name="ic"),
+                            L.Conv2D(2, 1, name="ic2")], name="inner")
+  inp = keras.Input((6, 6, 3))
+  a = L.Conv2D(5, 3, padding="same", activation="relu", name="c1")(inp)
+  b = L.GlobalAveragePooling2D()(inner(a))
+  c = L.Flatten()(L.Conv2D(4, 3, strides=2, padding="same", name="c2")(a))
+  model = keras.Model(inp, L.Concatenate()([b, c]))
+  x = _data()
+  with pytest.warns(UserWarning) as record:
+    got = tps.score(model, name, x)
+  text = "\n".join(str(w.message) for w in record)
+  assert (f"criterion '{name}' cannot read the consumers' outputs inside "
+          "nested models: group 'c1' is read there by layer 'inner/ic', so "
+          "it is scored without them") in text
+  assert ("group 'inner/ic' is read there by layer 'inner/ic2', so it gets "
+          "no scores and is left whole") in text
+  assert "inner/ic" not in got
+  # c1's scores: c2's contributions alone, as for a model without inner.
+  plain = keras.Model(inp, c)
+  np.testing.assert_allclose(got["c1"], tps.score(plain, name, x)["c1"])

@@ -3,6 +3,7 @@
 import numpy as np
 
 from tfprune_survey.criteria.base import Criterion
+from tfprune_survey.criteria.base import warn_nested
 
 
 class TFOps:
@@ -169,6 +170,13 @@ class ActivationCriterion(Criterion):
     # came from this criterion's own streaming pass.
     ctx.point_cache[id(self)] = pairs
     return self.score(ctx)
+
+  def score(self, ctx):
+    """As `Criterion.score`; warns naming the groups left unscored because
+    their feature maps are read only inside nested models."""
+    out = super().score(ctx)
+    warn_nested(self.name, ctx, out, "feature maps")
+    return out
 
   def score_parts(self, group, ctx):
     from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top

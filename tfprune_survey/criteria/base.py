@@ -1,5 +1,7 @@
 """The Criterion interface and the shared reduction of per-layer scores."""
 
+import warnings
+
 import numpy as np
 
 REDUCTIONS = ("mean", "sum", "max")
@@ -13,6 +15,45 @@ def reduce_scores(parts, reduction):
   if reduction == "sum":
     return stacked.sum(axis=0)
   return stacked.max(axis=0)
+
+
+def nested_consumers(ctx, group):
+  """The consumers of `group` that sit inside a nested model (paths)."""
+  nested = {c.path for c in ctx.graph.calls if len(c.names) != 1}
+  return [p for p in group.consumers if p in nested]
+
+
+def warn_nested(name, ctx, scores, unread, scored_anyway=False):
+  """Warns about the groups whose nested-model consumers were not read.
+
+  Args:
+    name: the criterion's name.
+    ctx: the ScoringContext.
+    scores: {group_id: scores} as scored.
+    unread: what the criterion cannot read there (for the message).
+    scored_anyway: also warn for a scored group with such consumers (they
+      were left out of its scores); else only for unscored groups.
+  """
+  whole, partial = [], []
+  for group in ctx.groups:
+    found = nested_consumers(ctx, group)
+    if not found:
+      continue
+    if group.id not in scores:
+      whole.append((group.id, found))
+    elif scored_anyway:
+      partial.append((group.id, found))
+  hint = ("; 'taylor_fo' and the weight criteria ('l1', 'l2', 'fpgm') read "
+          "layers inside nested models")
+  for groups, fate in ((whole, "gets no scores and is left whole"),
+                       (partial, "is scored without them")):
+    for gid, layers in groups:
+      warnings.warn(
+          f"criterion '{name}' cannot read {unread} inside nested models: "
+          f"group '{gid}' is read there by layer"
+          f"{'s' if len(layers) > 1 else ''} "
+          f"{', '.join(repr(p) for p in layers)}, so it {fate}{hint}",
+          UserWarning, stacklevel=4)
 
 
 class Criterion:

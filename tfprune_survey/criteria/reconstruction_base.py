@@ -2,6 +2,7 @@
 
 from tfprune_survey import consumer_patches
 from tfprune_survey.criteria.base import Criterion
+from tfprune_survey.criteria.base import warn_nested
 
 
 class ReconstructionCriterion(Criterion):
@@ -36,6 +37,14 @@ class ReconstructionCriterion(Criterion):
   def gram_scores(self, gram, equations):
     """(C,) scores of a group from its Gram matrix and equation count."""
     raise NotImplementedError
+
+  def score(self, ctx):
+    """As `Criterion.score`; warns naming the consumers inside nested
+    models, whose contributions are left out."""
+    out = super().score(ctx)
+    warn_nested(self.name, ctx, out, "the consumers' outputs",
+                scored_anyway=True)
+    return out
 
   def score_parts(self, group, ctx):
     grams = consumer_patches.group_grams(ctx, self.positions_per_sample,
