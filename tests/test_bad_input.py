@@ -310,3 +310,13 @@ def test_cli_corrupt_model_file_in_a_process(tmp_path):
   assert ours == [f"tfprune-survey profile: {path} could not be loaded as a "
                   "Keras model: it is not a zip archive, as a .keras file is "
                   "(is the file truncated or corrupt?)"]
+
+
+# ---- arguments that only make sense with another ----------------------------
+
+def test_latency_without_target_latency_is_an_error(model):
+  from tests.latency_tables import fake_table  # pylint: disable=g-import-not-at-top
+  for value in (fake_table(), "not a latency model"):
+    with pytest.raises(ValueError, match="`latency`.*`target_latency`"):
+      tps.prune(model, "l1", ratio=0.5, latency=value)
+

@@ -112,8 +112,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       millisecond saved is lowest, widths snap to the latency staircase,
       and the slim model is measured at the end (`report.latency_*`).
       Needs scope='global'.
-    latency: a `tps.latency.LatencyModel` of `model` for `target_latency`;
-      by default one is measured here (LiteRT, 1 thread, cached on disk).
+    latency: a `tps.latency.LatencyModel` of `model` for `target_latency`
+      (an error without it); by default one is measured here (LiteRT, 1
+      thread, cached on disk).
     scope: 'global' ranks normalised scores across groups (each group's
       scores divided by their mean absolute value); 'local' removes the same
       fraction from every group (with `target_macs`, groups take turns
@@ -156,7 +157,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       not fit the model, scores that are not finite (NaN or inf in the data
       or the weights), or an unreachable target (the message gives the
       largest reachable); with `target_latency`: scope='local', round_to=
-      'auto' without it, or a `latency` of another architecture.
+      'auto' without it, or a `latency` of another architecture; a
+      `latency` without `target_latency`.
     UnsupportedModelError: for a subclassed or unbuilt model.
   """
   frameworks.check_model(model)
@@ -166,6 +168,11 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       round_to=latency_lib.check_round_to(round_to, target_latency),
       min_channels=min_channels, ignore=ignore, target_latency=target_latency)
   ratio, target_macs, ratios = args.ratio, args.target_macs, args.ratios
+  if latency is not None and target_latency is None:
+    raise ValueError(
+        "`latency` (a tps.latency.LatencyModel) is used only with "
+        f"`target_latency`; got latency={latency!r:.80} without it. Pass "
+        "target_latency=<fraction of latency to remove>, or drop `latency`")
   scope, ignore = args.scope, args.ignore
   crit = criteria_lib.get(criterion)
   if reduction is not None:
