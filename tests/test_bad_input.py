@@ -320,3 +320,13 @@ def test_latency_without_target_latency_is_an_error(model):
     with pytest.raises(ValueError, match="`latency`.*`target_latency`"):
       tps.prune(model, "l1", ratio=0.5, latency=value)
 
+
+def test_bad_recalibrate_type_names_it_before_any_work(model, monkeypatch):
+  from tfprune_survey import pruner  # pylint: disable=g-import-not-at-top
+
+  def no_scoring(*args, **kwargs):
+    raise AssertionError("scored before `recalibrate` was checked")
+  monkeypatch.setattr(pruner, "score_fn", no_scoring)
+  for bad in ("x", 3, [1, 2]):
+    with pytest.raises(TypeError, match="`recalibrate`"):
+      tps.prune(model, "l1", ratio=0.5, recalibrate=bad)

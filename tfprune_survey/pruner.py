@@ -74,6 +74,18 @@ class PruneResult:
   scores: dict
 
 
+def _check_recalibrate(model, recalibrate):
+  """`recalibrate`, checked now (type and input shape) and per batch, so
+  that every error names it, and none comes after the pruning."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  checked = data_lib.checked(model, recalibrate, arg_name="recalibrate")
+  if not isinstance(recalibrate, tf.data.Dataset):
+    # Numpy data: one batch is a slice, so its type is checked at no cost.
+    next(data_lib.iterate_batches(recalibrate, steps=1,
+                                  arg_name="recalibrate"))
+  return checked
+
+
 # Kept importable for code written against the private names.
 _check_int = planning.check_int
 _Planner = planning.Planner
@@ -179,7 +191,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     crit = type(crit).from_config({**crit.get_config(),
                                    "reduction": reduction})
   if recalibrate is not None:
-    data_lib.check_inputs(model, recalibrate, "recalibrate")
+    recalibrate = _check_recalibrate(model, recalibrate)
   if ratios is None or target_latency is not None:
     # With target_latency the groups `ratios` leaves out are still weighed
     # against each other.
