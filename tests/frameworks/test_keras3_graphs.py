@@ -112,6 +112,29 @@ def test_a_per_channel_constant_blocks_the_group():
   check(model)
 
 
+@keras.saving.register_keras_serializable(package="tps_tests")
+def registered_channel_softmax(x):
+  return ops.softmax(x, axis=-1)
+
+
+@pytest.mark.parametrize("act", ["sparsemax", "softmax",
+                                 registered_channel_softmax])
+@pytest.mark.parametrize("where", ["conv", "layer"])
+def test_keras3_channel_mixing_activations_block(act, where):
+  inp = keras.Input((6, 6, 3))
+  if where == "conv":
+    x = L.Conv2D(8, 3, padding="same", activation=act, name="c0")(inp)
+  else:
+    x = L.Activation(act)(L.Conv2D(8, 3, padding="same", name="c0")(inp))
+  x = L.Conv2D(4, 1, name="c1")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(2)(x))
+  c0 = tps.ChannelGraph(model).group("c0")
+  name = act if isinstance(act, str) else act.__name__
+  assert not c0.prunable and name in c0.reason
+  check(model)   # c1 is still pruned exactly
+
+
 def test_a_layer_called_twice_shares_its_channels():
   inp = keras.Input((8, 8, 3))
   a = L.Conv2D(4, 3, padding="same", name="a")(inp)

@@ -218,6 +218,57 @@ def test_softmax_over_channels_blocks():
   assert not by_id["c"].prunable and "'sm'" in by_id["c"].reason
 
 
+@pytest.mark.parametrize("act", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("make", [
+    lambda act: L.SeparableConv2D(8, 3, padding="same", activation=act,
+                                  name="sm"),
+    lambda act: L.DepthwiseConv2D(3, padding="same", activation=act,
+                                  name="sm"),
+    lambda act: L.Conv2D(8, 3, groups=8, padding="same", activation=act,
+                         name="sm"),
+], ids=["separable", "depthwise", "grouped_depthwise"])
+def test_softmax_activation_of_separable_and_depthwise_blocks(make, act):
+  inp = keras.Input((6, 6, 3))
+  x = L.Conv2D(8, 3, padding="same", name="c0")(inp)
+  x = make(act)(x)
+  x = L.Conv2D(4, 1, name="c1")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(2, name="head")(x))
+  graph = tps.ChannelGraph(model)
+  blocked = [g for g in graph.groups if "'sm'" in g.reason]
+  assert len(blocked) == 1 and f"applies {act}" in blocked[0].reason
+  assert blocked[0].size == 8 and not blocked[0].prunable
+  check_equivalence(model)   # what is left prunable (c1, maybe c0) is exact
+
+
+def channel_mixer(x):
+  """A user's activation that mixes channels (x minus its channel mean)."""
+  return x - keras.ops.mean(x, axis=-1, keepdims=True) if hasattr(
+      keras, "ops") else x - keras.backend.mean(x, axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("where", ["conv", "dense", "layer"])
+def test_unknown_activation_blocks_and_elementwise_ones_do_not(where):
+  def build(act):
+    inp = keras.Input((6, 6, 3))
+    if where == "conv":
+      x = L.Conv2D(8, 3, padding="same", activation=act, name="c0")(inp)
+    elif where == "dense":
+      x = L.Dense(8, activation=act, name="c0")(inp)
+    else:
+      x = L.Conv2D(8, 3, padding="same", name="c0")(inp)
+      x = L.Activation(act, name="act")(x)
+    x = L.Conv2D(4, 1, name="c1")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, L.Dense(2, name="head")(x))
+  c0 = tps.ChannelGraph(build(channel_mixer)).group("c0")
+  assert not c0.prunable and "channel_mixer" in c0.reason
+  for act in ("gelu", "swish", "hard_sigmoid", None):
+    model = build(act)
+    assert prunable(model) == {"c0": (8, ["c0"]), "c1": (4, ["c1"])}
+  check_equivalence(model)
+
+
 @pytest.mark.parametrize("merge", [L.Add, L.Subtract, L.Multiply, L.Average,
                                    L.Maximum, L.Minimum])
 def test_elementwise_merges_join_groups(merge):

@@ -1,7 +1,59 @@
 """Small helpers shared by the layer handlers."""
 
 #: activations that mix channels (so they block the group they touch)
-MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+MIXING_ACTIVATIONS = ("softmax", "log_softmax", "sparsemax", "glu")
+
+#: built-in activations (either Keras) that act on each element alone; any
+#: other activation (a channel-mixing one, a user's function) blocks.
+ELEMENTWISE_ACTIVATIONS = frozenset({
+    "linear", "relu", "relu6", "sigmoid", "tanh", "elu", "selu", "celu",
+    "gelu", "softplus", "softsign", "swish", "silu", "exponential",
+    "hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh", "hard_shrink",
+    "soft_shrink", "leaky_relu", "log_sigmoid", "mish", "sparse_plus",
+    "sparse_sigmoid", "squareplus", "tanh_shrink", "threshold",
+})
+
+
+def _activation_name(act):
+  """The built-in name of a config's activation, or None if it is not one."""
+  if act is None:
+    return "linear"
+  if isinstance(act, str):
+    return act
+  if isinstance(act, dict) and act.get("class_name") == "function" and (
+      str(act.get("module") or "").startswith(
+          ("keras.activations", "keras.src.activations",
+           "tf_keras.activations", "tf_keras.src.activations"))):
+    return act.get("config") if isinstance(act.get("config"), str) else None
+  return None
+
+
+def activation_reason(call, key="activation"):
+  """Why `call`'s activation (config entry `key`) blocks its channels.
+
+  Returns '' for an element-wise built-in activation (or none); otherwise a
+  reason naming the layer and the activation: a softmax-like activation
+  mixes channels, and one we do not know is not assumed element-wise.
+  """
+  if key not in call.config:
+    return ""
+  act = call.config[key]
+  name = _activation_name(act)
+  if name in ELEMENTWISE_ACTIVATIONS:
+    return ""
+  if name in MIXING_ACTIVATIONS:
+    return f"'{call.path}' applies {name} across channels"
+  shown = name if name is not None else (
+      act.get("config") if isinstance(act, dict) else act)
+  return (f"'{call.path}' applies the activation {shown!r}, which is not "
+          "known to act on each channel alone")
+
+
+def block_mixing_activation(call, b, layouts, key="activation"):
+  """Blocks `layouts` when `call`'s activation is not element-wise."""
+  reason = activation_reason(call, key)
+  if reason:
+    b.block(layouts, reason)
 
 
 def rank_of(shape):

@@ -27,12 +27,13 @@ class PassThrough(LayerHandler):
 
 
 class Activation(PassThrough):
-  """Activation: element-wise unless it is a softmax over channels."""
+  """Activation: element-wise for the built-in element-wise activations.
+
+  A softmax over channels, or an activation we do not know, blocks.
+  """
 
   def propagate(self, call, b):
-    act = call.config.get("activation")
-    if act in common.MIXING_ACTIVATIONS:
-      b.block(call.inputs, f"'{call.path}' applies {act} across channels")
+    common.block_mixing_activation(call, b, call.inputs)
     return super().propagate(call, b)
 
 

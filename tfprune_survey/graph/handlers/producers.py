@@ -36,9 +36,7 @@ class Producer(LayerHandler):
     b.slice(call, "bias", 0, out, "producer",
             required=common.has_bias(call))
     b.width(call, (self.width_key,), out)
-    if call.config.get("activation") in common.MIXING_ACTIVATIONS:
-      b.block([out], f"'{call.path}' applies {call.config['activation']} "
-              "across its output channels")
+    common.block_mixing_activation(call, b, [out])
     return [out]
 
   def _grouped(self, call, b, in_lay, size, groups):
@@ -71,6 +69,7 @@ class Producer(LayerHandler):
       b.slice(call, "bias", 0, out, "param", required=common.has_bias(call))
       b.width(call, (self.width_key,), out)
       b.width(call, ("groups",), in_lay)
+      common.block_mixing_activation(call, b, [out])
       return [out]
     out = b.producer(call, size)
     if b.require_blocks(in_lay, groups, call):
@@ -96,6 +95,7 @@ class Separable(LayerHandler):
     b.slice(call, "bias", 0, out, "producer",
             required=common.has_bias(call))
     b.width(call, ("filters",), out)
+    common.block_mixing_activation(call, b, [out])
     return [out]
 
 
@@ -113,6 +113,7 @@ class Depthwise(LayerHandler):
     b.slice(call, "depthwise_kernel", -2, in_lay, "consumer")
     out = in_lay.expand(mult)
     b.slice(call, "bias", 0, out, "param", required=common.has_bias(call))
+    common.block_mixing_activation(call, b, [out])
     return [out]
 
 
