@@ -120,3 +120,22 @@ def test_sensitivity_ratios_feed_prune(trained, digits):
     tps.sensitivity(trained, "l1", eval_data=xt, verbose=0)
   with pytest.raises(ValueError, match="ratios"):
     tps.sensitivity(trained, "l1", ratios=(0.5, 1.0), eval_data=(xt, yt))
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+def test_accuracy_of_a_model_with_two_inputs(framework):
+  # x as a list or a dict of arrays, as Keras' fit takes it.
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  keras = frameworks.get(framework).keras
+  a = keras.Input((3,), name="a")
+  b = keras.Input((3,), name="b")
+  out = keras.layers.Add()([a, b])
+  model = keras.Model([a, b], out)
+  rng = np.random.default_rng(0)
+  xa = rng.standard_normal((40, 3)).astype("float32")
+  xb = rng.standard_normal((40, 3)).astype("float32")
+  y = np.argmax(xa + xb, axis=-1)
+  y[:10] = (y[:10] + 1) % 3  # 30 of 40 right
+  assert evaluate_accuracy(model, ([xa, xb], y)) == pytest.approx(0.75)
+  assert evaluate_accuracy(model, ({"a": xa, "b": xb}, y)) == pytest.approx(
+      0.75)

@@ -25,7 +25,7 @@ def _predict_fn(model):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     traced = tf.function(lambda x: ref()(x, training=False),
                          reduce_retracing=True)
-    fn = lambda x: traced(tf.convert_to_tensor(x))  # pylint: disable=unnecessary-lambda-assignment
+    fn = lambda x: traced(tf.nest.map_structure(tf.convert_to_tensor, x))  # pylint: disable=unnecessary-lambda-assignment
   else:
     fn = lambda x: ref().predict_on_batch(x)  # pylint: disable=unnecessary-lambda-assignment
   _PREDICT[model] = fn
@@ -38,7 +38,7 @@ def evaluate_accuracy(model, data, steps=None):
   Args:
     model: a model of either Keras (any backend) producing class scores.
     data: (x, y) numpy arrays (batched at 256) or a tf.data.Dataset of
-      (x, y) batches.
+      (x, y) batches; x may be a tuple, list or dict of arrays.
     steps: optional maximum number of batches.
 
   Returns:
@@ -47,14 +47,15 @@ def evaluate_accuracy(model, data, steps=None):
   Raises:
     ValueError: when the data has no labels.
   """
-  from tfprune_survey.data import iterate_batches  # pylint: disable=g-import-not-at-top
+  from tfprune_survey.data import iterate_batches, map_inputs  # pylint: disable=g-import-not-at-top
   fn = _predict_fn(model)
   correct = total = 0
   for x, y in iterate_batches(data, steps, batch_size=256,
                               arg_name="eval_data"):
     if y is None:
       raise ValueError("`eval_data` needs labels: pass (x, y)")
-    pred = np.argmax(np.asarray(fn(np.asarray(x))), axis=-1)
+    # x may be a tuple, list or dict of arrays (a model of several inputs).
+    pred = np.argmax(np.asarray(fn(map_inputs(np.asarray, x))), axis=-1)
     y = np.asarray(y).reshape(pred.shape)
     correct += int((pred == y).sum())
     total += len(y)
