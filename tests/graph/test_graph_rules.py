@@ -508,6 +508,38 @@ def test_model_outputs_taken_from_nested_functional_models():
   check_equivalence(model)
 
 
+def test_dict_inputs_and_outputs_and_a_nested_model_on_a_dict():
+  ja, jb = keras.Input((6, 6, 3), name="ja"), keras.Input((6, 6, 2), name="jb")
+  sub = keras.Model({"jb": jb, "ja": ja}, L.Conv2D(5, 1, name="s")(
+      L.Concatenate()([ja, jb])), name="sub")
+  ia, ib = keras.Input((6, 6, 3), name="ia"), keras.Input((6, 6, 2), name="ib")
+  a = L.Conv2D(6, 3, padding="same", name="a")(ia)
+  b = L.Conv2D(2, 3, padding="same", name="b")(ib)
+  y = sub({"ja": L.Conv2D(3, 1, name="a2")(a), "jb": b})
+  y = L.Conv2D(4, 1, name="c")(y)
+  o1 = L.Dense(2, name="o1")(L.GlobalAveragePooling2D()(y))
+  o2 = L.Dense(3, name="o2")(L.GlobalAveragePooling2D()(a))
+  model = keras.Model({"ib": ib, "ia": ia}, {"z": o2, "y": o1})
+  graph = tps.ChannelGraph(model)
+  assert {g.id: g.size for g in graph.prunable_groups} == {
+      "a": 6, "a2": 3, "b": 2, "sub/s": 5, "c": 4}
+  # sub's kernel reads a2 at offset 0 and b at offset 3 (sorted dict keys)
+  assert sorted(sl[3] for sl in graph.group("b").slices
+                if sl[0] == "sub/s") == [3]
+  rng = np.random.default_rng(0)
+  x = {"ia": rng.standard_normal((2, 6, 6, 3)).astype("float32"),
+       "ib": rng.standard_normal((2, 6, 6, 2)).astype("float32")}
+  keep = random_keep(graph)
+  masked = tps.mask_channels(model, keep, graph=graph)(x, training=False)
+  slim_model = tps.materialize(model, keep, graph=graph)
+  slim = slim_model(x, training=False)
+  assert sorted(slim) == ["y", "z"]
+  for k in ("y", "z"):
+    np.testing.assert_allclose(np.asarray(slim[k]), np.asarray(masked[k]),
+                               rtol=1e-5, atol=1e-6)
+  assert tps.count_macs(slim_model) < tps.count_macs(model)
+
+
 def test_sequential_model():
   model = keras.Sequential([
       keras.Input((10, 10, 1)), L.Conv2D(6, 3, name="c1"), L.ReLU(),

@@ -21,6 +21,19 @@ def kwarg_refs(value, names, out):
       kwarg_refs(v, names, out)
 
 
+def _leaf_refs(value, out):
+  """Appends each [layer, node, tensor] leaf of a nested input/output spec."""
+  if (isinstance(value, (list, tuple)) and len(value) == 3 and
+      isinstance(value[0], str)):
+    out.append(value)
+  elif isinstance(value, dict):
+    for key in sorted(value):
+      _leaf_refs(value[key], out)
+  elif isinstance(value, (list, tuple)):
+    for v in value:
+      _leaf_refs(v, out)
+
+
 class Framework:
   """One Keras (tf_keras or Keras 3) seen through a common surface.
 
@@ -108,10 +121,16 @@ class Framework:
     raise NotImplementedError
 
   def output_refs(self, config):
-    outs = config["output_layers"]
-    if outs and isinstance(outs[0], str):
-      return [outs]
-    return list(outs)
+    """The [layer, node, tensor] of every model output, flattened.
+
+    `output_layers` may be one reference, a list, or a dict (a model built
+    with dict outputs), nested; dict entries come in sorted key order, as
+    Keras flattens them. The returned lists are the config's own, so
+    editing one edits the config.
+    """
+    out = []
+    _leaf_refs(config["output_layers"], out)
+    return out
 
   def input_refs(self, config):
     return self.output_refs({"output_layers": config["input_layers"]})

@@ -18,6 +18,23 @@ def _shape_list(shape):
   return [tuple(shape)]
 
 
+def _node_items(value, out):
+  """Appends the [layer, node, tensor(, kwargs)] items of a serialized node.
+
+  A node is one item, a list of items, or (a layer called on a dict, such
+  as a nested model with dict inputs) a dict of items, read in sorted key
+  order as Keras flattens it.
+  """
+  if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+    out.append(value)
+  elif isinstance(value, dict):
+    for key in sorted(value):
+      _node_items(value[key], out)
+  elif isinstance(value, (list, tuple)):
+    for v in value:
+      _node_items(v, out)
+
+
 class TfKeras(Framework):
   """tf_keras: list-style inbound nodes, `get_input_at`, TFOpLambda."""
 
@@ -48,10 +65,11 @@ class TfKeras(Framework):
         "Functional" in type(layer).__name__ or type(layer) is keras.Model)  # pylint: disable=unidiomatic-typecheck
 
   def node_refs(self, node, layer_names):
-    if isinstance(node, dict):
-      node = node.get("args", [])
-    if node and isinstance(node[0], str):   # one item, not wrapped
-      node = [node]
+    if isinstance(node, dict) and "args" in node:
+      node = node["args"]
+    items = []
+    _node_items(node, items)
+    node = items
     refs, kwargs = [], {}
     for i, item in enumerate(node):
       if item and item[0] == _CONSTANT_VALUE:

@@ -126,13 +126,19 @@ def redirect(config, name, ref, fw):
     for r in ref_lists(e, names):
       if r[0] == name:
         r[0:3] = list(ref)
-  outs = [list(r) for r in fw.output_refs(config)]
-  for r in outs:
+  config["output_layers"] = _lists(config["output_layers"])
+  for r in fw.output_refs(config):   # the config's own lists, any nesting
     if r[0] == name:
       r[0:3] = list(ref)
-  flat = config["output_layers"] and isinstance(config["output_layers"][0],
-                                                str)
-  config["output_layers"] = outs[0] if flat else outs
+
+
+def _lists(value):
+  """`value` (a nested output spec) with its tuples made lists."""
+  if isinstance(value, dict):
+    return {k: _lists(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_lists(v) for v in value]
+  return value
 
 
 def _tensor_of(config, src):
