@@ -206,6 +206,21 @@ def test_pass_through_layers_keep_the_index(layer):
   check_equivalence(model)
 
 
+@pytest.mark.parametrize("noise_shape,kept", [
+    ((None, 1, 1, 8), 3), ((None, 6, 6, 8), 3), ((None, 1, 1, 1), 1)])
+def test_dropout_noise_shape_follows_the_kept_width(noise_shape, kept):
+  inp = keras.Input((6, 6, 3))
+  x = L.Conv2D(8, 3, padding="same", name="c0")(inp)
+  x = L.Dropout(0.3, noise_shape=noise_shape, name="drop")(x)
+  x = L.Conv2D(4, 1, name="c1")(x)
+  model = keras.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(x)))
+  keep = {"c0": [0, 2, 5]}
+  _, slim = assert_equivalent(model, keep, x_for(model))
+  assert tuple(slim.get_layer("drop").noise_shape)[-1] == kept
+  out = slim(x_for(model), training=True)   # the noise fits the slim width
+  assert tuple(out.shape) == (3, 2)
+
+
 def test_softmax_over_channels_blocks():
   inp = keras.Input((8, 8, 3))
   x = L.Conv2D(4, 3, name="c")(inp)

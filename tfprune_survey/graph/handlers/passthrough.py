@@ -26,6 +26,19 @@ class PassThrough(LayerHandler):
     return [lay]
 
 
+class NoiseShaped(PassThrough):
+  """Dropout/AlphaDropout: `noise_shape[-1]`, when it is the channel count,
+  follows the kept width (None or 1 there broadcasts over channels)."""
+
+  def propagate(self, call, b):
+    outs = super().propagate(call, b)
+    shape = call.config.get("noise_shape")
+    lay = outs[0]
+    if shape and lay is not None and shape[-1] not in (None, 1):
+      b.width(call, ("noise_shape", -1), lay)
+    return outs
+
+
 class Activation(PassThrough):
   """Activation: element-wise for the built-in element-wise activations.
 
@@ -61,11 +74,12 @@ class Rescaling(PassThrough):
 
 
 _ELEMENTWISE = (
-    "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU", "Dropout",
+    "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU",
     "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-    "GaussianNoise", "GaussianDropout", "AlphaDropout",
+    "GaussianNoise", "GaussianDropout",
     "ActivityRegularization", "Identity",
 )
+_NOISE_SHAPED = ("Dropout", "AlphaDropout")
 _SPATIAL = (
     "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
     "AveragePooling2D", "AveragePooling3D", "GlobalMaxPooling1D",
@@ -85,6 +99,8 @@ def registrations(layers):
   out = [(getattr(layers, n), PassThrough()) for n in _ELEMENTWISE
          if hasattr(layers, n)]
   out += [(getattr(layers, n), PassThrough(spatial=True)) for n in _SPATIAL
+          if hasattr(layers, n)]
+  out += [(getattr(layers, n), NoiseShaped()) for n in _NOISE_SHAPED
           if hasattr(layers, n)]
   out += [(layers.Activation, Activation()), (layers.Softmax, Softmax()),
           (layers.Rescaling, Rescaling())]
