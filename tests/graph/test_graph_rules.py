@@ -156,6 +156,19 @@ def test_batchnorm_with_and_without_scale(scale, center):
   check_equivalence(model)
 
 
+def test_batchnorm_renorm_statistics_are_sliced():
+  if keras.__name__ == "keras":
+    pytest.skip("batch renormalization is tf_keras only")
+  inp = keras.Input((6, 6, 3))
+  x = L.Conv2D(8, 3, padding="same", name="c0")(inp)
+  x = L.BatchNormalization(renorm=True, name="bn")(x)
+  x = L.Conv2D(4, 1, name="c1")(x)
+  model = keras.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(x)))
+  _, slim = assert_equivalent(model, {"c0": [1, 4, 6]}, x_for(model))
+  assert [tuple(w.shape) for w in slim.get_layer("bn").weights] == [(3,)] * 7
+  slim(x_for(model), training=True)
+
+
 def test_prelu_per_channel_alpha_is_sliced():
   inp = keras.Input((6, 6, 2))
   x = L.Conv2D(4, 3, name="c")(inp)

@@ -23,6 +23,11 @@ class BatchNorm(LayerHandler):
             required=call.config.get("center", True))
     b.slice(call, "moving_mean", 0, lay, "param")
     b.slice(call, "moving_variance", 0, lay, "param", zero=False)
+    if call.config.get("renorm"):
+      # tf_keras' batch renormalization keeps per-channel statistics of
+      # its own (used in training only); they stay finite when masked.
+      for name in ("moving_stddev", "renorm_mean", "renorm_stddev"):
+        b.slice(call, name, 0, lay, "param", zero=False)
     return [lay]
 
 
