@@ -72,17 +72,17 @@ def test_wrappers_are_of_the_models_keras(framework):
     assert owners[g.id].get_config()["group_channels"] == g.size
 
 
-def test_data_criterion_without_data_is_a_clear_error(xy):
+def test_data_criterion_without_data_is_a_clear_error(xy, tmp_path):
+  # The data is held in memory only: a loaded model needs it again.
   x, y = xy
   keras = keras_of("tf_keras")
-  layer = tps.prune_channels(keras.layers.Conv2D(4, 3, name="c"), "apoz")
-  inp = keras.Input((12, 12, 1))
-  out = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(
-      keras.layers.Conv2D(5, 3)(layer(inp))))
-  pm = compile_model(keras.Model(inp, out))
-  with pytest.raises(ValueError, match="'apoz' needs data"):
-    pm.fit(x, y, epochs=1, verbose=0,
-           callbacks=[tps.UpdateChannelPruningStep()])
+  pm = tps.prune_channels(build(), "obd", data=(x[:8], y[:8]))
+  path = str(tmp_path / "m.keras")
+  pm.save(path)
+  loaded = compile_model(keras.models.load_model(path))
+  with pytest.raises(ValueError, match="'obd' needs data"):
+    loaded.fit(x, y, epochs=1, verbose=0,
+               callbacks=[tps.UpdateChannelPruningStep()])
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -312,3 +312,20 @@ def test_unknown_custom_schedule_after_load_is_a_clear_error(xy, tmp_path):
   with pytest.raises(ValueError, match="_EveryStep.*load_model"):
     loaded.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
                callbacks=[tps.UpdateChannelPruningStep()])
+
+
+def test_data_is_checked_when_wrapping(xy):
+  x, y = xy
+  model = build("keras3")
+  # 'obd' collects nothing from the training batches: it needs data.
+  with pytest.raises(ValueError, match="'obd' needs data.*`data`"):
+    tps.prune_channels(model, "obd")
+  with pytest.raises(ValueError, match="`data` has inputs of shape"):
+    tps.prune_channels(model, "apoz", data=np.zeros((2, 4, 4, 1), "float32"))
+  with pytest.raises(ValueError, match="'obd' needs labels.*`data`"):
+    tps.prune_channels(model, "obd", data=x)   # differentiates the loss
+  with pytest.raises(ValueError, match="'apoz' needs data.*`data`"):
+    tps.prune_channels(keras_of("tf_keras").layers.Conv2D(4, 3), "apoz")
+  # Criteria that read the training batches need none; good data passes.
+  assert tps.prune_channels(model, "apoz") is not None
+  assert tps.prune_channels(model, "obd", data=(x[:8], y[:8])) is not None

@@ -102,7 +102,9 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     TypeError: for a schedule that is not one, or an argument of the wrong
       type.
     ValueError: for a bad argument value, unknown `pruning_policy` layers,
-      or a model with nothing to prune.
+      a model with nothing to prune, a data criterion without `data` that
+      cannot read the training batches (and any in the layer form), or
+      `data` whose input shape or labels do not fit the model.
     NotImplementedError: for Keras 3 on the JAX or PyTorch backend.
   """
   if isinstance(to_prune, (list, tuple)) or _is_plain_layer(to_prune):
@@ -136,6 +138,7 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
   observe, observe_output, sides = _observed(to_prune, graph, groups, crit,
                                              data, masked)
   in_graph = bool(observe or observe_output)
+  _check_data(to_prune, crit, data, in_graph)
   settings = _settings(crit, schedule, args, sorted(owners), in_graph, soft)
 
   def clone(layer):
@@ -232,6 +235,26 @@ def _observed(model, graph, groups, crit, data, masked):
   return observe, observe_output, {p: sides[p] for p in layers if p in sides}
 
 
+def _check_data(model, crit, data, in_graph):
+  """Checks `data` against `model` now, as `tps.score` will at each pruning
+  step: a data criterion that reads no training batch needs it, and its
+  input shape (and, for a criterion that differentiates the loss, its
+  labels) must fit."""
+  if not crit.requires_data:
+    return
+  if data is None:
+    if in_graph:
+      return
+    raise ValueError(
+        f"criterion '{crit.name}' needs data: pass `data` to "
+        "tps.prune_channels (it collects no statistics from the training "
+        "batches)")
+  from tfprune_survey import data as data_lib  # pylint: disable=g-import-not-at-top
+  from tfprune_survey.scoring import needs_labels  # pylint: disable=g-import-not-at-top
+  data_lib.checked(model, data, labels=needs_labels(crit), arg_name="data",
+                   criterion=crit.name)
+
+
 def _check_soft(soft):
   if not isinstance(soft, bool):
     raise TypeError(f"`soft` must be True or False, got {soft!r}")
@@ -261,6 +284,11 @@ def _wrap_layers(layers, criterion, schedule, data, scope, round_to,
     check_backend(frameworks.of(layer, "to_prune"))
   crit, schedule, args = _check_args(criterion, schedule, scope, round_to,
                                      min_channels)
+  if crit.requires_data and data is None:
+    raise ValueError(
+        f"criterion '{crit.name}' needs data: pass `data` to "
+        "tps.prune_channels (layers wrapped one by one collect no "
+        "statistics from the training batches)")
   settings = _settings(crit, schedule, args, None, False, _check_soft(soft))
   wrappers = [ChannelPruneWrapper(l, None, settings, data=data,
                                   schedule=schedule) for l in layers]
