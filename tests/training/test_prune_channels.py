@@ -329,3 +329,15 @@ def test_data_is_checked_when_wrapping(xy):
   # Criteria that read the training batches need none; good data passes.
   assert tps.prune_channels(model, "apoz") is not None
   assert tps.prune_channels(model, "obd", data=(x[:8], y[:8])) is not None
+
+
+def test_pruning_policy_that_selects_no_group_says_why():
+  model = build("keras3")
+  producers = sorted({p for g in tps.ChannelGraph(model).prunable_groups
+                      for p in g.producers})
+  bn = next(l.name for l in model.layers
+            if "BatchNormalization" in type(l).__name__)
+  with pytest.raises(ValueError, match=r"`pruning_policy` \[.*\] selects no "
+                     r"prunable channel group") as info:
+    tps.prune_channels(model, "l1", pruning_policy=[bn])
+  assert str(producers) in str(info.value)

@@ -123,15 +123,29 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     unknown = sorted(wanted - names)
     if unknown:
       raise ValueError(f"`pruning_policy` names unknown layers {unknown}")
-    groups = [g for g in groups if wanted & set(g.producers)]
+    selected = [g for g in groups if wanted & set(g.producers)]
+    if not selected:
+      producers = sorted({p for g in groups for p in g.producers})
+      raise ValueError(
+          f"`pruning_policy` {sorted(wanted)} selects no prunable channel "
+          "group: a group is selected by naming a layer that produces its "
+          "channels (a convolution or Dense, not its BatchNormalization, "
+          "activation or pooling); the producers of prunable groups are "
+          f"{producers}")
+    groups = selected
   # Layers inside nested models are not wrapped (clone_model does not
   # descend into them), so groups that reach into one stay whole.
   nested = {graph.root_of(seg.var) for sl in graph.weight_slices
             if "/" in sl.path for seg in sl.layout.segments}
+  if groups and all(g.root in nested for g in groups):
+    raise ValueError(
+        f"every channel group of model {to_prune.name!r} that would be "
+        "pruned reaches into a nested model, and those stay whole in "
+        "training-time pruning: prune one-shot with tps.prune instead")
   groups = [g for g in groups if g.root not in nested]
   if not groups:
     raise ValueError(f"model {to_prune.name!r} has no prunable channel group "
-                     "to prune (groups inside nested models stay whole)")
+                     "to prune")
   masked = _masked_slices(to_prune, graph, {g.root for g in groups}, fw)
   # The first producer of each group (named as the group) holds its kept set.
   owners = {g.id: g.size for g in groups}
