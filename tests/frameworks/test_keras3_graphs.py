@@ -135,6 +135,22 @@ def test_keras3_channel_mixing_activations_block(act, where):
   check(model)   # c1 is still pruned exactly
 
 
+@pytest.mark.parametrize("op,blocked", [
+    (lambda x: ops.log(x * x), True), (ops.reciprocal, True),
+    (lambda x: x ** -1.0, True), (lambda x: x ** 2, False),
+    (lambda x: 2.0 ** x, False), (lambda x: x / 3.0, False)],
+    ids=["log", "reciprocal", "pow-1", "pow2", "2pow", "div3"])
+def test_ops_infinite_at_zero_block_the_group(op, blocked):
+  inp = keras.Input((6, 6, 3))
+  a = L.Conv2D(8, 3, padding="same", name="a")(inp)
+  x = L.Activation("tanh")(op(a))
+  x = L.Conv2D(4, 1, name="c1")(x)
+  model = keras.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(x)))
+  group = tps.ChannelGraph(model).group("a")
+  assert group.prunable != blocked
+  check(model)   # c1 (and a, when prunable) materialize == mask, finite
+
+
 def test_a_layer_called_twice_shares_its_channels():
   inp = keras.Input((8, 8, 3))
   a = L.Conv2D(4, 3, padding="same", name="a")(inp)

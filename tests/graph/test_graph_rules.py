@@ -627,6 +627,27 @@ def test_elementwise_op_with_a_rank0_tensor_operand():
   check_equivalence(model)
 
 
+@pytest.mark.parametrize("op,blocked", [
+    (lambda a, b: a / b, True), (lambda a, b: 2.0 / (a + b), True),
+    (lambda a, b: (a + b) / 2.0, False)], ids=["a/b", "2/x", "x/2"])
+def test_division_by_pruned_channels_blocks(op, blocked):
+  # mask_channels zeroes a dropped channel: dividing by it gives inf, and
+  # the zeroed consumer slice 0 * inf = NaN where materialize is finite.
+  inp = keras.Input((6, 6, 3))
+  a = L.Conv2D(8, 3, padding="same", name="a")(inp)
+  b = L.Conv2D(8, 3, padding="same", name="b")(inp)
+  x = L.Activation("tanh")(op(a, b))
+  x = L.Conv2D(4, 1, name="c1")(x)
+  model = keras.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(x)))
+  group = tps.ChannelGraph(model).group("a")
+  assert group.prunable != blocked
+  if blocked:
+    assert "not finite where a pruned channel is zero" in group.reason
+  masked, _ = assert_equivalent(model, random_keep(tps.ChannelGraph(model)),
+                                x_for(model))
+  assert np.isfinite(np.asarray(masked(x_for(model)))).all()
+
+
 def test_group_ids_are_stable_and_unique():
   inp = keras.Input((8, 8, 3))
   x = L.Conv2D(4, 3, name="c")(inp)

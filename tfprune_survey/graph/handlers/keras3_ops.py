@@ -18,6 +18,9 @@ ELEMENTWISE_NUMPY = (
     "Exp", "Log", "Log1p", "Tanh", "Sign", "Clip", "Power", "Reciprocal",
     "Fabs",
 )
+#: ops infinite where a pruned channel is zero (see ElementwiseOp)
+SINGULAR = {"Divide": "divisor", "TrueDivide": "divisor", "Log": "zero",
+            "Reciprocal": "zero", "Power": "power"}
 ELEMENTWISE_NN = (
     "Relu", "Relu6", "Sigmoid", "Silu", "Gelu", "Elu", "Selu", "Softplus",
     "Softsign", "LeakyRelu", "HardSigmoid", "HardSilu", "HardTanh", "Celu",
@@ -29,8 +32,8 @@ def registrations():
   """[(op class, handler)] for Keras 3's element-wise ops and concatenate."""
   from keras.src.ops import nn  # pylint: disable=g-import-not-at-top
   from keras.src.ops import numpy as knp  # pylint: disable=g-import-not-at-top
-  out = [(getattr(knp, n), ElementwiseOp()) for n in ELEMENTWISE_NUMPY
-         if hasattr(knp, n)]
+  out = [(getattr(knp, n), ElementwiseOp(SINGULAR.get(n)))
+         for n in ELEMENTWISE_NUMPY if hasattr(knp, n)]
   out += [(getattr(nn, n), ElementwiseOp()) for n in ELEMENTWISE_NN
           if hasattr(nn, n)]
   out.append((knp.Concatenate, Concatenate()))

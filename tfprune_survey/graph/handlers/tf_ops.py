@@ -27,13 +27,56 @@ def _blocked(call, b, reason):
   return [b.opaque(call, s, reason) for s in call.output_shapes]
 
 
+#: TF ops that divide their first operand by their second
+DIVIDING_OPS = frozenset({"__operators__.truediv", "math.truediv",
+                          "math.divide"})
+
+
+def _divides_by_tensor(call):
+  """Whether a division's divisor is a tensor: two tensor operands, or a
+  constant first operand (`2.0 / x`, read as the call's `arg0`)."""
+  return len(call.inputs) > 1 or "arg0" in call.kwargs
+
+
+def _negative_exponent(call):
+  """Whether a power may raise a zeroed channel to a negative exponent."""
+  if "arg0" in call.kwargs:     # a constant base: c ** x is finite at 0
+    return False
+  if len(call.inputs) > 1:      # a tensor exponent: unknown sign
+    return True
+  return any(isinstance(v, (int, float)) and not isinstance(v, bool) and
+             v < 0 for v in call.kwargs.values())
+
+
 class ElementwiseOp(LayerHandler):
-  """An element-wise op: pass-through with scalars, merge with tensors."""
+  """An element-wise op: pass-through with scalars, merge with tensors.
+
+  Args:
+    singular: None, or how the op can be infinite where `mask_channels`
+      zeroes a channel: 'divisor' (a division by a tensor), 'zero' (log,
+      reciprocal: at 0 itself), 'power' (a negative exponent). Then 0 * inf
+      in the masked consumer is NaN where the slim model is finite, so the
+      channels are not pruned.
+  """
+
+  def __init__(self, singular=None):
+    self.singular = singular
+
+  def _singular(self, call):
+    if self.singular == "divisor":
+      return _divides_by_tensor(call)
+    if self.singular == "power":
+      return _negative_exponent(call)
+    return self.singular == "zero"
 
   def propagate(self, call, b):
     if not all(_scalar(v) for v in call.kwargs.values()):
       return _blocked(call, b, f"'{call.path}' ({call.class_name} op) takes "
                       "a constant that is not a scalar")
+    if self._singular(call):
+      b.block(call.inputs, f"'{call.path}' ({call.class_name} op) is not "
+              "finite where a pruned channel is zero (a division, log or "
+              "negative power)")
     if len(call.inputs) == 1:
       return [call.inputs[0]]
     return ElementwiseMerge().propagate(call, b)
@@ -47,4 +90,6 @@ class TFOp(ElementwiseOp):
     if fn not in ELEMENTWISE_OPS:
       return _blocked(call, b, f"'{call.path}' is the TF op {fn!r}, which is "
                       "not modelled")
+    if fn in DIVIDING_OPS:
+      return ElementwiseOp("divisor").propagate(call, b)
     return super().propagate(call, b)
