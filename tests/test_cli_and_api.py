@@ -321,3 +321,27 @@ def test_prune_checks_out_and_quantize_before_any_work(tmp_path, monkeypatch):
     cli.FLAGS(["x", "--criterion=l1", "--ratio=0.3"] + flags_)
     with pytest.raises(cli.app.UsageError, match=match):
       cli.main(["tfprune-survey", "prune", path])
+
+
+def test_export_of_a_free_input_size_uses_the_datas_size(tmp_path, capsys):
+  import numpy as np
+  import tf_keras
+  path, data = str(tmp_path / "fcn.keras"), str(tmp_path / "d.npz")
+  inp = tf_keras.Input((None, None, 1))
+  h = tf_keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+  tf_keras.Model(inp, tf_keras.layers.Conv2D(2, 1)(h)).save(path)
+  rng = np.random.default_rng(0)
+  np.savez(data, x=rng.random((8, 12, 12, 1)).astype("float32"),
+           y=np.zeros(8, "int64"))
+  out = str(tmp_path / "m.tflite")
+  argv = cli._normalize(["tfprune-survey", "export", path, "--out", out,
+                         "--data", data, "--verify", "--bench",
+                         "--bench-runs", "2"])
+  with pytest.raises(SystemExit) as info:
+    cli.app.run(cli.main, argv=argv)
+  assert info.value.code == 0
+  assert "PASS" in capsys.readouterr().out
+  cli.FLAGS.unparse_flags()
+  cli.FLAGS(["x", "--out=" + out, "--bench"])
+  with pytest.raises(cli.app.UsageError, match="free input size.*--data"):
+    cli.main(["tfprune-survey", "export", path])

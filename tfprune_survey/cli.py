@@ -251,7 +251,9 @@ def _load_data(model, name, split=0):
   x, y = data_lib.load(name)[split]
   x, y = x[:FLAGS.samples], y[:FLAGS.samples]
   want = tuple(model.input_shape[1:])
-  if tuple(x.shape[1:]) != want:
+  given = tuple(x.shape[1:])
+  if len(given) != len(want) or any(
+      w is not None and g != w for g, w in zip(given, want)):
     raise app.UsageError(f"--data {name} has samples of shape "
                          f"{tuple(x.shape[1:])}, the model expects {want}")
   return x, y
@@ -259,6 +261,10 @@ def _load_data(model, name, split=0):
 
 def _random_inputs(model, n=64):
   import numpy as np  # pylint: disable=g-import-not-at-top
+  if None in tuple(model.input_shape[1:]):
+    raise app.UsageError(
+        f"the model has a free input size {tuple(model.input_shape)}: pass "
+        "--data, whose samples set the size to verify and time at")
   shape = (n,) + tuple(model.input_shape[1:])
   return np.random.default_rng(0).random(shape).astype("float32")
 
@@ -271,10 +277,16 @@ def _tflite_row(label, model, path, data, bench, check=True):
                                  representative_data=data)
   check = (tflite_export.verify(model, path, data)
            if check and data is not None else None)
-  latency = (tflite_export.benchmark(path, runs=FLAGS.bench_runs, threads=1)
+  shape = None if data is None else (1,) + tuple(data.shape[1:])
+  latency = (tflite_export.benchmark(path, runs=FLAGS.bench_runs, threads=1,
+                                     input_shape=shape)
              if bench else None)
+  try:
+    macs = tps.count_macs(model)
+  except ValueError:   # a free input size: MACs depend on it
+    macs = None
   return {"model": label, "params": tps.count_params(model),
-          "macs": tps.count_macs(model), "bytes": report.size_bytes,
+          "macs": macs, "bytes": report.size_bytes,
           "latency_ms": latency.median_ms if latency else None,
           "report": report, "verify": check}
 
@@ -284,7 +296,8 @@ def _print_table(rows):
   lines = [head, "|---|---:|---:|---:|---:|"]
   for r in rows:
     lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.3f}"
-    lines.append(f"| {r['model']} | {r['params']:,} | {r['macs']:,} | "
+    macs = "-" if r["macs"] is None else f"{r['macs']:,}"
+    lines.append(f"| {r['model']} | {r['params']:,} | {macs} | "
                  f"{r['bytes']:,} | {lat} |")
   if len(rows) == 2:
     a, b = rows
@@ -330,8 +343,8 @@ def cmd_export(args):
   data = None
   if FLAGS.data:
     data = _load_data(model, FLAGS.data, split=0)[0]
-  elif FLAGS.verify:
-    data = _random_inputs(model)
+  elif FLAGS.verify or FLAGS.bench:
+    data = _random_inputs(model)   # verify, and benchmark at its size
   try:
     row = _tflite_row(f"{args[0]} -> {FLAGS.out}", model, FLAGS.out, data,
                       FLAGS.bench, check=FLAGS.verify)
