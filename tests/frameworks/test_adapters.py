@@ -108,6 +108,21 @@ def test_keras3_private_names_the_adapter_uses_are_still_there():
   assert fw.input_tensor(dense, 0) is inp
 
 
+@pytest.mark.parametrize("name", ["tf_keras", "keras3"])
+def test_call_node_index_skips_another_models_calls(name):
+  # pins tf_keras' `_network_nodes` and Keras 3's `_nodes` / `_functional`
+  k = tf_keras if name == "tf_keras" else keras
+  dense = k.layers.Dense(3, name="d")
+  first = k.Input((4,))
+  k.Model(first, dense(first))
+  inp = k.Input((4,))
+  functional = k.Model(inp, dense(inp))
+  seq = k.Sequential([k.Input((4,)), dense])
+  fw = frameworks.get(name)
+  assert fw.call_node_index(functional, dense, 0) == 1
+  assert fw.call_node_index(seq, dense, 0) == 2
+
+
 def test_weight_aliases_find_keras3_depthwise_kernel():
   layer = keras.layers.DepthwiseConv2D(3)
   layer.build((None, 8, 8, 4))

@@ -501,6 +501,21 @@ def test_nested_submodel_called_twice():
   assert slim.get_layer("block").get_layer("inner_a").filters == 3
 
 
+def test_layers_also_called_in_another_model_use_this_models_calls():
+  c0 = L.Conv2D(6, 3, padding="same", name="c0")
+  c1 = L.Conv2D(4, 3, padding="same", name="c1")
+  ia = keras.Input((16, 16, 3))
+  keras.Model(ia, c1(c0(ia)))                 # first use, at 16x16
+  ib = keras.Input((8, 8, 3))
+  model = keras.Model(ib, L.Dense(2, name="out")(L.Flatten()(c1(c0(ib)))))
+  assert tps.count_macs(model) == (8 * 8 * 6 * 27 + 8 * 8 * 4 * 54 +
+                                   8 * 8 * 4 * 2)
+  assert prunable(model) == {"c0": (6, ["c0"]), "c1": (4, ["c1"])}
+  check_equivalence(model)
+  scores = tps.score(model, "apoz", data=x_for(model, n=4))
+  assert sorted(scores) == ["c0", "c1"] and scores["c1"].shape == (4,)
+
+
 def test_nested_sequential():
   seq = keras.Sequential([keras.Input((8, 8, 3)),
                           L.Conv2D(5, 3, padding="same", name="s1"),

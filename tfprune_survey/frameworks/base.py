@@ -144,6 +144,28 @@ class Framework:
     return node_index
 
   # ---- per-call tensors and shapes --------------------------------------
+  def call_node_index(self, model, layer, index):
+    """The index in `layer`'s own nodes of its `index`-th call in `model`.
+
+    A model's config lists only the calls that belong to it, so a layer
+    also called in another model (built first) has other nodes before
+    these; shapes and tensors must be read from this model's.
+    """
+    keys = self._node_keys(model)
+    if keys is None:
+      return index
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    own = [i for i in range(len(nodes)) if self._node_key(layer, i) in keys]
+    return own[index] if index < len(own) else index
+
+  def _node_keys(self, model):
+    """The keys of the nodes that belong to `model`, or None if unknown."""
+    del model
+    return None
+
+  def _node_key(self, layer, index):
+    raise NotImplementedError
+
   def output_shapes(self, layer, node_index):
     raise NotImplementedError
 

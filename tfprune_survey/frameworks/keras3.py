@@ -119,6 +119,14 @@ class Keras3(Framework):
     (as if it had a construction node) but from 0 in inbound nodes."""
     return node_index - 1 if self.is_functional(operation) else node_index
 
+  def _node_keys(self, model):
+    graph = model if self.is_functional(model) else getattr(
+        model, "_functional", None)
+    return getattr(graph, "_nodes", None)  # pylint: disable=protected-access
+
+  def _node_key(self, layer, index):
+    return f"{id(layer)}_ib-{index}"   # keras.src.ops.function.make_node_key
+
   def output_shapes(self, layer, node_index):
     try:
       node = layer._inbound_nodes[node_index]  # pylint: disable=protected-access

@@ -86,6 +86,12 @@ class TfKeras(Framework):
                        if not _is_ref(v, layer_names)})
     return refs, kwargs
 
+  def _node_keys(self, model):
+    return getattr(model, "_network_nodes", None)  # pylint: disable=protected-access
+
+  def _node_key(self, layer, index):
+    return f"{layer.name}_ib-{index}"   # tf_keras functional._make_node_key
+
   def output_shapes(self, layer, node_index):
     try:
       return _shape_list(layer.get_output_shape_at(node_index))

@@ -67,13 +67,18 @@ class Walker:
       return self._walk_functional(model, config, names, outer_inputs)
     return self._walk_sequential(model, config, names, outer_inputs)
 
-  def _call_layer(self, layer, entry_cfg, class_name, names, node_index,
-                  in_vals, kwargs):
-    """Calls one (non-model) layer or inlines a sub-model."""
+  def _call_layer(self, model, layer, entry_cfg, class_name, names,
+                  node_index, in_vals, kwargs):
+    """Calls one (non-model) layer or inlines a sub-model.
+
+    `node_index` counts the layer's calls in `model`'s config; the call's
+    shapes are read from the layer's own node of that call.
+    """
     path = "/".join(names)
     if is_submodel(layer):
       sub_cfg = layer.get_config()
       return self._walk(layer, sub_cfg, names, in_vals)
+    node_index = self.fw.call_node_index(model, layer, node_index)
     call = LayerCall(
         path=path, names=names, layer=layer, config=entry_cfg,
         class_name=class_name, inputs=[v[0] for v in in_vals],
@@ -122,8 +127,9 @@ class Walker:
         progress = True
         in_vals = [values[tuple(r)] for r in refs]
         layer = live[name]
-        outs = self._call_layer(layer, entry["config"], entry["class_name"],
-                                names + (name,), node_index, in_vals, kwargs)
+        outs = self._call_layer(model, layer, entry["config"],
+                                entry["class_name"], names + (name,),
+                                node_index, in_vals, kwargs)
         key_index = node_index
         if is_submodel(layer):
           default = self.fw.submodel_node_offset
@@ -163,8 +169,9 @@ class Walker:
     live = list(model.layers)
     for entry, layer in zip(layer_entries, live):
       name = layer.name
-      outs = self._call_layer(layer, entry["config"], entry["class_name"],
-                              names + (name,), 0, [current], {})
+      outs = self._call_layer(model, layer, entry["config"],
+                              entry["class_name"], names + (name,), 0,
+                              [current], {})
       current = outs[0]
     return [current]
 
