@@ -516,6 +516,27 @@ def test_layers_also_called_in_another_model_use_this_models_calls():
   assert sorted(scores) == ["c0", "c1"] and scores["c1"].shape == (4,)
 
 
+def test_layer_shared_by_a_nested_model_and_its_parent_is_refused():
+  # Keras rebuilds such a model with two unshared copies of the layer, so
+  # its channels are blocked and the surgery raises naming it.
+  shared = L.Conv2D(6, 3, padding="same", name="sharedc")
+  ii = keras.Input((8, 8, 6))
+  inner = keras.Model(ii, L.ReLU()(shared(ii)), name="inner")
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(6, 3, padding="same", name="c0")(inp)
+  x = L.Conv2D(4, 1, name="c2")(shared(inner(x)))
+  model = keras.Model(inp, L.Dense(2, name="out")(
+      L.GlobalAveragePooling2D()(x)))
+  graph = tps.ChannelGraph(model)
+  assert graph.shared_across_models == [("inner/sharedc", "sharedc")]
+  assert prunable(model) == {"c2": (4, ["c2"])}
+  assert "'sharedc' is shared by 'inner/sharedc' and 'sharedc'" in (
+      graph.group("c0").reason)
+  for fn in (tps.mask_channels, tps.materialize):
+    with pytest.raises(ValueError, match="layer 'sharedc' is called both"):
+      fn(model, {"c2": [0, 1]})
+
+
 def test_nested_sequential():
   seq = keras.Sequential([keras.Input((8, 8, 3)),
                           L.Conv2D(5, 3, padding="same", name="s1"),

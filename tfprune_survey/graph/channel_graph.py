@@ -63,6 +63,13 @@ class ChannelGraph:
     TypeError: for a non-model.
     UnsupportedModelError: for a subclassed model.
 
+  Attributes:
+    shared_across_models: (first path, other path) of each layer that is
+      called both inside a nested model and outside it (or in two nested
+      models); its channels are not prunable, and `mask_channels` /
+      `materialize` raise for such a model, since Keras would rebuild it
+      with two unshared copies of the layer.
+
   Example:
     >>> graph = tps.ChannelGraph(model)
     >>> [(g.id, g.size) for g in graph.groups if g.prunable]
@@ -73,6 +80,8 @@ class ChannelGraph:
     self.model = model
     self._b = GraphBuilder()
     self._calls = []
+    self._first_call = {}   # id(layer) -> (path, inputs, outputs) of its first call
+    self.shared_across_models = []
     walker = Walker(model, self._visit, self._make_input, self._inner_input)
     self.calls = self._calls
     for value, _, path in walker.outputs:
@@ -108,7 +117,28 @@ class ChannelGraph:
     self._b.register_call(call)
     if len(outs) < len(call.output_shapes):
       outs = list(outs) + [None] * (len(call.output_shapes) - len(outs))
+    self._check_shared(call, outs)
     return outs
+
+  def _check_shared(self, call, outs):
+    """Blocks a layer met at two paths (a nested model's layer also called
+    by its parent or by another nested model).
+
+    Keras rebuilds each nested model's layers from its own config entry, so
+    a rebuilt copy would hold two unshared layers; the surgery refuses such
+    models (see `shared_across_models`).
+    """
+    first = self._first_call.setdefault(id(call.layer),
+                                        (call.path, call.inputs, outs))
+    if first[0] == call.path:
+      return
+    pair = (first[0], call.path)
+    if pair not in self.shared_across_models:
+      self.shared_across_models.append(pair)
+    reason = (f"layer '{call.layer.name}' is shared by '{first[0]}' and "
+              f"'{call.path}' across nested models")
+    self._b.block(list(first[1]) + list(first[2]) + list(call.inputs) +
+                  list(outs), reason)
 
   # ---- groups ------------------------------------------------------------
   def _collect_groups(self):

@@ -48,6 +48,7 @@ def masked_copy(model, *, graph=None):
     returns `copy`.
   """
   graph = graph if graph is not None else ChannelGraph(model)
+  surgery.check_rebuildable(graph)
   new = surgery.rebuild(model, surgery.narrowed_config(model, graph, None),
                         weights_follow=True)
 

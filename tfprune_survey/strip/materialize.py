@@ -32,9 +32,10 @@ def materialize(model, keep, *, graph=None):
   has `blocks` > 1, and `keep` must hold as many channels of each block.
 
   Raises:
-    ValueError: for an unknown or non-prunable group, a bad index list, or
-      a kept set that holds different counts in the blocks of a grouped
-      conv (the message names the conv).
+    ValueError: for an unknown or non-prunable group, a bad index list, a
+      kept set that holds different counts in the blocks of a grouped
+      conv (the message names the conv), or a layer shared between a
+      nested model and its parent (the message names it).
 
   Example:
     >>> graph = tps.ChannelGraph(model)
@@ -42,6 +43,7 @@ def materialize(model, keep, *, graph=None):
     >>> slim = tps.materialize(model, {g.id: range(g.size // 2)})
   """
   graph = graph if graph is not None else ChannelGraph(model)
+  surgery.check_rebuildable(graph)
   keep_arrays = resolve_keep(graph, keep)
   model, removed = branches.remove_dead_branches(model)
   if removed:

@@ -117,6 +117,24 @@ def grouped_weight(value, gs, keep_of, mode):
   return np.concatenate(parts, axis=gs.out_axis)
 
 
+def check_rebuildable(graph):
+  """Raises when rebuilding the graph's model from config would unshare a
+  layer (one called inside a nested model and outside it).
+
+  Raises:
+    ValueError: naming the layer and its two paths.
+  """
+  if graph.shared_across_models:
+    first, other = graph.shared_across_models[0]
+    raise ValueError(
+        f"layer '{first.split('/')[-1]}' is called both as '{first}' and as "
+        f"'{other}': a layer shared between a nested model and its parent "
+        "(or two nested models) is rebuilt from the model's config as two "
+        "separate layers, so the copy would have more parameters than the "
+        "model. Call the nested model's layers only through the nested "
+        "model (or flatten it into one Functional model) to prune it.")
+
+
 def narrowed_config(model, graph, keep_of):
   """The model's config with producer widths set to the kept counts.
 
