@@ -151,6 +151,36 @@ def test_ops_infinite_at_zero_block_the_group(op, blocked):
   check(model)   # c1 (and a, when prunable) materialize == mask, finite
 
 
+def test_lora_factors_are_sliced_with_the_kernel():
+  rng = np.random.default_rng(0)
+  inp = keras.Input((6, 6, 3))
+  x = L.Conv2D(8, 3, padding="same", name="c0")(inp)
+  x = L.Conv2D(6, 1, name="c1")(x)
+  x = L.Dense(5, name="d0")(L.GlobalAveragePooling2D()(x))
+  model = keras.Model(inp, L.Dense(2, name="out")(x))
+  for name in ("c0", "c1", "d0", "out"):
+    layer = model.get_layer(name)
+    layer.enable_lora(2)
+    layer.lora_kernel_b.assign(rng.standard_normal(
+        layer.lora_kernel_b.shape).astype("float32"))
+  assert prunable(model) == {"c0": (8, ["c0"]), "c1": (6, ["c1"]),
+                             "d0": (5, ["d0"])}
+  slim = check(model)
+  assert tuple(slim.get_layer("c1").lora_kernel_a.shape) == (1, 1, 4, 2)
+  assert tuple(slim.get_layer("d0").lora_kernel_b.shape) == (2, 2)
+
+
+def test_lora_on_a_grouped_conv_blocks_its_channels():
+  inp = keras.Input((6, 6, 4))
+  x = L.Conv2D(8, 3, padding="same", name="c0")(inp)
+  x = L.Conv2D(4, 1, groups=2, name="g")(x)
+  model = keras.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(x)))
+  model.get_layer("g").enable_lora(2)
+  graph = tps.ChannelGraph(model)
+  assert not graph.group("c0").prunable
+  assert "'g' (Conv2D) has LoRA weights (groups=2)" in graph.group("c0").reason
+
+
 def test_a_layer_called_twice_shares_its_channels():
   inp = keras.Input((8, 8, 3))
   a = L.Conv2D(4, 3, padding="same", name="a")(inp)

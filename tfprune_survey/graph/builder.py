@@ -243,7 +243,8 @@ class GraphBuilder(splitting.Splitting):
     return layout_lib.single(var, shape[-1])
 
   # ---- weights -----------------------------------------------------------
-  def slice(self, call, weight, axis, lay, role, zero=True, required=True):
+  def slice(self, call, weight, axis, lay, role, zero=True, required=True,
+            observe=True):
     """Records that `weight`'s `axis` follows layout `lay`.
 
     Args:
@@ -258,6 +259,9 @@ class GraphBuilder(splitting.Splitting):
         is an error that names the layer and the weight, never a silent
         skip; handlers pass False where the config says it is absent
         (use_bias=False, BN scale=False / center=False).
+      observe: whether a consumer slice records the call's input feature
+        map among `observations` (False for a second weight of the same
+        consumer, such as a LoRA factor).
 
     Raises:
       ValueError: when a required weight is missing.
@@ -283,7 +287,7 @@ class GraphBuilder(splitting.Splitting):
                  f"'{weight}' axis {axis} has {weights[weight].shape[axis]} "
                  f"positions, the channel analysis found {lay.width}")
       return
-    if role == "consumer":
+    if role == "consumer" and observe:
       self.observations.append((call, lay))
     key = (call.path, weight, axis)
     if key in self.slices:

@@ -24,15 +24,29 @@ class Producer(LayerHandler):
     if not common.channels_last(call):
       return common.block_channels_first(call, b)
     groups = call.config.get("groups", 1) or 1
+    lora = bool(call.config.get("lora_rank"))
+    if lora and (groups > 1 or self.in_axis not in (-2, 0)):
+      out = b.producer(call, size)   # a grouped or transposed conv
+      b.block([in_lay, out], f"'{call.path}' ({call.class_name}) has LoRA "
+              f"weights (groups={groups}) whose layout is not modelled")
+      return [out]
     if groups > 1:
       return self._grouped(call, b, in_lay, size, groups)
     out = b.producer(call, size)
     b.slice(call, "kernel", self.in_axis, in_lay, "consumer")
+    if lora:
+      # Keras 3 LoRA: kernel + lora_kernel_a @ lora_kernel_b, with a's
+      # last axis and b's first the rank: a reads the inputs, b writes
+      # the outputs.
+      b.slice(call, "lora_kernel_a", self.in_axis, in_lay, "consumer",
+              observe=False)
     return self._outputs(call, b, out)
 
   def _outputs(self, call, b, out):
     """Records the output-channel slices of a producer; returns [out]."""
     b.slice(call, "kernel", self.out_axis, out, "producer")
+    if call.config.get("lora_rank"):
+      b.slice(call, "lora_kernel_b", -1, out, "producer")
     b.slice(call, "bias", 0, out, "producer",
             required=common.has_bias(call))
     b.width(call, (self.width_key,), out)
