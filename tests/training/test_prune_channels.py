@@ -341,3 +341,19 @@ def test_pruning_policy_that_selects_no_group_says_why():
                      r"prunable channel group") as info:
     tps.prune_channels(model, "l1", pruning_policy=[bn])
   assert str(producers) in str(info.value)
+
+
+def test_a_duck_typed_schedule_works_at_fit(xy):
+  class Halve:   # no base class: callable, with get_config
+
+    def __call__(self, step):
+      return True, 0.5
+
+    def get_config(self):
+      return {}
+
+  x, y = xy
+  pm = compile_model(tps.prune_channels(build(), "l1", Halve()))
+  pm.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep()])
+  assert kept_fraction(pm) == pytest.approx(0.5, abs=0.05)

@@ -53,11 +53,16 @@ def make_controller(model, data=None):
 
 
 def _schedule_of(model, wrappers):
-  """The wrappers' schedule: the object given to `prune_channels` (kept in
-  memory), else rebuilt from the settings, a class of the user's own being
-  looked up in Keras' custom objects."""
+  """The wrappers' schedule.
+
+  A `tps.schedules.PruningSchedule` given to `prune_channels` (kept in
+  memory) is used as it is. Otherwise it is rebuilt from the settings, so
+  that a tfmot schedule becomes its pure-Python counterpart here, and a
+  class of the user's own is looked up in Keras' custom objects; an object
+  of an unknown class that was kept in memory is used as it is.
+  """
   held = next((w.schedule for w in wrappers if w.schedule is not None), None)
-  if held is not None:
+  if isinstance(held, schedules_lib.PruningSchedule):
     return held
   config = wrappers[0].settings["schedule"]
   name = config.get("class_name") if isinstance(config, dict) else None
@@ -74,6 +79,8 @@ def _schedule_of(model, wrappers):
   except ValueError as e:
     if not str(e).startswith("Unknown pruning schedule class"):
       raise
+    if held is not None:
+      return held
     raise ValueError(
         f"the pruning schedule of model {model.name!r} is of class "
         f"{name!r}, which is not known in this process: pass it when "
