@@ -34,6 +34,9 @@ def model():
     ({"head": [0]}, ValueError, ["'head'", "not prunable", "model output"]),
     ({"c": [0.5]}, TypeError, ["'c'", "integer"]),
     ({"c": "01"}, TypeError, ["'c'"]),
+    ({"c": np.array([True, False, True, True])}, TypeError,
+     ["'c'", "boolean mask", "np.flatnonzero"]),
+    ({"c": [True, True, False, False]}, TypeError, ["'c'", "boolean mask"]),
     ([("c", [0])], TypeError, ["dict"]),
 ])
 def test_bad_keep_is_rejected_naming_the_group(model, fn, keep, exc, words):

@@ -49,6 +49,10 @@ def resolve_keep(graph, keep, arg_name="keep"):
     if arr.size == 0:
       raise ValueError(f"`{arg_name}[{gid!r}]` is empty: a group must keep at "
                        "least one channel")
+    if arr.dtype == bool:
+      # bool is an Integral: a mask would read as indices 0 and 1.
+      raise TypeError(f"`{arg_name}[{gid!r}]` is a boolean mask; pass the "
+                      "kept channel indices, e.g. np.flatnonzero(mask)")
     if not all(isinstance(i, (numbers.Integral, np.integer)) for i in
                arr.tolist()):
       raise TypeError(f"`{arg_name}[{gid!r}]` must hold integer indices")
