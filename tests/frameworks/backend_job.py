@@ -8,8 +8,9 @@ activation criteria reduce their feature maps (no `tf.function`; the
 statistics are the backend's arrays), `prune`'s keep
 sets, a `.keras` save/load round trip after `recalibrate_bn`, sensitivity,
 iterative pruning, distillation and re-initialisation, the error TFLite
-conversion gives off TensorFlow, and the weight-gradient criteria's scores
-of a net with a Dropout.
+conversion gives off TensorFlow, the weight-gradient criteria's scores
+of a net with a Dropout, and every criterion's scores of a net of two
+inputs for the data criteria (x as a list, and as a dict for a few).
 """
 
 import json
@@ -53,6 +54,14 @@ def main(weights_path, out_path, backend):
   drop = dropout_model(keras)
   out["dropout_scores"] = {name: {k: v.tolist() for k, v in tps.score(
       drop, name, (x, y)).items()} for name in DROPOUT_CRITERIA}
+  # A model of two inputs, x as a list and as a dict by input name.
+  two = two_input_model(keras)
+  pair = [x, x[:, ::-1]]
+  out["two_input_scores"] = {name: {k: v.tolist() for k, v in tps.score(
+      two, name, (pair, y)).items()} for name in TWO_INPUT_CRITERIA}
+  out["two_input_dict_scores"] = {name: {k: v.tolist() for k, v in tps.score(
+      two, name, ({"a": pair[0], "b": pair[1]}, y)).items()}
+                                  for name in TWO_INPUT_DICT_CRITERIA}
   result = tps.prune(model, "taylor", data=(x, y), target_macs=0.5,
                      recalibrate=x)
   out["prune_keep"] = {k: v.tolist() for k, v in result.keep.items()}
@@ -106,6 +115,29 @@ def dropout_model(keras):
   h = L.GlobalAveragePooling2D()(h)
   model = keras.Model(inp, L.Dense(10, name="head")(h))
   rng = np.random.default_rng(1)
+  model.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.3
+                     for w in model.weights])
+  return model
+
+
+# The criteria that read data (the others never see x).
+TWO_INPUT_CRITERIA = ("apoz", "entropy", "variance", "taylor", "taylor_fo",
+                      "obd", "kfac_obd", "thinet", "lasso")
+TWO_INPUT_DICT_CRITERIA = ("apoz", "taylor", "taylor_fo", "thinet")
+
+
+def two_input_model(keras):
+  """A small Keras 3 net of two image inputs ('a', 'b'), fixed weights."""
+  L = keras.layers
+  a = keras.Input((12, 12, 1), name="a")
+  b = keras.Input((12, 12, 1), name="b")
+  ha = L.ReLU()(L.Conv2D(6, 3, padding="same", name="ta")(a))
+  hb = L.ReLU()(L.Conv2D(5, 3, padding="same", name="tb")(b))
+  h = L.Concatenate(name="cat")([ha, hb])
+  h = L.ReLU()(L.Conv2D(6, 3, padding="same", name="mix")(h))
+  h = L.GlobalAveragePooling2D()(h)
+  model = keras.Model([a, b], L.Dense(10, name="head")(h))
+  rng = np.random.default_rng(2)
   model.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.3
                      for w in model.weights])
   return model

@@ -95,6 +95,18 @@ def test_criteria_and_prune_match_tensorflow(tmp_path, backend):
     for gid, values in ref.items():
       np.testing.assert_allclose(got["dropout_scores"][name][gid], values,
                                  rtol=1e-5, atol=1e-7, err_msg=name)
+  # Two inputs: x as a list (every criterion) and as a dict by input name.
+  two = backend_job.two_input_model(frameworks.get("keras3").keras)
+  pair = [x, x[:, ::-1]]
+  for key, names in (("two_input_scores", backend_job.TWO_INPUT_CRITERIA),
+                     ("two_input_dict_scores",
+                      backend_job.TWO_INPUT_DICT_CRITERIA)):
+    for name in names:
+      ref = tps.score(two, name, (pair, y))
+      assert sorted(got[key][name]) == sorted(ref), (key, name)
+      for gid, values in ref.items():
+        np.testing.assert_allclose(got[key][name][gid], values, rtol=1e-5,
+                                   atol=1e-7, err_msg=f"{key} {name}")
   # The activation statistics are reduced with keras.ops on the backend,
   # not in TensorFlow: no tf.function, and batch_stats gives its arrays.
   assert got["activation_tf_functions"] == 0

@@ -26,7 +26,8 @@ def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
     model: a Keras 3 Functional model (JAX backend).
     tensors: KerasTensors of `model`'s graph.
     loss_fn: fn(y_true, y_pred) -> per-sample losses, or None (no grads).
-    x, y: one batch (numpy or jax arrays, tracers under `jax.jit`).
+    x, y: one batch (numpy or jax arrays, tracers under `jax.jit`); x is
+      one array, or a tuple, list or dict of them for several inputs.
     as_numpy: True (default) gives numpy arrays; False leaves them jax
       arrays, for statistics taken on the device with `keras.ops`.
 
@@ -36,7 +37,7 @@ def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   index = {id(t): i for i, t in enumerate(tensors)}
-  x = jnp.asarray(x)
+  x = jax.tree_util.tree_map(jnp.asarray, x)  # one array, or one per input
 
   def forward(eps):
     feats = [None] * len(tensors)
@@ -96,7 +97,7 @@ def stats_fn(model, tensors, loss_fn, reduce):
     return reduce(feats, grads)
 
   return lambda x, y: step(
-      [v.value for v in variables], jnp.asarray(x),
+      [v.value for v in variables], jax.tree_util.tree_map(jnp.asarray, x),
       None if y is None or loss_fn is None else jnp.asarray(y))
 
 
@@ -128,4 +129,4 @@ def variable_grads_fn(model, variables, loss_fn):
 
   return lambda x, y: [np.asarray(g) for g in grads(
       [v.value for v in trainable], [v.value for v in frozen],
-      jnp.asarray(x), jnp.asarray(y))]
+      jax.tree_util.tree_map(jnp.asarray, x), jnp.asarray(y))]

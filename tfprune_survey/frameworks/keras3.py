@@ -38,7 +38,8 @@ def run_graph(model, x, tap):
 
   Args:
     model: a Keras 3 Functional model.
-    x: the input array (one input) or a list of arrays.
+    x: the input array (one input), or a list, tuple or dict (by input
+      name) of arrays.
     tap: callable(tensor_id, value) -> value, applied to every computed
       tensor (the id is that of the model's symbolic KerasTensor).
 
@@ -47,6 +48,9 @@ def run_graph(model, x, tap):
   """
   from keras.src import tree  # pylint: disable=g-import-not-at-top
   values = {}
+  if isinstance(x, dict) and all(getattr(r, "name", None) in x
+                                 for r in model.inputs):
+    x = [x[r.name] for r in model.inputs]  # matched by name, as fit does
   for ref, value in zip(model.inputs, tree.flatten(x)):
     values[id(ref)] = tap(id(ref), value)
   depths = sorted(model._nodes_by_depth, reverse=True)  # pylint: disable=protected-access

@@ -14,13 +14,21 @@ def _numpy(t):
   return t.detach().cpu().numpy()
 
 
+def _tensors(x):
+  """x (one array, or a tuple, list or dict of them) as torch tensors."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from keras import tree  # pylint: disable=g-import-not-at-top
+  return tree.map_structure(
+      lambda a: torch.as_tensor(np.ascontiguousarray(a)), x)
+
+
 def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
   """As `jax_backend.features_and_grads`, with torch autograd; with
   `as_numpy=False` the arrays are detached torch tensors."""
   import torch  # pylint: disable=g-import-not-at-top
   from tfprune_survey.frameworks.keras3 import run_graph  # pylint: disable=g-import-not-at-top
   index = {id(t): i for i, t in enumerate(tensors)}
-  x = torch.as_tensor(np.asarray(x))
+  x = _tensors(x)
   feats = [None] * len(tensors)
   eps = [None] * len(tensors)
 
@@ -57,7 +65,7 @@ def variable_grads(model, variables, loss_fn, x, y):
   """dL/dv of the batch's mean loss for each of `variables` (numpy)."""
   import torch  # pylint: disable=g-import-not-at-top
   params = [v.value for v in variables]
-  pred = model(torch.as_tensor(np.asarray(x)), training=False)
+  pred = model(_tensors(x), training=False)
   if isinstance(pred, (list, tuple)):
     pred = pred[0]
   loss = loss_fn(torch.as_tensor(np.asarray(y)), pred)
