@@ -7,6 +7,7 @@ import tfprune_survey as tps
 from tfprune_survey._compat import keras
 from tests.conftest import assert_equivalent
 from tests.conftest import random_keep
+from tests.conftest import to_numpy
 
 L = keras.layers
 
@@ -295,6 +296,20 @@ def test_unknown_activation_blocks_and_elementwise_ones_do_not(where):
     model = build(act)
     assert prunable(model) == {"c0": (8, ["c0"]), "c1": (4, ["c1"])}
   check_equivalence(model)
+  # A user's function named like a built-in is still a user's function
+  # (both Kerases serialize it as the string 'relu').
+  def relu(x):
+    return channel_mixer(x)
+  c0 = tps.ChannelGraph(build(relu)).group("c0")
+  assert not c0.prunable and "relu" in c0.reason
+  if keras.backend.backend() == "tensorflow":
+    # TensorFlow's element-wise functions (Keras 3 serializes them like a
+    # user's function) stay prunable; its softmax does not.
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    for act in (tf.nn.silu, tf.math.abs, tf.nn.relu6):
+      assert prunable(build(act)) == {"c0": (8, ["c0"]), "c1": (4, ["c1"])}
+    c0 = tps.ChannelGraph(build(tf.nn.softmax)).group("c0")
+    assert not c0.prunable and "softmax" in c0.reason
 
 
 @pytest.mark.parametrize("merge", [L.Add, L.Subtract, L.Multiply, L.Average,
@@ -599,7 +614,7 @@ def test_dict_inputs_and_outputs_and_a_nested_model_on_a_dict():
   slim = slim_model(x, training=False)
   assert sorted(slim) == ["y", "z"]
   for k in ("y", "z"):
-    np.testing.assert_allclose(np.asarray(slim[k]), np.asarray(masked[k]),
+    np.testing.assert_allclose(to_numpy(slim[k]), to_numpy(masked[k]),
                                rtol=1e-5, atol=1e-6)
   assert tps.count_macs(slim_model) < tps.count_macs(model)
 

@@ -11,7 +11,15 @@ ELEMENTWISE_ACTIVATIONS = frozenset({
     "hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh", "hard_shrink",
     "soft_shrink", "leaky_relu", "log_sigmoid", "mish", "sparse_plus",
     "sparse_sigmoid", "squareplus", "tanh_shrink", "threshold",
+    # element-wise functions of keras.ops / tf.math given as activations
+    "abs", "exp", "square",
 })
+
+#: modules whose functions are trusted by name (Keras' activations and ops,
+#: TensorFlow's ops); a function from anywhere else is a user's own.
+_TRUSTED_MODULES = ("keras.activations", "keras.src.activations",
+                    "keras.src.ops", "tf_keras.activations",
+                    "tf_keras.src.activations", "tensorflow.python.ops")
 
 
 def _activation_name(act):
@@ -28,6 +36,25 @@ def _activation_name(act):
   return None
 
 
+def _live_activation_name(call, key):
+  """The trusted name of the layer's own activation function.
+
+  Read from the live layer, not its config: Keras 3 serializes `tf.nn.silu`
+  like a user's function ({'module': 'builtins', 'config': 'swish'}), and
+  both Kerases serialize a user's function named `relu` as the string
+  'relu'. Returns None for a function outside Keras and TensorFlow, and
+  False when the layer has no such function to read (use the config).
+  """
+  fn = getattr(getattr(call, "layer", None), key, None)
+  if fn is None or not callable(fn) or not hasattr(fn, "__name__"):
+    return False
+  if not str(getattr(fn, "__module__", "") or "").startswith(
+      _TRUSTED_MODULES):
+    return None
+  name = fn.__name__
+  return name[:-3] if name.endswith("_v2") else name
+
+
 def activation_reason(call, key="activation"):
   """Why `call`'s activation (config entry `key`) blocks its channels.
 
@@ -38,13 +65,21 @@ def activation_reason(call, key="activation"):
   if key not in call.config:
     return ""
   act = call.config[key]
-  name = _activation_name(act)
+  name = _live_activation_name(call, key)
+  if name is False:
+    name = _activation_name(act)
   if name in ELEMENTWISE_ACTIVATIONS:
     return ""
   if name in MIXING_ACTIVATIONS:
     return f"'{call.path}' applies {name} across channels"
-  shown = name if name is not None else (
-      act.get("config") if isinstance(act, dict) else act)
+  if name is not None:
+    shown = name
+  elif isinstance(act, dict) and isinstance(act.get("config"), str):
+    shown = act["config"]
+  elif isinstance(act, dict):
+    shown = act.get("class_name")  # e.g. a layer given as the activation
+  else:
+    shown = act
   return (f"'{call.path}' applies the activation {shown!r}, which is not "
           "known to act on each channel alone")
 
