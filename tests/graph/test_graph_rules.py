@@ -552,6 +552,23 @@ def test_layer_shared_by_a_nested_model_and_its_parent_is_refused():
       fn(model, {"c2": [0, 1]})
 
 
+def test_weightless_layer_shared_by_a_nested_model_and_its_parent():
+  # Two rebuilt copies of a ReLU compute the same: nothing is blocked.
+  act = L.ReLU(name="shared_relu")
+  ii = keras.Input((8, 8, 6))
+  inner = keras.Model(ii, L.Conv2D(5, 1, name="ic")(act(ii)), name="inner")
+  inp = keras.Input((8, 8, 3))
+  x = act(L.Conv2D(6, 3, padding="same", name="c0")(inp))
+  x = L.Conv2D(4, 1, name="c2")(inner(x))
+  model = keras.Model(inp, L.Dense(2, name="out")(
+      L.GlobalAveragePooling2D()(x)))
+  graph = tps.ChannelGraph(model)
+  assert graph.shared_across_models == []
+  assert prunable(model) == {"c0": (6, ["c0"]), "inner/ic": (5, ["inner/ic"]),
+                             "c2": (4, ["c2"])}
+  check_equivalence(model)
+
+
 def test_nested_sequential():
   seq = keras.Sequential([keras.Input((8, 8, 3)),
                           L.Conv2D(5, 3, padding="same", name="s1"),

@@ -126,8 +126,11 @@ class ChannelGraph:
 
     Keras rebuilds each nested model's layers from its own config entry, so
     a rebuilt copy would hold two unshared layers; the surgery refuses such
-    models (see `shared_across_models`).
+    models (see `shared_across_models`). A layer without weights (an
+    activation, pooling) is left alone: two copies of it compute the same.
     """
+    if not getattr(call.layer, "weights", None):
+      return
     first = self._first_call.setdefault(id(call.layer),
                                         (call.path, call.inputs, outs))
     if first[0] == call.path:
