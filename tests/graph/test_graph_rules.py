@@ -713,7 +713,27 @@ def test_division_by_pruned_channels_blocks(op, blocked):
     assert "not finite where a pruned channel is zero" in group.reason
   masked, _ = assert_equivalent(model, random_keep(tps.ChannelGraph(model)),
                                 x_for(model))
-  assert np.isfinite(np.asarray(masked(x_for(model)))).all()
+  assert np.isfinite(to_numpy(masked(x_for(model)))).all()
+
+
+def test_division_by_a_broadcast_tensor_keeps_the_dividend_prunable():
+  # Only the divisor's channels can make a division infinite: a zeroed
+  # dividend channel gives 0 / s = 0. Here the divisor is a one-channel
+  # map of another branch, so the dividend 'a' stays prunable.
+  inp = keras.Input((6, 6, 3))
+  a = L.Conv2D(6, 3, padding="same", name="a")(inp)
+  s = L.Conv2D(1, 1, activation="sigmoid", name="s")(inp)
+  x = a / (s + 1.0)
+  x = L.Conv2D(4, 1, name="c1")(x)
+  model = keras.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(x)))
+  graph = tps.ChannelGraph(model)
+  assert graph.group("a").prunable
+  assert not graph.group("s").prunable
+  assert "not finite where a pruned channel is zero" in graph.group(
+      "s").reason
+  masked, _ = assert_equivalent(model, {"a": [0, 2, 4], "c1": [1, 3]},
+                                x_for(model))
+  assert np.isfinite(to_numpy(masked(x_for(model)))).all()
 
 
 def test_group_ids_are_stable_and_unique():

@@ -63,18 +63,24 @@ class ElementwiseOp(LayerHandler):
     self.singular = singular
 
   def _singular(self, call):
-    if self.singular == "divisor":
-      return _divides_by_tensor(call)
-    if self.singular == "power":
-      return _negative_exponent(call)
-    return self.singular == "zero"
+    """The inputs whose zeroed channels can make the op infinite."""
+    if self.singular == "divisor" and _divides_by_tensor(call):
+      # The divisor only: a zeroed dividend channel gives 0 / d = 0. With a
+      # constant first operand (2.0 / x) the one input is the divisor.
+      return list(call.inputs[-1:])
+    if self.singular == "power" and _negative_exponent(call):
+      return list(call.inputs[:1])   # the base
+    if self.singular == "zero":
+      return list(call.inputs)
+    return []
 
   def propagate(self, call, b):
     if not all(_scalar(v) for v in call.kwargs.values()):
       return _blocked(call, b, f"'{call.path}' ({call.class_name} op) takes "
                       "a constant that is not a scalar")
-    if self._singular(call):
-      b.block(call.inputs, f"'{call.path}' ({call.class_name} op) is not "
+    singular = self._singular(call)
+    if singular:
+      b.block(singular, f"'{call.path}' ({call.class_name} op) is not "
               "finite where a pruned channel is zero (a division, log or "
               "negative power)")
     if len(call.inputs) == 1:
