@@ -129,13 +129,15 @@ def test_accuracy_of_a_model_with_two_inputs(framework):
   keras = frameworks.get(framework).keras
   a = keras.Input((3,), name="a")
   b = keras.Input((3,), name="b")
-  out = keras.layers.Add()([a, b])
+  out = keras.layers.Subtract()([a, b])   # swapped inputs would differ
   model = keras.Model([a, b], out)
   rng = np.random.default_rng(0)
   xa = rng.standard_normal((40, 3)).astype("float32")
   xb = rng.standard_normal((40, 3)).astype("float32")
-  y = np.argmax(xa + xb, axis=-1)
+  y = np.argmax(xa - xb, axis=-1)
   y[:10] = (y[:10] + 1) % 3  # 30 of 40 right
   assert evaluate_accuracy(model, ([xa, xb], y)) == pytest.approx(0.75)
-  assert evaluate_accuracy(model, ({"a": xa, "b": xb}, y)) == pytest.approx(
+  # A dict is matched by input name, not by its order.
+  assert evaluate_accuracy(model, ({"b": xb, "a": xa}, y)) == pytest.approx(
       0.75)
+  assert evaluate_accuracy(model, ([xb, xa], y)) < 0.5

@@ -183,6 +183,50 @@ def _check_shape(model, given, arg_name, what="inputs"):
       f"'{model.name}' expects inputs of shape {_show(expected)}{hint}")
 
 
+def _input_name(tensor):
+  name = str(getattr(tensor, "name", "") or "")
+  return name.split(":")[0]
+
+
+def _check_inputs_of(model, x, arg_name):
+  """Checks a batch's x against a model of several inputs.
+
+  x must be a list or tuple of one array per input, in the model's order,
+  or a dict by input name, each of the input's shape.
+  """
+  inputs = list(getattr(model, "inputs", None) or [])
+  if len(inputs) < 2 or x is None:
+    return
+  names = [_input_name(t) for t in inputs]
+  if isinstance(x, dict):
+    missing = [n for n in names if n not in x]
+    if missing:
+      raise ValueError(
+          f"`{arg_name}` gives inputs {sorted(map(str, x))}, but model "
+          f"'{model.name}' has inputs {names}: no {missing}")
+    arrays = [x[n] for n in names]
+  elif isinstance(x, (list, tuple)):
+    if len(x) != len(inputs):
+      raise ValueError(
+          f"`{arg_name}` gives {len(x)} input arrays, but model "
+          f"'{model.name}' has {len(inputs)} inputs {names}")
+    arrays = list(x)
+  else:
+    raise ValueError(
+        f"`{arg_name}` gives one input array, but model '{model.name}' has "
+        f"{len(inputs)} inputs {names}: pass x as a list (in that order) "
+        "or a dict by input name")
+  for name, tensor, array in zip(names, inputs, arrays):
+    given = getattr(array, "shape", None)
+    given = None if given is None else _dims(given)
+    expected = _dims(tensor.shape)
+    if given is not None and expected is not None and not _fits(
+        given, expected):
+      raise ValueError(
+          f"`{arg_name}` has input '{name}' of shape {_show(given)}, but "
+          f"model '{model.name}' expects {_show(expected)} there")
+
+
 def _x_spec(element_spec):
   if isinstance(element_spec, (tuple, list)):
     return element_spec[0] if element_spec else None, len(element_spec) > 1
@@ -337,6 +381,7 @@ def checked(model, data, labels=False, arg_name="data", criterion=None):
     seen[0] += 1
     shape = getattr(x, "shape", None)
     _check_shape(model, None if shape is None else _dims(shape), arg_name)
+    _check_inputs_of(model, x, arg_name)
     for name, v in (("x", x), ("y", y)):
       bad = 0 if v is None else sum(
           _non_finite(a) for a in tf.nest.flatten(v)

@@ -279,7 +279,8 @@ def test_two_input_model_scores_equal_its_single_input_twin():
   np.testing.assert_allclose(two([x1, x2]).numpy(), one(stacked).numpy(),
                              rtol=1e-4, atol=1e-5)
   forms = {"numpy list": ([x1, x2], y),
-           "numpy dict": ({"a": x1, "b": x2}, y),
+           # by name, not in the dict's order
+           "numpy dict": ({"b": x2, "a": x1}, y),
            "dataset": tf.data.Dataset.from_tensor_slices(
                ((x1, x2), y)).batch(32)}   # as numpy is batched
   for name in DATA_CRITERIA:
@@ -297,6 +298,16 @@ def test_two_input_model_scores_equal_its_single_input_twin():
   # Unlabelled two-input data for a criterion without labels.
   got = tps.score(two, "apoz", ([x1, x2],))
   np.testing.assert_allclose(got["ca"], tps.score(one, "apoz", stacked)["ca"])
+  # x of the wrong structure is named as `data`, with the model's inputs.
+  for bad, words in ((stacked, "one input array"),
+                     (([x1, x2, x1],), "3 input arrays"),
+                     ({"a": x1, "c": x2}, "no ['b']"),
+                     (([x1, stacked], y),
+                      "input 'b' of shape (32, 6, 6, 4)")):
+    with pytest.raises(ValueError) as info:
+      tps.score(two, "apoz", bad)
+    assert "`data`" in str(info.value) and words in str(info.value), (
+        str(info.value))
 
 
 def test_two_input_model_is_reconstructed_as_its_single_input_twin():

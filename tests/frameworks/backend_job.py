@@ -10,7 +10,7 @@ sets, a `.keras` save/load round trip after `recalibrate_bn`, sensitivity,
 iterative pruning, distillation and re-initialisation, the error TFLite
 conversion gives off TensorFlow, the weight-gradient criteria's scores
 of a net with a Dropout, and every criterion's scores of a net of two
-inputs for the data criteria (x as a list, and as a dict for a few).
+inputs for the data criteria (x as a list, and as a dict, in reversed order, for a few).
 """
 
 import json
@@ -60,7 +60,7 @@ def main(weights_path, out_path, backend):
   out["two_input_scores"] = {name: {k: v.tolist() for k, v in tps.score(
       two, name, (pair, y)).items()} for name in TWO_INPUT_CRITERIA}
   out["two_input_dict_scores"] = {name: {k: v.tolist() for k, v in tps.score(
-      two, name, ({"a": pair[0], "b": pair[1]}, y)).items()}
+      two, name, ({"b": pair[1], "a": pair[0]}, y)).items()}
                                   for name in TWO_INPUT_DICT_CRITERIA}
   result = tps.prune(model, "taylor", data=(x, y), target_macs=0.5,
                      recalibrate=x)
