@@ -21,17 +21,27 @@ def kwarg_refs(value, names, out):
       kwarg_refs(v, names, out)
 
 
-def _leaf_refs(value, out):
-  """Appends each [layer, node, tensor] leaf of a nested input/output spec."""
-  if (isinstance(value, (list, tuple)) and len(value) == 3 and
-      isinstance(value[0], str)):
+def _is_triple(value):
+  return len(value) == 3
+
+
+def leaf_refs(value, out, is_leaf=_is_triple):
+  """Appends each [layer, node, tensor, ...] leaf of a nested spec to `out`.
+
+  A leaf is a list or tuple that starts with a layer name and passes
+  `is_leaf` (default: exactly [layer, node, tensor], as in input/output
+  specs); lists and dicts around leaves are walked, dicts in sorted key
+  order as Keras flattens them.
+  """
+  if (isinstance(value, (list, tuple)) and value and
+      isinstance(value[0], str) and is_leaf(value)):
     out.append(value)
   elif isinstance(value, dict):
     for key in sorted(value):
-      _leaf_refs(value[key], out)
+      leaf_refs(value[key], out, is_leaf)
   elif isinstance(value, (list, tuple)):
     for v in value:
-      _leaf_refs(v, out)
+      leaf_refs(v, out, is_leaf)
 
 
 class Framework:
@@ -129,7 +139,7 @@ class Framework:
     editing one edits the config.
     """
     out = []
-    _leaf_refs(config["output_layers"], out)
+    leaf_refs(config["output_layers"], out)
     return out
 
   def input_refs(self, config):

@@ -3,6 +3,7 @@
 from tfprune_survey.frameworks.base import Framework
 from tfprune_survey.frameworks.base import _is_ref
 from tfprune_survey.frameworks.base import kwarg_refs
+from tfprune_survey.frameworks.base import leaf_refs
 
 
 #: tf_keras' marker of a constant among a node's inputs (engine/node.py).
@@ -25,14 +26,7 @@ def _node_items(value, out):
   as a nested model with dict inputs) a dict of items, read in sorted key
   order as Keras flattens it.
   """
-  if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
-    out.append(value)
-  elif isinstance(value, dict):
-    for key in sorted(value):
-      _node_items(value[key], out)
-  elif isinstance(value, (list, tuple)):
-    for v in value:
-      _node_items(v, out)
+  leaf_refs(value, out, is_leaf=lambda item: True)
 
 
 class TfKeras(Framework):
