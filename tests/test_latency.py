@@ -1,7 +1,9 @@
 """tps.latency: LatencyModel tables, prediction, the profile parser, and
 `tps.prune(target_latency=...)` allocation on hand-made cost tables."""
 
+import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -426,3 +428,147 @@ def test_bad_inputs(framework):
   keyed = latency.LatencyModel.from_dict({**lm.to_dict(), "arch": "x-1"})
   with pytest.raises(ValueError, match="LatencyModel of another architect"):
     tps.prune(model, "l1", target_latency=0.3, latency=keyed)
+
+
+def _bad_table(edit):
+  """fake_table()'s dict with `edit(d)` applied (layers[1] is 'c2')."""
+  d = fake_table().to_dict()
+  edit(d)
+  return d
+
+
+def _set(path, value):
+  def edit(d):
+    *keys, last = path
+    for k in keys:
+      d = d[k]
+    d[last] = value
+  return edit
+
+
+def _drop(path):
+  def edit(d):
+    *keys, last = path
+    for k in keys:
+      d = d[k]
+    del d[last]
+  return edit
+
+
+MALFORMED = [
+    (_set(("format",), "tfprune_survey.LatencyModel/2"),
+     r"'format' is 'tfprune_survey.LatencyModel/2', expected "
+     r"'tfprune_survey.LatencyModel/1'"),
+    (_drop(("layers",)), r"expected a dict with 'layers'"),
+    (_set(("fixed_MS",), 1.0), r"unknown keys \['fixed_MS'\]"),
+    (_set(("layers",), 5), r"'layers' must be a list .*got int"),
+    (_set(("layers",), "ab"), r"'layers' must be a list .*got str"),
+    (_set(("layers", 1), "c2"), r"layers\[1\] must be a dict .*got str"),
+    (_set(("fixed_ms",), "0.1"), r"'fixed_ms' must be a finite number"),
+    (_set(("fixed_ms",), None), r"'fixed_ms' must be a finite number"),
+    (_set(("fixed_ms",), -0.1), r"'fixed_ms' must be a finite number >= 0"),
+    (_set(("measured_ms",), float("nan")), r"'measured_ms' must be a finite"),
+    (_set(("seconds",), True), r"'seconds' must be a finite number"),
+    (_set(("arch",), 3), r"'arch' must be a string or null"),
+    (_set(("runtime",), ["cpu"]), r"'runtime' must be a dict or null"),
+    (_set(("steps",), [8]), r"'steps' must be a dict"),
+    (_set(("steps", "c2"), 0), r"'steps'\['c2'\] must be a positive int"),
+    (_set(("steps", "c2"), 4.0), r"'steps'\['c2'\] must be a positive int"),
+    (_drop(("layers", 1, "in_ms")), r"layers\[1\] \('c2'\) lacks \['in_ms'\]"),
+    (_set(("layers", 1, "in_msec"), [1.0]),
+     r"layers\[1\] \('c2'\) has unknown keys \['in_msec'\]"),
+    (_set(("layers", 1, "name"), ""), r"layers\[1\]: 'name' must be a "
+     "non-empty string"),
+    (_set(("layers", 1, "in_full"), 16.0), r"\('c2'\): 'in_full' must be a "
+     "positive int, got 16.0"),
+    (_set(("layers", 1, "out_full"), 0), r"'out_full' must be a positive int"),
+    (_set(("layers", 1, "multiplier"), -1), r"'multiplier' must be an int"),
+    (_set(("layers", 1, "full_ms"), "4"), r"\('c2'\): 'full_ms' must be a "
+     "finite number"),
+    (_set(("layers", 1, "in_axis"), "c1"), r"'in_axis' must be a list"),
+    (_set(("layers", 1, "in_axis"), [["c1", 16]]),
+     r"\('c2'\): 'in_axis'\[0\] must be \[group id \(str\), size"),
+    (_set(("layers", 1, "in_axis"), [["c1", 0, 1]]), r"'in_axis'\[0\] must"),
+    (_set(("layers", 1, "out_axis"), [[7, 16, 1]]), r"'out_axis'\[0\] must"),
+    (_set(("layers", 2, "in_axis"), [["c2", 24, 1]]),
+     r"layers\[2\] \('out'\): 'in_axis' gives group 'c2' 24 channels where "
+     "an earlier layer gives it 16"),
+    (_set(("layers", 1, "in_ms"), []), r"\('c2'\): 'in_ms' must be a list of "
+     r"one time per width in 'in_widths' \(2\)"),
+    (_set(("layers", 1, "out_widths"), []), r"\('c2'\): 'out_widths' must be "
+     "a non-empty list"),
+    (_set(("layers", 1, "in_widths"), [8.5, 16]),
+     r"'in_widths' must hold ints in \[1, in_full=16\], got \[8.5\]"),
+    (_set(("layers", 1, "in_widths"), [0, 16]), r"'in_widths' must hold ints"),
+    (_set(("layers", 1, "in_widths"), [8, 32]), r"in_full=16\], got \[32\]"),
+    (_set(("layers", 1, "out_widths"), [4, 12, 8, 16]),
+     r"\('c2'\): 'out_widths' must be strictly ascending"),
+    (_set(("layers", 1, "out_widths"), [4, 8, 8, 16]),
+     r"'out_widths' must be strictly ascending \(no repeats\)"),
+    (_set(("layers", 1, "out_ms"), [2.0, "4", 4.0, 4.0]),
+     r"\('c2'\): 'out_ms' must hold finite numbers >= 0 \(ms\), got \['4'\]"),
+    (_set(("layers", 1, "in_ms"), [-3.0, 4.0]), r"'in_ms' must hold finite"),
+    (_set(("layers", 1, "in_ms"), [3.0, float("inf")]), r"'in_ms' must hold"),
+]
+
+
+@pytest.mark.parametrize("edit,match", MALFORMED,
+                         ids=[f"bad{i}" for i in range(len(MALFORMED))])
+def test_from_dict_and_load_refuse_malformed_tables(tmp_path, edit, match):
+  d = _bad_table(edit)
+  with pytest.raises(ValueError, match=match):
+    latency.LatencyModel.from_dict(d)
+  path = tmp_path / "bad.json"
+  path.write_text(json.dumps(d))
+  with pytest.raises(ValueError, match=re.escape(repr(str(path))) + ": .*"
+                     + match):
+    latency.LatencyModel.load(str(path))
+
+
+def test_load_names_a_file_that_is_no_table(tmp_path):
+  path = tmp_path / "lm.json"
+  path.write_text('{"layers": [')
+  with pytest.raises(ValueError, match=re.escape(repr(str(path))) +
+                     " is not a LatencyModel JSON file"):
+    latency.LatencyModel.load(str(path))
+  path.write_text('{"rows": []}')
+  with pytest.raises(ValueError, match=r"lm.json': not a LatencyModel: "
+                     r"expected a dict with 'layers'.*\['rows'\]"):
+    latency.LatencyModel.load(str(path))
+  for bad in (None, [1], "layers"):
+    with pytest.raises(ValueError, match="not a LatencyModel"):
+      latency.LatencyModel.from_dict(bad)
+
+
+def test_from_dict_accepts_what_save_writes_and_minimal_tables(tmp_path):
+  lm = fake_table()
+  d = lm.to_dict()
+  assert d["format"] == "tfprune_survey.LatencyModel/1"
+  # Through JSON, as `save` writes it.
+  back = latency.LatencyModel.from_dict(json.loads(json.dumps(d)))
+  assert back.to_dict() == d
+  # Hand-written tables: no 'format' and only 'layers' (defaults for the
+  # rest), axes as tuples, no 'multiplier', null optional fields, and
+  # fixed groups keyed by an input's name (as tables saved before the
+  # 'fixed:0' ids were).
+  layers = [dict(l) for l in d["layers"]]
+  for l in layers:
+    del l["multiplier"]
+  layers[0]["in_axis"] = [("input_1", 3, 1)]
+  minimal = latency.LatencyModel.from_dict({"layers": layers})
+  assert minimal.predict() == pytest.approx(7.0)
+  assert minimal.predict({"c1": 8}) == pytest.approx(5.0)
+  nulls = latency.LatencyModel.from_dict({**d, "arch": None, "runtime": None,
+                                          "steps": None, "measured_ms": None,
+                                          "seconds": None})
+  assert nulls.step("c2") == 1
+  # A table with no timed layers (a model without conv or Dense).
+  assert latency.LatencyModel.from_dict({"layers": [], "fixed_ms": 0.25
+                                         }).predict() == pytest.approx(0.25)
+  # A saved `from_benchmark_profile` table (a staircase of step 1) loads;
+  # tables `measure` saves are read back in test_measure_is_monotone_cached.
+  profiled = latency.LatencyModel.from_benchmark_profile(
+      SAMPLE, small_model("keras3"))
+  path = tmp_path / "p.json"
+  profiled.save(str(path))
+  assert latency.LatencyModel.load(str(path)).to_dict() == profiled.to_dict()

@@ -118,6 +118,140 @@ class LayerCost:
     return fixed + max(t_in - fixed, 0.0) * max(t_out - fixed, 0.0) / span
 
 
+FORMAT = "tfprune_survey.LatencyModel/1"
+_TOP_KEYS = ("format", "arch", "runtime", "fixed_ms", "measured_ms", "seconds",
+             "steps", "layers")
+_LAYER_KEYS = tuple(f.name for f in dataclasses.fields(LayerCost))
+
+
+def _is_int(v):
+  return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_ms(v):
+  """A time in ms: a finite number >= 0 (not a bool)."""
+  return (isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+          and math.isfinite(v) and v >= 0)
+
+
+def _check_table(d):
+  """Raises ValueError unless `d` has the layout `to_dict` writes."""
+  if not isinstance(d, dict):
+    raise ValueError("not a LatencyModel: expected a dict with 'layers' "
+                     f"(as LatencyModel.to_dict writes), got "
+                     f"{type(d).__name__}")
+  if "format" in d and d["format"] != FORMAT:
+    raise ValueError(f"not a LatencyModel table of this version: 'format' is "
+                     f"{d['format']!r}, expected {FORMAT!r}")
+  if "layers" not in d:
+    raise ValueError("not a LatencyModel: expected a dict with 'layers' (as "
+                     f"LatencyModel.to_dict writes), got keys "
+                     f"{sorted(map(str, d))[:8]}")
+  unknown = sorted(str(k) for k in d if k not in _TOP_KEYS)
+  if unknown:
+    raise ValueError(f"LatencyModel table has unknown keys {unknown}; "
+                     f"expected {list(_TOP_KEYS)}")
+  for key in ("fixed_ms", "measured_ms", "seconds"):
+    if key not in d or d[key] is None and key != "fixed_ms":
+      continue
+    if not _is_ms(d[key]):
+      raise ValueError(f"LatencyModel table: '{key}' must be a finite number "
+                       f">= 0{'' if key == 'fixed_ms' else ' or null'}, got "
+                       f"{d[key]!r}")
+  if d.get("arch") is not None and not isinstance(d["arch"], str):
+    raise ValueError("LatencyModel table: 'arch' must be a string or null, "
+                     f"got {d['arch']!r}")
+  if d.get("runtime") is not None and not isinstance(d["runtime"], dict):
+    raise ValueError("LatencyModel table: 'runtime' must be a dict or null, "
+                     f"got {d['runtime']!r}")
+  steps = d.get("steps")
+  if steps is not None:
+    if not isinstance(steps, dict):
+      raise ValueError("LatencyModel table: 'steps' must be a dict {group id: "
+                       f"width step}} or null, got {steps!r}")
+    for gid, v in steps.items():
+      if not isinstance(gid, str) or not _is_int(v) or v < 1:
+        raise ValueError(f"LatencyModel table: 'steps'[{gid!r}] must be a "
+                         f"positive int keyed by a group id, got {v!r}")
+  layers = d["layers"]
+  if not isinstance(layers, (list, tuple)):
+    raise ValueError("LatencyModel table: 'layers' must be a list of layer "
+                     f"cost dicts, got {type(layers).__name__}")
+  sizes = {}
+  for i, layer in enumerate(layers):
+    _check_layer(i, layer, sizes)
+
+
+def _check_layer(i, layer, sizes):
+  """Raises ValueError unless layers[i] holds `LayerCost`'s fields."""
+  if isinstance(layer, LayerCost):
+    layer = dataclasses.asdict(layer)
+  if not isinstance(layer, dict):
+    raise ValueError(f"LatencyModel table: layers[{i}] must be a dict of "
+                     f"LayerCost fields, got {type(layer).__name__} "
+                     f"{layer!r:.60}")
+  name = layer.get("name")
+  where = f"LatencyModel table: layers[{i}]" + (
+      f" ('{name}')" if isinstance(name, str) and name else "")
+  missing = [k for k in _LAYER_KEYS if k not in layer and k != "multiplier"]
+  if missing:
+    raise ValueError(f"{where} lacks {missing}")
+  unknown = sorted(str(k) for k in layer if k not in _LAYER_KEYS)
+  if unknown:
+    raise ValueError(f"{where} has unknown keys {unknown}; expected "
+                     f"{list(_LAYER_KEYS)}")
+  if not isinstance(name, str) or not name:
+    raise ValueError(f"{where}: 'name' must be a non-empty string, got "
+                     f"{name!r}")
+  for key in ("in_full", "out_full"):
+    if not _is_int(layer[key]) or layer[key] < 1:
+      raise ValueError(f"{where}: '{key}' must be a positive int, got "
+                       f"{layer[key]!r}")
+  mult = layer.get("multiplier", 0)
+  if not _is_int(mult) or mult < 0:
+    raise ValueError(f"{where}: 'multiplier' must be an int >= 0, got "
+                     f"{mult!r}")
+  if not _is_ms(layer["full_ms"]):
+    raise ValueError(f"{where}: 'full_ms' must be a finite number >= 0, got "
+                     f"{layer['full_ms']!r}")
+  for key in ("in_axis", "out_axis"):
+    axis = layer[key]
+    if not isinstance(axis, (list, tuple)):
+      raise ValueError(f"{where}: '{key}' must be a list of [group id, "
+                       f"size, repeat], got {axis!r}")
+    for j, seg in enumerate(axis):
+      if (not isinstance(seg, (list, tuple)) or len(seg) != 3
+          or not isinstance(seg[0], str) or not _is_int(seg[1])
+          or seg[1] < 1 or not _is_int(seg[2]) or seg[2] < 1):
+        raise ValueError(f"{where}: '{key}'[{j}] must be [group id (str), "
+                         f"size (int >= 1), repeat (int >= 1)], got {seg!r}")
+      gid, size = seg[0], int(seg[1])
+      if sizes.setdefault(gid, size) != size:
+        raise ValueError(f"{where}: '{key}' gives group '{gid}' {size} "
+                         f"channels where an earlier layer gives it "
+                         f"{sizes[gid]}")
+  for axis in ("in", "out"):
+    wkey, mkey, full = f"{axis}_widths", f"{axis}_ms", layer[f"{axis}_full"]
+    widths, ms = layer[wkey], layer[mkey]
+    if not isinstance(widths, (list, tuple)) or not widths:
+      raise ValueError(f"{where}: '{wkey}' must be a non-empty list of "
+                       f"widths, got {widths!r}")
+    if not isinstance(ms, (list, tuple)) or len(ms) != len(widths):
+      raise ValueError(f"{where}: '{mkey}' must be a list of one time per "
+                       f"width in '{wkey}' ({len(widths)}), got {ms!r}")
+    bad = [w for w in widths if not _is_int(w) or not 1 <= w <= full]
+    if bad:
+      raise ValueError(f"{where}: '{wkey}' must hold ints in [1, {axis}_full"
+                       f"={full}], got {bad[:3]}")
+    if any(a >= b for a, b in zip(widths, widths[1:])):
+      raise ValueError(f"{where}: '{wkey}' must be strictly ascending (no "
+                       f"repeats), got {list(widths)}")
+    bad = [t for t in ms if not _is_ms(t)]
+    if bad:
+      raise ValueError(f"{where}: '{mkey}' must hold finite numbers >= 0 "
+                       f"(ms), got {bad[:3]!r}")
+
+
 def _stair(widths, ms, w):
   """ms at the smallest measured width >= w (the last one beyond)."""
   i = int(np.searchsorted(widths, w - 1e-9))
@@ -296,7 +430,7 @@ class LatencyModel:
   # ---- persistence ----------------------------------------------------
 
   def to_dict(self):
-    return {"format": "tfprune_survey.LatencyModel/1", "arch": self.arch,
+    return {"format": FORMAT, "arch": self.arch,
             "runtime": self.runtime, "fixed_ms": self.fixed_ms,
             "measured_ms": self.measured_ms, "seconds": self.seconds,
             "steps": self.steps,
@@ -304,8 +438,21 @@ class LatencyModel:
 
   @classmethod
   def from_dict(cls, d):
-    if not isinstance(d, dict) or "layers" not in d:
-      raise ValueError("not a LatencyModel: expected a dict with 'layers'")
+    """A LatencyModel from the dict `to_dict` returns (e.g. read as JSON).
+
+    The dict is checked against what `to_dict` writes: 'layers' (a list of
+    `LayerCost` fields) is required; 'format', if given, must be
+    'tfprune_survey.LatencyModel/1'; 'fixed_ms' (default 0), 'arch',
+    'runtime', 'steps', 'measured_ms' and 'seconds' are optional; other
+    keys are refused (a misspelt 'fixed_ms' would otherwise read as 0).
+
+    Raises:
+      ValueError: naming the key (and layer) that is missing, of the wrong
+        type or out of range: e.g. a time that is not a number >= 0, a
+        width that is not a positive int, an empty staircase, widths not
+        strictly ascending, or a group given two sizes.
+    """
+    _check_table(d)
     return cls(d["layers"], fixed_ms=d.get("fixed_ms", 0.0),
                arch=d.get("arch"), runtime=d.get("runtime"),
                steps=d.get("steps"), measured_ms=d.get("measured_ms"),
@@ -318,9 +465,22 @@ class LatencyModel:
 
   @classmethod
   def load(cls, path):
-    """Reads a JSON file written by `save`."""
+    """Reads a JSON file written by `save`.
+
+    Raises:
+      ValueError: naming `path`, when it is not JSON or not a table that
+        `from_dict` accepts.
+    """
     with open(path) as f:
-      return cls.from_dict(json.load(f))
+      try:
+        d = json.load(f)
+      except ValueError as e:   # json.JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{os.fspath(path)!r} is not a LatencyModel JSON "
+                         f"file: {e}") from None
+    try:
+      return cls.from_dict(d)
+    except ValueError as e:
+      raise ValueError(f"{os.fspath(path)!r}: {e}") from None
 
   def __repr__(self):
     return (f"LatencyModel({len(self.layers)} layers, predicted "
