@@ -572,3 +572,28 @@ def test_from_dict_accepts_what_save_writes_and_minimal_tables(tmp_path):
   path = tmp_path / "p.json"
   profiled.save(str(path))
   assert latency.LatencyModel.load(str(path)).to_dict() == profiled.to_dict()
+
+
+def test_predict_refuses_group_ids_the_tables_do_not_time(tmp_path):
+  lm = fake_table()
+  # A misspelt id was read as "unpruned": 7 ms, as if nothing were cut.
+  for keep, unknown in (({"c1x": 2}, r"\['c1x'\]"),
+                        ({"c1": 8, "zz": 3, "c9": [0, 1]}, r"\['c9', 'zz'\]")):
+    with pytest.raises(ValueError, match=r"`model_or_keep` names group ids "
+                       r"these latency tables do not time: " + unknown +
+                       r"; known group ids \(2\): 'c1', 'c2'$"):
+      lm.predict(keep)
+    with pytest.raises(ValueError, match="do not time"):
+      lm.kept_widths(keep)
+    with pytest.raises(ValueError, match="do not time"):
+      lm.plot(str(tmp_path / "x.png"), keep)
+  # Known ids, partial dicts and the unpruned model still predict.
+  assert lm.predict({"c1": 8}) == pytest.approx(5.0)
+  assert lm.predict({}) == lm.predict() == pytest.approx(7.0)
+  # predict_counts, which the planner calls with every planned group (some
+  # of which may time no layer), still takes any id.
+  assert lm.predict_counts({"c1": 8, "other": 3}) == pytest.approx(5.0)
+  # A keep from tps.prune with these tables predicts.
+  r = tps.prune(small_model("keras3"), "l1", target_latency=2 / 7,
+                latency=lm)
+  assert lm.predict(r.keep) == pytest.approx(5.0)

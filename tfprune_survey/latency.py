@@ -312,7 +312,11 @@ class LatencyModel:
     return out
 
   def predict_counts(self, counts):
-    """Predicted ms when group g keeps counts[g] channels (others all)."""
+    """Predicted ms when group g keeps counts[g] channels (others all).
+
+    Ids these tables do not time are ignored here (the planner passes every
+    planned group); `predict` refuses them.
+    """
     return self.fixed_ms + sum(t - self.fixed_ms
                                for t in self.layer_ms(counts).values())
 
@@ -326,6 +330,11 @@ class LatencyModel:
 
     Returns:
       float milliseconds.
+
+    Raises:
+      ValueError: for a keep dict naming a group id these tables do not
+        time (e.g. a misspelt layer name), or a model without some of the
+        timed layers.
     """
     if model_or_keep is None or isinstance(model_or_keep, dict):
       return self.predict_counts(self._counts(model_or_keep))
@@ -334,10 +343,25 @@ class LatencyModel:
         l.ms(*widths[l.name], self.fixed_ms) - self.fixed_ms
         for l in self.layers)
 
-  @staticmethod
-  def _counts(keep):
+  def _counts(self, keep):
+    """{group id: kept count} of a keep dict; ValueError for unknown ids.
+
+    `predict_counts` and `layer_ms` take any ids (the planner passes every
+    planned group); a keep dict from a user is checked here, so that a
+    misspelt group id is not read as "unpruned".
+    """
+    keep = keep or {}
+    unknown = [g for g in keep if g not in self._by_group]
+    if unknown:
+      known = sorted(self._by_group, key=lambda g: (
+          str(g).startswith("fixed:"), str(g)))
+      more = ", ..." if len(known) > 8 else ""
+      raise ValueError(
+          f"`model_or_keep` names group ids these latency tables do not "
+          f"time: {sorted(map(str, unknown))[:8]}; known group ids "
+          f"({len(known)}): {', '.join(map(repr, known[:8]))}{more}")
     return {g: (int(v) if np.ndim(v) == 0 else len(v))
-            for g, v in (keep or {}).items()}
+            for g, v in keep.items()}
 
   def kept_widths(self, model_or_keep=None):
     """{layer name: (input, output) channels} of each timed layer.
@@ -346,7 +370,8 @@ class LatencyModel:
       model_or_keep: as for `predict`.
 
     Raises:
-      ValueError: for a model without some of the timed layers.
+      ValueError: for a keep dict naming a group id these tables do not
+        time, or a model without some of the timed layers.
     """
     if model_or_keep is None or isinstance(model_or_keep, dict):
       counts = self._counts(model_or_keep)
@@ -386,8 +411,9 @@ class LatencyModel:
       `path`.
 
     Raises:
-      ValueError: for an unknown layer name, a bad `max_layers`, or a model
-        of another architecture.
+      ValueError: for an unknown layer name, a bad `max_layers`, a `keep`
+        naming group ids these tables do not time, or a model of another
+        architecture.
     """
     from tfprune_survey import latency_plot  # pylint: disable=g-import-not-at-top
     return latency_plot.plot(self, path, keep, layers, max_layers, title)
