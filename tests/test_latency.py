@@ -597,3 +597,29 @@ def test_predict_refuses_group_ids_the_tables_do_not_time(tmp_path):
   r = tps.prune(small_model("keras3"), "l1", target_latency=2 / 7,
                 latency=lm)
   assert lm.predict(r.keep) == pytest.approx(5.0)
+
+
+def test_plot_refuses_empty_or_unknown_layers(tmp_path):
+  lm = fake_table()
+  path = str(tmp_path / "x.png")
+  # An empty list divided by zero columns.
+  for empty in ([], ()):
+    with pytest.raises(ValueError, match=r"`layers` is empty: name at least "
+                       r"one layer.*timed: \['c1', 'c2', 'out'\]$"):
+      lm.plot(path, layers=empty)
+    with pytest.raises(ValueError, match="`layers` is empty"):
+      latency_plot.panels(lm, layers=empty)
+  with pytest.raises(ValueError, match=r"`layers` names layers these tables "
+                     r"do not time: \['c3', 7\]; timed: \['c1', 'c2', 'out'\]$"):
+    lm.plot(path, layers=["c1", "c3", 7])
+  with pytest.raises(ValueError, match=r"`layers` must be a layer name or a "
+                     "list of layer names, got 5"):
+    lm.plot(path, layers=5)
+  with pytest.raises(ValueError, match="time no layer: there is nothing to "
+                     "plot"):
+    latency.LatencyModel([], fixed_ms=0.1).plot(path)
+  assert not os.path.exists(path)
+  # A generator of names and a single name still draw.
+  assert [p["name"] for p in latency_plot.panels(
+      lm, layers=(n for n in ("c2", "out")))] == ["c2", "out"]
+  assert lm.plot(path, layers="c2") == path and os.path.exists(path)

@@ -411,9 +411,9 @@ class LatencyModel:
       `path`.
 
     Raises:
-      ValueError: for an unknown layer name, a bad `max_layers`, a `keep`
-        naming group ids these tables do not time, or a model of another
-        architecture.
+      ValueError: for an empty `layers` or an unknown layer name, a bad
+        `max_layers`, a `keep` naming group ids these tables do not time,
+        a model of another architecture, or tables that time no layer.
     """
     from tfprune_survey import latency_plot  # pylint: disable=g-import-not-at-top
     return latency_plot.plot(self, path, keep, layers, max_layers, title)

@@ -15,24 +15,39 @@ def panels(lm, keep=None, layers=None, max_layers=12):
     layer's predicted ms there).
 
   Raises:
-    ValueError: for `layers` naming a layer the tables do not time, or a
-      `max_layers` that is not a positive int.
+    ValueError: for `layers` that is empty, not a name or a list of names,
+      or names a layer the tables do not time; a `max_layers` that is not a
+      positive int; or tables that time no layer.
   """
   if isinstance(max_layers, bool) or not isinstance(
       max_layers, (int, np.integer)) or max_layers < 1:
     raise ValueError(f"`max_layers` must be a positive int, got "
                      f"{max_layers!r}")
   by_name = {l.name: l for l in lm.layers}
+  if not by_name:
+    raise ValueError("these latency tables time no layer: there is nothing "
+                     "to plot")
+  timed = sorted(by_name)
+  timed = f"{timed[:8]}{'...' if len(timed) > 8 else ''}"
   if layers is None:
     slowest = sorted(lm.layers, key=lambda l: -l.full_ms)[:max_layers]
     chosen = [l for l in lm.layers if l in slowest]
   else:
     if isinstance(layers, str):
       layers = [layers]
-    unknown = [n for n in layers if n not in by_name]
+    try:
+      layers = list(layers)
+    except TypeError:
+      raise ValueError("`layers` must be a layer name or a list of layer "
+                       f"names, got {layers!r}; timed: {timed}") from None
+    if not layers:
+      raise ValueError("`layers` is empty: name at least one layer, or pass "
+                       f"None for the `max_layers` slowest; timed: {timed}")
+    unknown = [n for n in layers if not isinstance(n, str)
+               or n not in by_name]
     if unknown:
       raise ValueError(f"`layers` names layers these tables do not time: "
-                       f"{unknown}; timed: {sorted(by_name)[:8]}...")
+                       f"{unknown}; timed: {timed}")
     chosen = [by_name[n] for n in layers]
   kept = None if keep is None else lm.kept_widths(keep)
   out = []
