@@ -154,6 +154,75 @@ def test_channel_ticket_on_a_tiny_conv_net(framework):
       0.0 <= a <= 1.0 for a in result.accuracy)
 
 
+def nested_mlp(framework, shared=False, seed=0):
+  """fc1 -> [sub: fc2 -> [deep (Sequential): fc3]] -> out; with `shared`,
+  a Dense layer called both by the parent and inside `sub`."""
+  keras = frameworks.get(framework).keras
+  keras.utils.set_random_seed(seed)
+  dense = keras.layers.Dense
+  deep = keras.Sequential([keras.Input((8,)),
+                           dense(8, activation="relu", name="fc3")],
+                          name="deep")
+  shared_layer = dense(8, activation="relu", name="shared")
+  sub_in = keras.Input((8,))
+  h = dense(8, activation="relu", name="fc2")(sub_in)
+  if shared:
+    h = shared_layer(h)
+  sub = keras.Model(sub_in, deep(h), name="sub")
+  inp = keras.Input((12,))
+  x = dense(8, activation="relu", name="fc1")(inp)
+  if shared:
+    x = shared_layer(x)
+  return keras.Model(inp, dense(3, name="out")(sub(x)))
+
+
+def layer_at(model, path):
+  for name in path.split("/"):
+    model = model.get_layer(name)
+  return model
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("shared", [False, True])
+def test_kernels_of_nested_models_are_pruned(xy, framework, shared):
+  model = nested_mlp(framework, shared=shared)
+  before = [w.copy() for w in model.get_weights()]
+  paths = ["fc1"] + ["shared"] * shared + ["sub/fc2", "sub/deep/fc3", "out"]
+  result = tps.lottery.find_ticket(model, xy, rounds=2, prune_fraction=0.5,
+                                   epochs=1, keep_models=True)
+  for a, b in zip(before, model.get_weights()):   # the input is untouched
+    np.testing.assert_array_equal(a, b)
+  assert [list(m) for m in result.masks] == [paths] * 3
+  # Every kernel counts, a shared one once: 1/2, then 1/4 of them remain.
+  init = {p: np.array(layer_at(model, p).kernel.numpy()) for p in paths}
+  total = sum(k.size for k in init.values())
+  assert [round(r * total) for r in result.remaining] == [
+      total, round(total / 2), round(total / 4)]
+  rewound = result.rewound_weights(2)
+  ticket = result.ticket(2)
+  for r in (1, 2):
+    trained = result.models[r]
+    if shared:   # the trained copies keep the layer shared
+      assert layer_at(trained, "sub/shared") is trained.get_layer("shared")
+    for path, mask in result.masks[r].items():
+      kernel = layer_at(trained, path).kernel.numpy()
+      np.testing.assert_array_equal(kernel[~mask], 0.0)
+      assert not np.allclose(kernel[mask], init[path][mask])
+  for path, mask in result.masks[2].items():
+    assert 0 < mask.sum() < mask.size
+    np.testing.assert_array_equal(rewound[path][0], init[path] * mask)
+    np.testing.assert_array_equal(layer_at(ticket, path).kernel.numpy(),
+                                  init[path] * mask)
+  # The controls mask the nested kernels as well.
+  for control in (tps.lottery.random_mask(result, seed=3),
+                  tps.lottery.random_reinit(result, seed=3)):
+    assert list(control.masks) == paths
+    assert control.remaining == pytest.approx(result.remaining[2])
+    for path, mask in control.masks.items():
+      np.testing.assert_array_equal(
+          layer_at(control.model, path).kernel.numpy()[~mask], 0.0)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"prune_fraction": 0.0}, "prune_fraction"),
     ({"prune_fraction": 1.0}, "prune_fraction"),

@@ -25,7 +25,12 @@ How the masks are held during training:
   specific to TensorFlow, but the tests run on the TensorFlow backend.
 
 Only kernels (`kernel` of Dense and convolutions) are pruned, as in the
-paper; biases and BatchNormalization parameters are not.
+paper; biases and BatchNormalization parameters are not. Kernels of layers
+inside nested Sequential/Functional sub-models (at any depth) are pruned
+too; the masks name them by path, 'outer/inner' (a top-level layer by its
+name). A layer shared between a nested model and its parent (or between
+two nested models) is one kernel, named by the first path that reaches it;
+the copies trained here keep it shared.
 
 `find_channel_ticket` is the same loop over whole channels: prune a
 fraction of the remaining channels (`tps.prune` on the trained slim
@@ -50,7 +55,8 @@ class TrainedModel:
   Attributes:
     model: the trained model (plain, of the input's Keras; masked weights
       exactly zero).
-    masks: {layer name: bool array of its kernel's shape}, True = kept.
+    masks: {layer path: bool array of its kernel's shape}, True = kept;
+      a layer of a nested model is named 'outer/inner'.
     accuracy: top-1 accuracy on `eval_data` after training, or None.
     history: the `fit` history dict (None for a `train_fn`).
   """
@@ -70,7 +76,8 @@ class TicketResult:
   """The rounds of `find_ticket`.
 
   Attributes:
-    masks: one {layer name: bool array} per round; round 0 (the dense
+    masks: one {layer path: bool array} per round ('outer/inner' for a
+      layer of a nested model); round 0 (the dense
       training) keeps everything, and each round's mask is a subset of
       the previous one's.
     remaining: the fraction of prunable weights kept in each round.
@@ -92,22 +99,20 @@ class TicketResult:
   _trainer: object = dataclasses.field(default=None, repr=False)
 
   def rewound_weights(self, round_index=-1):
-    """{layer name: [weights]} a round started from: the rewind weights
-    with that round's pruned kernel entries set to zero."""
+    """{layer path: [weights]} a round started from: the rewind weights
+    with that round's pruned kernel entries set to zero. Every layer with
+    weights is named, those of nested models by 'outer/inner' paths."""
     masks = self.masks[round_index]
-    out = {}
-    for layer in self.rewind_model.layers:
-      if not layer.weights:
-        continue
-      out[layer.name] = _masked_weights(layer, masks.get(layer.name))
-    return out
+    return {path: _masked_weights(layer, masks.get(path))
+            for path, layer in _leaves(self.rewind_model).items()}
 
   def ticket(self, round_index=-1):
     """The untrained ticket of a round: a new model holding
     `rewound_weights(round_index)`."""
     model = _copy(self.rewind_model)
-    for name, values in self.rewound_weights(round_index).items():
-      model.get_layer(name).set_weights(values)
+    leaves = _leaves(model)
+    for path, values in self.rewound_weights(round_index).items():
+      leaves[path].set_weights(values)
     return model
 
 
@@ -153,14 +158,15 @@ def find_ticket(model, data, *, rounds, prune_fraction=0.2, scope="global",
 
   Args:
     model: a Sequential/Functional model of tf_keras or Keras 3; its
-      weights are the initial ones. Not mutated.
+      weights are the initial ones. The kernels of nested sub-models are
+      pruned too (named 'outer/inner' in the masks). Not mutated.
     data: the training data, (x, y) arrays or a tf.data.Dataset of (x, y)
       batches, given to `fit`; or a callable `train_fn(model, callbacks)`
       that compiles and trains `model` in place, passing `callbacks` to its
       `fit` (they hold the masks).
     rounds: the number of pruning rounds, an int >= 1.
     prune_fraction: the fraction of the remaining weights pruned per
-      round, in (0, 1). With scope='layer' also a {layer name: fraction}
+      round, in (0, 1). With scope='layer' also a {layer path: fraction}
       dict (layers not named are not pruned), e.g. the paper's half rate
       for the output layer. Defaults to 0.2.
     scope: 'global' ranks all kernels' weights together; 'layer' prunes
@@ -206,8 +212,9 @@ def find_ticket(model, data, *, rounds, prune_fraction=0.2, scope="global",
   fractions = _check_fraction(prune_fraction, scope, prunable)
   trainer = _Trainer(fw, data, epochs, batch_size, optimizer, loss,
                      validation_data, eval_data, callbacks, seed, verbose)
-  masks = {name: np.ones(tuple(base.get_layer(name).kernel.shape), bool)
-           for name in prunable}
+  leaves = _leaves(base)
+  masks = {path: np.ones(tuple(leaves[path].kernel.shape), bool)
+           for path in prunable}
   bar = trainer.progbar(rounds + 1)
   extra = [rewind] if not isinstance(rewind, str) else []
   first = trainer.train(base, None, extra_callbacks=extra)
@@ -236,8 +243,8 @@ def prune_masks(trained, masks, fractions, scope):
 
   Args:
     trained: the model trained under `masks`.
-    masks: {layer name: bool array}, True = kept.
-    fractions: {layer name: fraction of its kept weights to prune} (scope
+    masks: {layer path: bool array}, True = kept.
+    fractions: {layer path: fraction of its kept weights to prune} (scope
       'layer'), or one fraction (scope 'global').
     scope: 'global' or 'layer'.
 
@@ -245,10 +252,11 @@ def prune_masks(trained, masks, fractions, scope):
     New masks, each a subset of the old (ties broken by position).
   """
   new = {name: m.copy() for name, m in masks.items()}
+  leaves = _leaves(trained)
 
   def drop(names, fraction):
     values = np.concatenate([
-        np.where(masks[n], np.abs(trained.get_layer(n).kernel.numpy()),
+        np.where(masks[n], np.abs(leaves[n].kernel.numpy()),
                  np.inf).ravel() for n in names])
     kept = int(sum(masks[n].sum() for n in names))
     count = int(round(fraction * kept))
@@ -283,7 +291,10 @@ def random_reinit(result, round_index=-1, seed=1):
   from tfprune_survey.distill import reinitialize  # pylint: disable=g-import-not-at-top
   _check_result(result)
   masks = result.masks[round_index]
-  fresh = reinitialize(result.rewind_model, seed=seed)
+  # Into a copy of the rewind model: the rebuilt one holds two unshared
+  # copies of a layer shared with a nested model.
+  fresh = _copy(result.rewind_model)
+  _assign(fresh, reinitialize(result.rewind_model, seed=seed))
   return result._trainer.train(fresh, masks)  # pylint: disable=protected-access
 
 
@@ -451,9 +462,9 @@ class _Trainer:
   def train(self, model, masks, extra_callbacks=()):
     """Trains `model` (a fresh copy owned here) with `masks` held."""
     self.fw.keras.utils.set_random_seed(self.seed)
-    for name, m in (masks or {}).items():
-      layer = model.get_layer(name)
-      layer.set_weights(_masked_weights(layer, m))
+    leaves = _leaves(model)
+    for path, m in (masks or {}).items():
+      leaves[path].set_weights(_masked_weights(leaves[path], m))
     callbacks = self.callbacks + list(extra_callbacks)
     if masks and self.fw.name == frameworks.TF_KERAS:
       trained, history = self._train_tfmot(model, masks, callbacks)
@@ -468,7 +479,8 @@ class _Trainer:
       from tfprune_survey.metrics.accuracy import evaluate_accuracy  # pylint: disable=g-import-not-at-top
       accuracy = evaluate_accuracy(trained, self.eval_data)
     if masks is None:
-      masks = {n: np.ones(tuple(trained.get_layer(n).kernel.shape), bool)
+      leaves = _leaves(trained)
+      masks = {n: np.ones(tuple(leaves[n].kernel.shape), bool)
                for n in _prunable_layers(trained)}
     return TrainedModel(trained, masks, accuracy, history)
 
@@ -494,27 +506,26 @@ class _Trainer:
     """tf_keras: tfmot's PruneLowMagnitude wrappers hold the masks."""
     import tensorflow_model_optimization as tfmot  # pylint: disable=g-import-not-at-top
     sparsity = tfmot.sparsity.keras
-    keras = self.fw.keras
     schedule = sparsity.ConstantSparsity(0.0, begin_step=_NEVER)
+    leaves = _leaves(model)
+    masked = {id(leaves[path]) for path in masks}
+    clones = {}   # id(layer of `model`) -> its (wrapped) clone
 
     def clone(layer):
       fresh = type(layer).from_config(layer.get_config())
-      if layer.name in masks:
-        return sparsity.prune_low_magnitude(fresh, pruning_schedule=schedule)
+      if id(layer) in masked:
+        fresh = sparsity.prune_low_magnitude(fresh, pruning_schedule=schedule)
+      clones[id(layer)] = fresh
       return fresh
-    wrapped = keras.models.clone_model(model, clone_function=clone)
-    for layer in model.layers:
-      if not layer.weights:
-        continue
-      target = wrapped.get_layer(
-          f"prune_low_magnitude_{layer.name}" if layer.name in masks
-          else layer.name)
-      inner = target.layer if layer.name in masks else target
+    wrapped = _clone(model, clone)
+    for path, layer in leaves.items():
+      target = clones[id(layer)]
+      inner = target.layer if path in masks else target
       inner.set_weights(layer.get_weights())
-      if layer.name in masks:
+      if path in masks:
         (weight, mask, _), = target.pruning_vars
-        mask.assign(masks[layer.name].astype(mask.dtype.as_numpy_dtype))
-        weight.assign(weight.numpy() * masks[layer.name])
+        mask.assign(masks[path].astype(mask.dtype.as_numpy_dtype))
+        weight.assign(weight.numpy() * masks[path])
     history = self._fit(wrapped, [sparsity.UpdatePruningStep()] + callbacks)
     return sparsity.strip_pruning(wrapped), history
 
@@ -536,8 +547,9 @@ def _constrain(model, masks):
       return w * keras.ops.cast(self.mask, w.dtype)
 
   saved = []
+  leaves = _leaves(model)
   for name, m in masks.items():
-    var = model.get_layer(name).kernel
+    var = leaves[name].kernel
     saved.append((var, var.constraint))
     var.constraint = MaskConstraint(m.astype("float32"), var.constraint)
 
@@ -558,11 +570,63 @@ def _default_loss(model):
 
 # ---- helpers ----------------------------------------------------------------
 def _copy(model):
-  """A plain copy of `model` in its Keras, weights copied."""
-  keras = frameworks.of(model).keras
-  copy = keras.models.clone_model(model)
-  copy.set_weights(model.get_weights())
+  """A plain copy of `model` in its Keras, weights copied; nested models
+  are copied too, and a layer they share with their parent stays shared."""
+  copy = _clone(model, lambda layer: type(layer).from_config(
+      layer.get_config()))
+  _assign(copy, model)
   return copy
+
+
+def _clone(model, clone_layer):
+  """`clone_model` with `clone_layer(layer)` applied to every layer of the
+  nested models as well, each layer object cloned once: Keras' own
+  clone_model rebuilds a nested model from its config, which unshares a
+  layer it shares with its parent."""
+  fw = frameworks.of(model)
+  clones = {}
+
+  def clone(layer):
+    if id(layer) not in clones:
+      if fw.is_submodel(layer):
+        clones[id(layer)] = fw.keras.models.clone_model(
+            layer, clone_function=clone)
+      else:
+        clones[id(layer)] = clone_layer(layer)
+    return clones[id(layer)]
+  return fw.keras.models.clone_model(model, clone_function=clone)
+
+
+def _assign(target, source):
+  """Copies the weights of `source` into `target` (the same architecture),
+  layer by layer by path. A layer `target` shares with a nested model is
+  read from its first path, also where `source` holds two copies of it."""
+  layers = _leaves(source)
+  for path, layer in _leaves(target).items():
+    layer.set_weights(layers[path].get_weights())
+
+
+def _leaves(model):
+  """{path: layer} of the layers with weights of `model` and of its nested
+  Sequential/Functional models (any depth), in layer order. A top-level
+  layer's path is its name, a nested one's 'outer/inner'. A layer object
+  met twice (shared between a nested model and its parent, or by two
+  nested models) is listed once, under the first path."""
+  fw = frameworks.of(model)
+  out, seen = {}, set()
+
+  def walk(parent, prefix):
+    for layer in parent.layers:
+      if id(layer) in seen:
+        continue
+      seen.add(id(layer))
+      path = prefix + layer.name
+      if fw.is_submodel(layer):
+        walk(layer, path + "/")
+      elif layer.weights:
+        out[path] = layer
+  walk(model, "")
+  return out
 
 
 def _masked_weights(layer, mask):
@@ -576,7 +640,9 @@ def _masked_weights(layer, mask):
 
 
 def _prunable_layers(model):
-  names = [layer.name for layer in model.layers
+  """The paths (see `_leaves`) of the layers with a kernel, nested ones
+  included, each layer once."""
+  names = [path for path, layer in _leaves(model).items()
            if any(frameworks.Framework.short_name(w) == "kernel"
                   for w in layer.weights)
            and not frameworks.of(model).is_model(layer)]
@@ -593,7 +659,11 @@ def _rewind_source(rewind, model):
     raise ValueError(
         f"the `rewind` checkpoint did not record epoch {rewind.epoch}: "
         "round 0 trained for fewer epochs (raise `epochs`)")
-  return _copy(rewind.model_at_epoch)
+  # A copy of `model` holding the recorded weights: the checkpoint's own
+  # copy may hold two unshared copies of a layer shared with a nested model.
+  source = _copy(model)
+  _assign(source, rewind.model_at_epoch)
+  return source
 
 
 def _is_data(data):
