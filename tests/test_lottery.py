@@ -223,6 +223,25 @@ def test_kernels_of_nested_models_are_pruned(xy, framework, shared):
           layer_at(control.model, path).kernel.numpy()[~mask], 0.0)
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("criterion", ["taylor", "apoz"])
+def test_channel_ticket_asks_for_score_data_before_training(
+    xy, framework, criterion):
+  keras = frameworks.get(framework).keras
+  epochs = []
+
+  class Count(keras.callbacks.Callback):
+
+    def on_epoch_end(self, epoch, logs=None):
+      epochs.append(epoch)
+  with pytest.raises(ValueError,
+                     match=f"criterion '{criterion}'.*`score_data`"):
+    tps.lottery.find_channel_ticket(mlp(framework), xy, rounds=1,
+                                    criterion=criterion, epochs=2,
+                                    callbacks=[Count()])
+  assert epochs == []   # refused before round 0's training
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"prune_fraction": 0.0}, "prune_fraction"),
     ({"prune_fraction": 1.0}, "prune_fraction"),

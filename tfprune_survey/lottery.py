@@ -358,7 +358,8 @@ def find_channel_ticket(model, data, *, rounds, prune_fraction=0.2,
       'global'.
     rewind: 'init' or a `tps.RewindCheckpoint` (put in round 0's
       callbacks). Defaults to 'init'.
-    score_data: data for data-dependent criteria (`tps.prune`'s `data`).
+    score_data: data for data-dependent criteria (`tps.prune`'s `data`);
+      required by them (checked before any training), not read otherwise.
     epochs, batch_size, optimizer, loss, validation_data, eval_data,
       callbacks, seed, keep_models, verbose: as in `find_ticket`.
 
@@ -367,7 +368,8 @@ def find_channel_ticket(model, data, *, rounds, prune_fraction=0.2,
 
   Raises:
     TypeError, ValueError: as `find_ticket`, and as `tps.prune` for a bad
-      criterion or missing `score_data`.
+      criterion; ValueError naming `score_data` and the criterion for a
+      data-dependent criterion without `score_data`, before any training.
   """
   from tfprune_survey.pruner import prune  # pylint: disable=g-import-not-at-top
   from tfprune_survey.training.rewind import rewind as rewind_fn  # pylint: disable=g-import-not-at-top
@@ -376,8 +378,15 @@ def find_channel_ticket(model, data, *, rounds, prune_fraction=0.2,
   scope = _check_scope(scope, SCOPES)
   from tfprune_survey import criteria as criteria_lib  # pylint: disable=g-import-not-at-top
   from tfprune_survey import planning  # pylint: disable=g-import-not-at-top
-  planning.check_local_only(criteria_lib.get(criterion),
-                            "local" if scope == "layer" else "global")
+  crit = criteria_lib.get(criterion)
+  planning.check_local_only(crit, "local" if scope == "layer" else "global")
+  if crit.requires_data and score_data is None:
+    # Checked before round 0's training, which `tps.prune` would follow
+    # with an error naming its own `data`, not `score_data`.
+    raise ValueError(
+        f"criterion '{crit.name}' is data-dependent: pass `score_data` (a "
+        "tf.data.Dataset of (x, y) batches or numpy (x, y)) to score the "
+        "channels with; `data` is only trained on")
   _check_rewind(rewind)
   fraction = _check_fraction(prune_fraction, "global", None)
   trainer = _Trainer(fw, data, epochs, batch_size, optimizer, loss,
