@@ -270,3 +270,54 @@ def test_bad_types(xy):
   with pytest.raises(ValueError, match="prune_fraction"):
     tps.lottery.find_channel_ticket(mlp("keras3"), xy, rounds=1,
                                     prune_fraction=1.2)
+
+
+def _output_cases(framework):
+  """(model, whether its first output is a softmax) pairs."""
+  keras = frameworks.get(framework).keras
+  layers = keras.layers
+  if framework == "tf_keras":
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    op_softmax = tf.nn.softmax
+  else:
+    op_softmax = keras.ops.softmax
+
+  def head(out_fn):
+    inp = keras.Input((4,))
+    return keras.Model(inp, out_fn(layers.Dense(3)(inp)))
+
+  cases = {
+      "logits": (head(lambda x: layers.Dense(2)(x)), False),
+      "dense softmax": (head(
+          lambda x: layers.Dense(2, activation="softmax")(x)), True),
+      "Activation": (head(lambda x: layers.Activation("softmax")(x)), True),
+      "Softmax layer": (head(lambda x: layers.Softmax()(x)), True),
+      "op": (head(op_softmax), True),
+  }
+  sub = keras.Sequential([keras.Input((3,)), layers.Dense(2), layers.Softmax()])
+  inp = keras.Input((4,))
+  x = layers.Dense(3)(inp)
+  probs, aux = sub(x), layers.Dense(5, name="aux")(x)
+  # model.layers ends in the logits layer 'aux'; the first output is the
+  # nested softmax.
+  cases["nested softmax first"] = (keras.Model(inp, [probs, aux]), True)
+  cases["nested softmax second"] = (keras.Model(inp, [aux, probs]), False)
+  inp = keras.Input((4,))
+  logits_sub = keras.Sequential([keras.Input((3,)), layers.Dense(2)])
+  cases["nested logits"] = (keras.Model(inp, logits_sub(layers.Dense(3)(inp))),
+                            False)
+  return cases
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_the_default_loss_reads_the_layer_that_makes_the_output(framework):
+  """find_ticket's default loss is from logits unless the first output is a
+  softmax, judged from the layer that makes it (through nested models, and
+  a softmax op), not from the last entry of `model.layers`."""
+  from tfprune_survey import lottery  # pylint: disable=g-import-not-at-top
+  wrong = {}
+  for name, (model, softmax) in _output_cases(framework).items():
+    from_logits = lottery._default_loss(model).get_config()["from_logits"]
+    if from_logits == softmax:
+      wrong[name] = from_logits
+  assert not wrong, f"from_logits wrong for {wrong}"

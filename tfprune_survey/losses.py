@@ -3,11 +3,51 @@
 from tfprune_survey import frameworks
 
 
+def _output_layer(model, index=0):
+  """The layer (or Keras 3 operation) that makes `model`'s `index`-th output,
+  looked up through nested models; None if it cannot be told."""
+  fw = frameworks.of(model)
+  for _ in range(64):  # nesting depth; a cycle cannot happen in a real model
+    if fw.is_sequential(model):
+      if not model.layers:
+        return None
+      layer = model.layers[-1]
+      index = 0
+    else:
+      try:
+        refs = fw.output_refs(model.get_config())
+      except Exception:  # pylint: disable=broad-except
+        refs = []
+      if not refs:
+        return model.layers[-1] if model.layers else None
+      name, _, tensor = refs[min(index, len(refs) - 1)][:3]
+      layer = fw.live_operations(model).get(name)
+      if layer is None:
+        return None
+      index = tensor if isinstance(tensor, int) else 0
+    if not fw.is_submodel(layer):
+      return layer
+    model = layer
+  return None
+
+
 def _ends_in_softmax(model):
-  layer = model.layers[-1]
-  config = layer.get_config()
-  return (config.get("activation") == "softmax" or
-          type(layer).__name__ == "Softmax")
+  """Whether `model`'s first output is a softmax: the layer that makes it,
+  nested models looked through, has a softmax activation or is one (a
+  Softmax layer, tf.nn.softmax, keras.ops.softmax)."""
+  layer = _output_layer(model)
+  if layer is None:
+    return False
+  try:
+    config = layer.get_config()
+  except Exception:  # pylint: disable=broad-except
+    config = {}
+  if config.get("activation") == "softmax":
+    return True
+  if type(layer).__name__ == "Softmax":
+    return True
+  function = config.get("function")
+  return isinstance(function, str) and function.split(".")[-1] == "softmax"
 
 
 def per_sample_loss(model):

@@ -42,6 +42,7 @@ import dataclasses
 import numpy as np
 
 from tfprune_survey import frameworks
+from tfprune_survey import losses as losses_lib
 
 SCOPES = ("global", "layer")
 # tfmot schedule that never fires: the masks are set by hand.
@@ -570,11 +571,8 @@ def _constrain(model, masks):
 
 def _default_loss(model):
   keras = frameworks.of(model).keras
-  out = model.layers[-1]
-  activation = getattr(out, "activation", None)
-  softmax = getattr(activation, "__name__", None) == "softmax" or (
-      type(out).__name__ == "Softmax")
-  return keras.losses.SparseCategoricalCrossentropy(from_logits=not softmax)
+  return keras.losses.SparseCategoricalCrossentropy(
+      from_logits=not losses_lib._ends_in_softmax(model))
 
 
 # ---- helpers ----------------------------------------------------------------
