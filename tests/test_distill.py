@@ -74,6 +74,79 @@ def test_distillation_handles_softmax_outputs():
   assert got == pytest.approx(ref, rel=1e-5)
 
 
+def _small_pair(fw, head):
+  """(teacher, student): two small CNNs of `fw` whose last layer is a Dense
+  with `head` activation ("softmax": probabilities, None: logits)."""
+  keras = frameworks.get(fw).keras
+  layers = keras.layers
+
+  def make(width, seed):
+    init = keras.initializers.GlorotUniform(seed=seed)
+    inp = layers.Input((8, 8, 3))
+    h = layers.Conv2D(width, 3, activation="relu", kernel_initializer=init)(inp)
+    h = layers.GlobalAveragePooling2D()(h)
+    out = layers.Dense(4, activation=head, kernel_initializer=init)(h)
+    return keras.Model(inp, out)
+
+  return make(8, 1), make(4, 2)
+
+
+def _small_data(n=48):
+  rng = np.random.default_rng(0)
+  return rng.random((n, 8, 8, 3)).astype("float32"), rng.integers(0, 4, n)
+
+
+@pytest.mark.parametrize("head", ["softmax", None])
+@pytest.mark.parametrize("fw", ["tf_keras", "keras3"])
+def test_distillation_model_outputs_and_metrics_are_the_students(fw, head):
+  # Calling or predicting with the wrapper gives what the student emits
+  # (probabilities for a softmax head, not their log), and compiled metrics
+  # see those same outputs, in both Kerases.
+  keras = frameworks.get(fw).keras
+  teacher, student = _small_pair(fw, head)
+  x, y = _small_data()
+  dm = tps.DistillationModel(student, teacher)
+  want = np.asarray(student(x, training=False), np.float64)
+  np.testing.assert_allclose(np.asarray(dm(x, training=False)), want,
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(dm.predict(x, verbose=0), want,
+                             rtol=1e-5, atol=1e-6)
+  from_logits = head is None
+
+  def mean_output(y_true, y_pred):  # what a metric is given, averaged
+    del y_true
+    return y_pred
+
+  dm.compile("adam", metrics=[
+      "accuracy", mean_output,
+      keras.metrics.SparseCategoricalCrossentropy(name="xent",
+                                                  from_logits=from_logits)])
+  got = dm.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
+  assert got["mean_output"] == pytest.approx(want.mean(), rel=1e-4, abs=1e-6)
+  probs = want if head else np.exp(want) / np.exp(want).sum(-1, keepdims=True)
+  xent = float(np.mean(-np.log(probs[np.arange(len(y)), y])))
+  assert got["accuracy"] == pytest.approx(np.mean(want.argmax(-1) == y))
+  assert got["xent"] == pytest.approx(xent, rel=1e-4)
+  assert got["loss"] == pytest.approx(xent, rel=1e-4)  # the hard-label loss
+
+
+@pytest.mark.parametrize("fw", ["tf_keras", "keras3"])
+def test_distillation_loss_of_softmax_models_matches_numpy(fw):
+  # Softmax teacher and student: the loss is the formula on their logits,
+  # which log(probabilities) equal up to a per-row constant.
+  keras = frameworks.get(fw).keras
+  teacher, student = _small_pair(fw, "softmax")
+  x, y = _small_data()
+  s = np.log(np.asarray(student(x, training=True), np.float64))
+  t = np.log(np.asarray(teacher(x, training=False), np.float64))
+  want = _np_distill_loss(y, s, t, 3.0, 0.7)
+  dm = tps.DistillationModel(student, teacher, temperature=3.0, alpha=0.7)
+  dm.compile(keras.optimizers.SGD(0.0), metrics=["accuracy"])
+  got = dm.train_on_batch(x, y, return_dict=True)
+  assert got["loss"] == pytest.approx(want, rel=1e-4)
+  assert got["accuracy"] == pytest.approx(np.mean(s.argmax(-1) == y))
+
+
 # --- reinitialize ---------------------------------------------------------------
 
 

@@ -83,30 +83,34 @@ def _tf_keras_class():
       return self.student(inputs, training=training)
 
     def compute_loss_value(self, x, y, training=True):
-      """The distillation loss on one batch (what `train_step` minimises)."""
-      s = _logits(self.student, self.student(x, training=training))
+      """The distillation loss on one batch (what `train_step` minimises),
+      and the student's outputs (what it emits, as `call` returns them)."""
+      outputs = self.student(x, training=training)
+      s = _logits(self.student, outputs)
       t = _logits(self.teacher, self.teacher(x, training=False))
-      return distillation_loss(y, s, t, self.temperature, self.alpha), s
+      return distillation_loss(y, s, t, self.temperature, self.alpha), outputs
 
     def train_step(self, data):
       x, y = data[0], data[1]
       with tf.GradientTape() as tape:
-        loss, logits = self.compute_loss_value(x, y, training=True)
+        loss, outputs = self.compute_loss_value(x, y, training=True)
       variables = self.student.trainable_variables
       self.optimizer.apply_gradients(zip(tape.gradient(loss, variables),
                                          variables))
-      return self._update_metrics(loss, y, logits)
+      return self._update_metrics(loss, y, outputs)
 
     def test_step(self, data):
       x, y = data[0], data[1]
-      logits = _logits(self.student, self.student(x, training=False))
+      outputs = self.student(x, training=False)
       loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-          y, logits, from_logits=True))
-      return self._update_metrics(loss, y, logits)
+          y, _logits(self.student, outputs), from_logits=True))
+      return self._update_metrics(loss, y, outputs)
 
-    def _update_metrics(self, loss, y, logits):
+    def _update_metrics(self, loss, y, outputs):
+      # Compiled metrics see what the student emits (as with Keras 3 and a
+      # plain compiled student); only the loss works on logits.
       self._loss_tracker.update_state(loss)
-      self.compiled_metrics.update_state(y, tf.nn.softmax(logits))
+      self.compiled_metrics.update_state(y, outputs)
       out = {m.name: m.result() for m in self.metrics}
       out["loss"] = self._loss_tracker.result()
       return out
@@ -151,12 +155,14 @@ def _keras3_class():
                       loss=self._student_loss, **kwargs)
 
     @staticmethod
-    def _student_loss(y, y_pred):
-      return keras.losses.sparse_categorical_crossentropy(y, y_pred,
+    def _student_loss(y, logits):   # compute_loss passes the logits
+      return keras.losses.sparse_categorical_crossentropy(y, logits,
                                                           from_logits=True)
 
     def call(self, inputs, training=False):
-      return self._as_logits(self.student(inputs, training=training), 0)
+      # What the student emits (probabilities for a softmax head): predict
+      # and the compiled metrics see it; compute_loss takes the logits.
+      return self.student(inputs, training=training)
 
     def _as_logits(self, outputs, which):
       if self._softmax_out[which]:
@@ -165,7 +171,8 @@ def _keras3_class():
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
-      hard = ops.mean(self._student_loss(y, y_pred))
+      student = self._as_logits(y_pred, 0)   # y_pred: the student's outputs
+      hard = ops.mean(self._student_loss(y, student))
       if not training:
         return hard   # evaluate: the student's own hard-label loss
       t = self.temperature
@@ -173,7 +180,7 @@ def _keras3_class():
           self._as_logits(self.teacher(x, training=False), 1))
       p_t = ops.softmax(teacher / t)
       kl = ops.sum(p_t * (ops.log_softmax(teacher / t) -
-                          ops.log_softmax(y_pred / t)), axis=-1)
+                          ops.log_softmax(student / t)), axis=-1)
       return (1.0 - self.alpha) * hard + self.alpha * t * t * ops.mean(kl)
 
   return DistillationModel
@@ -205,8 +212,10 @@ class DistillationModel(metaclass=classes.dispatcher_meta(_CLASSES)):
            + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
 
   The teacher runs in inference mode and is never trained. Calling the
-  model runs the student; `evaluate` reports the student's hard-label loss
-  and metrics. `save` writes the student alone, so the file loads as a
+  model (or `predict`) returns exactly what the student emits, e.g.
+  probabilities for a softmax student, and compiled metrics are given those
+  same outputs; only the loss converts them to logits. `evaluate` reports
+  the student's hard-label loss and metrics. `save` writes the student alone, so the file loads as a
   plain model with no custom objects. Works for tf_keras and Keras 3 (any
   backend: the Keras 3 form overrides `compute_loss` and keeps a frozen
   copy of the teacher); the result is a model of the student's Keras.
