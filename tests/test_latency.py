@@ -296,6 +296,21 @@ def test_save_load_round_trip(tmp_path):
     assert back.predict(counts) == lm.predict(counts)
 
 
+def test_save_never_leaves_a_truncated_file(tmp_path, monkeypatch):
+  lm = fake_table()
+  path = tmp_path / "lm.json"
+  lm.save(str(path))
+  before = path.read_text()
+
+  def broken():
+    raise RuntimeError("interrupted")
+  monkeypatch.setattr(lm, "to_dict", broken)
+  with pytest.raises(RuntimeError, match="interrupted"):
+    lm.save(str(path))
+  assert path.read_text() == before
+  assert os.listdir(tmp_path) == ["lm.json"]
+
+
 def test_measure_is_monotone_cached_and_predicts_models(tmp_path):
   model = small_model("keras3", width=24)
   lm = latency.LatencyModel.measure(model, cache_dir=str(tmp_path),
@@ -325,6 +340,17 @@ def test_measure_is_monotone_cached_and_predicts_models(tmp_path):
   cached = latency.LatencyModel.measure(rebuilt, cache_dir=str(tmp_path),
                                         max_points=3, verbose=0)
   assert cached.to_dict() == lm.to_dict() and len(os.listdir(tmp_path)) == 1
+  # A damaged cache file (e.g. a write cut short) is measured again, with a
+  # warning naming it, and replaced.
+  path = tmp_path / files[0]
+  path.write_text(path.read_text()[:100])
+  with pytest.warns(UserWarning, match="measured again.*" + files[0]):
+    remeasured = latency.LatencyModel.measure(model, cache_dir=str(tmp_path),
+                                              max_points=3, verbose=0)
+  assert [l.out_widths for l in remeasured.layers] == [
+      l.out_widths for l in lm.layers]
+  assert os.listdir(tmp_path) == files
+  assert latency.LatencyModel.load(str(path)).to_dict() == remeasured.to_dict()
 
 
 def test_measure_at_given_width_fractions(tmp_path):

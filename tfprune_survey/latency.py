@@ -49,6 +49,7 @@ import os
 import platform
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -486,8 +487,20 @@ class LatencyModel:
 
   def save(self, path):
     """Writes the tables as JSON (portable: measure on a phone, plan here)."""
-    with open(path, "w") as f:
-      json.dump(self.to_dict(), f, indent=1)
+    # Written next to `path`, then renamed over it, so that an interrupted
+    # write (or a second process measuring the same model) never leaves a
+    # truncated file behind, e.g. in the measuring cache.
+    text = json.dumps(self.to_dict(), indent=1)
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".latency-", suffix=".tmp")
+    try:
+      with os.fdopen(fd, "w") as f:
+        f.write(text)
+      os.replace(tmp, path)
+    except BaseException:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+      raise
 
   @classmethod
   def load(cls, path):
@@ -572,7 +585,12 @@ class LatencyModel:
           os.path.join(glob.escape(folder),
                        f"*-{arch.rsplit('-', 1)[-1]}-{digest}.json")))
       if hits:
-        return cls.load(hits[0])
+        try:
+          return cls.load(hits[0])
+        except ValueError as e:
+          # A damaged cache file costs a measurement, not the call.
+          warnings.warn(f"LatencyModel.measure: the cached table is unusable "
+                        f"and is measured again: {e}")
     t0 = time.perf_counter()
     plans = _layer_plans(model, graph, step, max_points, widths)
     specs = {}
