@@ -141,3 +141,57 @@ def test_accuracy_of_a_model_with_two_inputs(framework):
   assert evaluate_accuracy(model, ({"b": xb, "a": xa}, y)) == pytest.approx(
       0.75)
   assert evaluate_accuracy(model, ([xb, xa], y)) < 0.5
+
+
+def _grouped_conv_model(keras):
+  """c1 (8 channels) read by a conv of 2 groups: its group has 2 blocks.
+
+  Block 0's filters are 10x larger, so a ranking that ignores the blocks
+  would keep block 0 alone.
+  """
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((6, 6, 3))
+  x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+  x = keras.layers.Conv2D(4, 3, groups=2, padding="same", name="gc")(x)
+  out = keras.layers.Dense(3, name="out")(keras.layers.Flatten()(x))
+  model = keras.Model(inp, out)
+  kernel, bias = model.get_layer("c1").get_weights()
+  kernel[..., :4] *= 10.0
+  model.get_layer("c1").set_weights([kernel, bias])
+  return model
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+def test_sensitivity_evaluates_what_prune_keeps_for_grouped_convs(framework):
+  # Each point is the model tps.prune(ratios={group: ratio}) makes: a group
+  # split in blocks by a grouped conv keeps a multiple of its blocks, the
+  # best of each block. Rounded counts that repeat, or keep the whole group,
+  # are not evaluated again.
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  model = _grouped_conv_model(frameworks.get(framework).keras)
+  assert tps.ChannelGraph(model).group("c1").blocks == 2
+  x = np.random.default_rng(0).normal(size=(8, 6, 6, 3)).astype("float32")
+  ref = np.asarray(model(x, training=False))
+  calls = []
+
+  def metric(m, data):
+    calls.append(1)
+    return -float(np.mean((np.asarray(m(data[0], training=False)) - ref)**2))
+
+  # Remove 0, 2, 3 and 4 of 8 channels: 8 (all), 6, 5 -> 6, 4 kept.
+  ratios = (0.1, 0.25, 0.375, 0.5)
+  result = tps.sensitivity(model, "l1", eval_data=(x, np.zeros(8)),
+                           metric=metric, ratios=ratios, groups=["c1"],
+                           verbose=0)
+  values = result.table["c1"]
+  evaluated = len(calls)
+  for r, value in zip(ratios, values):
+    pruned = tps.prune(model, "l1", ratios={"c1": r}).model
+    assert value == pytest.approx(metric(pruned, (x,)), rel=1e-5, abs=1e-6)
+  assert result.kept == {"c1": [8, 6, 6, 4]}
+  assert evaluated == 3  # the baseline, 6 and 4 kept
+  assert values[0] == result.baseline and values[1] == values[2]
+  # A ratio that removes nothing once rounded is not worth returning.
+  assert values[1] < result.baseline
+  assert tps.ratios_from_sensitivity(result, max_drop=0.0) == {}
+  assert tps.ratios_from_sensitivity(result, max_drop=1e9) == {"c1": 0.5}

@@ -5,8 +5,6 @@ import json
 import math
 import numbers
 
-import numpy as np
-
 from tfprune_survey import criteria as criteria_lib
 from tfprune_survey import data as data_lib
 from tfprune_survey import frameworks
@@ -39,8 +37,15 @@ class SensitivityResult:
     metric: the metric's name.
     baseline: the metric of the unpruned model.
     ratios: the fractions of each group's channels removed.
-    table: {group_id: [metric at each ratio]}, groups in depth order.
+    table: {group_id: [metric at each ratio]}, groups in depth order. Each
+      value is the metric of `tps.prune(model, criterion, ratios={group_id:
+      ratio})` (before any fine-tuning).
     sizes: {group_id: channels in the group}.
+    kept: {group_id: [channels kept at each ratio]}, after the rounding
+      `tps.prune` applies (see `sensitivity`); a ratio whose count equals
+      the previous one's has the same value, and one that keeps the whole
+      group has the baseline. None when not recorded (a result built by
+      hand).
   """
   criterion: str
   metric: str
@@ -48,6 +53,7 @@ class SensitivityResult:
   ratios: tuple
   table: dict
   sizes: dict
+  kept: dict = None
 
   def drops(self, group_id):
     """baseline - metric at each ratio, for one group."""
@@ -128,6 +134,17 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
   the slim model computes) in one reusable copy, so no model is rebuilt per
   point. The model passed in is not modified.
 
+  Each point is what `tps.prune(model, criterion, ratios={group: ratio})`
+  keeps (its default round_to=1 and min_channels=1): floor(ratio * size)
+  channels are removed, but at least one is kept, and a group read or
+  written by a grouped convolution (`ChannelGroup.blocks` > 1) keeps a
+  multiple of its block count, rounded up, made of the best channels of
+  each block. Where that rounding gives a ratio the same kept count as the
+  previous ratio, the point is not evaluated again (it has the previous
+  value); where it keeps the whole group (e.g. a small ratio of a small
+  group), the point is the baseline. `SensitivityResult.kept` holds the
+  counts.
+
   Args:
     model: a model of either Keras (any backend).
     criterion: a criterion name or instance.
@@ -182,26 +199,36 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
       recalibrate_bn(work, recalibrate)
     return float(evaluate(work, eval_data))
 
+  # The kept counts and channels of tps.prune(ratios={group: ratio}).
+  plans = []
+  for g in order:
+    planner = planning.Planner(graph, {g.id: scores[g.id]})
+    plans.append((g, planner, [planner.counts_per_group({g.id: r})[g.id]
+                               for r in ratios]))
+  # Counts fall as ratios grow: each distinct count below the size is one
+  # evaluation.
+  evaluations = sum(len({n for n in counts if n < g.size})
+                    for g, _, counts in plans)
   bar = (frameworks.of(model).keras.utils.Progbar(
-      1 + len(order) * len(ratios), unit_name="evaluation")
-         if verbose else None)
+      1 + evaluations, unit_name="evaluation") if verbose else None)
   baseline = measure({})
   if bar is not None:
     bar.add(1)
-  table, sizes = {}, {}
-  for g in order:
-    ranked = np.argsort(-np.asarray(scores[g.id]), kind="stable")
-    values = []
-    for r in ratios:
-      n_keep = max(1, g.size - int(math.floor(r * g.size + 1e-9)))
-      values.append(measure({g.id: np.sort(ranked[:n_keep])}))
-      if bar is not None:
-        bar.add(1, values=[("group", order.index(g) + 1)])
+  table, sizes, kept = {}, {}, {}
+  for i, (g, planner, counts) in enumerate(plans, start=1):
+    values, last = [], (g.size, baseline)
+    for n in counts:
+      if n != last[0]:
+        last = (n, measure(planner.keep_indices({g.id: n})))
+        if bar is not None:
+          bar.add(1, values=[("group", i)])
+      values.append(last[1])
     table[g.id] = values
     sizes[g.id] = g.size
+    kept[g.id] = [int(n) for n in counts]
   return SensitivityResult(criterion=crit.name or type(crit).__name__,
                            metric=name, baseline=baseline, ratios=ratios,
-                           table=table, sizes=sizes)
+                           table=table, sizes=sizes, kept=kept)
 
 
 def ratios_from_sensitivity(result, max_drop):
@@ -209,7 +236,11 @@ def ratios_from_sensitivity(result, max_drop):
   and that of every smaller ratio, is at most `max_drop`.
 
   Groups that cannot lose even the smallest ratio are left out (they keep
-  all their channels). The result goes to `tps.prune(..., ratios=...)`.
+  all their channels), and so are groups whose chosen ratio removes no
+  channel once rounded (`result.kept`; e.g. 0.1 of a group of 8 channels,
+  or 0.2 of a group of 16 that a grouped convolution splits in 4 blocks).
+  The result goes to `tps.prune(..., ratios=...)`, which keeps what
+  `result.kept` says.
   """
   if not isinstance(result, SensitivityResult):
     raise TypeError(f"`result` must be a SensitivityResult, got "
@@ -221,11 +252,12 @@ def ratios_from_sensitivity(result, max_drop):
     raise ValueError(f"`max_drop` must be a number >= 0, got {max_drop!r}")
   out = {}
   for gid in result.table:
-    chosen = 0.0
-    for r, drop in zip(result.ratios, result.drops(gid)):
+    chosen, whole = 0.0, True
+    kept = (result.kept or {}).get(gid) or [None] * len(result.ratios)
+    for r, drop, n in zip(result.ratios, result.drops(gid), kept):
       if drop > max_drop + 1e-9:  # float noise in baseline - value
         break
-      chosen = r
-    if chosen > 0:
+      chosen, whole = r, n is not None and n >= result.sizes[gid]
+    if chosen > 0 and not whole:
       out[gid] = chosen
   return out
