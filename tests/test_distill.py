@@ -147,6 +147,38 @@ def test_distillation_loss_of_softmax_models_matches_numpy(fw):
   assert got["accuracy"] == pytest.approx(np.mean(s.argmax(-1) == y))
 
 
+@pytest.mark.parametrize("fw", ["tf_keras", "keras3"])
+def test_sample_weights_weight_the_loss_and_metrics(fw):
+  keras = frameworks.get(fw).keras
+  teacher, student = _small_pair(fw, None)
+  x, y = _small_data()
+  w = np.random.default_rng(1).random(len(x)).astype("float32")
+  w[::3] = 0.0
+  s = np.asarray(student(x, training=True), np.float64)
+  t = np.asarray(teacher(x, training=False), np.float64)
+  per = np.array([_np_distill_loss(y[i:i + 1], s[i:i + 1], t[i:i + 1], 3.0,
+                                   0.7) for i in range(len(x))])
+  dm = tps.DistillationModel(student, teacher, temperature=3.0, alpha=0.7)
+  # As in Keras: `metrics` ignore sample weights, `weighted_metrics` use them.
+  acc = keras.metrics.SparseCategoricalAccuracy
+  dm.compile(keras.optimizers.SGD(0.0), metrics=[acc(name="acc")],
+             weighted_metrics=[acc(name="wacc")])
+  got = dm.train_on_batch(x, y, sample_weight=w, return_dict=True)
+  assert got["loss"] == pytest.approx(np.mean(per * w), rel=1e-4)
+  hit = (s.argmax(-1) == y).astype(np.float64)
+  assert got["acc"] == pytest.approx(np.mean(hit), rel=1e-5)
+  assert got["wacc"] == pytest.approx(np.sum(hit * w) / np.sum(w), rel=1e-5)
+  # evaluate: the weighted hard-label loss, through a dataset's third element
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  ds = tf.data.Dataset.from_tensor_slices((x, y, w)).batch(len(x))
+  ev = dm.evaluate(ds, verbose=0, return_dict=True)
+  z = s - s.max(-1, keepdims=True)
+  hard = -(z - np.log(np.exp(z).sum(-1, keepdims=True)))[np.arange(len(y)), y]
+  assert ev["loss"] == pytest.approx(np.mean(hard * w), rel=1e-4)
+  assert ev["acc"] == pytest.approx(np.mean(hit), rel=1e-5)
+  assert ev["wacc"] == pytest.approx(np.sum(hit * w) / np.sum(w), rel=1e-5)
+
+
 # --- reinitialize ---------------------------------------------------------------
 
 

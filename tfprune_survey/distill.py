@@ -17,12 +17,15 @@ def _logits(model, outputs):
   return outputs
 
 
-def distillation_loss(y, student_logits, teacher_logits, temperature, alpha):
+def distillation_loss(y, student_logits, teacher_logits, temperature, alpha,
+                      sample_weight=None):
   """(1 - alpha) * CE(y, student) + alpha * T^2 * KL(teacher_T || student_T).
 
   `*_T` are the softmax of logits / T. The T^2 factor keeps the soft term's
   gradients on the same scale as the hard term's when T changes (Hinton et
-  al. 2015, section 2). Returns the batch mean. (TensorFlow ops: tf_keras.)
+  al. 2015, section 2). Returns the batch mean, each sample's loss
+  multiplied by its `sample_weight` if given (the mean is over the batch,
+  as Keras' default reduction takes it). (TensorFlow ops: tf_keras.)
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras as keras  # pylint: disable=g-import-not-at-top
@@ -33,7 +36,17 @@ def distillation_loss(y, student_logits, teacher_logits, temperature, alpha):
   log_p_teacher = tf.nn.log_softmax(teacher_logits / t)
   log_p_student = tf.nn.log_softmax(student_logits / t)
   kl = tf.reduce_sum(p_teacher * (log_p_teacher - log_p_student), axis=-1)
-  return tf.reduce_mean((1.0 - alpha) * hard + alpha * t * t * kl)
+  return tf.reduce_mean(_weighted((1.0 - alpha) * hard + alpha * t * t * kl,
+                                  sample_weight))
+
+
+def _weighted(per_sample, sample_weight):
+  """Per-sample losses times their weights (one weight per sample)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if sample_weight is None:
+    return per_sample
+  return per_sample * tf.reshape(tf.cast(sample_weight, per_sample.dtype),
+                                 [-1])
 
 
 def _check_args(student, teacher, temperature, alpha):
@@ -82,35 +95,39 @@ def _tf_keras_class():
     def call(self, inputs, training=False):
       return self.student(inputs, training=training)
 
-    def compute_loss_value(self, x, y, training=True):
+    def compute_loss_value(self, x, y, training=True, sample_weight=None):
       """The distillation loss on one batch (what `train_step` minimises),
       and the student's outputs (what it emits, as `call` returns them)."""
       outputs = self.student(x, training=training)
       s = _logits(self.student, outputs)
       t = _logits(self.teacher, self.teacher(x, training=False))
-      return distillation_loss(y, s, t, self.temperature, self.alpha), outputs
+      return distillation_loss(y, s, t, self.temperature, self.alpha,
+                               sample_weight), outputs
 
     def train_step(self, data):
-      x, y = data[0], data[1]
+      x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
       with tf.GradientTape() as tape:
-        loss, outputs = self.compute_loss_value(x, y, training=True)
+        loss, outputs = self.compute_loss_value(x, y, training=True,
+                                                sample_weight=sample_weight)
       variables = self.student.trainable_variables
       self.optimizer.apply_gradients(zip(tape.gradient(loss, variables),
                                          variables))
-      return self._update_metrics(loss, y, outputs)
+      return self._update_metrics(loss, y, outputs, sample_weight)
 
     def test_step(self, data):
-      x, y = data[0], data[1]
+      x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
       outputs = self.student(x, training=False)
-      loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-          y, _logits(self.student, outputs), from_logits=True))
-      return self._update_metrics(loss, y, outputs)
+      loss = tf.reduce_mean(_weighted(
+          keras.losses.sparse_categorical_crossentropy(
+              y, _logits(self.student, outputs), from_logits=True),
+          sample_weight))
+      return self._update_metrics(loss, y, outputs, sample_weight)
 
-    def _update_metrics(self, loss, y, outputs):
+    def _update_metrics(self, loss, y, outputs, sample_weight=None):
       # Compiled metrics see what the student emits (as with Keras 3 and a
       # plain compiled student); only the loss works on logits.
       self._loss_tracker.update_state(loss)
-      self.compiled_metrics.update_state(y, outputs)
+      self.compiled_metrics.update_state(y, outputs, sample_weight)
       out = {m.name: m.result() for m in self.metrics}
       out["loss"] = self._loss_tracker.result()
       return out
@@ -172,16 +189,26 @@ def _keras3_class():
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
       student = self._as_logits(y_pred, 0)   # y_pred: the student's outputs
-      hard = ops.mean(self._student_loss(y, student))
-      if not training:
-        return hard   # evaluate: the student's own hard-label loss
+      hard = self._student_loss(y, student)
+      if not training:   # evaluate: the student's own hard-label loss
+        return ops.mean(self._weighted(hard, sample_weight))
       t = self.temperature
       teacher = ops.stop_gradient(
           self._as_logits(self.teacher(x, training=False), 1))
       p_t = ops.softmax(teacher / t)
       kl = ops.sum(p_t * (ops.log_softmax(teacher / t) -
                           ops.log_softmax(student / t)), axis=-1)
-      return (1.0 - self.alpha) * hard + self.alpha * t * t * ops.mean(kl)
+      return ops.mean(self._weighted(
+          (1.0 - self.alpha) * hard + self.alpha * t * t * kl, sample_weight))
+
+    @staticmethod
+    def _weighted(per_sample, sample_weight):
+      # Each sample's loss times its weight; the mean stays over the batch,
+      # as Keras' default reduction takes it.
+      if sample_weight is None:
+        return per_sample
+      return per_sample * ops.reshape(
+          ops.cast(sample_weight, per_sample.dtype), (-1,))
 
   return DistillationModel
 
@@ -215,8 +242,11 @@ class DistillationModel(metaclass=classes.dispatcher_meta(_CLASSES)):
   model (or `predict`) returns exactly what the student emits, e.g.
   probabilities for a softmax student, and compiled metrics are given those
   same outputs; only the loss converts them to logits. `evaluate` reports
-  the student's hard-label loss and metrics. `save` writes the student alone, so the file loads as a
-  plain model with no custom objects. Works for tf_keras and Keras 3 (any
+  the student's hard-label loss and metrics. Sample weights (`fit` and
+  `evaluate`'s `sample_weight`, or a dataset's third element) multiply each
+  sample's loss, the mean staying over the batch as in Keras' default
+  reduction, and weight the compiled metrics. `save` writes the student
+  alone, so the file loads as a plain model with no custom objects. Works for tf_keras and Keras 3 (any
   backend: the Keras 3 form overrides `compute_loss` and keeps a frozen
   copy of the teacher); the result is a model of the student's Keras.
 
