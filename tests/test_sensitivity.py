@@ -195,3 +195,37 @@ def test_sensitivity_evaluates_what_prune_keeps_for_grouped_convs(framework):
   assert values[1] < result.baseline
   assert tps.ratios_from_sensitivity(result, max_drop=0.0) == {}
   assert tps.ratios_from_sensitivity(result, max_drop=1e9) == {"c1": 0.5}
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+def test_sensitivity_skips_groups_the_criterion_does_not_score(framework):
+  # 'apoz' reads feature maps, and c2's are read only inside a nested model:
+  # tps.score leaves c2 unscored (with a warning) and tps.prune leaves it
+  # whole; sensitivity leaves it out, and refuses it by name when asked.
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  keras = frameworks.get(framework).keras
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((6, 6, 3))
+  x = keras.layers.ReLU()(keras.layers.Conv2D(4, 3, padding="same",
+                                              name="c1")(inp))
+  x = keras.layers.ReLU()(keras.layers.Conv2D(4, 3, padding="same",
+                                              name="c2")(x))
+  sub_in = keras.Input((6, 6, 4))
+  sub = keras.Model(sub_in, keras.layers.Conv2D(3, 1, name="sc")(sub_in),
+                    name="sub")
+  x = keras.layers.GlobalAveragePooling2D()(sub(x))
+  model = keras.Model(inp, keras.layers.Dense(3, name="out")(x))
+  xs = np.random.default_rng(0).normal(size=(8, 6, 6, 3)).astype("float32")
+  ys = np.arange(8) % 3
+  with pytest.warns(UserWarning, match="c2"):
+    scored = set(tps.score(model, "apoz", xs))
+  assert "c2" not in scored and "c1" in scored
+  with pytest.warns(UserWarning, match="c2"):
+    result = tps.sensitivity(model, "apoz", xs, eval_data=(xs, ys),
+                             ratios=(0.5,), verbose=0)
+  assert list(result.table) == [g.id for g in depth_order(
+      tps.ChannelGraph(model)) if g.id in scored]
+  with pytest.warns(UserWarning, match="c2"), pytest.raises(
+      ValueError, match=r"`groups` names \['c2'\].*'apoz'"):
+    tps.sensitivity(model, "apoz", xs, eval_data=(xs, ys), ratios=(0.5,),
+                    groups=["c1", "c2"], verbose=0)

@@ -153,7 +153,10 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
     eval_data: (x, y) or a dataset of (x, y) batches to evaluate on.
     metric: 'accuracy' (top-1) or a callable (model, eval_data) -> float,
       higher is better.
-    groups: optional group ids to analyse (default: every prunable group).
+    groups: optional group ids to analyse (default: every prunable group
+      that `criterion` scores; groups it has nothing to read for, e.g. an
+      activation criterion's groups read inside a nested model, are left
+      out, as `tps.prune` leaves them whole).
     recalibrate: optional data on which BN statistics are re-estimated
       after each pruning, before evaluating.
     steps: optional maximum number of batches for scoring.
@@ -166,9 +169,9 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
     TypeError: for `ratios` that are not a sequence of numbers, or
       `groups` that are not group ids.
     ValueError: for ratios outside (0, 1) or not increasing, unknown
-      groups, a bad `metric`, or data whose input shape (or, for 'taylor'
-      and 'taylor_fo', labels) do not fit the model, checked before any
-      evaluation.
+      groups, `groups` that the criterion gives no scores, a bad `metric`,
+      or data whose input shape (or, for 'taylor' and 'taylor_fo', labels)
+      do not fit the model, checked before any evaluation.
   """
   frameworks.check_model(model)
   ratios = _check_ratio_list(ratios)
@@ -189,6 +192,18 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
                        f"groups; prunable: {sorted(known)}")
     order = [g for g in order if g.id in set(groups)]
   scores = score_fn(model, crit, data, steps=steps, graph=graph)
+  # Groups the criterion has nothing to read for stay whole, as in
+  # tps.prune (tps.score warns about them).
+  crit_name = crit.name or type(crit).__name__
+  if groups is not None:
+    unscored = [g.id for g in order if g.id not in scores]
+    if unscored:
+      scored = [g.id for g in depth_order(graph) if g.id in scores]
+      raise ValueError(
+          f"`groups` names {unscored}, which criterion '{crit_name}' gives "
+          "no scores (it has nothing to read for them; tps.prune leaves "
+          f"them whole), so they cannot be ranked; scored groups: {scored}")
+  order = [g for g in order if g.id in scores]
   work, remask = masked_copy(model, graph=graph)
   name = metric if isinstance(metric, str) else getattr(
       metric, "__name__", "metric")
@@ -226,9 +241,9 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
     table[g.id] = values
     sizes[g.id] = g.size
     kept[g.id] = [int(n) for n in counts]
-  return SensitivityResult(criterion=crit.name or type(crit).__name__,
-                           metric=name, baseline=baseline, ratios=ratios,
-                           table=table, sizes=sizes, kept=kept)
+  return SensitivityResult(criterion=crit_name, metric=name,
+                           baseline=baseline, ratios=ratios, table=table,
+                           sizes=sizes, kept=kept)
 
 
 def ratios_from_sensitivity(result, max_drop):
