@@ -474,3 +474,33 @@ def test_recalibrate_and_progress_bar(framework, capsys):
   pre = to_numpy(keras.Model(again.model.input, again.model.get_layer(
       "c2").output)(x, training=False)).reshape(-1, bn_again[0].shape[0])
   np.testing.assert_allclose(bn_again[0], pre.mean(0), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_malformed_recalibrate_of_a_two_input_model_fails_first(framework,
+                                                               monkeypatch):
+  # `recalibrate` meets the model only after the merging; a list read as
+  # (x=xa, y=xb) gives one array for two inputs.
+  import sys  # pylint: disable=g-import-not-at-top
+  keras = keras_of(framework)
+  keras.utils.set_random_seed(0)
+  a = keras.Input((6, 6, 3), name="a")
+  b = keras.Input((6, 6, 2), name="b")
+  x = keras.layers.Concatenate()([
+      keras.layers.Conv2D(4, 3, padding="same", name="ca")(a),
+      keras.layers.Conv2D(4, 3, padding="same", name="cb")(b)])
+  x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+  out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+  model = keras.Model([a, b], out)
+  xa = inputs(8, (6, 6, 3))
+  xb = inputs(8, (6, 6, 2))
+
+  def no_work(*args, **kwargs):
+    raise AssertionError("the channels were clustered before the check")
+
+  monkeypatch.setattr(sys.modules["tfprune_survey.cluster"], "ChannelGraph",
+                      no_work)
+  with pytest.raises(ValueError, match="`recalibrate` gives one input array"):
+    tps.cluster_prune(model, ratio=0.5, recalibrate=[xa, xb])
+  with pytest.raises(ValueError, match=r"`recalibrate` gives inputs \['a'\]"):
+    tps.cluster_prune(model, ratio=0.5, recalibrate=({"a": xa},))

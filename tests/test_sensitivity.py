@@ -229,3 +229,51 @@ def test_sensitivity_skips_groups_the_criterion_does_not_score(framework):
       ValueError, match=r"`groups` names \['c2'\].*'apoz'"):
     tps.sensitivity(model, "apoz", xs, eval_data=(xs, ys), ratios=(0.5,),
                     groups=["c1", "c2"], verbose=0)
+
+
+def _two_input_model(keras):
+  """Inputs 'a' (6, 6, 3) and 'b' (6, 6, 2), a BN after their concat."""
+  keras.utils.set_random_seed(0)
+  a = keras.Input((6, 6, 3), name="a")
+  b = keras.Input((6, 6, 2), name="b")
+  x = keras.layers.Concatenate()([
+      keras.layers.Conv2D(4, 3, padding="same", name="ca")(a),
+      keras.layers.Conv2D(4, 3, padding="same", name="cb")(b)])
+  x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+  x = keras.layers.Conv2D(4, 3, padding="same", name="c2")(x)
+  out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+  return keras.Model([a, b], out)
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+@pytest.mark.parametrize("case", ["recalibrate_list", "recalibrate_dataset",
+                                  "eval_data_short", "eval_data_dict"])
+def test_malformed_data_of_a_two_input_model_fails_before_scoring(
+    framework, case, monkeypatch):
+  # eval_data and recalibrate meet the model only after the scoring: their
+  # x must be checked first (one array per input, in order or by name), in
+  # an error naming them, not Keras' from inside the first evaluation.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  model = _two_input_model(frameworks.get(framework).keras)
+  rng = np.random.default_rng(0)
+  xa = rng.normal(size=(8, 6, 6, 3)).astype("float32")
+  xb = rng.normal(size=(8, 6, 6, 2)).astype("float32")
+  y = np.arange(8) % 3
+  kwargs, words = {
+      # Read as x=xa, y=xb: one array for two inputs.
+      "recalibrate_list": (dict(recalibrate=[xa, xb]),
+                           "`recalibrate` gives one input array"),
+      "recalibrate_dataset": (dict(recalibrate=tf.data.Dataset.
+                                   from_tensor_slices((xa, y)).batch(4)),
+                              "`recalibrate` gives one input array"),
+      "eval_data_short": (dict(eval_data=([xa], y)),
+                          "`eval_data` gives 1 input arrays"),
+      "eval_data_dict": (dict(eval_data=({"a": xa, "c": xb}, y)),
+                         "`eval_data` gives inputs ['a', 'c']"),
+  }[case]
+  kwargs.setdefault("eval_data", ([xa, xb], y))
+  crit = tps.criteria.get("l1")
+  monkeypatch.setattr(type(crit), "score", lambda self, ctx: 1 / 0)
+  with pytest.raises(ValueError, match=words.replace("[", r"\[")):
+    tps.sensitivity(model, crit, ratios=(0.5,), verbose=0, **kwargs)

@@ -21,8 +21,10 @@ from tfprune_survey.criteria.context import ScoringContext
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.metrics.macs import count_macs
 from tfprune_survey.metrics.macs_model import MacsModel
+from tfprune_survey.pruner import _check_recalibrate
 from tfprune_survey.pruner import PruneReport
 from tfprune_survey.pruner import PruneResult
+from tfprune_survey.sensitivity import check_data_now
 from tfprune_survey.strip.materialize import materialize
 from tfprune_survey.strip.surgery import grouped_weight
 
@@ -127,7 +129,9 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
       Keras.
     ValueError: for not exactly one of threshold/ratio/target_macs, a value
       out of range, an unknown metric, linkage, merge or scope, data that
-      does not fit the model, or an unreachable `target_macs`.
+      does not fit the model (`recalibrate` is checked before any
+      clustering, for a model of several inputs too, and the message names
+      it), or an unreachable `target_macs`.
     UnsupportedModelError: for a subclassed or unbuilt model.
 
   Example:
@@ -155,8 +159,9 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
     planning.check_int(steps, "steps", 1)
   if data is not None:
     data = data_lib.checked(model, data)
-  if recalibrate is not None:
-    data_lib.check_inputs(model, recalibrate, "recalibrate")
+  if recalibrate is not None:  # before any clustering, naming it
+    check_data_now(model, recalibrate, "recalibrate")
+    recalibrate = _check_recalibrate(model, recalibrate)
 
   graph = ChannelGraph(model)
   groups = graph.prunable_groups

@@ -4,7 +4,6 @@ Li et al. 2017; Polyak and Wolf 2015; Luo et al. 2017, ThiNet)."""
 import dataclasses
 
 from tfprune_survey import criteria as criteria_lib
-from tfprune_survey import data as data_lib
 from tfprune_survey import frameworks
 from tfprune_survey import planning
 from tfprune_survey.bn import recalibrate_bn
@@ -12,8 +11,10 @@ from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.losses import per_sample_loss
 from tfprune_survey.metrics.macs import count_macs, count_params
 from tfprune_survey.metrics.macs_model import MacsModel
+from tfprune_survey.pruner import _check_recalibrate
 from tfprune_survey.pruner import prune
 from tfprune_survey.metrics.accuracy import evaluate_accuracy
+from tfprune_survey.sensitivity import check_data_now
 from tfprune_survey.sensitivity import depth_order
 
 MODES = ("global", "layerwise")
@@ -141,7 +142,9 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
       rounds=2.5, a `finetune` that is neither callable nor a dict).
     ValueError: for a value out of range (target_macs outside (0, 1),
       rounds or round_to below 1, an unknown mode or scope), data that does
-      not fit the model (see `tps.prune`), or an unreachable target.
+      not fit the model (see `tps.prune`; `eval_data` and `recalibrate`
+      are checked before any pruning, for a model of several inputs too,
+      and the message names the argument), or an unreachable target.
   """
   frameworks.check_model(model)
   args = planning.check_plan_args(target_macs=target_macs, scope=scope,
@@ -152,9 +155,12 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
   round_to, min_channels = args.round_to, args.min_channels
   mode = planning.check_choice(mode, "mode", MODES)
   rounds = planning.check_int(rounds, "rounds", 1)
+  # Checked before any pruning: both meet the model only after it.
   for value, name in ((eval_data, "eval_data"), (recalibrate, "recalibrate")):
     if value is not None:
-      data_lib.check_inputs(model, value, name)
+      check_data_now(model, value, name)
+  if recalibrate is not None:
+    recalibrate = _check_recalibrate(model, recalibrate)
   run_finetune = make_finetune(finetune)
   crit = criteria_lib.get(criterion)
   if mode == "global":

@@ -11,6 +11,7 @@ from tfprune_survey import frameworks
 from tfprune_survey import planning
 from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.pruner import _check_recalibrate
 from tfprune_survey.scoring import score as score_fn
 from tfprune_survey.metrics.accuracy import evaluate_accuracy
 from tfprune_survey.strip.mask import masked_copy
@@ -110,6 +111,35 @@ def _check_ratio_list(ratios):
   return ratios
 
 
+def check_data_now(model, data, arg_name):
+  """Raises now, naming `arg_name`, unless `data`'s x can feed `model`.
+
+  `tfprune_survey.data.check_inputs` compares the input shape of a model of
+  one input. For a model of several inputs, x of the first batch (a numpy
+  slice, or a dataset's `element_spec`: nothing is read) gets the check
+  `tfprune_survey.data.checked` gives every batch as it streams: one array
+  per input, in the model's order or by input name, each of that input's
+  shape. Used for data that only meets the model after the scoring and
+  pruning (`eval_data`, `recalibrate`), so that a malformed value fails
+  before that work, in words that name it.
+
+  Raises:
+    TypeError: for numpy data of an unsupported type.
+    ValueError: naming `arg_name`, the inputs given and those expected.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  data_lib.check_inputs(model, data, arg_name)
+  if len(list(getattr(model, "inputs", None) or [])) < 2:
+    return
+  if isinstance(data, data_lib.CheckedData):
+    data = data.data
+  if isinstance(data, tf.data.Dataset):
+    x = data_lib._x_spec(data.element_spec)[0]  # pylint: disable=protected-access
+  else:
+    x, _ = next(data_lib.iterate_batches(data, steps=1, arg_name=arg_name))
+  data_lib._check_inputs_of(model, x, arg_name)  # pylint: disable=protected-access
+
+
 def depth_order(graph):
   """Prunable groups sorted by the position of their first producer."""
   position = {}
@@ -171,13 +201,16 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
     ValueError: for ratios outside (0, 1) or not increasing, unknown
       groups, `groups` that the criterion gives no scores, a bad `metric`,
       or data whose input shape (or, for 'taylor' and 'taylor_fo', labels)
-      do not fit the model, checked before any evaluation.
+      do not fit the model, checked before any evaluation (for a model of
+      several inputs, `eval_data` and `recalibrate` must give one array per
+      input, in order or by input name; the message names the argument).
   """
   frameworks.check_model(model)
   ratios = _check_ratio_list(ratios)
-  data_lib.check_inputs(model, eval_data, "eval_data")
+  check_data_now(model, eval_data, "eval_data")
   if recalibrate is not None:
-    data_lib.check_inputs(model, recalibrate, "recalibrate")
+    check_data_now(model, recalibrate, "recalibrate")
+    recalibrate = _check_recalibrate(model, recalibrate)
   if groups is not None:
     groups = planning.check_names(groups, "groups", what="group id")
   evaluate = _metric_fn(metric)
