@@ -125,3 +125,35 @@ def test_mirrored_strategy_gives_the_same_masks():
   result = json.loads(line[0][len("RESULT"):])
   assert result["mirrored_replicas"] == 2 and result["one_replicas"] == 1
   assert result["one"] and result["one"] == result["mirrored"]
+
+
+@pytest.mark.parametrize("framework, scope", [
+    ("tf_keras", "global"), ("keras3", "local"), ("keras3", "global")])
+def test_hard_masks_never_bring_back_a_dropped_channel(framework, scope,
+                                                       monkeypatch):
+  # A dropped channel is zero; a score that ties it with (or ranks it above)
+  # a live channel must not bring it back: the kept sets only shrink, each
+  # block of the grouped conv keeps as many as the others.
+  from tfprune_survey import scoring  # pylint: disable=g-import-not-at-top
+  keras = keras_of(framework)
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((6, 6, 4))
+  h = keras.layers.Conv2D(8, 1, activation="relu", name="c1")(inp)
+  h = keras.layers.Conv2D(8, 3, groups=2, activation="relu", name="g")(h)
+  h = keras.layers.GlobalAveragePooling2D()(h)
+  base = keras.Model(inp, keras.layers.Dense(2, name="out")(h))
+  pm = tps.prune_channels(base, "l1", scope=scope)
+  ctl = controller_lib.make_controller(pm)
+  scores = {"c1": np.arange(8.0), "g": np.arange(8.0)[::-1].copy()}
+  monkeypatch.setattr(scoring, "score", lambda *a, **k: dict(scores))
+  ctl.update(0.25)
+  first = {g: set(k.tolist()) for g, k in ctl.keep.items()}
+  # Now the dropped channels score highest (a zeroed one can, e.g. APoZ
+  # and entropy tie it with a dead channel that is still live).
+  for g in scores:
+    scores[g] = np.where(np.isin(np.arange(8), list(first[g])), 1.0, 9.0)
+  ctl.update(0.5)
+  assert sum(len(k) for k in ctl.keep.values()) == 8
+  for g, k in ctl.keep.items():
+    assert set(k.tolist()) <= first[g], (g, first, ctl.keep)
+    assert len(k) % 2 == 0 and (k < 4).sum() == (k >= 4).sum(), ctl.keep

@@ -89,6 +89,22 @@ def _schedule_of(model, wrappers):
         "serializable, or custom_object_scope around fit)") from e
 
 
+def _kept_first(scores, kept):
+  """Scores ranking the channels in `kept` above all others.
+
+  Within each part the order of `scores` (ties to the lower index, as
+  `Planner.keep_indices` breaks them) is kept; `kept` None keeps all.
+  """
+  s = np.asarray(scores)
+  if kept is None:
+    return s
+  rank = np.empty(len(s), np.float64)
+  rank[np.argsort(-s, kind="stable")] = np.arange(len(s))
+  dropped = np.ones(len(s), bool)
+  dropped[np.asarray(kept, int)] = False
+  return -(rank + len(s) * dropped)
+
+
 class Controller:
   """What both strategies share: schedule, scoring, planning, state.
 
@@ -203,7 +219,12 @@ class Controller:
 
   # ---- scoring and planning ---------------------------------------------
   def update(self, sparsity):
-    """Scores the channels and keeps the best (1 - sparsity) of them."""
+    """Scores the channels and keeps the best (1 - sparsity) of them.
+
+    With hard masks the kept channels are chosen among those kept now (a
+    dropped channel is zero, so its score says nothing); only a sparsity
+    below the last one brings dropped channels back, the best scored.
+    """
     self.apply_masks()
     sync_weights(self.model, self.plain)
     if self.in_graph:
@@ -217,10 +238,29 @@ class Controller:
     scores = {g: s for g, s in scores.items() if g in self.group_ids}
     planner = planning.Planner(self.graph, scores, self.round_to,
                                self.min_channels)
+    # Hard masks: a dropped channel is zero and gets no gradient, so its
+    # score says nothing (APoZ and entropy can tie it with a live channel
+    # that is dead on this data). The channels already dropped go first in
+    # the global removal order, and each group's kept channels are chosen
+    # among those it keeps now: the kept sets only shrink.
+    held = {} if self.soft else {g: k for g, k in self.keep.items()
+                                 if g in scores}
     if self.scope == "global":
-      counts = planner.counts_global(int(round(sparsity * planner.total)))
+      order = planner.order
+      if held:
+        ids = [g.id for g in planner.groups]
+        dropped = {(ids.index(g), int(c)) for g, k in held.items()
+                   for c in np.setdiff1d(np.arange(len(scores[g])), k)}
+        order = sorted(order, key=lambda t: (t[1], t[2]) not in dropped)
+      counts = planner.counts_global(int(round(sparsity * planner.total)),
+                                     order)
     else:
       counts = planner.counts_local(sparsity)
+    if held:
+      planner = planning.Planner(
+          self.graph, {g: _kept_first(s, held.get(g))
+                       for g, s in scores.items()},
+          self.round_to, self.min_channels)
     self.assign(planner.keep_indices(counts))
 
   def _in_graph_scores(self):
