@@ -198,6 +198,39 @@ def test_sensitivity_evaluates_what_prune_keeps_for_grouped_convs(framework):
 
 
 @pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+def test_sensitivity_rounds_as_prune_will(framework):
+  # With the round_to / min_channels that pruning will use, each point is
+  # the model tps.prune(ratios=..., round_to=..., min_channels=...) makes.
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  keras = frameworks.get(framework).keras
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((6, 6, 3))
+  x = keras.layers.Conv2D(12, 3, padding="same", name="c1")(inp)
+  out = keras.layers.Dense(3, name="out")(keras.layers.Flatten()(x))
+  model = keras.Model(inp, out)
+  x = np.random.default_rng(0).normal(size=(8, 6, 6, 3)).astype("float32")
+  ref = np.asarray(model(x, training=False))
+
+  def metric(m, data):
+    return -float(np.mean((np.asarray(m(data[0], training=False)) - ref)**2))
+
+  ratios = (0.25, 0.5, 0.9)
+  result = tps.sensitivity(model, "l1", eval_data=(x, np.zeros(8)),
+                           metric=metric, ratios=ratios, round_to=4,
+                           min_channels=3, verbose=0)
+  # 12 - 3 = 9 -> 12, 12 - 6 = 6 -> 8, 12 - 10 = 2 -> at least 3 -> 4.
+  assert result.kept == {"c1": [12, 8, 4]}
+  for r, value in zip(ratios, result.table["c1"]):
+    pruned = tps.prune(model, "l1", ratios={"c1": r}, round_to=4,
+                       min_channels=3).model
+    assert value == pytest.approx(metric(pruned, (x,)), rel=1e-5, abs=1e-6)
+  for bad in ({"round_to": 0}, {"min_channels": 2.5}):
+    with pytest.raises((ValueError, TypeError), match=next(iter(bad))):
+      tps.sensitivity(model, "l1", eval_data=(x, np.zeros(8)), metric=metric,
+                      verbose=0, **bad)
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
 def test_sensitivity_skips_groups_the_criterion_does_not_score(framework):
   # 'apoz' reads feature maps, and c2's are read only inside a nested model:
   # tps.score leaves c2 unscored (with a warning) and tps.prune leaves it

@@ -154,7 +154,7 @@ def depth_order(graph):
 
 def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
                 eval_data, metric="accuracy", groups=None, recalibrate=None,
-                steps=None, verbose=1):
+                steps=None, round_to=1, min_channels=1, verbose=1):
   """Prunes each prunable group on its own at each ratio and evaluates.
 
   This is the analysis of Li et al. (2017), "Pruning filters for efficient
@@ -164,9 +164,10 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
   the slim model computes) in one reusable copy, so no model is rebuilt per
   point. The model passed in is not modified.
 
-  Each point is what `tps.prune(model, criterion, ratios={group: ratio})`
-  keeps (its default round_to=1 and min_channels=1): floor(ratio * size)
-  channels are removed, but at least one is kept, and a group read or
+  Each point is what `tps.prune(model, criterion, ratios={group: ratio},
+  round_to=round_to, min_channels=min_channels)` keeps: floor(ratio * size)
+  channels are removed, the kept count rounded up to a multiple of
+  `round_to` and at least `min_channels`, and a group read or
   written by a grouped convolution (`ChannelGroup.blocks` > 1) keeps a
   multiple of its block count, rounded up, made of the best channels of
   each block. Where that rounding gives a ratio the same kept count as the
@@ -190,6 +191,10 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
     recalibrate: optional data on which BN statistics are re-estimated
       after each pruning, before evaluating.
     steps: optional maximum number of batches for scoring.
+    round_to: int >= 1, as for `tps.prune`: pass the value you will prune
+      with, so that each point is a width that pruning can give. Defaults
+      to 1.
+    min_channels: int >= 1, as for `tps.prune`. Defaults to 1.
     verbose: 1 shows a progress bar over the evaluations.
 
   Returns:
@@ -207,6 +212,8 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
   """
   frameworks.check_model(model)
   ratios = _check_ratio_list(ratios)
+  round_to = planning.check_int(round_to, "round_to", 1)
+  min_channels = planning.check_int(min_channels, "min_channels", 1)
   check_data_now(model, eval_data, "eval_data")
   if recalibrate is not None:
     check_data_now(model, recalibrate, "recalibrate")
@@ -250,7 +257,8 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
   # The kept counts and channels of tps.prune(ratios={group: ratio}).
   plans = []
   for g in order:
-    planner = planning.Planner(graph, {g.id: scores[g.id]})
+    planner = planning.Planner(graph, {g.id: scores[g.id]}, round_to=round_to,
+                               min_channels=min_channels)
     plans.append((g, planner, [planner.counts_per_group({g.id: r})[g.id]
                                for r in ratios]))
   # Counts fall as ratios grow: each distinct count below the size is one
