@@ -357,3 +357,34 @@ def test_a_duck_typed_schedule_works_at_fit(xy):
   pm.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
          callbacks=[tps.UpdateChannelPruningStep()])
   assert kept_fraction(pm) == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_steps_per_execution_keeps_the_schedule(xy, framework):
+  # compile(steps_per_execution=3): Keras calls the batch hooks once per 3
+  # batches (8 a epoch: the last execution has 2). The step still counts
+  # batches, and after each execution the masks are those of its last
+  # step, as with one batch per execution; the steps due inside an
+  # execution (1, 4, 7, 10) are applied when it ends, none is skipped.
+  x, y = xy
+  keras = keras_of(framework)
+  schedule = tps.schedules.PolynomialDecay(0.0, 0.5, begin_step=1,
+                                           end_step=10, frequency=3)
+  seen = {}
+  for spe in (1, 3):
+    pm = tps.prune_channels(build(framework), "l1", schedule)
+    pm.compile(keras.optimizers.Adam(1e-3),
+               keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+               steps_per_execution=spe)
+    upd = tps.UpdateChannelPruningStep()
+    fractions = seen[spe] = {}
+
+    class Probe(keras.callbacks.Callback):
+      def on_train_batch_end(self, batch, logs=None):
+        fractions[upd.step - 1] = kept_fraction(self.model)  # pylint: disable=cell-var-from-loop
+
+    pm.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[upd, Probe()])
+    assert upd.controller.step_of() == 15
+  assert sorted(seen[3]) == [2, 5, 7, 10, 13, 15]
+  assert {s: seen[1][s] for s in seen[3]} == seen[3]
+  assert seen[3][15] == pytest.approx(0.5, abs=0.05)

@@ -20,6 +20,16 @@ class UpdateChannelPruningStep(Callback):
   trainable, and the end of `fit` selects once more from the final weights
   and zeroes that selection (SFP's final prune).
 
+  The pruning step is the index of the training batch, counted over the
+  whole of training (and on from the saved step after loading), read from
+  the batch index `fit` passes. With `compile(steps_per_execution=n)`
+  Keras runs n batches in one call and calls the batch hooks once around
+  it, so the masks can only change between executions: the schedule is
+  quantised to them. A pruning step that falls inside an execution is
+  applied when it ends, before the next one (once, with the sparsity of
+  the latest such step when several fall in it); none is skipped, and
+  the step saved with the model is that of the last trained batch.
+
   Args:
     data: data for data-dependent criteria, if not given to
       `prune_channels` (scored at each pruning step). Defaults to None.
@@ -32,23 +42,66 @@ class UpdateChannelPruningStep(Callback):
     super().__init__()
     self.data = data
     self.controller = None
-    self.step = 0
+    self.step = 0   # the next step to train
+    self._checked = -1   # the schedule was asked up to this step
+    self._epoch_start = 0   # the step of the epoch's batch 0
+    self._begin = 0   # the step of the execution's first batch
+    self._counter = None   # the optimizer's step count at the epoch's start
 
   def on_train_begin(self, logs=None):
     self.controller = make_controller(self.model, self.data)
     # The wrappers hold the step of the last trained batch (-1: none), so a
     # loaded model resumes with the next one.
     self.step = self.controller.step_of() + 1
+    self._checked = self.step - 1
+    self.on_epoch_begin(None)
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch_start = self.step
+    self._counter = _optimizer_steps(self.model)
 
   def on_train_batch_begin(self, batch, logs=None):
-    self.controller.set_step(self.step)
-    if not self.controller.maybe_update(self.step) and (
-        self.controller.remask_between_steps()):
+    # A training loop that numbers its batches otherwise still advances
+    # one step per call.
+    step = max(self._epoch_start + int(batch), self.step)
+    self._begin = self.step = step
+    self.controller.set_step(step)
+    updated = self.controller.maybe_update(step, first=self._checked + 1)
+    self._checked = step
+    if not updated and self.controller.remask_between_steps():
       self.controller.apply_masks()
 
   def on_train_batch_end(self, batch, logs=None):
-    self.step += 1
-    self.controller.batches_seen += 1
+    trained = self._trained(int(batch))
+    self.step = self._begin + trained
+    self.controller.batches_seen += trained
+    if trained > 1:   # steps_per_execution: the steps due inside it
+      last = self.step - 1
+      self.controller.set_step(last)
+      self.controller.maybe_update(last, first=self._checked + 1)
+      self._checked = last
+
+  def _trained(self, batch):
+    """How many batches the execution that just ended trained.
+
+    Both Kerases pass the index of its last batch, but Keras 3 passes it
+    as if the execution were full even when the data ran out inside it
+    (the last of an epoch): there the optimizer's step count tells.
+    """
+    window = self._epoch_start + batch - self._begin + 1
+    if window <= 1:
+      return 1
+    steps = (self.params or {}).get("steps")
+    if steps is not None and batch < steps:
+      return window   # ends inside the epoch
+    counted = _optimizer_steps(self.model)
+    if counted is not None and self._counter is not None:
+      done = counted - self._counter - (self._begin - self._epoch_start)
+      if 1 <= done <= window:
+        return done
+    if steps is not None:
+      return max(1, min(window, self._epoch_start + steps - self._begin))
+    return window
 
   def on_epoch_end(self, epoch, logs=None):
     self.controller.apply_masks()
@@ -56,6 +109,21 @@ class UpdateChannelPruningStep(Callback):
   def on_train_end(self, logs=None):
     self.controller.finish()   # soft pruning: SFP's final prune
     self.controller.apply_masks()
+
+
+def _optimizer_steps(model):
+  """The number of training steps the model's optimizer has taken, or
+  None when it cannot say (every step counted, also those that only
+  accumulate gradients; a loss-scale optimizer's inner one is asked)."""
+  opt = getattr(model, "optimizer", None)
+  opt = getattr(opt, "inner_optimizer", opt)
+  var = getattr(opt, "_iterations", None)
+  if var is None:
+    var = getattr(opt, "iterations", None)
+  try:
+    return int(var.numpy())
+  except (AttributeError, TypeError, ValueError):
+    return None
 
 
 def _scalar(tag, value):

@@ -184,18 +184,27 @@ class Controller:
           lambda s: [v.assign(s) for v in steps])
     self._set_step_fn(tf.constant(step, tf.int64))
 
-  def maybe_update(self, step):
+  def maybe_update(self, step, first=None):
     """Re-scores and re-masks when the schedule prunes at `step`.
+
+    Args:
+      step: the pruning step.
+      first: with several steps trained since the last call (Keras'
+        `steps_per_execution`), the first of them: the schedule is asked
+        about every step from `first` to `step`, and the latest at which
+        it prunes is applied (once). Defaults to `step`.
 
     Returns:
       Whether it did.
     """
-    should, sparsity = self.schedule(step)
-    if not bool(should):
-      return False
-    self.last_sparsity = float(sparsity)
-    self.update(float(sparsity))
-    return True
+    first = step if first is None else min(first, step)
+    for s in range(step, first - 1, -1):
+      should, sparsity = self.schedule(s)
+      if bool(should):
+        self.last_sparsity = float(sparsity)
+        self.update(float(sparsity))
+        return True
+    return False
 
   def finish(self):
     """Soft pruning: the final prune at the end of a `fit`.
