@@ -89,6 +89,7 @@ def benchmark(tflite_path, *, runs=200, warmup=20, threads=1, seed=0,
           f"{d['name']!r} is {tuple(int(s) for s in d['shape_signature'])} "
           "(-1: free); pass input_shape=(1, H, W, C) (one per input) to say "
           "what size to time")
+  interp.allocate_tensors()   # once every input has its size
   rng = np.random.default_rng(seed)
   details = interp.get_input_details()
   for d in details:

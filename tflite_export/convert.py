@@ -5,6 +5,7 @@ import dataclasses
 import logging
 import os
 import time
+import uuid
 import warnings
 
 import numpy as np
@@ -219,12 +220,33 @@ def convert(model, path, *, quantization="none", representative_data=None,
     blob = _run_converter(concrete, quantization, samples, int8_io)
   finally:
     absl_logger.setLevel(level)
-  with open(path, "wb") as f:
-    f.write(blob)
-  info = describe(str(path))
+  info = _write(blob, str(path))
   return ConversionReport(**dataclasses.asdict(info), quantization=quantization,
                           int8_io=bool(int8_io),
                           seconds=time.perf_counter() - t0)
+
+
+def _write(blob, path):
+  """Writes `blob` to `path` atomically and returns its `ModelInfo`.
+
+  The file is written beside `path` under a temporary name, described, and
+  only then moved onto `path`; if that fails, the temporary file is removed
+  and a file already at `path` is left as it was.
+  """
+  folder, name = os.path.split(os.path.abspath(path))
+  tmp = os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+  try:
+    with open(tmp, "xb") as f:
+      f.write(blob)
+    info = describe(tmp)
+    os.replace(tmp, path)
+  except BaseException:
+    try:
+      os.remove(tmp)
+    except OSError:
+      pass
+    raise
+  return dataclasses.replace(info, path=path)
 
 
 def _run_converter(concrete, quantization, samples, int8_io):

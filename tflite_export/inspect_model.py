@@ -12,8 +12,21 @@ _FLOAT = (np.float32, np.float16, np.float64)
 _EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
 
 
+def has_free_size(detail):
+  """Whether an input or output `detail` has a free (-1) size in its
+  shape_signature (e.g. from `Input((None, None, 3))`)."""
+  return any(int(d) < 0
+             for d in detail.get("shape_signature", detail["shape"]))
+
+
 def interpreter(path=None, content=None, threads=None, delegates=True):
-  """An `ai_edge_litert` interpreter, allocated.
+  """An `ai_edge_litert` interpreter, allocated unless an input has a free
+  size.
+
+  A file with a free input size is left unallocated: at the default size
+  (1 for each free dimension) a model may not run at all (a 'valid' 3x3
+  conv on a 1x1 input). Its op and tensor details can be read as they are;
+  to run it, `fit_input` each input to a size and call `allocate_tensors()`.
 
   With `delegates=False` the default delegate (XNNPACK) is not applied, so
   `_get_ops_details` lists the file's own ops rather than delegate nodes.
@@ -25,30 +38,34 @@ def interpreter(path=None, content=None, threads=None, delegates=True):
         litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
   interp = litert.Interpreter(model_path=path, model_content=content,
                               num_threads=threads, **kwargs)
-  interp.allocate_tensors()
+  if not any(has_free_size(d) for d in interp.get_input_details()):
+    interp.allocate_tensors()
   return interp
 
 
 def fit_input(interp, detail, shape, argument):
   """Resizes input `detail` of `interp` to `shape` where its signature has
-  a free (-1) size, and allocates; returns whether it resized.
+  a free (-1) size; returns whether its shape changed.
+
+  It does not allocate: once every input is fitted, call
+  `interp.allocate_tensors()` (at once, if nothing changed).
 
   Raises:
     ValueError: `shape` does not fit the file's input; the message names
       `argument`.
   """
   shape = tuple(int(d) for d in shape)
-  if shape == tuple(int(d) for d in detail["shape"]):
-    return False
   signature = [int(d) for d in detail.get("shape_signature", detail["shape"])]
   if len(shape) != len(signature) or any(
       s >= 0 and s != d for s, d in zip(signature, shape)):
     raise ValueError(
         f"`{argument}`: shape {shape} does not fit the file's input "
         f"{detail['name']!r} of shape {tuple(signature)} (-1: free size)")
+  if not has_free_size(detail):
+    return False
+  # The same size again is a no-op, as is `allocate_tensors()` after it.
   interp.resize_tensor_input(detail["index"], list(shape))
-  interp.allocate_tensors()
-  return True
+  return shape != tuple(int(d) for d in detail["shape"])
 
 
 @dataclasses.dataclass

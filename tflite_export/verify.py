@@ -82,6 +82,7 @@ def run_tflite(tflite_path, inputs):
   for sample in inputs:
     if fit_input(interp, inp, sample[None].shape, "data"):
       inp = interp.get_input_details()[0]
+    interp.allocate_tensors()   # a no-op while the size is unchanged
     out = interp.get_output_details()[0]
     interp.set_tensor(inp["index"], _to_input(sample[None], inp))
     interp.invoke()

@@ -244,3 +244,52 @@ def test_int8_with_several_inputs_takes_one_array_per_input(tmp_path):
   with pytest.raises(ValueError, match="representative_data.*2 inputs"):
     tflite_export.convert(model, path, quantization="int8",
                           representative_data=xa)
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_free_input_size_with_a_valid_conv_converts_and_runs(
+    framework, tmp_path):
+  # At the default size (1x1) a 3x3 'valid' conv cannot run: the file must
+  # not be allocated before it is given a size.
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  inputs = k.Input((None, None, 3))
+  h = k.layers.GlobalAveragePooling2D()(k.layers.Conv2D(4, 3)(inputs))
+  model = k.Model(inputs, k.layers.Dense(3)(h))
+  x = np.random.default_rng(0).random((4, 12, 12, 3)).astype("float32")
+  path = str(tmp_path / "m.tflite")
+  report = tflite_export.convert(model, path)
+  assert report.path == path and report.ops.get("CONV_2D") == 1
+  assert os.listdir(tmp_path) == ["m.tflite"]
+  check = tflite_export.verify(model, path, x)
+  assert check.passed and check.max_rel_diff <= 1e-4, check
+  assert tflite_export.benchmark(path, runs=2, warmup=0, input_shape=(
+      1, 12, 12, 3)).input_shapes == [(1, 12, 12, 3)]
+  # Two free inputs: both are sized before the interpreter is allocated.
+  a, b = k.Input((None, None, 3)), k.Input((None, None, 3))
+  h = k.layers.Add()([k.layers.Conv2D(4, 3)(a), k.layers.Conv2D(4, 3)(b)])
+  two = k.Model([a, b], k.layers.GlobalAveragePooling2D()(h))
+  tflite_export.convert(two, path)
+  assert tflite_export.benchmark(path, runs=1, warmup=0, input_shape=[
+      (1, 9, 9, 3), (1, 9, 9, 3)]).input_shapes == [(1, 9, 9, 3)] * 2
+
+
+def test_convert_replaces_the_file_only_once_it_is_read_back(
+    tmp_path, monkeypatch):
+  import importlib  # pylint: disable=g-import-not-at-top
+  inputs = keras.Input((4,))
+  model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+  path = tmp_path / "m.tflite"
+  path.write_bytes(b"old")
+
+  def broken(_):
+    raise RuntimeError("cannot read it back")
+  monkeypatch.setattr(importlib.import_module("tflite_export.convert"),
+                      "describe", broken)
+  with pytest.raises(RuntimeError, match="read it back"):
+    tflite_export.convert(model, str(path))
+  assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["m.tflite"]
+  monkeypatch.undo()
+  report = tflite_export.convert(model, str(path))
+  assert report.path == str(path) and os.listdir(tmp_path) == ["m.tflite"]
+  assert path.stat().st_size == report.size_bytes > 3
