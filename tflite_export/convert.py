@@ -46,11 +46,13 @@ class ConversionReport(ModelInfo):
     return "\n".join(lines)
 
 
-def representative_samples(data, limit=100):
-  """Yields up to `limit` single samples (batch 1, float32) from `data`.
+def representative_samples(data, limit=100, dtype="float32"):
+  """Yields up to `limit` single samples (batch 1, of `dtype`) from `data`.
 
   `data`: an array of inputs, an `(x, y)` tuple, a `tf.data.Dataset` of
   batches (`x` or `(x, y)`), or any iterable of such batches.
+  `dtype`: the model input's dtype (e.g. 'uint8' for an `Input(dtype=
+  'uint8')` image model); defaults to float32.
   """
   if isinstance(data, tuple) and len(data) == 2 and not isinstance(
       data[0], (tuple, list)):
@@ -61,7 +63,7 @@ def representative_samples(data, limit=100):
   for batch in data:
     if isinstance(batch, (tuple, list)):
       batch = batch[0]
-    batch = np.asarray(batch, np.float32)
+    batch = np.asarray(batch, dtype)
     for row in batch:
       if count >= limit:
         return
@@ -73,7 +75,12 @@ def _is_array(x):
   return isinstance(x, np.ndarray) or tf.is_tensor(x)
 
 
-def calibration_samples(data, count, limit=100):
+def input_dtypes(model):
+  """The numpy dtype of each of `model`'s inputs (tf_keras or Keras 3)."""
+  return [np.dtype(tf.as_dtype(t.dtype).as_numpy_dtype) for t in model.inputs]
+
+
+def calibration_samples(data, count, limit=100, dtypes=None):
   """Up to `limit` calibration samples for a model with `count` inputs.
 
   Args:
@@ -82,24 +89,27 @@ def calibration_samples(data, count, limit=100):
       iterable / `tf.data.Dataset` of such batches.
     count: the model's number of inputs.
     limit: the most samples to return.
+    dtypes: the dtype of each input (see `input_dtypes`); float32 if None.
 
   Returns:
-    A list of samples, each a list of `count` batch-1 float32 arrays.
+    A list of samples, each a list of `count` batch-1 arrays, each of its
+    input's dtype.
 
   Raises:
     ValueError: `data` does not give `count` arrays per batch, or holds no
       sample; the message names `representative_data`.
   """
+  dtypes = list(dtypes) if dtypes is not None else [np.float32] * count
   if count == 1:
-    samples = [[s] for s in representative_samples(data, limit)]
+    samples = [[s] for s in representative_samples(data, limit, dtypes[0])]
   else:
-    samples = _multi_input_samples(data, count, limit)
+    samples = _multi_input_samples(data, count, limit, dtypes)
   if not samples:
     raise ValueError("`representative_data` holds no samples")
   return samples
 
 
-def _multi_input_samples(data, count, limit):
+def _multi_input_samples(data, count, limit, dtypes):
   def inputs_of(batch):
     if (isinstance(batch, (tuple, list)) and len(batch) == count
         and all(_is_array(b) for b in batch)):
@@ -127,7 +137,7 @@ def _multi_input_samples(data, count, limit):
       raise bad(f"a batch of {type(batch).__name__}"
                 + (f" of {len(batch)} items"
                    if isinstance(batch, (tuple, list)) else ""))
-    arrays = [np.asarray(a, np.float32) for a in arrays]
+    arrays = [np.asarray(a, d) for a, d in zip(arrays, dtypes)]
     if len({len(a) for a in arrays}) != 1:
       raise bad(f"arrays of different lengths {[len(a) for a in arrays]}")
     for i in range(len(arrays[0])):
@@ -200,7 +210,7 @@ def convert(model, path, *, quantization="none", representative_data=None,
         "KERAS_BACKEND=tensorflow).")
   t0 = time.perf_counter()
   samples = (calibration_samples(representative_data, len(model.inputs),
-                                 representative_steps)
+                                 representative_steps, input_dtypes(model))
              if quantization == "int8" else None)
   specs = [tf.TensorSpec([1] + list(t.shape[1:]), tf.as_dtype(t.dtype),
                          name=f"input_{i}")

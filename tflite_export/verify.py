@@ -4,11 +4,11 @@ import dataclasses
 
 import numpy as np
 
+from tflite_export.convert import input_dtypes
 from tflite_export.convert import representative_samples
 from tflite_export.inspect_model import fit_input
 from tflite_export.inspect_model import interpreter
 
-_QUANT_DTYPES = ("int8", "uint8", "int16", "float16")
 
 
 @dataclasses.dataclass
@@ -23,7 +23,10 @@ class VerifyReport:
       for a single-unit output).
     correlation: Pearson correlation of all TFLite and Keras output values:
       scale-free, near 1 when the file computes nearly the same function.
-    quantized: whether the file holds quantized (int or float16) tensors.
+    quantized: whether the file holds quantized tensors: ones with
+      quantization parameters (int8 weights or activations), or float16
+      weights. An integer input or output without them (a uint8 image, an
+      int32 class index) does not make a file quantized.
     passed: float files: max_rel_diff <= `rtol`; quantized files:
       top1_agreement >= `min_agreement`, or, for a single-unit output (no
       classes to agree on), max_rel_diff <= `quantized_rtol`.
@@ -48,15 +51,35 @@ class VerifyReport:
             f"{f' (quantized: judged on {judged})' if self.quantized else ''}")
 
 
+def _has_quantization(tensor):
+  """Whether `tensor` carries quantization parameters (per tensor or per
+  channel), as int8 weights and activations do."""
+  params = tensor.get("quantization_parameters")
+  if params is not None:
+    return np.size(params["scales"]) > 0
+  return tensor["quantization"][0] != 0
+
+
 def _is_quantized(interp):
-  return any(np.dtype(t["dtype"]).name in _QUANT_DTYPES
+  return any(_has_quantization(t) or np.dtype(t["dtype"]) == np.float16
              for t in interp.get_tensor_details())
+
+
+def _affine(detail):
+  """(scale, zero point) of a quantized I/O tensor; None for one without
+  quantization parameters (float, or a plain integer such as a uint8 image
+  or an int32 class index), which is taken as it is."""
+  scale, zero = detail["quantization"]
+  if np.dtype(detail["dtype"]).kind in "iu" and scale != 0:
+    return scale, zero
+  return None
 
 
 def _to_input(x, detail):
   dtype = np.dtype(detail["dtype"])
-  if dtype.kind in "iu":
-    scale, zero = detail["quantization"]
+  affine = _affine(detail)
+  if affine is not None:
+    scale, zero = affine
     info = np.iinfo(dtype)
     x = np.clip(np.round(x / scale + zero), info.min, info.max)
   return x.astype(dtype)
@@ -64,8 +87,9 @@ def _to_input(x, detail):
 
 def _from_output(y, detail):
   y = np.asarray(y)
-  if np.dtype(detail["dtype"]).kind in "iu":
-    scale, zero = detail["quantization"]
+  affine = _affine(detail)
+  if affine is not None:
+    scale, zero = affine
     return (y.astype(np.float64) - zero) * scale
   return y.astype(np.float64)
 
@@ -116,7 +140,8 @@ def verify(model, tflite_path, data, *, max_samples=256, rtol=1e-4,
     raise ValueError("verify supports models with one input and one output; "
                      f"{model.name!r} has {len(model.inputs)} and "
                      f"{len(model.outputs)}")
-  x = np.concatenate(list(representative_samples(data, max_samples)))
+  x = np.concatenate(list(representative_samples(data, max_samples,
+                                                  input_dtypes(model)[0])))
   if not len(x):
     raise ValueError("data holds no samples")
   want = np.asarray(model(x, training=False), np.float64)

@@ -293,3 +293,39 @@ def test_convert_replaces_the_file_only_once_it_is_read_back(
   report = tflite_export.convert(model, str(path))
   assert report.path == str(path) and os.listdir(tmp_path) == ["m.tflite"]
   assert path.stat().st_size == report.size_bytes > 3
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_integer_io_without_quantization_is_taken_as_it_is(
+    framework, tmp_path):
+  # A uint8 image input and an int32 class output carry no quantization
+  # parameters (scale 0): they are neither scaled nor a sign of a
+  # quantized file.
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  k.utils.set_random_seed(0)
+  inputs = k.Input((8, 8, 3), dtype="uint8")
+  h = k.layers.Conv2D(8, 3, padding="same", activation="relu")(
+      k.layers.Rescaling(1 / 255.)(inputs))
+  model = k.Model(inputs, k.layers.Dense(4, activation="softmax")(
+      k.layers.GlobalAveragePooling2D()(h)))
+  x = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3)).astype("uint8")
+  path = str(tmp_path / "m.tflite")
+  assert tflite_export.convert(model, path).input_dtypes == ["uint8"]
+  check = tflite_export.verify(model, path, x)
+  assert not check.quantized and check.passed, check
+  assert check.max_rel_diff <= 1e-4, check
+  # int8 calibration is fed the input's own dtype.
+  report = tflite_export.convert(model, path, quantization="int8",
+                                 representative_data=x)
+  assert report.input_dtypes == ["uint8"]
+  assert tflite_export.verify(model, path, x).quantized
+  # An integer output: class indices, not quantized values.
+  argmax = k.Model(inputs, k.layers.Lambda(
+      lambda t: tf.cast(tf.argmax(t, -1), tf.int32)[:, None],
+      output_shape=(1,))(model.output))
+  tflite_export.convert(argmax, path)
+  got, quantized = tflite_export.run_tflite(path, x)
+  assert not quantized
+  np.testing.assert_array_equal(got, np.asarray(argmax(x)))
+  assert len(np.unique(got)) > 1
