@@ -38,7 +38,8 @@ flags.DEFINE_string("tflite", None, "prune: also export the slim model to this "
 flags.DEFINE_enum("quantize", "none", ["none", "dynamic", "float16", "int8"],
                   "prune/export: TFLite quantization; int8 needs --data.")
 flags.DEFINE_boolean("verify", False, "export: check the .tflite file against "
-                     "the Keras model on --data (or random inputs).")
+                     "the Keras model on --data (or random inputs); for a "
+                     "model of one input and one output.")
 flags.DEFINE_boolean("bench", False, "export: time the .tflite file (batch 1, "
                      "1 thread).")
 flags.DEFINE_integer("bench_runs", 100, "export/prune: timed runs per model.")
@@ -245,12 +246,23 @@ def cmd_demo(args):
   return 0
 
 
+def _input_shapes(model):
+  """Each input's shape, batch dimension left out, in the model's order."""
+  return [tuple(t.shape[1:]) for t in model.inputs]
+
+
 def _load_data(model, name, split=0):
   """(x, y) of `split` (0 train, 1 test) of --data, checked against the model."""
+  shapes = _input_shapes(model)
+  if len(shapes) != 1:
+    raise app.UsageError(
+        f"--data {name}: a data set gives one input, and the model has "
+        f"{len(shapes)} inputs ({', '.join(str(s) for s in shapes)}); leave "
+        "--data out (--bench then times random inputs)")
   from tfprune_survey import data as data_lib  # pylint: disable=g-import-not-at-top
   x, y = data_lib.load(name)[split]
   x, y = x[:FLAGS.samples], y[:FLAGS.samples]
-  want = tuple(model.input_shape[1:])
+  want = shapes[0]
   given = tuple(x.shape[1:])
   if len(given) != len(want) or any(
       w is not None and g != w for g, w in zip(given, want)):
@@ -260,13 +272,33 @@ def _load_data(model, name, split=0):
 
 
 def _random_inputs(model, n=64):
+  """Random float inputs of `n` samples: an array, or a list of one per input
+  for a model of several inputs."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  if None in tuple(model.input_shape[1:]):
-    raise app.UsageError(
-        f"the model has a free input size {tuple(model.input_shape)}: pass "
-        "--data, whose samples set the size to verify and time at")
-  shape = (n,) + tuple(model.input_shape[1:])
-  return np.random.default_rng(0).random(shape).astype("float32")
+  shapes = _input_shapes(model)
+  for shape in shapes:
+    if None in shape:
+      if len(shapes) == 1:
+        raise app.UsageError(
+            f"the model has a free input size {(None,) + shape}: pass "
+            "--data, whose samples set the size to verify and time at")
+      raise app.UsageError(
+          f"the model has a free input size {(None,) + shape} among its "
+          f"{len(shapes)} inputs; --data gives a single input, so a model of "
+          "several inputs can be verified and timed here at fixed sizes only")
+  rng = np.random.default_rng(0)
+  arrays = [rng.random((n,) + shape).astype("float32") for shape in shapes]
+  return arrays[0] if len(arrays) == 1 else arrays
+
+
+def _unverifiable(model):
+  """Why `tflite_export.verify` cannot check `model`, or None."""
+  ins, outs = len(model.inputs), len(model.outputs)
+  if ins == 1 and outs == 1:
+    return None
+  return (f"the model has {ins} input{'s' if ins != 1 else ''} and {outs} "
+          f"output{'s' if outs != 1 else ''}, and verification compares "
+          "models of one input and one output")
 
 
 def _tflite_row(label, model, path, data, bench, check=True):
@@ -277,7 +309,12 @@ def _tflite_row(label, model, path, data, bench, check=True):
                                  representative_data=data)
   check = (tflite_export.verify(model, path, data)
            if check and data is not None else None)
-  shape = None if data is None else (1,) + tuple(data.shape[1:])
+  if data is None:
+    shape = None
+  elif isinstance(data, list):   # several inputs: one shape each
+    shape = [(1,) + tuple(a.shape[1:]) for a in data]
+  else:
+    shape = (1,) + tuple(data.shape[1:])
   latency = (tflite_export.benchmark(path, runs=FLAGS.bench_runs, threads=1,
                                      input_shape=shape)
              if bench else None)
@@ -340,6 +377,9 @@ def cmd_export(args):
     raise app.UsageError("--quantize int8 needs --data to calibrate")
   model = _load(args[0])
   _check_tflite_backend(model)
+  if FLAGS.verify and _unverifiable(model):
+    raise app.UsageError(f"--verify: {_unverifiable(model)}; leave --verify "
+                         "out (--bench still times the file)")
   data = None
   if FLAGS.data:
     data = _load_data(model, FLAGS.data, split=0)[0]
@@ -384,6 +424,9 @@ def cmd_prune(args):
   data = None
   if FLAGS.data:
     data = _load_data(model, FLAGS.data, split=0)
+  inputs = None
+  if FLAGS.tflite:   # checked before the slim model is written
+    inputs = data[0] if data is not None else _random_inputs(model)
   try:
     result = tps.prune(model, FLAGS.criterion, data=data, ratio=FLAGS.ratio,
                        target_macs=FLAGS.target_macs, scope=FLAGS.scope,
@@ -398,16 +441,19 @@ def cmd_prune(args):
   if FLAGS.tflite:
     import os  # pylint: disable=g-import-not-at-top
     import tempfile  # pylint: disable=g-import-not-at-top
-    inputs = data[0] if data is not None else _random_inputs(model)
+    check = not _unverifiable(model)
     try:
       with tempfile.TemporaryDirectory() as tmp:
         rows = [_tflite_row("original", model, os.path.join(
-            tmp, "original.tflite"), inputs, True),
-                _tflite_row("slim", result.model, FLAGS.tflite, inputs, True)]
+            tmp, "original.tflite"), inputs, True, check=check),
+                _tflite_row("slim", result.model, FLAGS.tflite, inputs, True,
+                            check=check)]
     except (ValueError, FileNotFoundError) as e:
       raise app.UsageError(str(e)) from e
     print()
     _print_table(rows)
+    if not check:
+      print(f"not verified: {_unverifiable(model)}")
     print(f"\nsaved {FLAGS.tflite}")
   return 0
 
