@@ -1,6 +1,7 @@
 """Does a .tflite file compute what its Keras model computes?"""
 
 import dataclasses
+import numbers
 
 import numpy as np
 
@@ -124,7 +125,7 @@ def verify(model, tflite_path, data, *, max_samples=256, rtol=1e-4,
     tflite_path: the .tflite file.
     data: inputs as in `tflite_export.representative_samples` (an array,
       `(x, y)`, or a dataset of batches).
-    max_samples: how many inputs to compare.
+    max_samples: how many inputs to compare at most; >= 1.
     rtol: float files must agree to max_abs_diff <= rtol * max |keras|.
     min_agreement: quantized files must reach this top-1 agreement.
     quantized_rtol: quantized files whose output has a single unit (a
@@ -133,17 +134,28 @@ def verify(model, tflite_path, data, *, max_samples=256, rtol=1e-4,
 
   Returns:
     A `VerifyReport`.
+
+  Raises:
+    ValueError: `max_samples` is not an int >= 1; `data` holds no
+      samples; a model of several inputs or outputs; a file whose output
+      shape is not the model's.
   """
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
   frameworks.check_model(model, "model")
+  if (isinstance(max_samples, bool) or not isinstance(max_samples,
+                                                      numbers.Integral)
+      or max_samples < 1):
+    raise ValueError(f"`max_samples` must be an int >= 1, got "
+                     f"{max_samples!r}")
   if len(model.inputs) != 1 or len(model.outputs) != 1:
     raise ValueError("verify supports models with one input and one output; "
                      f"{model.name!r} has {len(model.inputs)} and "
                      f"{len(model.outputs)}")
-  x = np.concatenate(list(representative_samples(data, max_samples,
-                                                  input_dtypes(model)[0])))
-  if not len(x):
-    raise ValueError("data holds no samples")
+  samples = list(representative_samples(data, max_samples,
+                                        input_dtypes(model)[0]))
+  if not samples:
+    raise ValueError("`data` holds no samples to compare on")
+  x = np.concatenate(samples)
   want = np.asarray(model(x, training=False), np.float64)
   got, quantized = run_tflite(tflite_path, x)
   if got.shape != want.shape:

@@ -329,3 +329,22 @@ def test_integer_io_without_quantization_is_taken_as_it_is(
   assert not quantized
   np.testing.assert_array_equal(got, np.asarray(argmax(x)))
   assert len(np.unique(got)) > 1
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_verify_without_samples_names_the_argument(framework, tmp_path):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  inputs = k.Input((4,))
+  model = k.Model(inputs, k.layers.Dense(3)(inputs))
+  path = str(tmp_path / "m.tflite")
+  tflite_export.convert(model, path)
+  x = np.zeros((4, 4), "float32")
+  with pytest.raises(ValueError, match="`data` holds no samples"):
+    tflite_export.verify(model, path, x[:0])
+  with pytest.raises(ValueError, match="`data` holds no samples"):
+    tflite_export.verify(model, path, [])
+  for bad in (0, -1, 2.0, True):
+    with pytest.raises(ValueError, match="`max_samples`"):
+      tflite_export.verify(model, path, x, max_samples=bad)
+  assert tflite_export.verify(model, path, x, max_samples=1).samples == 1
