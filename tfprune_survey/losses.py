@@ -50,36 +50,130 @@ def _ends_in_softmax(model):
   return isinstance(function, str) and function.split(".")[-1] == "softmax"
 
 
+def _rank(t):
+  try:
+    return len(t.shape)
+  except (TypeError, ValueError):  # unknown rank
+    return None
+
+
+def _last_dim(t):
+  d = t.shape[-1]
+  return None if d is None else int(d)
+
+
+def _same_rank(y, p, expand, squeeze):
+  """(y, p) brought to one rank as Keras' `LossFunctionWrapper` does in
+  `fit` (Keras 3's rule): where one has one more axis, of size 1, the other
+  gains that axis if it is of rank 1, else the size-1 axis is dropped. So
+  labels (N,) meet outputs (N, 1) as (N, 1), and a loss that reduces the
+  last axis gives one value per sample (tf_keras' own rule would squeeze
+  the outputs to (N,) and reduce the batch away)."""
+  ry, rp = _rank(y), _rank(p)
+  if ry is None or rp is None or ry == rp:
+    return y, p
+  if rp == ry + 1 and _last_dim(p) == 1:
+    if ry == 1:
+      y = expand(y)
+    else:
+      p = squeeze(p)
+  elif ry == rp + 1 and _last_dim(y) == 1:
+    if rp == 1:
+      p = expand(p)
+    else:
+      y = squeeze(y)
+  return y, p
+
+
+def _is_wrapper(loss):
+  """A Keras `LossFunctionWrapper` (MeanSquaredError(), ...): a function
+  loss whose inputs Keras brings to one rank."""
+  return any(c.__name__ == "LossFunctionWrapper" for c in type(loss).__mro__)
+
+
+def _loss_name(loss):
+  if isinstance(loss, str):
+    return repr(loss)
+  return repr(getattr(loss, "name", None) or getattr(
+      loss, "__name__", None) or type(loss).__name__)
+
+
+def _per_sample(value, p, name):
+  """Raises unless `value` holds one loss per sample of outputs `p`: its
+  shape a leading part of p's (batch first), as a loss that reduces some
+  trailing axes gives."""
+  rv, rp = _rank(value), _rank(p)
+  if rv is None or rp is None:
+    return value
+  fits = 1 <= rv <= rp and all(
+      a is None or b is None or int(a) == int(b)
+      for a, b in zip(tuple(value.shape), tuple(p.shape)[:rv]))
+  if not fits:
+    raise ValueError(
+        f"the model's loss {name} gives values of shape "
+        f"{tuple(value.shape)} for outputs of shape {tuple(p.shape)}, not "
+        "one loss per sample, which gradient criteria need (a loss that "
+        "reduces the batch, or labels that broadcast against the outputs): "
+        "compile the model with a loss that keeps the batch axis, and "
+        "labels of the outputs' shape")
+  return value
+
+
 def per_sample_loss(model):
   """fn(y_true, y_pred) -> per-sample losses.
 
   The model's compiled loss if it has one (its first, for several outputs),
   else sparse categorical cross-entropy, from logits unless the model ends
   in a softmax. The function is built from the model's Keras, so it runs on
-  that Keras' backend (TensorFlow, JAX).
+  that Keras' backend (TensorFlow, JAX, PyTorch). A loss given as a name, a
+  function or a Keras function loss (MeanSquaredError(), ...) gets labels
+  and outputs brought to one rank as Keras' `fit` does (labels (N,) for
+  outputs (N, 1) are taken as (N, 1)); a `Loss` instance runs with
+  reduction 'none'.
+
+  The returned function raises ValueError, naming the loss, when what it
+  gives is not one value per sample (a leading part of the outputs' shape).
   """
-  keras = frameworks.of(model).keras
+  fw = frameworks.of(model)
+  keras = fw.keras
+  if frameworks.detect(model) == frameworks.TF_KERAS:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    expand = lambda t: tf.expand_dims(t, -1)
+    squeeze = lambda t: tf.squeeze(t, -1)
+  else:
+    expand = lambda t: keras.ops.expand_dims(t, -1)
+    squeeze = lambda t: keras.ops.squeeze(t, -1)
   loss = getattr(model, "loss", None)
   if isinstance(loss, (list, tuple)):
     loss = loss[0] if loss else None
   if isinstance(loss, dict):
     loss = next(iter(loss.values()), None)
+  name = _loss_name(loss)
   if isinstance(loss, str):
-    fn = keras.losses.get(loss)
-    return lambda y, p: fn(y, p)
+    loss = keras.losses.get(loss)   # a function, or a Loss for a class name
   if isinstance(loss, keras.losses.Loss):
     config = dict(loss.get_config())
     config["reduction"] = "none"
     unreduced = type(loss).from_config(config)
-    return lambda y, p: unreduced(y, p)
+    if _is_wrapper(loss):
+      def fn(y, p):
+        y, p = _same_rank(y, p, expand, squeeze)
+        return _per_sample(unreduced(y, p), p, name)
+    else:   # Keras calls a Loss subclass on (y, p) as they are
+      def fn(y, p):
+        return _per_sample(unreduced(y, p), p, name)
+    return fn
   if callable(loss):
-    return lambda y, p: loss(y, p)
-  fn = keras.losses.SparseCategoricalCrossentropy(
+    def fn(y, p):
+      y, p = _same_rank(y, p, expand, squeeze)
+      return _per_sample(loss(y, p), p, name)
+    return fn
+  scce = keras.losses.SparseCategoricalCrossentropy(
       from_logits=not _ends_in_softmax(model), reduction="none")
   if frameworks.detect(model) == frameworks.TF_KERAS:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    return lambda y, p: fn(tf.cast(y, tf.int64), p)
-  return lambda y, p: fn(keras.ops.cast(y, "int32"), p)
+    return lambda y, p: scce(tf.cast(y, tf.int64), p)
+  return lambda y, p: scce(keras.ops.cast(y, "int32"), p)
 
 
 def batch_mean_loss(model):

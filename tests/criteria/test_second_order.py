@@ -346,3 +346,89 @@ def test_obd_and_kfac_causal_strided_conv1d_match_reference(framework):
   got = tps.score(model, "kfac_obd", (x, y))
   np.testing.assert_allclose(got["c1"], kfac_reference(
       model, samples, "c1", lambda a: im2col_causal(a, 3, 3)), rtol=RTOL)
+
+
+# ---- the compiled loss, labels of rank 1 -------------------------------------
+
+
+def sigmoid_model(framework, seed=0):
+  """x(6,6,2) -> c1(4, relu) -> c2(3, relu) -> gap -> head(1, sigmoid)."""
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  inp = keras.Input((6, 6, 2))
+  x = L.Conv2D(4, 3, activation="relu", name="c1")(inp)
+  x = L.Conv2D(3, 3, padding="same", activation="relu", name="c2")(x)
+  x = L.GlobalAveragePooling2D(name="gap")(x)
+  out = L.Dense(1, activation="sigmoid", name="head")(x)
+  model = keras.Model(inp, out)
+  _set_random_weights(model, seed)
+  return model
+
+
+def _loss_of(framework, kind):
+  keras = frameworks.get(framework).keras
+  return {"mse": "mse", "bce": "binary_crossentropy",
+          "mae_fn": keras.losses.mean_absolute_error,
+          "mse_obj": keras.losses.MeanSquaredError()}[kind]
+
+
+def _numpy_loss(kind, y, p):
+  """Per-sample loss of outputs p (N,) and labels y (N,), in float64."""
+  if kind in ("mse", "mse_obj"):
+    return (p - y) ** 2
+  if kind == "mae_fn":
+    return np.abs(p - y)
+  return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("kind", ["mse", "bce", "mae_fn", "mse_obj"])
+def test_per_sample_loss_takes_labels_of_rank_one_as_fit_does(framework,
+                                                                kind):
+  # Keras' fit brings labels (N,) and outputs (N, 1) to one rank; the loss
+  # of the gradient criteria must too: one value per sample, not an (N, N)
+  # broadcast (tf_keras 'mse') nor a rank error (Keras 3 'binary_crossentropy').
+  from tfprune_survey.losses import per_sample_loss  # pylint: disable=g-import-not-at-top
+  model = sigmoid_model(framework)
+  model.compile("sgd", _loss_of(framework, kind))
+  rng = np.random.default_rng(5)
+  x = rng.standard_normal((6, 6, 6, 2)).astype("float32")
+  y = rng.integers(0, 2, 6).astype("float32")
+  p = model(x, training=False)
+  ref = _numpy_loss(kind, y.astype(np.float64),
+                    np.asarray(p, np.float64)[:, 0])
+  fn = per_sample_loss(model)
+  for labels in (y, y[:, None]):
+    got = np.asarray(fn(tf.constant(labels), p))
+    assert got.shape == (6,), got.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("kind", ["mse", "bce"])
+def test_gradient_criteria_score_labels_n_as_labels_n_by_1(framework, kind):
+  model = sigmoid_model(framework, seed=1)
+  model.compile("sgd", _loss_of(framework, kind))
+  rng = np.random.default_rng(6)
+  x = rng.standard_normal((12, 6, 6, 2)).astype("float32")
+  y = rng.integers(0, 2, 12).astype("float32")
+  for name in ("taylor", "taylor_fo", "obd", "kfac_obd"):
+    a = tps.score(model, name, (x, y))
+    b = tps.score(model, name, (x, y[:, None]))
+    assert set(a) == set(b) and a, name
+    for gid in a:
+      assert np.all(np.isfinite(a[gid])), (name, gid)
+      np.testing.assert_allclose(a[gid], b[gid], rtol=1e-5, atol=1e-12,
+                                 err_msg=name)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_loss_that_reduces_the_batch_is_a_value_error(framework):
+  keras = frameworks.get(framework).keras
+  model = sigmoid_model(framework)
+  model.compile("sgd", lambda y, p: keras.losses.mean_squared_error(y, p)[0])
+  rng = np.random.default_rng(7)
+  x = rng.standard_normal((8, 6, 6, 2)).astype("float32")
+  y = rng.integers(0, 2, 8).astype("float32")
+  with pytest.raises(ValueError, match="one loss per sample"):
+    tps.score(model, "taylor", (x, y))
