@@ -31,18 +31,25 @@ class ConversionReport(ModelInfo):
 
   @property
   def edge_tpu_ready(self):
-    """Full-integer: what the Edge TPU compiler maps (int8 I/O or not)."""
-    return self.quantization == "int8" and self.fully_integer
+    """Full-integer with static shapes: what the Edge TPU compiler maps
+    (int8 I/O or not). A free input size (`free_input_size`) is not: the
+    compiler needs every tensor's size fixed."""
+    return (self.quantization == "int8" and self.fully_integer
+            and not self.free_input_size)
 
   def __str__(self):
     ops = ", ".join(f"{k} x{v}" for k, v in self.ops.items())
     lines = [f"{self.path}: {self.size_bytes:,} bytes, quantization="
              f"{self.quantization}{' (int8 I/O)' if self.int8_io else ''}",
              f"  ops: {ops}"]
-    if self.quantization == "int8":
-      lines.append("  fully integer (Edge TPU-ready)" if self.fully_integer
-                   else "  NOT fully integer; float ops: "
+    if self.quantization == "int8" and not self.fully_integer:
+      lines.append("  NOT fully integer; float ops: "
                    + ", ".join(self.float_ops))
+    elif self.quantization == "int8" and self.free_input_size:
+      lines.append("  fully integer; free input size, not Edge "
+                   "TPU-compilable (it needs static shapes)")
+    elif self.quantization == "int8":
+      lines.append("  fully integer (Edge TPU-ready)")
     return "\n".join(lines)
 
 
@@ -161,7 +168,9 @@ def convert(model, path, *, quantization="none", representative_data=None,
   """Converts a tf_keras model to TFLite, writes it to `path`, reports on it.
 
   The model is traced with batch size 1 (what on-device inference runs), so
-  every shape in the file is static and XNNPACK can plan it ahead.
+  every shape in the file is static and XNNPACK can plan it ahead, unless
+  the model's input has a free size (`Input((None, None, 3))`): the file
+  keeps it (`free_input_size`; not Edge TPU-ready).
 
   Args:
     model: a tf_keras model, or a Keras 3 model on the TensorFlow backend

@@ -80,6 +80,8 @@ class ModelInfo:
       other than a QUANTIZE on a model input or a DEQUANTIZE on a model
       output.
     input_dtypes, output_dtypes: numpy dtype names of the I/O tensors.
+    input_shapes: each input's shape signature, -1 for a free size (from
+      `Input((None, None, 3))`).
   """
   path: str
   size_bytes: int
@@ -87,6 +89,14 @@ class ModelInfo:
   float_ops: list
   input_dtypes: list
   output_dtypes: list
+  input_shapes: list = dataclasses.field(default_factory=list)
+
+  @property
+  def free_input_size(self):
+    """True when an input has a free (-1) size: the file is resized to
+    each input, and is not compilable for the Edge TPU, whose compiler
+    needs static tensor shapes."""
+    return any(d < 0 for shape in self.input_shapes for d in shape)
 
   @property
   def fully_integer(self):
@@ -137,5 +147,7 @@ def describe(path):
       input_dtypes=[np.dtype(d["dtype"]).name
                     for d in interp.get_input_details()],
       output_dtypes=[np.dtype(d["dtype"]).name
-                     for d in interp.get_output_details()])
+                     for d in interp.get_output_details()],
+      input_shapes=[tuple(int(s) for s in d.get("shape_signature", d["shape"]))
+                    for d in interp.get_input_details()])
 

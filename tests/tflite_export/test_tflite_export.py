@@ -348,3 +348,29 @@ def test_verify_without_samples_names_the_argument(framework, tmp_path):
     with pytest.raises(ValueError, match="`max_samples`"):
       tflite_export.verify(model, path, x, max_samples=bad)
   assert tflite_export.verify(model, path, x, max_samples=1).samples == 1
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_free_input_size_is_not_edge_tpu_ready(framework, tmp_path):
+  # The Edge TPU compiler needs static tensor shapes.
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  x = np.random.default_rng(0).random((16, 8, 8, 3)).astype("float32")
+  reports = {}
+  for size in (None, 8):
+    inputs = k.Input((size, size, 3))
+    h = k.layers.Conv2D(4, 3, padding="same")(inputs)
+    model = k.Model(inputs, k.layers.Dense(3)(
+        k.layers.GlobalAveragePooling2D()(h)))
+    reports[size] = tflite_export.convert(
+        model, str(tmp_path / f"{size}.tflite"), quantization="int8",
+        representative_data=x, int8_io=True)
+  free, fixed = reports[None], reports[8]
+  assert free.fully_integer and fixed.fully_integer
+  assert not free.edge_tpu_ready
+  assert "free input size, not Edge TPU-compilable" in str(free), str(free)
+  assert "Edge TPU-ready" not in str(free)
+  assert free.input_shapes == [(1, -1, -1, 3)] and free.free_input_size
+  assert fixed.input_shapes == [(1, 8, 8, 3)] and not fixed.free_input_size
+  assert fixed.edge_tpu_ready and "(Edge TPU-ready)" in str(fixed)
+  assert tflite_export.describe(free.path).free_input_size
