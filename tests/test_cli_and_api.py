@@ -404,3 +404,33 @@ def test_prune_of_a_two_input_model_exports_and_compares_unverified(
   assert "| original |" in text and "| slim |" in text
   assert "not verified: the model has 2 inputs" in text
   assert "PASS" not in text and "FAIL" not in text
+
+
+# ---- integer flags -----------------------------------------------------------
+
+def test_count_flags_are_checked_before_any_work(tmp_path, monkeypatch):
+  def no_work(*args, **kwargs):
+    raise AssertionError("the model was loaded before the flags were checked")
+  monkeypatch.setattr(cli, "_load", no_work)
+  path = str(tmp_path / "m.keras")
+  lite = "--tflite=" + str(tmp_path / "s.tflite")
+  export = ["--out=" + str(tmp_path / "m.tflite"), "--verify", "--bench"]
+  prune = ["--criterion=l1", "--ratio=0.5", "--out=" + str(tmp_path / "s.keras")]
+  for command, flags_, match in (
+      ("export", export + ["--data=digits", "--samples=0"], "--samples"),
+      ("export", export + ["--data=digits", "--samples=-1000"], "--samples"),
+      ("export", export + ["--bench-runs=0"], "--bench-runs"),
+      ("prune", prune + ["--data=digits", "--samples=0"], "--samples"),
+      ("prune", prune + [lite, "--bench-runs=0"], "--bench-runs"),
+      ("prune", prune + ["--round-to=0"], "--round-to"),
+      ("prune", prune + ["--min-channels=-1"], "--min-channels")):
+    cli.FLAGS.unparse_flags()
+    cli.FLAGS(cli._normalize(["x"] + flags_))
+    with pytest.raises(cli.app.UsageError, match=f"{match} must be at least"):
+      cli.main(["tfprune-survey", command, path])
+  assert not list(tmp_path.iterdir())
+  # Every integer flag of a command is checked.
+  for command, (_, _, names) in cli._COMMAND_HELP.items():
+    for name in names:
+      if cli.FLAGS[name].flag_type() == "int":
+        assert name in cli._COUNT_FLAGS, (command, name)

@@ -360,6 +360,20 @@ def _check_tflite_backend(model):
         "M.tflite`")
 
 
+# The integer flags and the least value each takes.
+_COUNT_FLAGS = {"samples": 1, "bench_runs": 1, "round_to": 1,
+                "min_channels": 1}
+
+
+def _check_counts(command):
+  """The integer flags of `command`, checked before any work is done."""
+  for name in _COMMAND_HELP[command][2]:
+    least = _COUNT_FLAGS.get(name)
+    if least is not None and FLAGS[name].value < least:
+      raise app.UsageError(f"--{name.replace('_', '-')} must be at least "
+                           f"{least}; got {FLAGS[name].value}")
+
+
 def _check_out_dir(path, flag):
   import os  # pylint: disable=g-import-not-at-top
   folder = os.path.dirname(os.path.abspath(path))
@@ -370,6 +384,7 @@ def _check_out_dir(path, flag):
 def cmd_export(args):
   if len(args) != 1:
     raise app.UsageError("export takes exactly one MODEL_PATH")
+  _check_counts("export")
   if not FLAGS.out or not FLAGS.out.endswith(".tflite"):
     raise app.UsageError("export needs --out M.tflite")
   _check_out_dir(FLAGS.out, "--out")
@@ -400,6 +415,7 @@ def cmd_export(args):
 def cmd_prune(args):
   if len(args) != 1:
     raise app.UsageError("prune takes exactly one MODEL_PATH")
+  _check_counts("prune")
   if not FLAGS.criterion:
     raise app.UsageError("prune needs --criterion")
   if not FLAGS.out:
