@@ -1,5 +1,7 @@
 """tps.reconstruct and prune(..., reconstruct=...): least-squares re-fits."""
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -190,3 +192,45 @@ def test_bad_input():
   with pytest.raises(ValueError, match=r"'up' \(Conv2DTranspose\)"):
     tps.reconstruct(tps.materialize(other, keep), other,
                     np.zeros((2, 6, 6, 2), "float32"), keep=keep)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_data_with_nan_or_inf_is_refused(framework):
+  # The re-fit streams its data through the scorers' check: one NaN sample
+  # would otherwise give the slim model NaN weights, with no error.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  model = _linear_conv2d_model(framework)
+  x = np.random.default_rng(5).normal(size=(8, 8, 8, 3)).astype("float32")
+  bad = x.copy()
+  bad[3, 2, 2, 1] = np.nan
+  keep = {"c1": [0, 1, 2, 3]}
+  slim = tps.materialize(model, keep)
+  before = weights_of(slim)
+  for data in (bad, (bad, np.zeros(8)),
+               tf.data.Dataset.from_tensor_slices(bad).batch(4)):
+    with pytest.raises(ValueError, match="`data` holds NaN or inf.*re-fit"):
+      tps.reconstruct(slim, model, data, keep=keep)
+  assert same_weights(before, weights_of(slim))
+  bad[3, 2, 2, 1] = np.inf
+  with pytest.raises(ValueError, match="`data` holds NaN or inf"):
+    tps.prune(model, "l1", ratios={"c1": 0.34}, data=bad, reconstruct=True)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_fit_that_is_not_finite_names_the_layer(framework, monkeypatch):
+  model = _linear_conv2d_model(framework)
+  c1 = model.get_layer("c1")
+  _set(c1, c1.get_weights()[0] * 1e30, c1.get_weights()[1])
+  x = np.random.default_rng(6).normal(size=(8, 8, 8, 3)).astype("float32")
+  x *= 1e10   # finite data whose features overflow float32 in c1
+  keep = {"c1": [0, 1, 2, 3]}
+  slim = tps.materialize(model, keep)
+  with pytest.raises(ValueError, match=r"re-fit layer 'c2' \(Conv2D\).*NaN"):
+    tps.reconstruct(slim, model, x, keep=keep)
+  # tps.reconstruct is the function; the module is looked up by name.
+  reconstruct_lib = importlib.import_module("tfprune_survey.reconstruct")
+  monkeypatch.setattr(reconstruct_lib, "_solve",
+                      lambda a, b, ridge, k: np.full(b.shape, np.nan))
+  model = _linear_conv2d_model(framework)
+  with pytest.raises(ValueError, match=r"re-fit layer 'c2'.*not finite"):
+    tps.reconstruct(tps.materialize(model, keep), model, x / 1e10, keep=keep)

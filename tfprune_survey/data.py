@@ -335,7 +335,8 @@ def _non_finite(v):
   return int(v.size - np.count_nonzero(np.isfinite(v)))
 
 
-def checked(model, data, labels=False, arg_name="data", criterion=None):
+def checked(model, data, labels=False, arg_name="data", criterion=None,
+            purpose=None):
   """Checks `data` against `model` now, and its batches as they stream.
 
   At once, before any work: the input shape (from the arrays or the
@@ -350,6 +351,8 @@ def checked(model, data, labels=False, arg_name="data", criterion=None):
     labels: True when the data's labels feed a classification loss.
     arg_name: the argument's name, for messages.
     criterion: the criterion's name, for messages.
+    purpose: what the data is for, for the NaN message ("no layer can be
+      re-fitted"); by default the scoring of channels.
 
   Returns:
     A `CheckedData` for `iterate_batches`.
@@ -376,6 +379,7 @@ def checked(model, data, labels=False, arg_name="data", criterion=None):
   numpy_labels = not isinstance(data, tf.data.Dataset)
   seen = [0]
   user = f" for criterion '{criterion}'" if criterion else ""
+  purpose = purpose or f"no channel can be scored{user}"
 
   def check_batch(x, y):
     seen[0] += 1
@@ -390,7 +394,7 @@ def checked(model, data, labels=False, arg_name="data", criterion=None):
         raise ValueError(
             f"`{arg_name}` holds NaN or inf: {bad} value"
             f"{'s' if bad > 1 else ''} in the {name} of batch {seen[0]}, "
-            f"from which no channel can be scored{user}. Replace or drop "
+            f"from which {purpose}. Replace or drop "
             "them (e.g. with np.nan_to_num) first")
     if labels:
       if y is None:

@@ -178,11 +178,14 @@ def reconstruct(slim, original, data, *, keep=None, samples=2048,
     A new slim model of the same Keras, with re-fitted consumers.
 
   Raises:
-    ValueError: without data or keep; for keep that does not fit
-      `original` or a slim model whose widths do not match it; for a
-      consumer that cannot be re-fitted (the message names the layer and
-      its type: e.g. Conv2DTranspose, SeparableConv2D, a layer inside a
-      nested model or called several times); for a bad option.
+    ValueError: without data or keep; for data that does not fit the
+      model or holds NaN or inf; for keep that does not fit `original` or
+      a slim model whose widths do not match it; for a fit that is not
+      finite (features that overflow on `data`: the message names the
+      layer); for a consumer that cannot be re-fitted (the message names
+      the layer and its type: e.g. Conv2DTranspose, SeparableConv2D, a
+      layer inside a nested model or called several times); for a bad
+      option.
     TypeError: for models that are not Keras models, or of different Kerases.
   """
   fw = frameworks.check_model(original, "original")
@@ -198,7 +201,9 @@ def reconstruct(slim, original, data, *, keep=None, samples=2048,
                      "that made `slim` (PruneResult.keep); which channels were "
                      "kept cannot be read from the widths")
   _check_options(samples, positions_per_sample, ridge, seed)
-  data_lib.check_inputs(original, data, "data")
+  # Shapes now; each batch's shape and finiteness as it streams.
+  data = data_lib.checked(original, data, arg_name="data",
+                          purpose="no layer can be re-fitted")
   graph = ChannelGraph(original)
   keep_arrays = resolve_keep(graph, keep)
   keep_of = graph.keep_resolver(keep_arrays)
@@ -266,7 +271,16 @@ def _fit_wave(original, new, wave, data, samples, steps, per_sample, ridge,
     k = len(rows)
     if not c.use_bias:
       a, xy = a[:k, :k], xy[:k]
+    where = f"cannot re-fit layer '{c.path}' ({c.class_name})"
+    if not (np.isfinite(a).all() and np.isfinite(xy).all()):
+      raise ValueError(
+          f"{where}: its inputs, or the original model's outputs there, hold "
+          "NaN or inf on `data` (features that overflow float32), so no "
+          "finite weights can be fitted")
     sol = _solve(a, xy, ridge, k)
+    if not np.isfinite(sol).all():
+      raise ValueError(f"{where}: its least-squares solution on `data` is not "
+                       f"finite (ridge={ridge}); try a larger `ridge`")
     layer = new.get_layer(c.path)
     values = []
     for w, v in zip(layer.weights, layer.get_weights()):
