@@ -415,7 +415,8 @@ def test_count_flags_are_checked_before_any_work(tmp_path, monkeypatch):
   path = str(tmp_path / "m.keras")
   lite = "--tflite=" + str(tmp_path / "s.tflite")
   export = ["--out=" + str(tmp_path / "m.tflite"), "--verify", "--bench"]
-  prune = ["--criterion=l1", "--ratio=0.5", "--out=" + str(tmp_path / "s.keras")]
+  prune = ["--criterion=l1", "--ratio=0.5",
+           "--out=" + str(tmp_path / "s.keras")]
   for command, flags_, match in (
       ("export", export + ["--data=digits", "--samples=0"], "--samples"),
       ("export", export + ["--data=digits", "--samples=-1000"], "--samples"),
@@ -434,3 +435,59 @@ def test_count_flags_are_checked_before_any_work(tmp_path, monkeypatch):
     for name in names:
       if cli.FLAGS[name].flag_type() == "int":
         assert name in cli._COUNT_FLAGS, (command, name)
+
+
+# ---- exit codes --------------------------------------------------------------
+
+def test_exit_codes_usage_error_2_verification_failed_1(tmp_path, capsys,
+                                                       monkeypatch):
+  import tflite_export
+  path, _ = _saved_small_model(tmp_path)
+  out = str(tmp_path / "m.tflite")
+
+  def code_of(argv, entry=None):
+    cli.FLAGS.unparse_flags()
+    with pytest.raises(SystemExit) as info:
+      if entry is None:
+        cli.app.run(cli.main, argv=cli._normalize(["tfprune-survey"] + argv))
+      else:
+        entry(["tfprune-survey"] + argv)
+    return info.value.code, capsys.readouterr()
+
+  # Usage errors: 2, with the message on stderr.
+  for argv, message in (
+      (["frobnicate"], "unknown command"),
+      (["profile", str(tmp_path / "nope.keras")], "does not exist"),
+      (["export", path, "--out", out, "--quantize", "int8"],
+       "int8 needs --data"),
+      (["export", path, "--out", out, "--bench-runs", "0"], "--bench-runs")):
+    code, text = code_of(argv)
+    assert code == 2 and message in text.err, (argv, code, text.err[-500:])
+  # So are flags absl cannot parse, from the console script.
+  for argv, message in ((["export", path, "--quantize", "int9"], "--quantize"),
+                        (["export", path, "--frobnicate"], "frobnicate")):
+    code, text = code_of(argv, cli.run)
+    assert code == 2 and message in text.err, (argv, code, text.err[-500:])
+  code, text = code_of(["--helpfull"], cli.run)
+  assert code == 0 and "--bench_runs" in text.out
+  assert not (tmp_path / "m.tflite").exists()
+
+  # A failed verification: 1.
+  class Failed:
+    passed = False
+
+    def __str__(self):
+      return "verify on 64 samples -> FAIL"
+  monkeypatch.setattr(tflite_export, "verify", lambda *a, **k: Failed())
+  code, text = code_of(["export", path, "--out", out, "--verify"])
+  assert code == 1 and "verification FAILED" in text.out
+
+
+def test_help_documents_the_exit_codes(capsys):
+  with pytest.raises(SystemExit) as info:
+    cli.run(["tfprune-survey", "--help"])
+  assert info.value.code == 0
+  text = " ".join(capsys.readouterr().out.split())
+  assert "exit codes: 0 success 1 export --verify" in text
+  assert "2 a usage error" in text
+  assert "exit code 1 when it fails" in cli.command_usage("export")

@@ -102,7 +102,7 @@ def test_compare_cli_filters_and_sorts(csv_path, capsys):
 def test_compare_cli_unknown_model_lists_known_ones(csv_path, capsys):
   code, out = run_cli(["compare", "--published", csv_path, "--model",
                        "AlexNet"], capsys)
-  assert code == 1
+  assert code == 2
   assert "no published results for --model AlexNet" in out.err
   assert "ResNet56" in out.err and "VGG16" in out.err
 
@@ -146,10 +146,10 @@ def test_compare_warns_when_no_model_is_shared(csv_path, tmp_path):
 def test_compare_cli_errors(csv_path, tmp_path, capsys):
   code, out = run_cli(["compare", "--published", csv_path, "--ours",
                        str(tmp_path / "missing.json")], capsys)
-  assert code == 1 and "missing.json" in out.err
+  assert code == 2 and "missing.json" in out.err
   code, out = run_cli(["compare", "--published", csv_path, "--plot",
                        str(tmp_path / "no" / "dir.png")], capsys)
-  assert code == 1 and "does not exist" in out.err
+  assert code == 2 and "does not exist" in out.err
 
 
 def test_the_shipped_csv_is_complete_and_consistent():

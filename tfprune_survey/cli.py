@@ -10,6 +10,13 @@
                  [--data ...] [--verify] [--bench]
   tfprune-survey compare [--model M] [--dataset D] [--ours RESULTS.json]
                  [--plot OUT.png] [--published CSV]
+
+Exit codes: 0 success (help included); 1 `export --verify` found the .tflite
+file disagreeing with the Keras model ("verification FAILED"); 2 a usage
+error: an unknown command or flag, a bad flag value, a missing MODEL_PATH or
+one that cannot be loaded as a Keras model, or flags that do not fit the
+model (one message on stderr, before any file is written). An unexpected
+error ends in a Python traceback, and Python's exit code 1.
 """
 
 import re
@@ -80,7 +87,25 @@ On the JAX or PyTorch backend of Keras 3, save the model as .keras and run
 `KERAS_BACKEND=tensorflow tfprune-survey export M.keras --out M.tflite` (a
 TensorFlow-backend process) to get TFLite.
 A MODEL_PATH that cannot be loaded gives one line on stderr and exit code 2.
+
+exit codes:
+  0  success
+  1  export --verify: the .tflite file disagrees with the Keras model
+     ("verification FAILED")
+  2  a usage error: an unknown command or flag, a bad flag value, a missing
+     MODEL_PATH or one that cannot be loaded, flags that do not fit the model
+  (an unexpected error ends in a Python traceback and exit code 1)
 """
+
+EXIT_OK, EXIT_VERIFY_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(app.UsageError):
+  """A usage error: a message on stderr and exit code 2 (absl's default is
+  1, which is kept for a failed verification)."""
+
+  def __init__(self, message, exitcode=EXIT_USAGE):
+    super().__init__(message, exitcode)
 
 
 # Each command's synopsis and flags, for `tfprune-survey COMMAND --help`.
@@ -107,7 +132,7 @@ _COMMAND_HELP = {
                "int8]\n    [--data fashion_mnist|digits|PATH.npz] [--verify] "
                "[--bench]",
                "Converts a saved model to TFLite; optionally verifies it "
-               "against Keras and times it.",
+               "against Keras (exit code 1 when it fails) and times it.",
                ["out", "quantize", "data", "samples", "verify", "bench",
                 "bench_runs"]),
     "compare": ("[--model M] [--dataset D] [--ours RESULTS.json] "
@@ -201,12 +226,12 @@ def _load(path):
   `tf_keras.models.load_model`. TF_USE_LEGACY_KERAS plays no part.
 
   Raises:
-    app.UsageError: when `path` does not exist.
+    UsageError: when `path` does not exist.
     LoadError: when it cannot be loaded as an analysable Keras model.
   """
   import os  # pylint: disable=g-import-not-at-top
   if not os.path.exists(path):
-    raise app.UsageError(f"MODEL_PATH {path!r} does not exist")
+    raise UsageError(f"MODEL_PATH {path!r} does not exist")
   framework = saved_framework(path)  # reads the file; imports no Keras
   # The package registers its serializable layers on import.
   import tfprune_survey  # pylint: disable=g-import-not-at-top,unused-import
@@ -228,7 +253,7 @@ def _load(path):
 
 def cmd_profile(args):
   if len(args) != 1:
-    raise app.UsageError("profile takes exactly one MODEL_PATH")
+    raise UsageError("profile takes exactly one MODEL_PATH")
   model = _load(args[0])
   import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
   print(tps.profile(model))
@@ -240,7 +265,7 @@ def cmd_profile(args):
 
 def cmd_demo(args):
   if args:
-    raise app.UsageError("demo takes no positional arguments")
+    raise UsageError("demo takes no positional arguments")
   from tfprune_survey import demo  # pylint: disable=g-import-not-at-top
   demo.run(FLAGS.out_dir)
   return 0
@@ -255,7 +280,7 @@ def _load_data(model, name, split=0):
   """(x, y) of `split` (0 train, 1 test) of --data, checked against the model."""
   shapes = _input_shapes(model)
   if len(shapes) != 1:
-    raise app.UsageError(
+    raise UsageError(
         f"--data {name}: a data set gives one input, and the model has "
         f"{len(shapes)} inputs ({', '.join(str(s) for s in shapes)}); leave "
         "--data out (--bench then times random inputs)")
@@ -266,8 +291,8 @@ def _load_data(model, name, split=0):
   given = tuple(x.shape[1:])
   if len(given) != len(want) or any(
       w is not None and g != w for g, w in zip(given, want)):
-    raise app.UsageError(f"--data {name} has samples of shape "
-                         f"{tuple(x.shape[1:])}, the model expects {want}")
+    raise UsageError(f"--data {name} has samples of shape "
+                     f"{tuple(x.shape[1:])}, the model expects {want}")
   return x, y
 
 
@@ -279,10 +304,10 @@ def _random_inputs(model, n=64):
   for shape in shapes:
     if None in shape:
       if len(shapes) == 1:
-        raise app.UsageError(
+        raise UsageError(
             f"the model has a free input size {(None,) + shape}: pass "
             "--data, whose samples set the size to verify and time at")
-      raise app.UsageError(
+      raise UsageError(
           f"the model has a free input size {(None,) + shape} among its "
           f"{len(shapes)} inputs; --data gives a single input, so a model of "
           "several inputs can be verified and timed here at fixed sizes only")
@@ -353,7 +378,7 @@ def _check_tflite_backend(model):
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
   backend = frameworks.of(model).backend()
   if backend != "tensorflow":
-    raise app.UsageError(
+    raise UsageError(
         f"TFLite export needs the TensorFlow backend, and this process runs "
         f"Keras 3 on '{backend}': save the model as .keras and run "
         "`KERAS_BACKEND=tensorflow tfprune-survey export MODEL.keras --out "
@@ -370,31 +395,31 @@ def _check_counts(command):
   for name in _COMMAND_HELP[command][2]:
     least = _COUNT_FLAGS.get(name)
     if least is not None and FLAGS[name].value < least:
-      raise app.UsageError(f"--{name.replace('_', '-')} must be at least "
-                           f"{least}; got {FLAGS[name].value}")
+      raise UsageError(f"--{name.replace('_', '-')} must be at least "
+                       f"{least}; got {FLAGS[name].value}")
 
 
 def _check_out_dir(path, flag):
   import os  # pylint: disable=g-import-not-at-top
   folder = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(folder):
-    raise app.UsageError(f"{flag} {path}: directory {folder} does not exist")
+    raise UsageError(f"{flag} {path}: directory {folder} does not exist")
 
 
 def cmd_export(args):
   if len(args) != 1:
-    raise app.UsageError("export takes exactly one MODEL_PATH")
+    raise UsageError("export takes exactly one MODEL_PATH")
   _check_counts("export")
   if not FLAGS.out or not FLAGS.out.endswith(".tflite"):
-    raise app.UsageError("export needs --out M.tflite")
+    raise UsageError("export needs --out M.tflite")
   _check_out_dir(FLAGS.out, "--out")
   if FLAGS.quantize == "int8" and not FLAGS.data:
-    raise app.UsageError("--quantize int8 needs --data to calibrate")
+    raise UsageError("--quantize int8 needs --data to calibrate")
   model = _load(args[0])
   _check_tflite_backend(model)
   if FLAGS.verify and _unverifiable(model):
-    raise app.UsageError(f"--verify: {_unverifiable(model)}; leave --verify "
-                         "out (--bench still times the file)")
+    raise UsageError(f"--verify: {_unverifiable(model)}; leave --verify "
+                     "out (--bench still times the file)")
   data = None
   if FLAGS.data:
     data = _load_data(model, FLAGS.data, split=0)[0]
@@ -404,36 +429,36 @@ def cmd_export(args):
     row = _tflite_row(f"{args[0]} -> {FLAGS.out}", model, FLAGS.out, data,
                       FLAGS.bench, check=FLAGS.verify)
   except (ValueError, FileNotFoundError) as e:
-    raise app.UsageError(str(e)) from e
+    raise UsageError(str(e)) from e
   _print_table([row])
   if row["verify"] is not None and not row["verify"].passed:
     print("verification FAILED")
-    return 1
-  return 0
+    return EXIT_VERIFY_FAILED
+  return EXIT_OK
 
 
 def cmd_prune(args):
   if len(args) != 1:
-    raise app.UsageError("prune takes exactly one MODEL_PATH")
+    raise UsageError("prune takes exactly one MODEL_PATH")
   _check_counts("prune")
   if not FLAGS.criterion:
-    raise app.UsageError("prune needs --criterion")
+    raise UsageError("prune needs --criterion")
   if not FLAGS.out:
-    raise app.UsageError("prune needs --out SLIM.keras")
+    raise UsageError("prune needs --out SLIM.keras")
   if not FLAGS.out.endswith((".keras", ".h5")):
-    raise app.UsageError(f"--out {FLAGS.out}: the slim model is saved as a "
-                         ".keras or .h5 file; name one")
+    raise UsageError(f"--out {FLAGS.out}: the slim model is saved as a "
+                     ".keras or .h5 file; name one")
   _check_out_dir(FLAGS.out, "--out")
   if FLAGS["quantize"].present and not FLAGS.tflite:
-    raise app.UsageError("--quantize applies to the TFLite export: add "
-                         "--tflite SLIM.tflite")
+    raise UsageError("--quantize applies to the TFLite export: add "
+                     "--tflite SLIM.tflite")
   import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
   if FLAGS.tflite:
     if not FLAGS.tflite.endswith(".tflite"):
-      raise app.UsageError(f"--tflite {FLAGS.tflite}: name a .tflite file")
+      raise UsageError(f"--tflite {FLAGS.tflite}: name a .tflite file")
     _check_out_dir(FLAGS.tflite, "--tflite")
   if FLAGS.tflite and FLAGS.quantize == "int8" and not FLAGS.data:
-    raise app.UsageError("--quantize int8 needs --data to calibrate")
+    raise UsageError("--quantize int8 needs --data to calibrate")
   model = _load(args[0])
   if FLAGS.tflite:
     _check_tflite_backend(model)
@@ -450,7 +475,7 @@ def cmd_prune(args):
                        min_channels=FLAGS.min_channels,
                        verbose=1 if data is not None else 0)
   except (TypeError, ValueError) as e:
-    raise app.UsageError(str(e)) from e
+    raise UsageError(str(e)) from e
   result.model.save(FLAGS.out)
   print(result.report)
   print(f"\nsaved {FLAGS.out}")
@@ -465,7 +490,7 @@ def cmd_prune(args):
                 _tflite_row("slim", result.model, FLAGS.tflite, inputs, True,
                             check=check)]
     except (ValueError, FileNotFoundError) as e:
-      raise app.UsageError(str(e)) from e
+      raise UsageError(str(e)) from e
     print()
     _print_table(rows)
     if not check:
@@ -476,7 +501,7 @@ def cmd_prune(args):
 
 def cmd_compare(args):
   if args:
-    raise app.UsageError("compare takes no positional arguments")
+    raise UsageError("compare takes no positional arguments")
   from tfprune_survey import published  # pylint: disable=g-import-not-at-top
   if FLAGS.plot:
     _check_out_dir(FLAGS.plot, "--plot")
@@ -484,12 +509,12 @@ def cmd_compare(args):
     rows = published.load(FLAGS.published)
     ours = published.load_ours(FLAGS.ours) if FLAGS.ours else []
   except (ValueError, FileNotFoundError) as e:
-    raise app.UsageError(str(e)) from e
+    raise UsageError(str(e)) from e
   shown = published.select(rows, FLAGS.model, FLAGS.dataset)
   if not shown:
     known = sorted({r["model"] for r in rows}) if FLAGS.model else sorted(
         {r["dataset"] for r in rows})
-    raise app.UsageError(
+    raise UsageError(
         f"no published results for --model {FLAGS.model} --dataset "
         f"{FLAGS.dataset}; known {'models' if FLAGS.model else 'data sets'}: "
         + ", ".join(known))
@@ -535,18 +560,38 @@ def main(argv):
     return 0
   if len(argv) < 2:
     print(_USAGE)
-    return 2
+    return EXIT_USAGE
   command = argv[1]
   if command not in COMMANDS:
-    raise app.UsageError(f"unknown command {command!r}; choose one of "
-                         f"{sorted(COMMANDS)}")
+    raise UsageError(f"unknown command {command!r}; choose one of "
+                     f"{sorted(COMMANDS)}")
   try:
     return COMMANDS[command](argv[2:])
   except LoadError as e:
     path = argv[2] if len(argv) > 2 else "MODEL_PATH"
     print(f"tfprune-survey {command}: {path} could not be loaded as a Keras "
           f"model: {e}", file=sys.stderr)
-    return 2
+    return EXIT_USAGE
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with our exit codes.
+
+  A flag absl cannot parse (unknown, or a bad value) is a usage error: exit
+  code 2, where absl exits 1. absl's --helpfull (and --helpxml) print help
+  and exit 1; help is a success here, so 0.
+  """
+  try:
+    return FLAGS(argv)
+  except flags.Error as error:
+    message = str(error)
+    if "\n" in message:
+      message = "\n" + "\n".join("  " + l for l in message.splitlines())
+    sys.stderr.write(f"FATAL Flags parsing error: {message}\n"
+                     "Pass --helpshort or --helpfull to see help on flags.\n")
+    sys.exit(EXIT_USAGE)
+  except SystemExit as e:
+    sys.exit(EXIT_OK if e.code == 1 else e.code)
 
 
 def run(argv=None):
@@ -554,14 +599,15 @@ def run(argv=None):
 
   Help (`--help`, `-h`, `help`, `COMMAND --help`, `help COMMAND`) is ours,
   printed before absl parses flags (absl's own shows its generic usage);
-  `--helpfull` still lists every flag, absl's included.
+  `--helpfull` still lists every flag, absl's included. Exit codes: 0
+  success, 1 `export --verify` FAILED, 2 a usage error (see `_USAGE`).
   """
   argv = _normalize(sys.argv if argv is None else list(argv))
   text = help_text(argv)
   if text is not None:
     print(text)
     sys.exit(0)
-  app.run(main, argv=argv)
+  app.run(main, argv=argv, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":
