@@ -24,7 +24,7 @@ def _set(layer, kernel, bias=None):
   layer.set_weights([kernel] if bias is None else [kernel, bias])
 
 
-def _linear_conv2d_model(framework, seed=0):
+def _linear_conv2d_model(framework, seed=0, input_name=None):
   """c1 (linear) -> c2 (strided, linear) -> Flatten -> Dense.
 
   c1's filters 4 and 5 and c2's filters 3 and 4 (with their biases) are
@@ -33,7 +33,7 @@ def _linear_conv2d_model(framework, seed=0):
   """
   keras = _keras(framework)
   rng = np.random.default_rng(seed)
-  inp = keras.Input((8, 8, 3))
+  inp = keras.Input((8, 8, 3), name=input_name)
   a = keras.layers.Conv2D(6, 3, padding="same", name="c1")(inp)
   b = keras.layers.Conv2D(5, 3, strides=2, padding="same", name="c2")(a)
   f = keras.layers.Flatten(name="flat")(b)
@@ -234,3 +234,27 @@ def test_a_fit_that_is_not_finite_names_the_layer(framework, monkeypatch):
   model = _linear_conv2d_model(framework)
   with pytest.raises(ValueError, match=r"re-fit layer 'c2'.*not finite"):
     tps.reconstruct(tps.materialize(model, keep), model, x / 1e10, keep=keep)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_single_input_model_takes_x_by_name_or_in_a_list(framework):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  model = _linear_conv2d_model(framework, input_name="img")
+  x = np.random.default_rng(7).normal(size=(16, 8, 8, 3)).astype("float32")
+  y = np.zeros(16)
+  keep = {"c1": [0, 1, 2, 3]}
+  slim = tps.materialize(model, keep)
+  want = weights_of(tps.reconstruct(slim, model, x, keep=keep))
+  for data in (({"img": x}, y), ([x], y), ((x,),),
+               tf.data.Dataset.from_tensor_slices(({"img": x}, y)).batch(5)):
+    got = weights_of(tps.reconstruct(slim, model, data, keep=keep))
+    for a, b in zip(want, got):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  result = tps.prune(model, "l1", ratios={"c1": 0.34}, data=({"img": x}, y),
+                     reconstruct=True)
+  plain = tps.prune(model, "l1", ratios={"c1": 0.34}, data=x,
+                    reconstruct=True)
+  for a, b in zip(weights_of(plain.model), weights_of(result.model)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="`data` gives inputs.*'img'"):
+    tps.reconstruct(slim, model, ({"image": x},), keep=keep)

@@ -111,12 +111,38 @@ def feature_reader(model, tensors):
   """callable(x) -> [np.ndarray] of `tensors` (symbolic tensors of `model`).
 
   The probe is a model of `model`'s own Keras; on the TensorFlow backend
-  its call is compiled once with `tf.function`.
+  its call is compiled once with `tf.function`. x is a batch as Keras'
+  `fit` takes it: for a model of one input, an array, or a one-entry
+  list, tuple or dict (by the input's name) of it; for several inputs, a
+  list, tuple or dict of arrays.
   """
   fw = frameworks.of(model)
   inputs = list(model.inputs)
   probe = fw.keras.Model(inputs[0] if len(inputs) == 1 else inputs,
                          list(tensors))
+  reader = _reader(fw, probe, inputs)
+  if len(inputs) != 1:
+    return reader
+  name = str(getattr(inputs[0], "name", "") or "").split(":")[0]
+  return lambda x: reader(_one_input(x, name))
+
+
+def _one_input(x, name):
+  """The array of a one-input model's batch x: x itself, or the entry of a
+  one-entry list or tuple, or of a dict (by the input's name), as Keras'
+  `fit` takes it."""
+  if isinstance(x, dict):
+    if name in x:
+      return x[name]
+    if len(x) == 1:
+      return next(iter(x.values()))
+  elif isinstance(x, (list, tuple)) and len(x) == 1:
+    return x[0]
+  return x
+
+
+def _reader(fw, probe, inputs):
+  """callable(x) -> [np.ndarray] of the probe's outputs."""
   signature = None
   if fw.backend() == "tensorflow":
     import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -189,16 +189,36 @@ def _input_name(tensor):
 
 
 def _check_inputs_of(model, x, arg_name):
-  """Checks a batch's x against a model of several inputs.
+  """Checks a batch's x given as a structure (or for several inputs).
 
-  x must be a list or tuple of one array per input, in the model's order,
-  or a dict by input name, each of the input's shape.
+  For a model of several inputs, x must be a list or tuple of one array
+  per input, in the model's order, or a dict by input name, each of the
+  input's shape. A model of one input takes a bare array (whose shape
+  `_check_shape` checks), a one-entry list or tuple, or a dict holding its
+  input's name, as Keras' `fit` does; the array in it must have the
+  input's shape.
   """
   inputs = list(getattr(model, "inputs", None) or [])
-  if len(inputs) < 2 or x is None:
+  if not inputs or x is None:
     return
   names = [_input_name(t) for t in inputs]
-  if isinstance(x, dict):
+  if len(inputs) == 1:
+    if isinstance(x, dict):
+      if names[0] not in x:
+        raise ValueError(
+            f"`{arg_name}` gives inputs {sorted(map(str, x))}, but model "
+            f"'{model.name}' has one input, {names[0]!r}: pass x as an "
+            f"array, or as a dict {{{names[0]!r}: x}}")
+      arrays = [x[names[0]]]
+    elif isinstance(x, (list, tuple)):
+      if len(x) != 1:
+        raise ValueError(
+            f"`{arg_name}` gives {len(x)} input arrays, but model "
+            f"'{model.name}' has one input, {names[0]!r}")
+      arrays = list(x)
+    else:
+      return   # a bare array
+  elif isinstance(x, dict):
     missing = [n for n in names if n not in x]
     if missing:
       raise ValueError(
@@ -237,23 +257,33 @@ def check_inputs(model, data, arg_name="data"):
   """Raises unless `data`'s inputs have the model's input shape.
 
   Looks at the arrays' shapes, or a `tf.data.Dataset`'s `element_spec`;
-  reads no batch. Models with several inputs are not checked.
+  reads no batch. For a model of one input, x given as a one-entry list,
+  tuple or dict (by the input's name) is checked as `_check_inputs_of`
+  checks each batch. Models with several inputs are checked batch by batch
+  only (`checked`).
 
   Raises:
     ValueError: naming the given and the expected input shape.
   """
   if isinstance(data, CheckedData):
     data = data.data
+  one_input = len(list(getattr(model, "inputs", None) or [])) == 1
   if isinstance(data, tf.data.Dataset):
     spec, _ = _x_spec(data.element_spec)
     if isinstance(spec, tf.TensorSpec):
       _check_shape(model, _dims(spec.shape), arg_name, "batches")
+    elif isinstance(spec, (tuple, list, dict)) and one_input:
+      _check_inputs_of(model, spec, arg_name)
     return
-  if isinstance(data, (tuple, list)) and data and isinstance(
-      data[0], np.ndarray):
-    data = data[0]
+  if isinstance(data, (tuple, list)) and data and (
+      isinstance(data[0], np.ndarray) or (len(data) in (1, 2) and all(
+          _is_arrays(d) for d in data))):
+    data = data[0]   # x of (x, y) or (x,), as `iterate_batches` reads it
   if isinstance(data, np.ndarray):
     _check_shape(model, data.shape, arg_name)
+  elif isinstance(data, (tuple, list, dict)) and _is_arrays(data) and (
+      one_input):
+    _check_inputs_of(model, data, arg_name)
 
 
 def label_kind(model):

@@ -18,11 +18,11 @@ DEAD = 2   # the producer channel the consumer's weights ignore
 CONSUMERS = ("conv", "dense", "pointwise")
 
 
-def _model(framework, consumer, seed=0):
+def _model(framework, consumer, seed=0, input_name=None):
   """c1 (5 channels, relu) -> consumer reading them; channel DEAD unused."""
   keras = frameworks.get(framework).keras
   rng = np.random.default_rng(seed)
-  inp = keras.Input((6, 6, 3))
+  inp = keras.Input((6, 6, 3), name=input_name)
   a = keras.layers.Conv2D(5, 3, padding="same", activation="relu",
                           name="c1")(inp)
   if consumer == "conv":
@@ -333,3 +333,47 @@ def test_consumers_inside_a_nested_model_are_named_in_a_warning(name):
   # c1's scores: c2's contributions alone, as for a model without inner.
   plain = keras.Model(inp, c)
   np.testing.assert_allclose(got["c1"], tps.score(plain, name, x)["c1"])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_single_input_model_takes_x_by_name_or_in_a_list(framework):
+  # As Keras' fit does: {input name: x}, [x] and (x,) are x.
+  model, *_ = _model(framework, "conv", input_name="img")
+  name = "img"
+  x = _data()
+  y = np.zeros(len(x))
+  for crit in ("thinet", "lasso"):
+    want = tps.score(model, crit, x)["c1"]
+    for given in ({name: x}, [x], (x,)):
+      got = tps.score(model, crit, (given, y))["c1"]
+      np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=crit)
+    got = tps.score(model, crit, tf.data.Dataset.from_tensor_slices(
+        {name: x}).batch(5))["c1"]
+    np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=crit)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_single_input_model_given_a_bad_structure_names_the_input(
+    framework):
+  # Checked as the inputs of a model of several inputs are, before any
+  # work, in words naming `data` and the input (not in Keras' words).
+  model, *_ = _model(framework, "conv", input_name="img")
+  name = "img"
+  x = _data()
+  bad = [({"wrong": x}, f"gives inputs \\['wrong'\\].*one input, '{name}'"),
+         ([x, x], f"gives 2 input arrays.*one input, '{name}'"),
+         ({name: x[:, :5]}, f"has input '{name}' of shape .*expects "
+                            r"\(batch, 6, 6, 3\)"),
+         ([x[..., :2]], f"has input '{name}' of shape .*expects "
+                        r"\(batch, 6, 6, 3\)")]
+  for given, match in bad:
+    # (A dataset would stack a list into one tensor: dicts only there.)
+    datasets = [tf.data.Dataset.from_tensor_slices(given).batch(4)] if (
+        isinstance(given, dict)) else []
+    for data in [(given,)] + datasets:
+      for crit in ("thinet", "lasso", "apoz"):
+        with pytest.raises(ValueError, match="`data` " + match):
+          tps.score(model, crit, data)
+      with pytest.raises(ValueError, match="`data` " + match):
+        tps.prune(model, "l1", data=data, ratio=0.2, scope="local",
+                  reconstruct=True)
