@@ -359,6 +359,41 @@ def test_a_duck_typed_schedule_works_at_fit(xy):
   assert kept_fraction(pm) == pytest.approx(0.5, abs=0.05)
 
 
+@pytest.mark.parametrize("spe", [1, 3])
+def test_a_dataset_of_unknown_length_keeps_the_step(xy, spe):
+  # Keras 3 ends each epoch of a dataset of unknown length with one more
+  # on_train_batch_begin, for an execution that finds no data (no end
+  # call): the step must not move there, and the saved step is that of the
+  # last trained batch.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  x, y = xy
+  x, y = x[:64], y[:64]
+  keras = keras_of("keras3")
+
+  def batches():
+    for i in range(0, 64, 8):
+      yield x[i:i + 8], y[i:i + 8]
+
+  ds = tf.data.Dataset.from_generator(batches, output_signature=(
+      tf.TensorSpec((None,) + x.shape[1:], tf.float32),
+      tf.TensorSpec((None,), tf.as_dtype(y.dtype))))
+  pm = tps.prune_channels(build("keras3"), "l1", tps.schedules.PolynomialDecay(
+      0.0, 0.5, begin_step=0, end_step=12, frequency=1))
+  pm.compile(keras.optimizers.Adam(1e-3),
+             keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+             steps_per_execution=spe)
+  upd = tps.UpdateChannelPruningStep()
+  starts = []
+
+  class Probe(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+      starts.append(upd.step)
+
+  pm.fit(ds, epochs=2, verbose=0, callbacks=[upd, Probe()])
+  assert starts == [0, 8]   # 8 batches an epoch
+  assert upd.step == 16 and upd.controller.step_of() == 15
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_steps_per_execution_keeps_the_schedule(xy, framework):
   # compile(steps_per_execution=3): Keras calls the batch hooks once per 3

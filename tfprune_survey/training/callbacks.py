@@ -63,8 +63,11 @@ class UpdateChannelPruningStep(Callback):
   def on_train_batch_begin(self, batch, logs=None):
     # A training loop that numbers its batches otherwise still advances
     # one step per call.
+    # `self.step` moves only when a batch has trained (on_train_batch_end):
+    # Keras 3 ends an epoch of unknown length with one more call here for
+    # an execution that finds no data and has no end call.
     step = max(self._epoch_start + int(batch), self.step)
-    self._begin = self.step = step
+    self._begin = step
     self.controller.set_step(step)
     updated = self.controller.maybe_update(step, first=self._checked + 1)
     self._checked = step
@@ -104,6 +107,9 @@ class UpdateChannelPruningStep(Callback):
     return window
 
   def on_epoch_end(self, epoch, logs=None):
+    # The saved step is that of the last trained batch, also after a call
+    # for an execution that found no data.
+    self.controller.set_step(self.step - 1)
     self.controller.apply_masks()
 
   def on_train_end(self, logs=None):
