@@ -649,3 +649,14 @@ def test_plot_refuses_empty_or_unknown_layers(tmp_path):
   assert [p["name"] for p in latency_plot.panels(
       lm, layers=(n for n in ("c2", "out")))] == ["c2", "out"]
   assert lm.plot(path, layers="c2") == path and os.path.exists(path)
+
+
+def test_time_tflite_refuses_a_file_of_free_input_size(tmp_path):
+  keras = frameworks.get("keras3").keras
+  inp = keras.Input((None, None, 3))
+  model = keras.Model(inp, keras.layers.Conv2D(4, 3)(inp))
+  import tflite_export  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / "free.tflite")
+  tflite_export.convert(model, path)
+  with pytest.raises(ValueError, match="free size.*input_shape"):
+    latency.time_tflite(path)

@@ -956,6 +956,14 @@ def time_tflite(path, *, threads=1, delegate="xnnpack", budget_ms=40.0,
   from tflite_export.inspect_model import interpreter  # pylint: disable=g-import-not-at-top
   interp = interpreter(path, threads=threads,
                        delegates=delegate == "xnnpack")
+  free = [d["name"] for d in interp.get_input_details()
+          if -1 in list(d.get("shape_signature", d["shape"]))]
+  if free:
+    raise ValueError(
+        f"time_tflite: {os.fspath(path)!r} has inputs of free size {free}, "
+        "so there is no size to time it at; build the model with a fixed "
+        "input shape (latency is per size), or time the file with "
+        "tflite_export.benchmark(path, input_shape=...)")
   rng = np.random.default_rng(0)
   for d in interp.get_input_details():
     interp.set_tensor(d["index"], rng.random(d["shape"]).astype(d["dtype"]))
