@@ -432,3 +432,24 @@ def test_a_loss_that_reduces_the_batch_is_a_value_error(framework):
   y = rng.integers(0, 2, 8).astype("float32")
   with pytest.raises(ValueError, match="one loss per sample"):
     tps.score(model, "taylor", (x, y))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_kfac_obd_without_a_producer_it_reads_is_a_value_error(framework):
+  # Conv3D producers only: it would score nothing and prune nothing.
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  inp = keras.Input((4, 4, 4, 2))
+  x = L.Conv3D(5, 2, activation="relu", name="c1")(inp)
+  x = L.Conv3D(4, 2, activation="relu", name="c2")(x)
+  model = keras.Model(inp, L.Dense(3, name="head")(L.Flatten()(x)))
+  rng = np.random.default_rng(8)
+  data = (rng.standard_normal((6, 4, 4, 4, 2)).astype("float32"),
+          rng.integers(0, 3, 6))
+  words = ("criterion 'kfac_obd' reads the kernels of Dense, Conv1D or "
+           "Conv2D producers.*has none in a prunable group")
+  with pytest.raises(ValueError, match=words):
+    tps.score(model, "kfac_obd", data)
+  with pytest.raises(ValueError, match=words):
+    tps.prune(model, "kfac_obd", data=data, ratio=0.5)
+  assert set(tps.score(model, "obd", data)) == {"c1", "c2"}

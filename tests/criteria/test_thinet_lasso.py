@@ -377,3 +377,23 @@ def test_a_single_input_model_given_a_bad_structure_names_the_input(
       with pytest.raises(ValueError, match="`data` " + match):
         tps.prune(model, "l1", data=data, ratio=0.2, scope="local",
                   reconstruct=True)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("name", ["thinet", "lasso"])
+def test_a_model_without_a_consumer_they_read_is_a_value_error(framework,
+                                                               name):
+  # Conv3D consumers only: they would score nothing and prune nothing.
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  inp = keras.Input((4, 4, 4, 2))
+  x = L.Conv3D(5, 2, activation="relu", name="c1")(inp)
+  x = L.Conv3D(4, 2, activation="relu", name="c2")(x)
+  model = keras.Model(inp, L.Conv3D(2, 2, name="c3")(x))
+  x = np.random.default_rng(9).normal(size=(6, 4, 4, 4, 2)).astype("float32")
+  words = (f"criterion '{name}' reads the outputs of top-level Conv1D, "
+           "Conv2D or Dense consumers .*has none in a prunable group")
+  with pytest.raises(ValueError, match=words):
+    tps.score(model, name, x)
+  with pytest.raises(ValueError, match=words):
+    tps.prune(model, name, data=x, ratio=0.5, scope="local")

@@ -100,11 +100,16 @@ class Criterion:
       parts = self.score_parts(group, ctx)
       if parts:
         out[group.id] = reduce_scores(parts, self.reduction)
-    if not out and self.reads:
+    self.check_scored(ctx, out)
+    return out
+
+  def check_scored(self, ctx, scores):
+    """Raises, naming what the criterion reads (`reads`), when it set
+    `reads` and scored no group: pruning would silently remove nothing."""
+    if not scores and self.reads:
       raise ValueError(
           f"criterion '{self.name}' reads {self.reads}, but model "
           f"'{ctx.model.name}' has none in a prunable group{self.reads_hint}")
-    return out
 
   # ---- the streaming protocol of training-time pruning --------------------
   # Without `data=`, `prune_channels` gathers a data criterion's statistics

@@ -36,10 +36,12 @@ class KFACOBD(Criterion):
   not scored; a coupled group (e.g. a residual stream) gets one vector per
   producer, combined with `reduction` (default 'sum'). Producers other than
   Dense, Conv1D and Conv2D (channels last, groups=1) are skipped; a group
-  with none of these keeps all its channels. Layers in nested models and
-  shared layers are not supported. On JAX and PyTorch the factors are built
-  in numpy from the backend's autograd, for producers without a fused
-  activation (NotImplementedError naming the layer otherwise).
+  with none of these keeps all its channels, and a model with none in any
+  prunable group is a ValueError (it would prune nothing). Layers in
+  nested models and shared layers are not supported. On JAX and PyTorch
+  the factors are built in numpy from the backend's autograd, for
+  producers without a fused activation (NotImplementedError naming the
+  layer otherwise).
 
   Memory: A is (fan_in + 1)^2 floats per producer layer, fan_in =
   kernel taps x input channels (e.g. 577^2 = 333k for a 3x3 conv on 64
@@ -59,6 +61,10 @@ class KFACOBD(Criterion):
   name = "kfac_obd"
   requires_data = True
   needs_gradients = True
+  reads = ("the kernels of Dense, Conv1D or Conv2D producers (channels "
+           "last, groups=1)")
+  reads_hint = ("; 'obd', 'taylor' and the weight criteria ('l1', 'l2', "
+                "'fpgm') read other producers")
 
   def __init__(self, reduction="sum"):
     super().__init__(reduction)
@@ -79,8 +85,7 @@ class KFACOBD(Criterion):
   def score(self, ctx):
     plan = self._producers(ctx)
     paths = list(dict.fromkeys(p for found in plan.values() for p, _ in found))
-    if not paths:
-      return {}
+    self.check_scored(ctx, plan)   # before any data is read
     probe = curvature.Probe(ctx, paths, self.name)
     fw = probe.fw
     layers = {p: ctx.graph.layer(p) for p in paths}

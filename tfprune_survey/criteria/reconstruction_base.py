@@ -2,6 +2,7 @@
 
 from tfprune_survey import consumer_patches
 from tfprune_survey.criteria.base import Criterion
+from tfprune_survey.criteria.base import reduce_scores
 from tfprune_survey.criteria.base import warn_nested
 
 
@@ -13,7 +14,8 @@ class ReconstructionCriterion(Criterion):
   C x C Gram matrix of its channels' contributions to the consumers'
   outputs at `positions_per_sample` seeded random output positions per
   sample. Subclasses implement `gram_scores(gram, equations)`. A group
-  without a top-level Conv1D, Conv2D or Dense consumer gets no scores.
+  without a top-level Conv1D, Conv2D or Dense consumer gets no scores; a
+  model with no such group is a ValueError (it would prune nothing).
 
   Args:
     positions_per_sample: random output positions per sample.
@@ -25,6 +27,10 @@ class ReconstructionCriterion(Criterion):
   """
 
   requires_data = True
+  reads = ("the outputs of top-level Conv1D, Conv2D or Dense consumers "
+           "(called once) of a group's channels")
+  reads_hint = ("; the weight criteria ('l1', 'l2', 'fpgm') and the "
+                "activation criteria ('apoz', 'taylor') read other layers")
 
   def __init__(self, positions_per_sample=10, seed=0, reduction="mean"):
     super().__init__(reduction)
@@ -40,10 +46,20 @@ class ReconstructionCriterion(Criterion):
 
   def score(self, ctx):
     """As `Criterion.score`; warns naming the consumers inside nested
-    models, whose contributions are left out."""
-    out = super().score(ctx)
+    models, whose contributions are left out.
+
+    Raises:
+      ValueError: when no prunable group has such a consumer (the
+        warnings name those inside nested models first).
+    """
+    out = {}
+    for group in ctx.groups:
+      parts = self.score_parts(group, ctx)
+      if parts:
+        out[group.id] = reduce_scores(parts, self.reduction)
     warn_nested(self.name, ctx, out, "the consumers' outputs",
                 scored_anyway=True)
+    self.check_scored(ctx, out)
     return out
 
   def score_parts(self, group, ctx):
