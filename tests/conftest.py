@@ -92,3 +92,17 @@ def weights_of(model):
 
 def same_weights(a, b):
   return len(a) == len(b) and all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+def two_input_model(keras):
+  """Inputs 'a' (6, 6, 3) and 'b' (6, 6, 2), a BN after their concat."""
+  keras.utils.set_random_seed(0)
+  a = keras.Input((6, 6, 3), name="a")
+  b = keras.Input((6, 6, 2), name="b")
+  x = keras.layers.Concatenate()([
+      keras.layers.Conv2D(4, 3, padding="same", name="ca")(a),
+      keras.layers.Conv2D(4, 3, padding="same", name="cb")(b)])
+  x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+  x = keras.layers.Conv2D(4, 3, padding="same", name="c2")(x)
+  out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+  return keras.Model([a, b], out)

@@ -10,6 +10,7 @@ from tests.conftest import max_rel_diff
 from tests.conftest import same_weights
 from tests.conftest import to_numpy
 from tests.conftest import weights_of
+from tests.conftest import two_input_model
 
 FRAMEWORKS = ("tf_keras", "keras3")
 
@@ -482,16 +483,7 @@ def test_malformed_recalibrate_of_a_two_input_model_fails_first(framework,
   # `recalibrate` meets the model only after the merging; a list read as
   # (x=xa, y=xb) gives one array for two inputs.
   import sys  # pylint: disable=g-import-not-at-top
-  keras = keras_of(framework)
-  keras.utils.set_random_seed(0)
-  a = keras.Input((6, 6, 3), name="a")
-  b = keras.Input((6, 6, 2), name="b")
-  x = keras.layers.Concatenate()([
-      keras.layers.Conv2D(4, 3, padding="same", name="ca")(a),
-      keras.layers.Conv2D(4, 3, padding="same", name="cb")(b)])
-  x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
-  out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
-  model = keras.Model([a, b], out)
+  model = two_input_model(keras_of(framework))
   xa = inputs(8, (6, 6, 3))
   xb = inputs(8, (6, 6, 2))
 

@@ -11,6 +11,7 @@ from tests.conftest import same_weights as _same
 from tests.conftest import weights_of as _weights
 from tfprune_survey import frameworks
 from tfprune_survey.sensitivity import depth_order
+from tests.conftest import two_input_model
 
 
 
@@ -69,20 +70,6 @@ def test_iterative_prune_with_fit_dict_and_errors(trained, digits):
     tps.iterative_prune(trained, "l1", target_macs=1.2, finetune={})
 
 
-def _two_input_model(keras):
-  """Inputs 'a' (6, 6, 3) and 'b' (6, 6, 2), a BN after their concat."""
-  keras.utils.set_random_seed(0)
-  a = keras.Input((6, 6, 3), name="a")
-  b = keras.Input((6, 6, 2), name="b")
-  x = keras.layers.Concatenate()([
-      keras.layers.Conv2D(4, 3, padding="same", name="ca")(a),
-      keras.layers.Conv2D(4, 3, padding="same", name="cb")(b)])
-  x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
-  x = keras.layers.Conv2D(4, 3, padding="same", name="c2")(x)
-  out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
-  return keras.Model([a, b], out)
-
-
 @pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
 @pytest.mark.parametrize("arg", ["recalibrate", "eval_data"])
 def test_malformed_data_of_a_two_input_model_fails_before_pruning(
@@ -90,7 +77,7 @@ def test_malformed_data_of_a_two_input_model_fails_before_pruning(
   # Both meet the model only after a round of scoring and pruning; a list
   # read as (x=xa, y=xb) gives one array for two inputs.
   import numpy as np  # pylint: disable=g-import-not-at-top
-  model = _two_input_model(frameworks.get(framework).keras)
+  model = two_input_model(frameworks.get(framework).keras)
   rng = np.random.default_rng(0)
   xa = rng.normal(size=(8, 6, 6, 3)).astype("float32")
   xb = rng.normal(size=(8, 6, 6, 2)).astype("float32")

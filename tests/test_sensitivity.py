@@ -12,6 +12,7 @@ from tests.conftest import same_weights as _same
 from tests.conftest import weights_of as _weights
 from tfprune_survey.metrics.accuracy import evaluate_accuracy
 from tfprune_survey.sensitivity import depth_order
+from tests.conftest import two_input_model
 
 
 
@@ -264,20 +265,6 @@ def test_sensitivity_skips_groups_the_criterion_does_not_score(framework):
                     groups=["c1", "c2"], verbose=0)
 
 
-def _two_input_model(keras):
-  """Inputs 'a' (6, 6, 3) and 'b' (6, 6, 2), a BN after their concat."""
-  keras.utils.set_random_seed(0)
-  a = keras.Input((6, 6, 3), name="a")
-  b = keras.Input((6, 6, 2), name="b")
-  x = keras.layers.Concatenate()([
-      keras.layers.Conv2D(4, 3, padding="same", name="ca")(a),
-      keras.layers.Conv2D(4, 3, padding="same", name="cb")(b)])
-  x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
-  x = keras.layers.Conv2D(4, 3, padding="same", name="c2")(x)
-  out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
-  return keras.Model([a, b], out)
-
-
 @pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
 @pytest.mark.parametrize("case", ["recalibrate_list", "recalibrate_dataset",
                                   "eval_data_short", "eval_data_dict"])
@@ -288,7 +275,7 @@ def test_malformed_data_of_a_two_input_model_fails_before_scoring(
   # an error naming them, not Keras' from inside the first evaluation.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
-  model = _two_input_model(frameworks.get(framework).keras)
+  model = two_input_model(frameworks.get(framework).keras)
   rng = np.random.default_rng(0)
   xa = rng.normal(size=(8, 6, 6, 3)).astype("float32")
   xb = rng.normal(size=(8, 6, 6, 2)).astype("float32")
