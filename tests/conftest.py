@@ -106,3 +106,10 @@ def two_input_model(keras):
   x = keras.layers.Conv2D(4, 3, padding="same", name="c2")(x)
   out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
   return keras.Model([a, b], out)
+
+
+def two_input_arrays(n=8, seed=0):
+  """(xa, xb): n random samples for `two_input_model`'s inputs."""
+  rng = np.random.default_rng(seed)
+  return (rng.normal(size=(n, 6, 6, 3)).astype("float32"),
+          rng.normal(size=(n, 6, 6, 2)).astype("float32"))

@@ -11,6 +11,7 @@ from tests.conftest import same_weights as _same
 from tests.conftest import weights_of as _weights
 from tfprune_survey import frameworks
 from tfprune_survey.sensitivity import depth_order
+from tests.conftest import two_input_arrays
 from tests.conftest import two_input_model
 
 
@@ -76,11 +77,8 @@ def test_malformed_data_of_a_two_input_model_fails_before_pruning(
     framework, arg, monkeypatch):
   # Both meet the model only after a round of scoring and pruning; a list
   # read as (x=xa, y=xb) gives one array for two inputs.
-  import numpy as np  # pylint: disable=g-import-not-at-top
   model = two_input_model(frameworks.get(framework).keras)
-  rng = np.random.default_rng(0)
-  xa = rng.normal(size=(8, 6, 6, 3)).astype("float32")
-  xb = rng.normal(size=(8, 6, 6, 2)).astype("float32")
+  xa, xb = two_input_arrays()
   crit = tps.criteria.get("l1")
   monkeypatch.setattr(type(crit), "score", lambda self, ctx: 1 / 0)
   tuned = []

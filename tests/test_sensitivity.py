@@ -12,6 +12,7 @@ from tests.conftest import same_weights as _same
 from tests.conftest import weights_of as _weights
 from tfprune_survey.metrics.accuracy import evaluate_accuracy
 from tfprune_survey.sensitivity import depth_order
+from tests.conftest import two_input_arrays
 from tests.conftest import two_input_model
 
 
@@ -276,9 +277,7 @@ def test_malformed_data_of_a_two_input_model_fails_before_scoring(
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
   model = two_input_model(frameworks.get(framework).keras)
-  rng = np.random.default_rng(0)
-  xa = rng.normal(size=(8, 6, 6, 3)).astype("float32")
-  xb = rng.normal(size=(8, 6, 6, 2)).astype("float32")
+  xa, xb = two_input_arrays()
   y = np.arange(8) % 3
   kwargs, words = {
       # Read as x=xa, y=xb: one array for two inputs.
