@@ -3,6 +3,7 @@
 import pytest
 
 import tfprune_survey as tps
+from tfprune_survey import frameworks
 from tfprune_survey import zoo
 from tfprune_survey._compat import keras
 
@@ -61,3 +62,45 @@ def test_macs_drop_after_materialize():
   keep = {g.id: list(range(g.size // 2)) for g in graph.prunable_groups}
   slim = tps.materialize(model, keep, graph=graph)
   assert tps.count_macs(slim) < 0.3 * tps.count_macs(model)
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_macs_of_channels_first_layers_count_their_spatial_axes(framework):
+  k = frameworks.get(framework).keras
+  inp = k.Input((3, 8, 10))                                     # C, H, W
+  x = k.layers.Conv2D(4, 3, padding="same", data_format="channels_first")(inp)
+  x = k.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same",
+                               data_format="channels_first")(x)
+  x = k.layers.Conv2DTranspose(2, 3, strides=2, padding="same",
+                               data_format="channels_first")(x)
+  c1 = k.Input((5, 12))                                         # C, L
+  y = k.layers.Conv1D(6, 3, data_format="channels_first")(c1)   # L out 10
+  model = k.Model([inp, c1], [x, y])
+  expected = (80 * 27 * 4 + 80 * 9 * 8 + 80 * 9 * 8 * 2 + 10 * 15 * 6)
+  assert tps.count_macs(model) == expected
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_macs_of_time_distributed_layers_count_every_step(framework):
+  k = frameworks.get(framework).keras
+  inp = k.Input((5, 6, 6, 3))
+  x = k.layers.TimeDistributed(k.layers.Conv2D(4, 3))(inp)     # 5 x 16 x 108
+  x = k.layers.TimeDistributed(k.layers.Flatten())(x)
+  out = k.layers.TimeDistributed(k.layers.Dense(2))(x)         # 5 x 64 x 2
+  model = k.Model(inp, out)
+  assert tps.count_macs(model) == 5 * 16 * 108 + 5 * 64 * 2
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_profile_counts_a_layer_shared_with_a_nested_model_once(framework):
+  k = frameworks.get(framework).keras
+  shared = k.layers.Conv2D(4, 3, padding="same", name="shared")
+  sub_in = k.Input((6, 6, 4))
+  sub = k.Model(sub_in, shared(sub_in), name="sub")
+  inp = k.Input((6, 6, 4))
+  out = sub(shared(inp))
+  model = k.Model(inp, out)
+  prof = tps.profile(model)
+  assert prof.total_params == model.count_params() == 148
+  assert prof.total_macs == 2 * 36 * 36 * 4
+

@@ -7,6 +7,9 @@ not counted. A layer called several times (a shared layer, or a sub-model
 called twice) is counted once per call. A conv's MACs are its kernel's size
 times its output positions, which for a grouped conv (groups > 1, kernel
 (..., C_in / groups, C_out)) is k x C_in / groups x C_out per position.
+Positions are the spatial axes of the layer's `data_format` (those after
+the channel axis for 'channels_first'). A layer wrapped in TimeDistributed
+is counted once per time step.
 """
 
 import math
@@ -33,10 +36,11 @@ def register_macs(layer_class, fn):
   return fn
 
 
-def _positions(shape):
+def _positions(shape, layer=None):
   if shape is None:
     return 0
-  inner = shape[1:-1]
+  channels_first = getattr(layer, "data_format", None) == "channels_first"
+  inner = shape[2:] if channels_first else shape[1:-1]
   if any(d is None for d in inner):
     raise ValueError(f"cannot count MACs: unknown spatial size in {shape}; "
                      "build the model with a fixed input size")
@@ -52,23 +56,41 @@ def _weight(layer, name):
 
 def _conv(layer, in_shape, out_shape):
   del in_shape
-  return _weight(layer, "kernel") * _positions(out_shape)
+  return _weight(layer, "kernel") * _positions(out_shape, layer)
 
 
 def _transpose(layer, in_shape, out_shape):
   del out_shape
-  return _weight(layer, "kernel") * _positions(in_shape)
+  return _weight(layer, "kernel") * _positions(in_shape, layer)
 
 
 def _depthwise(layer, in_shape, out_shape):
   del in_shape
-  return _weight(layer, "depthwise_kernel") * _positions(out_shape)
+  return _weight(layer, "depthwise_kernel") * _positions(out_shape, layer)
 
 
 def _separable(layer, in_shape, out_shape):
   del in_shape
   return (_weight(layer, "depthwise_kernel") +
-          _weight(layer, "pointwise_kernel")) * _positions(out_shape)
+          _weight(layer, "pointwise_kernel")) * _positions(out_shape, layer)
+
+
+def _time_distributed(layer, in_shape, out_shape):
+  """The wrapped layer's MACs on one time step, times the steps."""
+  inner = layer.layer
+  _ensure_builtins(frameworks.detect(inner))
+  rule = _MAC_RULES.get(type(inner))
+  if rule is None or out_shape is None:
+    return 0
+  steps = out_shape[1]
+  if steps is None:
+    raise ValueError(f"cannot count MACs: unknown number of time steps in "
+                     f"{out_shape} ('{layer.name}'); build the model with a "
+                     "fixed input size")
+
+  def step(shape):
+    return None if shape is None else tuple(shape[:1]) + tuple(shape[2:])
+  return int(steps) * int(rule(inner, step(in_shape), step(out_shape)))
 
 
 def _ensure_builtins(name):
@@ -80,7 +102,8 @@ def _ensure_builtins(name):
            ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"):
                _transpose,
            ("DepthwiseConv1D", "DepthwiseConv2D"): _depthwise,
-           ("SeparableConv1D", "SeparableConv2D"): _separable}
+           ("SeparableConv1D", "SeparableConv2D"): _separable,
+           ("TimeDistributed",): _time_distributed}
   for names, fn in rules.items():
     for n in names:
       _MAC_RULES.setdefault(getattr(layers, n), fn)

@@ -58,8 +58,10 @@ def profile(model):
   for call in iter_calls(model):
     # Keras 3 Operation nodes (`x + y`, keras.ops calls) hold no weights.
     counter = getattr(call.layer, "count_params", None)
-    params = 0 if call.path in seen or counter is None else int(counter())
-    seen.add(call.path)
+    # A layer is one object however it is reached (called twice, or shared
+    # between a nested model and its parent: two paths).
+    params = 0 if id(call.layer) in seen or counter is None else int(counter())
+    seen.add(id(call.layer))
     rows.append(ProfileRow(call.path, call.class_name,
                            tuple(call.output_shapes[0] or ()), params,
                            layer_call_macs(call)))
