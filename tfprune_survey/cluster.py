@@ -24,7 +24,6 @@ from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.pruner import _check_recalibrate
 from tfprune_survey.pruner import PruneReport
 from tfprune_survey.pruner import PruneResult
-from tfprune_survey.sensitivity import check_data_now
 from tfprune_survey.strip.materialize import materialize
 from tfprune_survey.strip.surgery import grouped_weight
 
@@ -160,7 +159,7 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
   if data is not None:
     data = data_lib.checked(model, data)
   if recalibrate is not None:  # before any clustering, naming it
-    check_data_now(model, recalibrate, "recalibrate")
+    data_lib.check_data_now(model, recalibrate, "recalibrate")
     recalibrate = _check_recalibrate(model, recalibrate)
 
   graph = ChannelGraph(model)

@@ -286,6 +286,34 @@ def check_inputs(model, data, arg_name="data"):
     _check_inputs_of(model, data, arg_name)
 
 
+def check_data_now(model, data, arg_name):
+  """Raises now, naming `arg_name`, unless `data`'s x can feed `model`.
+
+  `check_inputs` compares the input shape of a model of
+  one input. For a model of several inputs, x of the first batch (a numpy
+  slice, or a dataset's `element_spec`: nothing is read) gets the check
+  `checked` gives every batch as it streams: one array
+  per input, in the model's order or by input name, each of that input's
+  shape. Used for data that only meets the model after the scoring and
+  pruning (`eval_data`, `recalibrate`), so that a malformed value fails
+  before that work, in words that name it.
+
+  Raises:
+    TypeError: for numpy data of an unsupported type.
+    ValueError: naming `arg_name`, the inputs given and those expected.
+  """
+  check_inputs(model, data, arg_name)
+  if len(list(getattr(model, "inputs", None) or [])) < 2:
+    return
+  if isinstance(data, CheckedData):
+    data = data.data
+  if isinstance(data, tf.data.Dataset):
+    x = _x_spec(data.element_spec)[0]
+  else:
+    x, _ = next(iterate_batches(data, steps=1, arg_name=arg_name))
+  _check_inputs_of(model, x, arg_name)
+
+
 def label_kind(model):
   """'sparse', 'onehot' or None: the labels the scoring loss takes.
 

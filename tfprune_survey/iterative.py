@@ -4,6 +4,7 @@ Li et al. 2017; Polyak and Wolf 2015; Luo et al. 2017, ThiNet)."""
 import dataclasses
 
 from tfprune_survey import criteria as criteria_lib
+from tfprune_survey import data as data_lib
 from tfprune_survey import frameworks
 from tfprune_survey import planning
 from tfprune_survey.bn import recalibrate_bn
@@ -14,7 +15,6 @@ from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.pruner import _check_recalibrate
 from tfprune_survey.pruner import prune
 from tfprune_survey.metrics.accuracy import evaluate_accuracy
-from tfprune_survey.sensitivity import check_data_now
 from tfprune_survey.sensitivity import depth_order
 
 MODES = ("global", "layerwise")
@@ -158,7 +158,7 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
   # Checked before any pruning: both meet the model only after it.
   for value, name in ((eval_data, "eval_data"), (recalibrate, "recalibrate")):
     if value is not None:
-      check_data_now(model, value, name)
+      data_lib.check_data_now(model, value, name)
   if recalibrate is not None:
     recalibrate = _check_recalibrate(model, recalibrate)
   run_finetune = make_finetune(finetune)

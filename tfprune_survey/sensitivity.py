@@ -111,35 +111,6 @@ def _check_ratio_list(ratios):
   return ratios
 
 
-def check_data_now(model, data, arg_name):
-  """Raises now, naming `arg_name`, unless `data`'s x can feed `model`.
-
-  `tfprune_survey.data.check_inputs` compares the input shape of a model of
-  one input. For a model of several inputs, x of the first batch (a numpy
-  slice, or a dataset's `element_spec`: nothing is read) gets the check
-  `tfprune_survey.data.checked` gives every batch as it streams: one array
-  per input, in the model's order or by input name, each of that input's
-  shape. Used for data that only meets the model after the scoring and
-  pruning (`eval_data`, `recalibrate`), so that a malformed value fails
-  before that work, in words that name it.
-
-  Raises:
-    TypeError: for numpy data of an unsupported type.
-    ValueError: naming `arg_name`, the inputs given and those expected.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  data_lib.check_inputs(model, data, arg_name)
-  if len(list(getattr(model, "inputs", None) or [])) < 2:
-    return
-  if isinstance(data, data_lib.CheckedData):
-    data = data.data
-  if isinstance(data, tf.data.Dataset):
-    x = data_lib._x_spec(data.element_spec)[0]  # pylint: disable=protected-access
-  else:
-    x, _ = next(data_lib.iterate_batches(data, steps=1, arg_name=arg_name))
-  data_lib._check_inputs_of(model, x, arg_name)  # pylint: disable=protected-access
-
-
 def depth_order(graph):
   """Prunable groups sorted by the position of their first producer."""
   position = {}
@@ -214,9 +185,9 @@ def sensitivity(model, criterion, data=None, *, ratios=DEFAULT_RATIOS,
   ratios = _check_ratio_list(ratios)
   round_to = planning.check_int(round_to, "round_to", 1)
   min_channels = planning.check_int(min_channels, "min_channels", 1)
-  check_data_now(model, eval_data, "eval_data")
+  data_lib.check_data_now(model, eval_data, "eval_data")
   if recalibrate is not None:
-    check_data_now(model, recalibrate, "recalibrate")
+    data_lib.check_data_now(model, recalibrate, "recalibrate")
     recalibrate = _check_recalibrate(model, recalibrate)
   if groups is not None:
     groups = planning.check_names(groups, "groups", what="group id")
