@@ -953,11 +953,10 @@ def time_tflite(path, *, threads=1, delegate="xnnpack", budget_ms=40.0,
   """
   clock = ("cpu" if threads == 1 else "wall") if clock == "auto" else clock
   now = time.thread_time if clock == "cpu" else time.perf_counter
-  from tflite_export.inspect_model import interpreter  # pylint: disable=g-import-not-at-top
+  from tflite_export.inspect_model import has_free_size, interpreter  # pylint: disable=g-import-not-at-top
   interp = interpreter(path, threads=threads,
                        delegates=delegate == "xnnpack")
-  free = [d["name"] for d in interp.get_input_details()
-          if -1 in list(d.get("shape_signature", d["shape"]))]
+  free = [d["name"] for d in interp.get_input_details() if has_free_size(d)]
   if free:
     raise ValueError(
         f"time_tflite: {os.fspath(path)!r} has inputs of free size {free}, "
