@@ -417,9 +417,10 @@ def cmd_export(args):
     raise UsageError("--quantize int8 needs --data to calibrate")
   model = _load(args[0])
   _check_tflite_backend(model)
-  if FLAGS.verify and _unverifiable(model):
-    raise UsageError(f"--verify: {_unverifiable(model)}; leave --verify "
-                     "out (--bench still times the file)")
+  why = _unverifiable(model) if FLAGS.verify else None
+  if why:
+    raise UsageError(f"--verify: {why}; leave --verify out (--bench still "
+                     "times the file)")
   data = None
   if FLAGS.data:
     data = _load_data(model, FLAGS.data, split=0)[0]
@@ -482,7 +483,8 @@ def cmd_prune(args):
   if FLAGS.tflite:
     import os  # pylint: disable=g-import-not-at-top
     import tempfile  # pylint: disable=g-import-not-at-top
-    check = not _unverifiable(model)
+    unverified = _unverifiable(model)
+    check = unverified is None
     try:
       with tempfile.TemporaryDirectory() as tmp:
         rows = [_tflite_row("original", model, os.path.join(
@@ -494,7 +496,7 @@ def cmd_prune(args):
     print()
     _print_table(rows)
     if not check:
-      print(f"not verified: {_unverifiable(model)}")
+      print(f"not verified: {unverified}")
     print(f"\nsaved {FLAGS.tflite}")
   return 0
 
