@@ -171,12 +171,10 @@ class ActivationCriterion(Criterion):
     ctx.point_cache[id(self)] = pairs
     return self.score(ctx)
 
-  def score(self, ctx):
-    """As `Criterion.score`; warns naming the groups left unscored because
-    their feature maps are read only inside nested models."""
-    out = super().score(ctx)
-    warn_nested(self.name, ctx, out, "feature maps")
-    return out
+  def after_scoring(self, ctx, scores):
+    """Warns naming the groups left unscored because their feature maps
+    are read only inside nested models."""
+    warn_nested(self.name, ctx, scores, "feature maps")
 
   def score_parts(self, group, ctx):
     from tfprune_survey.criteria import collector  # pylint: disable=g-import-not-at-top

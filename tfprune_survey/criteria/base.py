@@ -100,8 +100,13 @@ class Criterion:
       parts = self.score_parts(group, ctx)
       if parts:
         out[group.id] = reduce_scores(parts, self.reduction)
+    self.after_scoring(ctx, out)
     self.check_scored(ctx, out)
     return out
+
+  def after_scoring(self, ctx, scores):
+    """Called by `score` with what it scored, before `check_scored`: e.g.
+    warnings about the groups left unscored. Does nothing by default."""
 
   def check_scored(self, ctx, scores):
     """Raises, naming what the criterion reads (`reads`), when it set

@@ -2,7 +2,6 @@
 
 from tfprune_survey import consumer_patches
 from tfprune_survey.criteria.base import Criterion
-from tfprune_survey.criteria.base import reduce_scores
 from tfprune_survey.criteria.base import warn_nested
 
 
@@ -44,23 +43,12 @@ class ReconstructionCriterion(Criterion):
     """(C,) scores of a group from its Gram matrix and equation count."""
     raise NotImplementedError
 
-  def score(self, ctx):
-    """As `Criterion.score`; warns naming the consumers inside nested
-    models, whose contributions are left out.
-
-    Raises:
-      ValueError: when no prunable group has such a consumer (the
-        warnings name those inside nested models first).
-    """
-    out = {}
-    for group in ctx.groups:
-      parts = self.score_parts(group, ctx)
-      if parts:
-        out[group.id] = reduce_scores(parts, self.reduction)
-    warn_nested(self.name, ctx, out, "the consumers' outputs",
+  def after_scoring(self, ctx, scores):
+    """Warns naming the consumers inside nested models, whose contributions
+    are left out (before `check_scored` raises, when no group has a
+    consumer it reads)."""
+    warn_nested(self.name, ctx, scores, "the consumers' outputs",
                 scored_anyway=True)
-    self.check_scored(ctx, out)
-    return out
 
   def score_parts(self, group, ctx):
     grams = consumer_patches.group_grams(ctx, self.positions_per_sample,
