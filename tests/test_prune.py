@@ -146,3 +146,48 @@ def test_bad_arguments(model, kwargs, words):
 def test_data_criterion_without_data(model):
   with pytest.raises(ValueError, match="'apoz'"):
     tps.prune(model, "apoz", ratio=0.3)
+
+
+# ---- argument interplay, on small hand-built models of both Kerases --------
+
+def _small(framework):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  inp = k.Input((8, 8, 3))
+  x = k.layers.Conv2D(8, 3, padding="same", name="a")(inp)
+  x = k.layers.BatchNormalization(name="bn_a")(x)
+  x = k.layers.ReLU()(x)
+  x = k.layers.Conv2D(12, 3, padding="same", name="b")(x)
+  x = k.layers.ReLU()(x)
+  x = k.layers.GlobalAveragePooling2D()(x)
+  x = k.layers.Dense(5, name="fc")(x)
+  return k.Model(inp, k.layers.Dense(3, name="out")(x))
+
+
+@pytest.fixture(params=["tf_keras", "keras3"])
+def small(request):
+  return _small(request.param)
+
+
+@pytest.mark.parametrize("kwargs,exc,words", [
+    (dict(target_latency=0.5, scope="local"), ValueError, "scope='global'"),
+    (dict(target_latency=0.5, latency="lm.json"), TypeError, "`latency`"),
+    (dict(target_latency=0.5, latency="table"), ValueError, "`latency`"),
+    (dict(ratios={"a": 0.5}, ignore=["bn_a"]), ValueError, "`ignore`"),
+    (dict(ratios={"b": 0.5}, ignore="b", target_latency=0.5), ValueError,
+     "`ignore`"),
+])
+def test_argument_errors_come_before_scoring(small, monkeypatch, kwargs, exc,
+                                             words):
+  from tests import latency_tables  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import pruner  # pylint: disable=g-import-not-at-top
+  if kwargs.get("latency") == "table":  # a LatencyModel of another model
+    kwargs = dict(kwargs, latency=latency_tables.fake_table())
+
+  def scored(*args, **kw):
+    raise AssertionError("scored before the arguments were checked")
+  monkeypatch.setattr(pruner, "score_fn", scored)
+  x = np.zeros((4, 8, 8, 3), "float32")
+  with pytest.raises(exc) as info:
+    tps.prune(small, "apoz", data=x, **kwargs)
+  assert words in str(info.value)

@@ -174,7 +174,8 @@ def check_plan_args(*, ratio=None, target_macs=None, ratios=None,
     TypeError: for a value of the wrong type (e.g. ratio='half',
       round_to=2.5, ignore=5), naming the argument and what is allowed.
     ValueError: for a value of the right type out of range (e.g. ratio=1.5,
-      scope='galactic', min_channels=0), or a wrong combination of targets.
+      scope='galactic', min_channels=0), a wrong combination of targets, or
+      `target_latency` with scope='local'.
   """
   check_choice(target, "target", TARGETS)
   given = [n for n, v in (("ratio", ratio), ("target_macs", target_macs),
@@ -196,6 +197,10 @@ def check_plan_args(*, ratio=None, target_macs=None, ratios=None,
   if target == "none" and given:
     raise ValueError(f"{given} are not taken here: the pruning target comes "
                      "from the schedule")
+  if target_latency is not None and check_scope(scope) != "global":
+    raise ValueError("`target_latency` allocates across groups by score lost "
+                     "per millisecond saved, so it needs scope='global', got "
+                     f"scope={scope!r}")
   return PlanArgs(
       ratio=None if ratio is None else check_fraction(ratio, "ratio"),
       target_macs=(None if target_macs is None else

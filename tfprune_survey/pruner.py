@@ -210,8 +210,6 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   if unknown:
     raise ValueError(f"`ignore` names unknown layers {unknown}")
   ignored = set(ignore)
-  scores = score_fn(model, crit, data, steps=steps, graph=graph,
-                    verbose=verbose)
 
   def members_ignored(gid):
     g = graph.group(gid)
@@ -219,16 +217,28 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     members |= {m.split("/")[-1] for m in members}
     return bool(members & ignored)
 
+  # Everything that does not depend on the scores is checked before data
+  # is read: scoring may take long.
+  for gid in ratios or ():
+    if members_ignored(gid):
+      raise ValueError(f"`ratios` names group {gid!r}, which is left whole "
+                       "by `ignore`")
+  if target_latency is not None and latency is not None:
+    from tfprune_survey.latency import LatencyModel  # pylint: disable=g-import-not-at-top
+    if not isinstance(latency, LatencyModel):
+      raise TypeError("`latency` must be a tps.latency.LatencyModel, got "
+                      f"{type(latency).__name__}")
+    latency.check(model, graph)
+  scores = score_fn(model, crit, data, steps=steps, graph=graph,
+                    verbose=verbose)
   for gid in list(scores):
     if members_ignored(gid):
       del scores[gid]
 
-  if ratios is not None:
-    for gid in ratios:
-      if gid not in scores:
-        why = ("is left whole by `ignore`" if members_ignored(gid) else
-               f"has no '{crit.name}' scores (nothing to read for it)")
-        raise ValueError(f"`ratios` names group {gid!r}, which {why}")
+  for gid in ratios or ():
+    if gid not in scores:
+      raise ValueError(f"`ratios` names group {gid!r}, which has no "
+                       f"'{crit.name}' scores (nothing to read for it)")
   planner = planning.Planner(graph, scores, args.round_to, args.min_channels)
   macs_before = count_macs(model)
   if target_latency is not None:
