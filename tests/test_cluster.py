@@ -180,6 +180,35 @@ def test_different_bn_parameters_do_not_merge_exactly(framework):
   assert errors[0] <= 1e-5 < 1e-3 < errors[1]
 
 
+def test_keras3_lora_layers_merge_by_their_effective_kernels():
+  """LoRA's kernel is kernel + alpha/rank * a @ b: a consumer's a-rows are
+  summed like its kernel rows, and filters are compared with the LoRA part."""
+  keras = keras_of("keras3")
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((5,))
+  h = L.Dense(6, activation="relu", name="d1")(inp)
+  model = keras.Model(inp, L.Dense(3, name="d2")(h))
+  rng = np.random.default_rng(0)
+  for name in ("d1", "d2"):
+    layer = model.get_layer(name)
+    layer.enable_lora(2)
+    for v in (layer.lora_kernel_a, layer.lora_kernel_b):
+      v.assign(rng.normal(size=v.shape).astype(np.float32))
+  d1 = model.get_layer("d1")
+  k, b, a, lb = d1.get_weights()
+  k[:, 3], b[3], lb[:, 3] = k[:, 0], b[0], lb[:, 0]   # unit 3 copies unit 0
+  d1.set_weights([k, b, a, lb])
+  x = rng.normal(size=(16, 5)).astype(np.float32)
+  result = tps.cluster_prune(model, threshold=1.0)
+  assert list(result.keep["d1"]) == [0, 1, 2, 4, 5]
+  assert outputs_diff(model, result.model, x) <= 1e-5
+  # The same base kernel but another LoRA column is no duplicate.
+  lb[:, 3] = lb[:, 0] + 1.0
+  d1.set_weights([k, b, a, lb])
+  assert tps.cluster_prune(model, threshold=1.0).keep == {}
+
+
 # ---- approximate merging ----------------------------------------------
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

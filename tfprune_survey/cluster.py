@@ -270,7 +270,8 @@ def _weight_features(graph, ctx, group):
   for sl, base, seg in graph.group_segments(group):
     lay = sl.layout
     if sl.role == "producer" and sl.weight in _KERNELS:
-      w = ctx.weights(sl.path)[sl.weight]
+      w = _effective_kernel(ctx.weights(sl.path), sl.weight,
+                            graph.layer(sl.path))
       rows = np.moveaxis(w, sl.axis, 0).reshape(w.shape[sl.axis], -1)
       kernels.append((sl.path, seg.var, rows[base:base + n]))
     elif sl.role == "producer" and sl.weight == "bias":
@@ -296,6 +297,21 @@ def _weight_features(graph, ctx, group):
                      "compare its channels by; pass `data` to cluster its "
                      "feature maps")
   return np.concatenate(parts, axis=1)
+
+
+def _effective_kernel(weights, name, layer):
+  """The kernel a layer computes with: Keras 3 LoRA adds its low-rank part.
+
+  With LoRA enabled, the layer uses kernel + (lora_alpha / lora_rank) *
+  lora_kernel_a @ lora_kernel_b, and two channels are alike only if these
+  effective filters are.
+  """
+  w = weights[name]
+  if name != "kernel" or "lora_kernel_b" not in weights:
+    return w
+  scale = float(layer.lora_alpha) / float(layer.lora_rank)
+  return w + scale * np.matmul(np.asarray(weights["lora_kernel_a"], np.float64),
+                               np.asarray(weights["lora_kernel_b"], np.float64))
 
 
 def _map_stats(model, graph, data, steps, verbose):
@@ -492,6 +508,8 @@ def _write_merged(graph, slim, clusters, keep, merge):
     names = [frameworks.Framework.short_name(w) for w in layer.weights]
     values = [np.array(v, copy=True) for v in layer.get_weights()]
     summed = {sl.weight for sl in slices if sl.role == "producer"}
+    if "kernel" in summed:  # Keras 3 LoRA: a's rows are the kernel's inputs
+      summed.add("lora_kernel_a")
     for sl in slices:
       i = names.index(sl.weight)
       # A consumer that mixes channels (its weight also makes the layer's
