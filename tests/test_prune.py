@@ -191,3 +191,33 @@ def test_argument_errors_come_before_scoring(small, monkeypatch, kwargs, exc,
   with pytest.raises(exc) as info:
     tps.prune(small, "apoz", data=x, **kwargs)
   assert words in str(info.value)
+
+
+def test_unreachable_target_macs_names_ignore_before_scoring(small,
+                                                             monkeypatch):
+  from tfprune_survey import pruner  # pylint: disable=g-import-not-at-top
+  # ignore='b' leaves 'a' (read by b) and 'b' whole: only 'fc' can shrink,
+  # to 1 channel.
+  floor = tps.count_macs(tps.materialize(small, {"fc": np.array([0])}))
+  best = 1 - floor / tps.count_macs(small)
+
+  def scored(*args, **kw):
+    raise AssertionError("scored before the target was checked")
+  monkeypatch.setattr(pruner, "score_fn", scored)
+  x = np.zeros((4, 8, 8, 3), "float32")
+  with pytest.raises(ValueError) as info:
+    tps.prune(small, "apoz", data=x, target_macs=0.5, ignore="b")
+  msg = str(info.value)
+  assert f"largest reachable MACs reduction is {best:.3f}" in msg, msg
+  assert "'a' (by `ignore`)" in msg and "'b' (by `ignore`)" in msg, msg
+  assert "min_channels=1" in msg and "round_to=1" in msg, msg
+  # round_to wider than every group: nothing can be removed.
+  with pytest.raises(ValueError, match=r"reduction is 0\.000.*round_to=16"):
+    tps.prune(small, "apoz", data=x, target_macs=0.1, round_to=16)
+  monkeypatch.undo()
+  # Reachable: met within 2% (the 'fc' group alone is too coarse for that).
+  result = tps.prune(small, "l1", target_macs=best * 0.99, ignore="b")
+  assert result.report.macs_after == tps.count_macs(result.model)
+  assert result.report.macs_reduction >= best * 0.99
+  kept = {gid: k for gid, k, _ in result.report.groups}
+  assert kept["a"] == 8 and kept["b"] == 12

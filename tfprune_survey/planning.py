@@ -254,6 +254,7 @@ class Planner:
     self.groups = [graph.group(gid) for gid in scores]
     self.scores = scores
     self.round_to = round_to
+    self.min_channels = min_channels
     self.steps = {g.id: math.lcm(round_to, getattr(g, "blocks", 1))
                   for g in self.groups}
     self.min_keep = {g.id: min(g.size, ceil_to(min_channels,
@@ -352,7 +353,48 @@ class Planner:
     return keep
 
 
-def search_macs(planner, macs_model, macs_before, target, scope="global"):
+def check_reachable(planner, macs_model, macs_before, target,
+                    left_whole=None):
+  """Raises ValueError when no removal reaches `target` MACs cut.
+
+  Args:
+    planner: a `Planner`; its `floor_counts` are the fewest channels kept.
+    macs_model: an object with `macs(counts) -> int`.
+    macs_before: the model's MACs.
+    target: fraction of `macs_before` to remove, in (0, 1).
+    left_whole: optional {group_id: why} of prunable groups the planner
+      does not plan (e.g. 'by `ignore`'), named in the message.
+
+  Raises:
+    ValueError: giving the largest reachable reduction and what limits it:
+      `min_channels`, `round_to` (and the steps of grouped-conv groups),
+      and the groups left whole.
+  """
+  floor = macs_model.macs(planner.floor_counts())
+  if floor <= macs_before * (1.0 - target) + 1e-9:
+    return
+  best = 1.0 - floor / macs_before
+  limits = [f"min_channels={planner.min_channels}",
+            f"round_to={planner.round_to}"]
+  steps = {gid: n for gid, n in planner.steps.items()
+           if n != planner.round_to}
+  if steps:
+    limits.append("groups of grouped convs keeping multiples of "
+                  "lcm(round_to, blocks) " +
+                  ", ".join(f"{gid!r}: {n}" for gid, n in steps.items()))
+  whole = dict(left_whole or {})
+  if not planner.groups:
+    limits.append("no group left to prune")
+  if whole:
+    limits.append("groups left whole: " + ", ".join(
+        f"{gid!r} ({why})" for gid, why in whole.items()))
+  raise ValueError(
+      f"`target_macs`={target} is unreachable: the largest reachable MACs "
+      f"reduction is {best:.3f}, with " + "; ".join(limits))
+
+
+def search_macs(planner, macs_model, macs_before, target, scope="global",
+                left_whole=None):
   """Kept counts of the smallest removal that reaches `target` MACs cut.
 
   Channels are removed along `planner.order` ('global') or
@@ -369,22 +411,18 @@ def search_macs(planner, macs_model, macs_before, target, scope="global"):
     macs_before: the model's MACs.
     target: fraction of `macs_before` to remove, in (0, 1).
     scope: 'global' or 'local'.
+    left_whole: optional {group_id: why} of prunable groups the planner
+      does not plan, named when the target is unreachable.
 
   Returns:
     {group_id: kept count}.
 
   Raises:
-    ValueError: when `target` cannot be reached with the planner's
-      `min_channels` and `round_to` (the message gives the largest
-      reachable reduction).
+    ValueError: when `target` cannot be reached (see `check_reachable`:
+      the message gives the largest reachable reduction and its limits).
   """
   goal = macs_before * (1.0 - target)
-  floor = macs_model.macs(planner.floor_counts())
-  if floor > goal + 1e-9:
-    best = 1.0 - floor / macs_before
-    raise ValueError(
-        f"`target_macs`={target} is unreachable: with min_channels and "
-        f"round_to the largest reachable MACs reduction is {best:.3f}")
+  check_reachable(planner, macs_model, macs_before, target, left_whole)
   order = planner.order if scope == "global" else planner.local_order
   lo, hi = 0, planner.total
   while lo < hi:
@@ -414,4 +452,5 @@ def search_macs(planner, macs_model, macs_before, target, scope="global"):
 
 __all__ = ["PlanArgs", "Planner", "SCOPES", "check_choice", "check_fraction",
            "check_int", "check_names", "check_plan_args", "check_ratios",
+           "check_reachable",
            "check_local_only", "check_scope", "search_macs"]

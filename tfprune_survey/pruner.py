@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import numpy as np
+
 from tfprune_survey import criteria as criteria_lib
 from tfprune_survey import data as data_lib
 from tfprune_survey import frameworks
@@ -229,18 +231,32 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       raise TypeError("`latency` must be a tps.latency.LatencyModel, got "
                       f"{type(latency).__name__}")
     latency.check(model, graph)
+  macs_before = count_macs(model)
+  left_whole = {g.id: "by `ignore`" for g in graph.prunable_groups
+                if members_ignored(g.id)}
+  if target_macs is not None:
+    # Reachable at best when every group not ignored is scored.
+    macs_model = MacsModel(model, graph)
+    planning.check_reachable(
+        planning.Planner(graph, {g.id: np.zeros(g.size)
+                                 for g in graph.prunable_groups
+                                 if g.id not in left_whole},
+                         args.round_to, args.min_channels),
+        macs_model, macs_before, target_macs, left_whole)
   scores = score_fn(model, crit, data, steps=steps, graph=graph,
                     verbose=verbose)
   for gid in list(scores):
     if members_ignored(gid):
       del scores[gid]
+  left_whole.update({g.id: f"no '{crit.name}' scores"
+                     for g in graph.prunable_groups
+                     if g.id not in scores and g.id not in left_whole})
 
   for gid in ratios or ():
     if gid not in scores:
       raise ValueError(f"`ratios` names group {gid!r}, which has no "
                        f"'{crit.name}' scores (nothing to read for it)")
   planner = planning.Planner(graph, scores, args.round_to, args.min_channels)
-  macs_before = count_macs(model)
   if target_latency is not None:
     fixed = None if ratios is None else {
         gid: n for gid, n in planner.counts_per_group(ratios).items()
@@ -254,8 +270,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     counts = (planner.counts_global(int(round(ratio * planner.total)))
               if scope == "global" else planner.counts_local(ratio))
   else:
-    counts = planning.search_macs(planner, MacsModel(model, graph),
-                                  macs_before, target_macs, scope)
+    counts = planning.search_macs(planner, macs_model, macs_before,
+                                  target_macs, scope, left_whole)
   keep = planner.keep_indices(counts)
   slim = materialize(model, keep, graph=graph)
   if refit is not None:
