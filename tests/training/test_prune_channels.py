@@ -302,6 +302,37 @@ def test_custom_schedule_subclass_prunes_during_fit(xy, tmp_path, framework):
   assert kept_fraction(loaded) == pytest.approx(0.5, abs=0.05)
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_schedule_registered_under_a_package_is_found_after_load(
+    xy, tmp_path, framework):
+  # register_keras_serializable files the class as 'package>name', while
+  # the saved config names the class only: a load with no custom_objects
+  # must still find it (the error message for unknown classes advises it).
+  x, y = xy
+  keras = keras_of(framework)
+
+  class _PackagedEveryStep(_EveryStep):
+
+    def get_config(self):
+      return {"class_name": "_PackagedEveryStep",
+              "config": {"sparsity": self.sparsity}}
+
+  registry = keras.utils.get_custom_objects()
+  keras.utils.register_keras_serializable(package="tps_tests")(
+      _PackagedEveryStep)
+  try:
+    assert "tps_tests>_PackagedEveryStep" in registry
+    pm = compile_model(tps.prune_channels(build(framework), "l1",
+                                          _PackagedEveryStep(0.5)))
+    pm.save(str(tmp_path / "m.keras"))
+    loaded = compile_model(keras.models.load_model(str(tmp_path / "m.keras")))
+    loaded.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
+               callbacks=[tps.UpdateChannelPruningStep()])
+    assert kept_fraction(loaded) == pytest.approx(0.5, abs=0.05)
+  finally:
+    registry.pop("tps_tests>_PackagedEveryStep", None)
+
+
 def test_unknown_custom_schedule_after_load_is_a_clear_error(xy, tmp_path):
   x, y = xy
   keras = keras_of("tf_keras")

@@ -29,6 +29,7 @@ from tfprune_survey.strip.keep import resolve_keep
 from tfprune_survey.training.strip import current_keep
 from tfprune_survey.training.strip import sync_weights
 from tfprune_survey.training.strip import unwrap
+from tfprune_survey.training.wrapper import registered_class
 from tfprune_survey.training.wrapper import wrappers_of
 
 
@@ -69,8 +70,7 @@ def _schedule_of(model, wrappers):
   custom = {}
   if isinstance(name, str):
     from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
-    klass = frameworks.of(model, "model").keras.utils.get_registered_object(
-        name)
+    klass = registered_class(frameworks.of(model, "model"), name)
     if klass is not None and name not in ("ConstantSparsity",
                                           "PolynomialDecay"):
       custom[name] = klass

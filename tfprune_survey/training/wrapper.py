@@ -287,6 +287,22 @@ def _make(fw):
   return ChannelPruneWrapper
 
 
+def registered_class(fw, name, custom_objects=None):
+  """The class known to `fw`'s Keras as `name`, or None.
+
+  Looked up in `custom_objects`, Keras' custom-object scope and its global
+  registry, where `register_keras_serializable` files a class under
+  'package>name' (the saved schedule config names the class only): a
+  single class registered as '<any package>>name' is found too.
+  """
+  klass = fw.keras.utils.get_registered_object(name, custom_objects)
+  if klass is not None:
+    return klass
+  found = {id(v): v for k, v in fw.keras.utils.get_custom_objects().items()
+           if isinstance(k, str) and ">" in k and k.rsplit(">", 1)[1] == name}
+  return next(iter(found.values())) if len(found) == 1 else None
+
+
 def _load_schedule(fw, settings, custom_objects):
   """The schedule in `settings` when its class is a user's own class
   named in `custom_objects` or Keras' custom-object scope, else None (the
@@ -296,7 +312,7 @@ def _load_schedule(fw, settings, custom_objects):
   if not isinstance(name, str) or name in ("ConstantSparsity",
                                             "PolynomialDecay"):
     return None
-  klass = fw.keras.utils.get_registered_object(name, custom_objects)
+  klass = registered_class(fw, name, custom_objects)
   if klass is None:
     return None
   from tfprune_survey import schedules as schedules_lib  # pylint: disable=g-import-not-at-top
