@@ -86,3 +86,19 @@ def test_malformed_data_of_a_two_input_model_fails_before_pruning(
     tps.iterative_prune(model, crit, target_macs=0.3, rounds=1,
                         finetune=tuned.append, verbose=0, **{arg: [xa, xb]})
   assert not tuned
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+def test_unreachable_target_fails_before_any_round(framework):
+  # min_channels=1 everywhere leaves about 5% of the MACs: 0.99 cannot be
+  # reached, and the error names the caller's target, not a round's.
+  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
+  model = zoo.vgg_small(input_shape=(8, 8, 1), widths=(4, 8, 8), fc=8,
+                        framework=framework)
+  tuned = []
+  with pytest.raises(ValueError,
+                     match=r"`target_macs`=0.99 is unreachable") as info:
+    tps.iterative_prune(model, "l1", target_macs=0.99, rounds=3,
+                        finetune=tuned.append, verbose=0)
+  assert not tuned
+  assert "0.949" in str(info.value)

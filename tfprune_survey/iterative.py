@@ -165,6 +165,11 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
   crit = criteria_lib.get(criterion)
   if mode == "global":
     planning.check_local_only(crit, scope)
+  # Reachable? (Raises naming `target_macs` before any pruning; a round
+  # would raise only after the earlier ones, with its own relative target.)
+  graph = ChannelGraph(model)
+  counts = _layerwise_counts(model, graph, target_macs, round_to,
+                             min_channels)
   macs0 = count_macs(model)
   history, visited = [], []
   current = model
@@ -200,9 +205,6 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
         current = after_prune(current)
       log(k, None, rounds)
   else:
-    graph = ChannelGraph(model)
-    counts = _layerwise_counts(model, graph, target_macs, round_to,
-                               min_channels)
     order = [g for g in depth_order(graph) if counts[g.id] < g.size]
     for k, g in enumerate(order, start=1):
       ratio = (g.size - counts[g.id]) / g.size
