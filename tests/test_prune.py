@@ -221,3 +221,30 @@ def test_unreachable_target_macs_names_ignore_before_scoring(small,
   assert result.report.macs_reduction >= best * 0.99
   kept = {gid: k for gid, k, _ in result.report.groups}
   assert kept["a"] == 8 and kept["b"] == 12
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_ignore_a_nested_model_by_name(framework):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  i2 = k.Input((8, 8, 8))
+  h = k.layers.Conv2D(10, 3, padding="same", name="ia")(i2)
+  h = k.layers.Conv2D(8, 1, name="ib")(k.layers.ReLU()(h))
+  inner = k.Model(i2, h, name="inner")
+  inp = k.Input((8, 8, 3))
+  x = inner(k.layers.Conv2D(8, 3, padding="same", name="a")(inp))
+  x = k.layers.Conv2D(6, 3, padding="same", name="b")(x)
+  x = k.layers.GlobalAveragePooling2D()(x)
+  model = k.Model(inp, k.layers.Dense(3, name="out")(x))
+  assert model.get_layer("inner") is inner
+  result = tps.prune(model, "l1", ratio=0.5, scope="local", ignore="inner")
+  # Every group with a layer inside 'inner' is whole: 'a' (read by
+  # inner/ia), 'inner/ia' and 'inner/ib'; 'b' loses half.
+  assert result.report.groups == [("a", 8, 8), ("inner/ia", 10, 10),
+                                  ("inner/ib", 8, 8), ("b", 3, 6)]
+  assert set(result.keep) == {"b"}
+  same = tps.prune(model, "l1", ratio=0.5, scope="local",
+                   ignore=["inner/ia", "ib"])
+  assert same.report.groups == result.report.groups
+  with pytest.raises(ValueError, match=r"unknown layers \['inne'\]"):
+    tps.prune(model, "l1", ratio=0.5, ignore="inne")

@@ -142,7 +142,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       that is clipped, not an error: it keeps all its channels and is not
       pruned. Defaults to 1.
     ignore: a layer name or a sequence of layer names whose groups are left
-      whole. Defaults to ().
+      whole; a nested model's name leaves whole every group of its layers.
+      Defaults to ().
     reduction: optional override of the criterion's reduction ('mean',
       'sum' or 'max') across coupled layers.
     steps: optional maximum number of data batches for scoring.
@@ -206,8 +207,14 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     if unknown:
       raise ValueError(f"`ratios` names {unknown}, which are not prunable "
                        f"groups; prunable: {known}")
-  layer_paths = {c.path for c in graph.calls} | {
-      c.path.split("/")[-1] for c in graph.calls}
+  def names(path):
+    # A layer answers to its path ('outer/inner/conv') and its own name
+    # ('conv'), and so does each nested model that holds it ('outer/inner',
+    # 'inner', 'outer').
+    parts = path.split("/")
+    return {"/".join(parts[:i]) for i in range(1, len(parts) + 1)} | set(parts)
+
+  layer_paths = set().union(*(names(c.path) for c in graph.calls))
   unknown = [name for name in ignore if name not in layer_paths]
   if unknown:
     raise ValueError(f"`ignore` names unknown layers {unknown}")
@@ -216,8 +223,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   def members_ignored(gid):
     g = graph.group(gid)
     members = set(g.producers) | set(g.consumers) | set(g.params)
-    members |= {m.split("/")[-1] for m in members}
-    return bool(members & ignored)
+    return any(names(m) & ignored for m in members)
 
   # Everything that does not depend on the scores is checked before data
   # is read: scoring may take long.
