@@ -114,3 +114,33 @@ def test_slim_model_saves_and_loads(model, tmp_path, fmt):
   x = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
   np.testing.assert_allclose(loaded(x).numpy(), slim(x).numpy(), rtol=1e-6)
   assert loaded.get_layer("d").filters == 3
+
+
+def _kerases():
+  import keras as keras3  # pylint: disable=g-import-not-at-top
+  return [pytest.param(keras, "tf_keras", id="tf_keras"),
+          pytest.param(keras3, "keras3", id="keras3")]
+
+
+@pytest.mark.parametrize("k,fw", _kerases())
+def test_add_of_two_branches_both_scaled_by_zero(k, fw):
+  # Both inputs of one Add are SSS block scales at exactly 0: one branch is
+  # removed, the Add becomes the identity on the other (still 0), and the
+  # slim model computes what the model does (it raised KeyError: 'add').
+  from tfprune_survey.layers.channel_scale import ChannelScale  # pylint: disable=g-import-not-at-top
+  inp = k.Input((4, 4, 3))
+  a = k.layers.Conv2D(4, 1, name="a")(inp)
+  b = k.layers.Conv2D(4, 1, name="b")(a)
+  c = k.layers.Conv2D(4, 1, name="c")(a)
+  s1 = ChannelScale(0.0, shared=True, name="s1", framework=fw)(c)
+  s2 = ChannelScale(0.0, shared=True, name="s2", framework=fw)(b)
+  x = k.layers.Add(name="add")([s1, s2])
+  x = k.layers.Conv2D(2, 1, name="d", bias_initializer="ones")(x)
+  m = k.Model(inp, k.layers.Dense(2, name="head")(k.layers.Flatten()(x)))
+  x = np.random.default_rng(0).random((2, 4, 4, 3)).astype("float32")
+  slim = tps.materialize(m, {"a": [0, 2]})
+  names = [layer.name for layer in slim.layers]
+  assert "add" not in names and ("b" in names) != ("c" in names)
+  ref = np.asarray(tps.mask_channels(m, {"a": [0, 2]})(x))
+  np.testing.assert_allclose(np.asarray(slim(x)), ref, atol=1e-5)
+  np.testing.assert_allclose(ref, np.asarray(m(x)), atol=1e-5)

@@ -28,10 +28,14 @@ def dead_branch_scales(model):
   by_name = edges.entries(config)
   parents = edges.parent_map(config, fw)
   out = []
+  adds = set()
   for layer in zeros:
     users = edges.consumers(config, layer.name, fw)
+    # An Add whose two inputs are both scaled by 0 loses one of them only:
+    # it becomes the identity on the other (still 0) branch.
     if (len(users) == 1 and by_name[users[0]]["class_name"] == "Add" and
-        len(parents[users[0]]) == 2):
+        len(parents[users[0]]) == 2 and users[0] not in adds):
+      adds.add(users[0])
       out.append((layer.name, users[0]))
   return out
 
