@@ -38,6 +38,16 @@ def model():
      ["'c'", "boolean mask", "np.flatnonzero"]),
     ({"c": [True, True, False, False]}, TypeError, ["'c'", "boolean mask"]),
     ([("c", [0])], TypeError, ["dict"]),
+    # a fixed group's entry is checked like any other (it was read with
+    # int() and len(): [0, 1.5] passed as "every channel", 2 and "01"
+    # raised errors that did not name the group)
+    ({"head": [0, 1.5]}, TypeError, ["'head'", "integer"]),
+    ({"head": [0.0, 1.0]}, TypeError, ["'head'", "integer"]),
+    ({"head": ["0", "1"]}, TypeError, ["'head'", "integer"]),
+    ({"head": 2}, TypeError, ["'head'"]),
+    ({"head": "01"}, TypeError, ["'head'"]),
+    ({"c": np.array(2)}, TypeError, ["'c'", "1-D"]),
+    ({"c": np.array([[0, 1]])}, TypeError, ["'c'", "1-D", "(1, 2)"]),
 ])
 def test_bad_keep_is_rejected_naming_the_group(model, fn, keep, exc, words):
   with pytest.raises(exc) as info:
