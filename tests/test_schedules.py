@@ -325,6 +325,42 @@ def test_bad_arguments(tfmot_api, klass, args, name):
     getattr(tfmot_api, klass.__name__)(**args)
 
 
+@pytest.mark.parametrize("klass, args, name", [
+    (ConstantSparsity, dict(target_sparsity=0.5, begin_step=0.5,
+                            frequency=1), "begin_step"),
+    (ConstantSparsity, dict(target_sparsity=0.5, begin_step=0,
+                            frequency=2.5), "frequency"),
+    (ConstantSparsity, dict(target_sparsity=0.5, begin_step=0,
+                            frequency=float("nan")), "frequency"),
+    (ConstantSparsity, dict(target_sparsity=0.5, begin_step=0,
+                            end_step=10.0), "end_step"),
+    (PolynomialDecay, dict(initial_sparsity=0.0, final_sparsity=0.5,
+                           begin_step=0, end_step=10.5, frequency=1),
+     "end_step"),
+])
+def test_non_integer_steps_are_rejected(tfmot_api, klass, args, name):
+  # tfmot fails at its first call (it casts the steps to int64); ours
+  # computed with them: begin_step=0.5 or frequency=nan never pruned, and
+  # frequency=2.5 pruned at steps 0, 5, 10.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with pytest.raises(TypeError, match=f"`{name}` must be an integer"):
+    klass(**args)
+  with pytest.raises(TypeError):
+    getattr(tfmot_api, klass.__name__)(**args)(tf.constant(0, tf.int64))
+  # numpy integers are integers.
+  ours = ConstantSparsity(0.5, np.int64(1), np.int32(9), frequency=np.uint8(4))
+  assert [s for s in range(12) if ours(s)[0]] == [1, 5, 9]
+
+
+@pytest.mark.parametrize("name", ["target_sparsity", "begin_step",
+                                  "frequency"])
+def test_wrong_types_name_the_argument(name):
+  args = dict(target_sparsity=0.5, begin_step=0, frequency=1)
+  args[name] = "1" if name != "frequency" else None
+  with pytest.raises(TypeError, match=f"`{name}`"):
+    ConstantSparsity(**args)
+
+
 def test_is_schedule(tfmot_api):
   assert schedules.is_schedule(ConstantSparsity(0.5, 0))
   assert schedules.is_schedule(PolynomialDecay(0.0, 0.5, 0, 10))

@@ -28,6 +28,7 @@ the same semantics.
 
 import abc
 import math
+import operator
 import sys
 
 __all__ = [
@@ -51,6 +52,19 @@ def _to_step(step):
         f"tensor inside tf.function cannot be read), got "
         f"{type(step).__name__}: {step!r}")
   return value
+
+
+def _check_integer(value, name):
+  """Raises a TypeError naming `name` unless `value` is an integer (a
+  Python or numpy integer, not a bool or a float such as 2.0)."""
+  try:
+    operator.index(value)
+    ok = not isinstance(value, bool)
+  except TypeError:
+    ok = False
+  if not ok:
+    raise TypeError(f"`{name}` must be an integer, got "
+                    f"{type(value).__name__}: {value!r}")
 
 
 class PruningSchedule(abc.ABC):
@@ -161,8 +175,13 @@ frequency=100)
       allow_negative_1: whether `end_step` may be -1 (prune forever).
 
     Raises:
+      TypeError: an argument is not an integer (tfmot's would fail at its
+        first call, casting it to int64); the message names it.
       ValueError: an argument is out of range; the message names it.
     """
+    for name, value in (("begin_step", begin_step), ("end_step", end_step),
+                        ("frequency", frequency)):
+      _check_integer(value, name)
     if begin_step < 0:
       raise ValueError(f"`begin_step` must be >= 0, got {begin_step!r}")
     if end_step == -1 and not allow_negative_1:
@@ -187,9 +206,16 @@ frequency=100)
       variable_name: the argument's name, used in the message.
 
     Raises:
+      TypeError: `sparsity` is not a number.
       ValueError: `sparsity` is outside [0, 1) (or NaN).
     """
-    if not 0.0 <= sparsity < 1.0:
+    try:
+      in_range = 0.0 <= sparsity < 1.0
+    except TypeError:
+      raise TypeError(
+          f"`{variable_name}` must be a number in [0, 1), got "
+          f"{type(sparsity).__name__}: {sparsity!r}") from None
+    if not in_range:
       raise ValueError(
           f"`{variable_name}` must be in [0, 1), got {sparsity!r}")
 
@@ -211,6 +237,8 @@ class ConstantSparsity(PruningSchedule):
       100.
 
   Raises:
+    TypeError: a step argument is not an integer (a float such as 2.0
+      too), or a sparsity not a number; the message names it.
     ValueError: an argument is out of range; the message names it.
 
   Example:
@@ -284,6 +312,8 @@ class PolynomialDecay(PruningSchedule):
       100.
 
   Raises:
+    TypeError: a step argument is not an integer (a float such as 2.0
+      too), or a sparsity not a number; the message names it.
     ValueError: an argument is out of range; the message names it.
 
   Example:
