@@ -35,28 +35,18 @@ def resolve_keep(graph, keep, arg_name="keep"):
           + (f"; similar ids: {close}" if close else "")
           + ". Group ids are listed by ChannelGraph(model).groups.")
     group = known[gid]
+    # The same checks of type for every group: a fixed group's entry is
+    # only accepted when it is exactly every channel.
+    arr = _index_array(indices, f"`{arg_name}[{gid!r}]`")
     if not group.prunable:
-      if indices is not None and len(indices) == group.size and sorted(
-          int(i) for i in indices) == list(range(group.size)):
+      if arr.size == group.size and np.array_equal(
+          np.sort(arr), np.arange(group.size)):
         continue  # keeping every channel of a fixed group is a no-op
       raise ValueError(f"`{arg_name}`: channel group {gid!r} is not prunable:"
                        f" {group.reason}")
-    if isinstance(indices, (str, bytes)) or not isinstance(
-        indices, (collections.abc.Sequence, np.ndarray, range)):
-      raise TypeError(f"`{arg_name}[{gid!r}]` must be a sequence of ints, got "
-                      f"{type(indices).__name__}")
-    arr = np.asarray(list(indices))
     if arr.size == 0:
       raise ValueError(f"`{arg_name}[{gid!r}]` is empty: a group must keep at "
                        "least one channel")
-    if arr.dtype == bool:
-      # bool is an Integral: a mask would read as indices 0 and 1.
-      raise TypeError(f"`{arg_name}[{gid!r}]` is a boolean mask; pass the "
-                      "kept channel indices, e.g. np.flatnonzero(mask)")
-    if not all(isinstance(i, (numbers.Integral, np.integer)) for i in
-               arr.tolist()):
-      raise TypeError(f"`{arg_name}[{gid!r}]` must hold integer indices")
-    arr = arr.astype(np.int64)
     bad = arr[(arr < 0) | (arr >= group.size)]
     if bad.size:
       raise ValueError(f"`{arg_name}[{gid!r}]` has index {int(bad[0])} out of "
@@ -67,6 +57,26 @@ def resolve_keep(graph, keep, arg_name="keep"):
                        f"{int(uniq[counts > 1][0])}")
     out[gid] = uniq
   return out
+
+
+def _index_array(indices, what):
+  """`indices` as a 1-D int64 array; TypeError (naming `what`) otherwise."""
+  if isinstance(indices, (str, bytes)) or not isinstance(
+      indices, (collections.abc.Sequence, np.ndarray, range)):
+    raise TypeError(f"{what} must be a sequence of ints, got "
+                    f"{type(indices).__name__}")
+  if isinstance(indices, np.ndarray) and indices.ndim != 1:
+    raise TypeError(f"{what} must be a 1-D sequence of channel indices, got "
+                    f"an array of shape {indices.shape}")
+  arr = np.asarray(list(indices))
+  if arr.dtype == bool:
+    # bool is an Integral: a mask would read as indices 0 and 1.
+    raise TypeError(f"{what} is a boolean mask; pass the kept channel "
+                    "indices, e.g. np.flatnonzero(mask)")
+  if not all(isinstance(i, (numbers.Integral, np.integer)) and
+             not isinstance(i, bool) for i in arr.tolist()):
+    raise TypeError(f"{what} must hold integer indices")
+  return arr.astype(np.int64)
 
 
 def check_blocks(graph, keep_arrays, arg_name="keep"):
