@@ -248,3 +248,23 @@ def test_ignore_a_nested_model_by_name(framework):
   assert same.report.groups == result.report.groups
   with pytest.raises(ValueError, match=r"unknown layers \['inne'\]"):
     tps.prune(model, "l1", ratio=0.5, ignore="inne")
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_ignore_a_path_means_that_layer_only(framework):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  i2 = k.Input((8, 8, 8))
+  h = k.layers.Conv2D(10, 3, padding="same", name="conv0")(i2)
+  inner = k.Model(i2, k.layers.Conv2D(8, 1, name="conv")(h), name="inner")
+  inp = k.Input((8, 8, 3))
+  x = inner(k.layers.Conv2D(8, 3, padding="same", name="conv")(inp))
+  x = k.layers.Conv2D(6, 3, padding="same", name="b")(x)
+  x = k.layers.GlobalAveragePooling2D()(x)
+  model = k.Model(inp, k.layers.Dense(3, name="out")(x))
+  kept = lambda ignore: [kk for _, kk, _ in tps.prune(  # noqa: E731
+      model, "l1", ratio=0.5, scope="local", ignore=ignore).report.groups]
+  # Groups: conv (top level), inner/conv0, inner/conv, b.
+  assert kept("conv") == [8, 5, 4, 3]         # the top-level 'conv' only
+  assert kept("inner/conv") == [4, 10, 8, 3]  # the nested one only
+  assert kept("conv0") == [8, 10, 4, 3]       # no path: by its own name

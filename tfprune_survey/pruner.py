@@ -143,7 +143,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       pruned. Defaults to 1.
     ignore: a layer name or a sequence of layer names whose groups are left
       whole; a nested model's name leaves whole every group of its layers.
-      Defaults to ().
+      A layer's path ('conv', 'outer/inner/conv') means that layer only; a
+      name that is no path ('inner', 'conv') means every layer or nested
+      model of that own name. Defaults to ().
     reduction: optional override of the criterion's reduction ('mean',
       'sum' or 'max') across coupled layers.
     steps: optional maximum number of data batches for scoring.
@@ -207,23 +209,30 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     if unknown:
       raise ValueError(f"`ratios` names {unknown}, which are not prunable "
                        f"groups; prunable: {known}")
-  def names(path):
-    # A layer answers to its path ('outer/inner/conv') and its own name
-    # ('conv'), and so does each nested model that holds it ('outer/inner',
-    # 'inner', 'outer').
-    parts = path.split("/")
-    return {"/".join(parts[:i]) for i in range(1, len(parts) + 1)} | set(parts)
-
-  layer_paths = set().union(*(names(c.path) for c in graph.calls))
-  unknown = [name for name in ignore if name not in layer_paths]
+  # A name is a layer's path ('conv', 'outer/inner/conv') or a nested
+  # model's ('outer/inner'), and then means that layer or every layer in that
+  # model; a name that is no path is a layer's or nested model's own name
+  # ('inner', 'conv') at any depth.
+  paths = set()
+  for c in graph.calls:
+    parts = c.path.split("/")
+    paths |= {"/".join(parts[:i]) for i in range(1, len(parts) + 1)}
+  own_names = {part for p in paths for part in p.split("/")}
+  unknown = [name for name in ignore
+             if name not in paths and name not in own_names]
   if unknown:
     raise ValueError(f"`ignore` names unknown layers {unknown}")
-  ignored = set(ignore)
+  by_path = {name for name in ignore if name in paths}
+  by_name = set(ignore) - by_path
+
+  def is_ignored(path):
+    return (any(path == n or path.startswith(n + "/") for n in by_path) or
+            bool(by_name.intersection(path.split("/"))))
 
   def members_ignored(gid):
     g = graph.group(gid)
-    members = set(g.producers) | set(g.consumers) | set(g.params)
-    return any(names(m) & ignored for m in members)
+    return any(is_ignored(m)
+               for m in set(g.producers) | set(g.consumers) | set(g.params))
 
   # Everything that does not depend on the scores is checked before data
   # is read: scoring may take long.
