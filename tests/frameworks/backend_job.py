@@ -175,5 +175,50 @@ def _activation_stats_off_tensorflow(tps, model, x, y):
           "activation_stat_modules": sorted(modules)}
 
 
+def sequential_model(keras):
+  """A small Keras 3 Sequential net (conv, BN, fused ReLU), fixed weights."""
+  L = keras.layers
+  model = keras.Sequential([
+      keras.Input((8, 8, 1)),
+      L.Conv2D(6, 3, padding="same", name="s1"),
+      L.BatchNormalization(name="sbn"), L.ReLU(name="srelu"),
+      L.Conv2D(5, 3, padding="same", activation="relu", name="s2"),
+      L.GlobalAveragePooling2D(), L.Dense(4, name="shead")], name="seq")
+  rng = np.random.default_rng(3)
+  model.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.3
+                     if "variance" not in w.path else
+                     rng.random(w.shape).astype("float32") + 0.5
+                     for w in model.weights])
+  return model
+
+
+def edge_data():
+  rng = np.random.default_rng(4)
+  return (rng.random((24, 8, 8, 1)).astype("float32"),
+          rng.integers(0, 4, 24))
+
+
+# The criteria that run a Sequential model's graph node by node off
+# TensorFlow (they failed there: a Sequential has no `_nodes_by_depth`).
+SEQUENTIAL_CRITERIA = ("apoz", "variance", "taylor", "thinet")
+
+
+def edge_main(out_path, backend):
+  """Scores of edge-case models, for `test_edge_cases_match_tensorflow`."""
+  import keras  # pylint: disable=g-import-not-at-top
+  import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
+  assert keras.backend.backend() == backend, keras.backend.backend()
+  x, y = edge_data()
+  out = {}
+  seq = sequential_model(keras)
+  out["sequential_scores"] = {name: {k: v.tolist() for k, v in tps.score(
+      seq, name, (x, y)).items()} for name in SEQUENTIAL_CRITERIA}
+  with open(out_path, "w") as f:
+    json.dump(out, f)
+
+
 if __name__ == "__main__":
-  main(sys.argv[1], sys.argv[2], sys.argv[3])
+  if sys.argv[1] == "edge":
+    edge_main(sys.argv[2], sys.argv[3])
+  else:
+    main(sys.argv[1], sys.argv[2], sys.argv[3])

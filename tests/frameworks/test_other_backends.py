@@ -125,3 +125,23 @@ def test_criteria_and_prune_match_tensorflow(tmp_path, backend):
   assert got["reinit_same_shapes"]
   assert "KERAS_BACKEND=tensorflow" in got["tflite_error"]
   assert "export" in got["tflite_error"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_edge_cases_match_tensorflow(tmp_path, backend):
+  """Models off the main test's path give the TensorFlow backend's scores:
+  a Sequential model (its graph is run through the Functional it keeps)."""
+  out = str(tmp_path / f"{backend}_edge.json")
+  _run([os.path.join(ROOT, "tests", "frameworks", "backend_job.py"), "edge",
+        out, backend], backend)
+  with open(out) as f:
+    got = json.load(f)
+  keras = frameworks.get("keras3").keras
+  x, y = backend_job.edge_data()
+  seq = backend_job.sequential_model(keras)
+  for name in backend_job.SEQUENTIAL_CRITERIA:
+    ref = tps.score(seq, name, (x, y))
+    assert sorted(got["sequential_scores"][name]) == sorted(ref), name
+    for gid, values in ref.items():
+      np.testing.assert_allclose(got["sequential_scores"][name][gid], values,
+                                 rtol=1e-5, atol=1e-7, err_msg=name)

@@ -37,7 +37,8 @@ def run_graph(model, x, tap):
   """Runs a Keras 3 Functional `model` on `x`, node by node.
 
   Args:
-    model: a Keras 3 Functional model.
+    model: a Keras 3 Functional model, or a built Sequential (run through
+      the Functional graph it keeps, whose tensors its layers' nodes hold).
     x: the input array (one input), or a list, tuple or dict (by input
       name) of arrays.
     tap: callable(tensor_id, value) -> value, applied to every computed
@@ -47,6 +48,13 @@ def run_graph(model, x, tap):
     The list of the model's outputs.
   """
   from keras.src import tree  # pylint: disable=g-import-not-at-top
+  if not hasattr(model, "_nodes_by_depth"):
+    graph = getattr(model, "_functional", None)   # a Sequential
+    if graph is None:
+      raise ValueError(
+          f"model '{model.name}' has no graph to run: a Sequential model "
+          "must be built with a known input shape (`keras.Input(shape)`)")
+    model = graph
   values = {}
   if isinstance(x, dict) and all(getattr(r, "name", None) in x
                                  for r in model.inputs):
