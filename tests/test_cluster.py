@@ -209,6 +209,31 @@ def test_keras3_lora_layers_merge_by_their_effective_kernels():
   assert tps.cluster_prune(model, threshold=1.0).keep == {}
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_residual_branch_scaled_by_zero_is_dropped_not_a_crash(framework):
+  """A branch whose shared ChannelScale is 0 (SSS) adds nothing: materialize
+  removes it, and merging must not look for its layers in the slim model."""
+  keras = keras_of(framework)
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((6, 6, 3))
+  s = L.Conv2D(8, 3, padding="same", name="stem", activation="relu")(inp)
+  b = L.Conv2D(6, 3, padding="same", name="b1", activation="relu")(s)
+  b = L.Conv2D(8, 3, padding="same", name="b2")(b)
+  b = tps.ChannelScale(0.0, shared=True, framework=framework, name="sss")(b)
+  x = L.GlobalAveragePooling2D()(L.Add()([s, b]))
+  model = keras.Model(inp, L.Dense(3, name="out")(x))
+  copy_channels(model, {"stem": halves(8), "b1": halves(6)})
+  before = weights_of(model)
+  result = tps.cluster_prune(model, threshold=1.0)
+  assert {g: len(k) for g, k in result.keep.items()} == {"stem": 4}
+  assert [g for g, _, _ in result.report.groups] == ["stem"]
+  assert "b1" not in [layer.name for layer in result.model.layers]
+  assert result.report.macs_after == tps.count_macs(result.model)
+  assert outputs_diff(model, result.model, inputs(8, (6, 6, 3))) <= 1e-5
+  assert same_weights(before, weights_of(model))
+
+
 # ---- approximate merging ----------------------------------------------
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

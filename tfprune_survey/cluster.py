@@ -24,6 +24,7 @@ from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.pruner import _check_recalibrate
 from tfprune_survey.pruner import PruneReport
 from tfprune_survey.pruner import PruneResult
+from tfprune_survey.strip import branches
 from tfprune_survey.strip.materialize import materialize
 from tfprune_survey.strip.surgery import grouped_weight
 
@@ -162,11 +163,14 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
     data_lib.check_data_now(model, recalibrate, "recalibrate")
     recalibrate = _check_recalibrate(model, recalibrate)
 
-  graph = ChannelGraph(model)
+  # Residual branches scaled by exactly 0 (SSS) add nothing: cluster the
+  # model materialize builds without them (their layers are not in it).
+  live, _ = branches.remove_dead_branches(model)
+  graph = ChannelGraph(live)
   groups = graph.prunable_groups
-  stats = (_map_stats(model, graph, data, steps, verbose)
+  stats = (_map_stats(live, graph, data, steps, verbose)
            if data is not None else {})
-  ctx = ScoringContext(model, graph)
+  ctx = ScoringContext(live, graph)
   dists, scores = {}, {}
   with _one_blas_thread():
     for g in groups:
@@ -195,7 +199,7 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
                 else planner.counts_global(
                     int(round(args.ratio * planner.total))))
     else:
-      counts = planning.search_macs(planner, MacsModel(model, graph),
+      counts = planning.search_macs(planner, MacsModel(live, graph),
                                     macs_before, args.target_macs, args.scope)
     merges = {g.id: g.size - counts[g.id] for g in planner.groups}
 
@@ -216,7 +220,7 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
     clusters[g.id] = list(zip(reps, members))
     keep[g.id] = np.sort(np.asarray(reps, np.int64))
 
-  slim = materialize(model, keep, graph=graph)
+  slim = materialize(live, keep, graph=graph)
   _write_merged(graph, slim, clusters, keep, merge)
   if recalibrate is not None:
     recalibrate_bn(slim, recalibrate)
