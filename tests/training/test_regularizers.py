@@ -48,3 +48,25 @@ def test_sparsify_bn_errors():
   inp = keras.Input((4,))
   with pytest.raises(ValueError, match="BatchNormalization"):
     tps.sparsify_bn(keras.Model(inp, keras.layers.Dense(2)(inp)))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_sparsify_bn_skips_bn_without_gamma(framework):
+  # BatchNormalization(scale=False) has no gamma: a model with only such
+  # BNs has nothing to regularize (it was returned with no penalty at all),
+  # and beside a BN with a gamma the penalty is that one's alone.
+  keras = keras_of(framework)
+  L = keras.layers
+  inp = keras.Input((6, 6, 2))
+  h = L.BatchNormalization(scale=False, name="no_gamma")(L.Conv2D(3, 3)(inp))
+  only = keras.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(h)))
+  with pytest.raises(ValueError, match="scale=False"):
+    tps.sparsify_bn(only)
+  h2 = L.BatchNormalization(name="with_gamma")(h)
+  mixed = keras.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(h2)))
+  mixed.get_layer("with_gamma").gamma.assign(np.array([1.0, -2.0, 0.5],
+                                                      "float32"))
+  reg = tps.sparsify_bn(mixed, l1=0.1)
+  assert reg.get_layer("no_gamma").get_config()["gamma_regularizer"] is None
+  np.testing.assert_allclose([float(v) for v in reg.losses], [0.1 * 3.5],
+                             rtol=1e-6)

@@ -28,7 +28,8 @@ def sparsify_bn(model, l1=1e-4):
     The regularized clone (same Keras), weights copied.
 
   Raises:
-    ValueError: for a negative `l1`, or a model without BatchNormalization.
+    ValueError: for a negative `l1`, or a model without BatchNormalization
+      (or whose BNs all have `scale=False`: no gamma).
   """
   keras = frameworks.check_model(model, "model").keras
   if isinstance(l1, bool) or not isinstance(l1, numbers.Real) or l1 < 0:
@@ -39,8 +40,9 @@ def sparsify_bn(model, l1=1e-4):
 
   def visit(node):
     if isinstance(node, dict):
+      # A BN made with scale=False has no gamma to regularize.
       if node.get("class_name") == "BatchNormalization" and isinstance(
-          node.get("config"), dict):
+          node.get("config"), dict) and node["config"].get("scale", True):
         node["config"]["gamma_regularizer"] = copy.deepcopy(reg)
         count[0] += 1
       for v in node.values():
@@ -52,7 +54,8 @@ def sparsify_bn(model, l1=1e-4):
   visit(config)
   if not count[0]:
     raise ValueError(f"model {model.name!r} has no BatchNormalization layer "
-                     "to regularize")
+                     "with a gamma to regularize (BatchNormalization("
+                     "scale=False) has none)")
   clone = surgery.rebuild(model, config)
   for _, a, b in surgery.layer_pairs(model, clone):
     b.set_weights(a.get_weights())
