@@ -491,3 +491,75 @@ def test_help_documents_the_exit_codes(capsys):
   assert "exit codes: 0 success 1 export --verify" in text
   assert "2 a usage error" in text
   assert "exit code 1 when it fails" in cli.command_usage("export")
+
+
+def test_demo_latency_row_survives_a_noisy_cached_table(tmp_path, capsys,
+                                                         monkeypatch):
+  # A slow moment while the per-layer tables are timed can flatten every
+  # staircase (here: every timing the same), so that no cut saves predicted
+  # time and the target looks unreachable; that table is also cached. The
+  # demo measures again, past the cache, instead of dropping its row.
+  from tfprune_survey import demo
+  from tfprune_survey import latency
+  monkeypatch.setenv(latency.CACHE_ENV, str(tmp_path / "cache"))
+  real = latency.LatencyModel.measure
+  calls = []
+
+  def measure(model, **kw):
+    calls.append(kw.get("use_cache", True))
+    with monkeypatch.context() as m:
+      if len(calls) == 1:
+        m.setattr(latency._Timer, "model_ms", lambda self, model: 0.002)
+      return real(model, **kw)
+
+  monkeypatch.setattr(latency.LatencyModel, "measure", measure)
+  model = zoo.residual_cnn(input_shape=(8, 8, 1), width=16, stem_pool=True)
+  result, lm, reason = demo.prune_to_latency(model, "l1", 0.1, verbose=0)
+  out = capsys.readouterr().out
+  assert reason is None and result is not None
+  assert calls == [True, False]   # the second measurement skips the cache
+  assert "unreachable" in out and "measuring them again" in out
+  # The plan meets the goal on the table it was planned on (the fresh one).
+  assert lm.predict(result.model) <= 0.9 * lm.predict() + 1e-12
+  assert tps.count_macs(result.model) < tps.count_macs(model)
+  # The flat table in the cache was replaced by the fresh one.
+  assert latency.LatencyModel.measure(model, verbose=0).to_dict() == \
+      lm.to_dict()
+
+
+def _demo_row(name, target, top1, macs, float_ms):
+  return {"criterion": name, "target": target, "top1": top1,
+          "delta": 100 * (top1 - 0.9), "oneshot_top1": None, "params": 1000,
+          "macs": macs, "float_kb": 10.0, "int8_kb": 4.0,
+          "float_ms": float_ms, "int8_ms": float_ms / 2, "verified": True,
+          "speedup": 1.0}
+
+
+def test_demo_says_why_the_latency_row_is_skipped(tmp_path, capsys,
+                                                   monkeypatch):
+  import json
+  from tfprune_survey import demo
+  from tfprune_survey import latency
+  monkeypatch.setenv(latency.CACHE_ENV, str(tmp_path / "cache"))
+  # Every timing the same, on every measurement: nothing can be saved.
+  monkeypatch.setattr(latency._Timer, "model_ms", lambda self, model: 0.002)
+  model = zoo.residual_cnn(input_shape=(8, 8, 1), width=16, stem_pool=True)
+  result, _, reason = demo.prune_to_latency(model, "l1", 0.1, tries=2,
+                                            verbose=0)
+  out = capsys.readouterr().out
+  assert result is None
+  assert "unreachable on each of 2 measurements" in reason
+  assert "largest predicted latency reduction is 0.000" in reason
+  assert out.count("measuring them again") == 1
+  # A ValueError that is not about reachability is not hidden as a skip.
+  with pytest.raises(ValueError, match="target_latency"):
+    demo.prune_to_latency(model, "l1", 1.5, verbose=0)
+  # The reason reaches summary.md and results.json.
+  rows = [_demo_row("unpruned", "-", 0.9, 2000, 1.0)]
+  demo._write(str(tmp_path), rows, demo.table_md(rows), "digits", "", 0.9,
+              1.0, {"ft_images": 300, "round_to": 8, "latency_target": 0.1},
+              {"l1 @ latency": reason})
+  summary = (tmp_path / "summary.md").read_text()
+  assert f"**Skipped:** the l1 @ latency row: {reason}." in summary
+  saved = json.loads((tmp_path / "results.json").read_text())
+  assert saved["skipped"] == {"l1 @ latency": reason}

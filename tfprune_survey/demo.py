@@ -159,24 +159,24 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
   if latency_target is not None:
     runs.append((f"{latency_criterion} @ latency", latency_criterion,
                  {"target_latency": latency_target, "round_to": "auto"}))
+  skipped = {}
   for name, crit, target in runs:
     t0 = time.perf_counter()
     if "target_latency" in target:
       print(f"\n== 3. {crit}: prune to {1 - latency_target:.0%} of the "
             "measured float TFLite latency (per-layer tables timed here, "
             "cached) ==", flush=True)
-      target["latency"] = latency_lib.LatencyModel.measure(base,
-                                                           verbose=verbose)
+      result, target["latency"], reason = prune_to_latency(
+          base, crit, latency_target, data=score, recalibrate=recal,
+          verbose=verbose)
+      if result is None:
+        skipped[name] = reason
+        print(f"NOTE: the {name} row is skipped: {reason}", flush=True)
+        continue
     else:
       print(f"\n== 2. {name}: prune to 2x fewer MACs, fine-tune on "
             f"{len(xf):,} images, export ==", flush=True)
-    try:
       result = tps.prune(base, crit, data=score, recalibrate=recal, **target)
-    except ValueError as e:
-      if "target_latency" not in target:
-        raise
-      print(f"NOTE: {name} skipped: {e}", flush=True)
-      continue
     tag = name.replace(" @ ", "_at_")
     slim = result.model
     if "target_latency" in target:
@@ -210,17 +210,58 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
   table = table_md(rows)
   total = time.perf_counter() - t_start
   print("\n" + table, flush=True)
+  for name, reason in skipped.items():
+    print(f"(no {name} row: {reason})", flush=True)
   _write(out_dir, rows, table, dataset, note, base_acc, total,
          dict(train_images=len(xb), epochs=epochs, ft_images=len(xf),
               score_images=score_images, recal_images=recal_images,
               test_images=len(xt), width=width, round_to=round_to,
               latency_target=latency_target, seed=seed,
-              cpu_seconds=time.process_time()))
+              cpu_seconds=time.process_time()), skipped)
   plan = ("latency_plan.png, " if os.path.exists(
       os.path.join(out_dir, "latency_plan.png")) else "")
   print(f"\nwrote {out_dir}/summary.md, tradeoff.png, {plan}results.json, "
         f"and the slim .keras/.tflite files ({total:.0f} s in all)")
   return rows
+
+
+def prune_to_latency(model, criterion, target, *, data=None,
+                     recalibrate=None, tries=3, verbose=1):
+  """`tps.prune(target_latency=target, round_to='auto')`, robust to noise.
+
+  The per-layer tables are timed on this machine, and a slow moment while
+  they are timed can flatten a staircase (a narrow width timed as slowly as
+  the full one saves no predicted time), so that the target looks
+  unreachable. Such a table would also stay in the cache. So when the
+  target is unreachable, the tables are measured again, bypassing (and
+  replacing) the cached ones, up to `tries` measurements in all.
+
+  Returns:
+    (result, latency_model, reason): the `PruneResult` and the
+    `LatencyModel` it was planned on, and None; or, when the target stayed
+    unreachable on every measurement, (None, the last LatencyModel, a
+    sentence saying why the row is skipped). Other errors are raised.
+  """
+  lm, err = None, None
+  for attempt in range(tries):
+    lm = latency_lib.LatencyModel.measure(model, use_cache=attempt == 0,
+                                          verbose=verbose)
+    try:
+      return (tps.prune(model, criterion, data=data, recalibrate=recalibrate,
+                        target_latency=target, round_to="auto", latency=lm),
+              lm, None)
+    except ValueError as e:
+      if "unreachable" not in str(e):
+        raise
+      err = e
+      if attempt + 1 < tries:
+        print(f"NOTE: {e}. The per-layer tables may have been timed in a "
+              "slow moment of this machine; measuring them again "
+              f"(measurement {attempt + 2} of {tries}, not from the cache).",
+              flush=True)
+  return None, lm, (f"the target was unreachable on each of {tries} "
+                    "measurements of the per-layer latency tables; the last "
+                    f"said: {err}")
 
 
 def _row(name, model, acc, base_acc, stats, seconds, oneshot=None):
@@ -253,10 +294,13 @@ def table_md(rows):
   return "\n".join(lines)
 
 
-def _write(out_dir, rows, table, dataset, note, base_acc, total, config):
+def _write(out_dir, rows, table, dataset, note, base_acc, total, config,
+           skipped=None):
+  skipped = dict(skipped or {})
   with open(os.path.join(out_dir, "results.json"), "w") as f:
     json.dump({"dataset": dataset, "note": note, "base_top1": base_acc,
-               "seconds": total, "config": config, "rows": rows}, f, indent=1)
+               "seconds": total, "config": config, "rows": rows,
+               "skipped": skipped}, f, indent=1)
   text = [
       "# tfprune_survey demo", "",
       f"Data: {dataset}." + (f" {note}" if note else ""), "",
@@ -271,7 +315,10 @@ def _write(out_dir, rows, table, dataset, note, base_acc, total, config):
       "the int8 file agrees on top-1 for at least 90% of 256 test images. "
       "Latency: batch-1 invokes on 1 thread (LiteRT, XNNPACK), the smallest "
       "of three medians, the files timed in turn.", "",
-      table, "",
+      table, ""]
+  for name, reason in skipped.items():
+    text += [f"**Skipped:** the {name} row: {reason}.", ""]
+  text += [
       "Top-1 right after pruning (BN re-estimated, no fine-tuning): " +
       ", ".join(f"{r['criterion']} {r['oneshot_top1']:.4f}"
                 for r in rows if r["oneshot_top1"] is not None) + ".", "",
