@@ -192,6 +192,25 @@ def sequential_model(keras):
   return model
 
 
+def linear_producer_model(keras):
+  """A small Keras 3 net whose convs have no fused activation."""
+  L = keras.layers
+  inp = keras.Input((8, 8, 1))
+  h = L.ReLU()(L.Conv2D(4, 3, padding="same", name="l1")(inp))
+  h = L.ReLU()(L.Conv2D(5, 3, padding="same", name="l2")(h))
+  model = keras.Model(inp, L.Dense(4, name="lhead")(
+      L.GlobalAveragePooling2D()(h)))
+  rng = np.random.default_rng(5)
+  model.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.3
+                     for w in model.weights])
+  return model
+
+
+# Read with uint8 images for a float32 Input: kfac_obd differentiates at
+# the model's input, which was left uint8 off TensorFlow (jax.grad refused).
+UINT8_CRITERIA = ("kfac_obd", "taylor")
+
+
 def edge_data():
   rng = np.random.default_rng(4)
   return (rng.random((24, 8, 8, 1)).astype("float32"),
@@ -213,6 +232,10 @@ def edge_main(out_path, backend):
   seq = sequential_model(keras)
   out["sequential_scores"] = {name: {k: v.tolist() for k, v in tps.score(
       seq, name, (x, y)).items()} for name in SEQUENTIAL_CRITERIA}
+  lin = linear_producer_model(keras)
+  x8 = (x * 255).astype("uint8")
+  out["uint8_scores"] = {name: {k: v.tolist() for k, v in tps.score(
+      lin, name, (x8, y)).items()} for name in UINT8_CRITERIA}
   with open(out_path, "w") as f:
     json.dump(out, f)
 

@@ -130,7 +130,8 @@ def test_criteria_and_prune_match_tensorflow(tmp_path, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_edge_cases_match_tensorflow(tmp_path, backend):
   """Models off the main test's path give the TensorFlow backend's scores:
-  a Sequential model (its graph is run through the Functional it keeps)."""
+  a Sequential model (its graph is run through the Functional it keeps);
+  uint8 images for a float32 Input (converted to it, as Keras does)."""
   out = str(tmp_path / f"{backend}_edge.json")
   _run([os.path.join(ROOT, "tests", "frameworks", "backend_job.py"), "edge",
         out, backend], backend)
@@ -144,4 +145,11 @@ def test_edge_cases_match_tensorflow(tmp_path, backend):
     assert sorted(got["sequential_scores"][name]) == sorted(ref), name
     for gid, values in ref.items():
       np.testing.assert_allclose(got["sequential_scores"][name][gid], values,
+                                 rtol=1e-5, atol=1e-7, err_msg=name)
+  lin = backend_job.linear_producer_model(keras)
+  for name in backend_job.UINT8_CRITERIA:
+    ref = tps.score(lin, name, ((x * 255).astype("uint8"), y))
+    assert sorted(got["uint8_scores"][name]) == sorted(ref), name
+    for gid, values in ref.items():
+      np.testing.assert_allclose(got["uint8_scores"][name][gid], values,
                                  rtol=1e-5, atol=1e-7, err_msg=name)

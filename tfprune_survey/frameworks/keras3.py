@@ -47,6 +47,7 @@ def run_graph(model, x, tap):
   Returns:
     The list of the model's outputs.
   """
+  from keras import ops  # pylint: disable=g-import-not-at-top
   from keras.src import tree  # pylint: disable=g-import-not-at-top
   if not hasattr(model, "_nodes_by_depth"):
     graph = getattr(model, "_functional", None)   # a Sequential
@@ -60,6 +61,11 @@ def run_graph(model, x, tap):
                                  for r in model.inputs):
     x = [x[r.name] for r in model.inputs]  # matched by name, as fit does
   for ref, value in zip(model.inputs, tree.flatten(x)):
+    # In the input's dtype, as a Functional call converts it (uint8 images
+    # for a float32 Input): the tap may differentiate there.
+    dtype = getattr(ref, "dtype", None)
+    if dtype is not None and value is not None:
+      value = ops.convert_to_tensor(value, dtype=dtype)
     values[id(ref)] = tap(id(ref), value)
   depths = sorted(model._nodes_by_depth, reverse=True)  # pylint: disable=protected-access
   for depth in depths:
