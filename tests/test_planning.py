@@ -83,6 +83,19 @@ def test_round_to_and_min_channels():
     assert n % 4 == 0 or n == SIZES[g]
 
 
+def test_counts_removing_undoes_no_removal_by_rounding():
+  p = make(round_to=4)
+  # The first 3 along the ranking (b0, a1, b1) round back up to a 4, b 8.
+  assert p.counts_global(3) == {"a": 4, "b": 8, "c": 2}
+  # The fewest that remove at least 3 after rounding: 'b' down to 4.
+  counts = p.counts_removing(3)
+  assert counts == {"a": 4, "b": 4, "c": 2}
+  assert make().counts_removing(3) == make().counts_global(3)
+  # More than can go: everything the rounding allows (a 4 -> 4, c 2 -> 2).
+  assert p.counts_removing(13) == {"a": 4, "b": 4, "c": 2}
+  assert p.counts_removing(0) == {"a": 4, "b": 8, "c": 2}
+
+
 def test_search_macs_reaches_the_target_on_a_linear_model():
   p = make()
   macs = LinearMacs(100, {"a": 10, "b": 5, "c": 20})

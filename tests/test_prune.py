@@ -268,3 +268,38 @@ def test_ignore_a_path_means_that_layer_only(framework):
   assert kept("conv") == [8, 5, 4, 3]         # the top-level 'conv' only
   assert kept("inner/conv") == [4, 10, 8, 3]  # the nested one only
   assert kept("conv0") == [8, 10, 4, 3]       # no path: by its own name
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_global_ratio_with_round_to_removes_at_least_the_ratio(framework):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  inp = k.Input((8, 8, 3))
+  x = k.layers.Conv2D(16, 3, padding="same", name="a")(inp)
+  x = k.layers.Conv2D(16, 3, padding="same", name="b")(x)
+  x = k.layers.GlobalAveragePooling2D()(x)
+  model = k.Model(inp, k.layers.Dense(3, name="out")(x))
+  # Filter c of 'a' and of 'b' has L1 norm proportional to c + 1: the two
+  # groups' normalised scores tie, so the global ranking alternates a0, b0,
+  # a1, b1, ...
+  for name in ("a", "b"):
+    layer = model.get_layer(name)
+    kernel, bias = layer.get_weights()
+    layer.set_weights([np.broadcast_to(np.arange(1.0, 17.0), kernel.shape)
+                       .astype("float32"), np.zeros_like(bias)])
+
+  def kept(**kw):
+    r = tps.prune(model, "l1", **kw)
+    assert r.report.macs_after == tps.count_macs(r.model)
+    return {gid: n for gid, n, _ in r.report.groups if gid in ("a", "b")}
+
+  # 8 of 32 channels: 4 from each group rounds back up to 16 and 16; the
+  # fewest along the ranking that remove 8 after rounding take 'a' to 8.
+  assert kept(ratio=0.25, round_to=8) == {"a": 8, "b": 16}
+  # 3 of 32 (round(3.2)): one step of 4.
+  assert kept(ratio=0.1, round_to=4) == {"a": 12, "b": 16}
+  # Without rounding: exactly round(ratio * 32), alternating.
+  assert kept(ratio=0.25) == {"a": 12, "b": 12}
+  # More than round_to and min_channels allow: all they allow.
+  assert kept(ratio=0.9, round_to=8) == {"a": 8, "b": 8}
+  assert kept(ratio=0.9, round_to=8, min_channels=9) == {"a": 16, "b": 16}

@@ -309,6 +309,30 @@ class Planner:
     """Kept counts after removing `n_remove` channels along `order`."""
     return self.counts_from(self.removal(n_remove, order)[0])
 
+  def counts_removing(self, n_remove, order=None):
+    """Kept counts that remove at least `n_remove` channels, rounded.
+
+    Rounding kept counts up (`round_to`, blocks) can undo removals that
+    `counts_global(n_remove)` made (removing 4 channels from each of two
+    groups of 16 with round_to=8 keeps 16 and 16). This removes the fewest
+    channels along `order` whose rounded counts remove at least `n_remove`
+    in all, or all it can where that is less. Without rounding it equals
+    `counts_global(n_remove, order)`.
+    """
+    def removed(counts):
+      return sum(g.size - counts[g.id] for g in self.groups)
+
+    lo, hi = n_remove, self.total
+    if lo >= hi:
+      return self.counts_global(hi, order)
+    while lo < hi:
+      mid = (lo + hi) // 2
+      if removed(self.counts_global(mid, order)) >= n_remove:
+        hi = mid
+      else:
+        lo = mid + 1
+    return self.counts_global(lo, order)
+
   def counts_local(self, ratio):
     """Kept counts removing floor(ratio * size) from every group."""
     return {g.id: self._round(g, g.size - int(math.floor(ratio * g.size +

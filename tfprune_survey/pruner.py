@@ -107,7 +107,10 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     data: data for data-dependent criteria (see `tps.score`); its input
       shape, and for 'taylor' and 'taylor_fo' its labels, are checked
       against the model before any scoring.
-    ratio: fraction of the prunable channels to remove, in [0, 1).
+    ratio: fraction of the prunable channels to remove, in [0, 1). With
+      scope='global' and `round_to` or grouped convs, the fewest channels
+      along the ranking whose rounded widths remove at least that fraction
+      (or all that `min_channels` and `round_to` allow, where less).
     target_macs: fraction of the model's MACs to remove, in (0, 1). Reached
       by removing the lowest-ranked channels with MACs re-counted after each
       step (binary search over the ranking), within 2% of the model's MACs
@@ -282,7 +285,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   elif ratios is not None:
     counts = planner.counts_per_group(ratios)
   elif ratio is not None:
-    counts = (planner.counts_global(int(round(ratio * planner.total)))
+    counts = (planner.counts_removing(int(round(ratio * planner.total)))
               if scope == "global" else planner.counts_local(ratio))
   else:
     counts = planning.search_macs(planner, macs_model, macs_before,
