@@ -102,3 +102,46 @@ def test_unreachable_target_fails_before_any_round(framework):
                         finetune=tuned.append, verbose=0)
   assert not tuned
   assert "0.949" in str(info.value)
+
+
+def dead_branch_model(framework):
+  """A residual branch scaled by exactly 0 (SSS), which pruning drops."""
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((6, 6, 3))
+  s = L.Conv2D(8, 3, padding="same", name="stem", activation="relu")(inp)
+  b = L.Conv2D(6, 3, padding="same", name="b1", activation="relu")(s)
+  b = L.Conv2D(8, 3, padding="same", name="b2")(b)
+  b = tps.ChannelScale(0.0, shared=True, framework=framework, name="sss")(b)
+  x = L.Conv2D(8, 3, padding="same", name="c3", activation="relu")(
+      L.Add()([s, b]))
+  x = L.GlobalAveragePooling2D()(x)
+  return keras.Model(inp, L.Dense(3, name="out")(x))
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+def test_layerwise_mode_on_a_model_with_a_dead_branch(framework):
+  # The dead branch's group 'b1' is gone after the first pruning; it was
+  # planned anyway and its step failed ("`ratios` names ['b1']").
+  model = dead_branch_model(framework)
+  macs0 = tps.count_macs(model)
+  before = _weights(model)
+  result = tps.iterative_prune(model, "l1", target_macs=0.6,
+                               finetune=lambda m: None, mode="layerwise",
+                               verbose=0)
+  assert result.visited == ["stem", "c3"]
+  assert "b1" not in [layer.name for layer in result.model.layers]
+  got = 1 - tps.count_macs(result.model) / macs0
+  assert result.macs_reduction == pytest.approx(got)
+  assert got >= 0.6
+  assert _same(before, _weights(model))
+  # Dropping the branch alone removes more than 30%: nothing is pruned, and
+  # the history still tells the reduction.
+  small = tps.iterative_prune(model, "l1", target_macs=0.3,
+                              finetune=lambda m: None, mode="layerwise",
+                              verbose=0)
+  assert small.visited == []
+  assert small.macs_reduction == pytest.approx(
+      1 - tps.count_macs(small.model) / macs0)
+  assert small.macs_reduction > 0.3

@@ -16,6 +16,7 @@ from tfprune_survey.pruner import _check_recalibrate
 from tfprune_survey.pruner import prune
 from tfprune_survey.metrics.accuracy import evaluate_accuracy
 from tfprune_survey.sensitivity import depth_order
+from tfprune_survey.strip import branches
 
 MODES = ("global", "layerwise")
 _COMPILE_KEYS = ("optimizer", "loss", "metrics")
@@ -90,12 +91,17 @@ class IterativeResult:
     return "\n".join(lines)
 
 
-def _layerwise_counts(model, graph, target, round_to, min_channels):
-  """Kept counts per group, equal fractions, reaching `target` MACs cut."""
+def _layerwise_counts(model, graph, macs_before, target, round_to,
+                      min_channels):
+  """Kept counts per group, equal fractions, reaching `target` MACs cut.
+
+  `target` is a fraction of `macs_before`, the MACs of the caller's model
+  (which may still have the dead branches `model` lacks).
+  """
   scores = {g.id: [0.0] * g.size for g in graph.prunable_groups}
   planner = planning.Planner(graph, scores, round_to, min_channels)
   return planning.search_macs(planner, MacsModel(model, graph),
-                              count_macs(model), target, "local")
+                              macs_before, target, "local")
 
 
 def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
@@ -167,12 +173,15 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
     planning.check_local_only(crit, scope)
   # Reachable? (Raises naming `target_macs` before any pruning; a round
   # would raise only after the earlier ones, with its own relative target.)
-  graph = ChannelGraph(model)
-  counts = _layerwise_counts(model, graph, target_macs, round_to,
-                             min_channels)
+  # Residual branches scaled by exactly 0 (SSS) add nothing and the first
+  # pruning drops them: plan on the model without them, whose groups are
+  # those of every pruned model.
+  current, _ = branches.remove_dead_branches(model)
+  graph = ChannelGraph(current)
   macs0 = count_macs(model)
+  counts = _layerwise_counts(current, graph, macs0, target_macs, round_to,
+                             min_channels)
   history, visited = [], []
-  current = model
 
   def log(step, group, total):
     macs = count_macs(current)
@@ -212,4 +221,6 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
       current = after_prune(current)
       visited.append(g.id)
       log(k, g.id, len(order))
+    if not order:  # dropping the dead branches reached the target
+      log(0, None, 0)
   return IterativeResult(model=current, history=history, visited=visited)
