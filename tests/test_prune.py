@@ -303,3 +303,21 @@ def test_global_ratio_with_round_to_removes_at_least_the_ratio(framework):
   # More than round_to and min_channels allow: all they allow.
   assert kept(ratio=0.9, round_to=8) == {"a": 8, "b": 8}
   assert kept(ratio=0.9, round_to=8, min_channels=9) == {"a": 16, "b": 16}
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_target_latency_with_every_group_ignored(framework, monkeypatch):
+  from tests import latency_tables  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import latency  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import pruner  # pylint: disable=g-import-not-at-top
+  model = latency_tables.small_model(framework)
+
+  def measured(*args, **kw):
+    raise AssertionError("measured or scored before `ignore` was checked")
+  monkeypatch.setattr(pruner, "score_fn", measured)
+  monkeypatch.setattr(latency.LatencyModel, "measure", measured)
+  # 'c2' reads c1's channels: both groups are left whole.
+  for lm in (None, latency_tables.fake_table()):
+    with pytest.raises(ValueError, match=r"`ignore` leaves every prunable "
+                       r"group whole \(\['c1', 'c2'\]\)"):
+      tps.prune(model, "l1", target_latency=0.2, latency=lm, ignore="c2")

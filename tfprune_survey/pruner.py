@@ -261,6 +261,11 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                                  if g.id not in left_whole},
                          args.round_to, args.min_channels),
         macs_model, macs_before, target_macs, left_whole)
+  if target_latency is not None and len(left_whole) == len(
+      graph.prunable_groups):
+    raise ValueError(
+        f"`target_latency`={target_latency} is unreachable: `ignore` leaves "
+        f"every prunable group whole ({sorted(left_whole)})")
   scores = score_fn(model, crit, data, steps=steps, graph=graph,
                     verbose=verbose)
   for gid in list(scores):
