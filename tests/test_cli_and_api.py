@@ -563,3 +563,32 @@ def test_demo_says_why_the_latency_row_is_skipped(tmp_path, capsys,
   assert f"**Skipped:** the l1 @ latency row: {reason}." in summary
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["skipped"] == {"l1 @ latency": reason}
+
+
+class _DataRead(Exception):
+  pass
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(latency_target=1.5), "`latency_target` must be in"),
+    (dict(latency_criterion="nope"), "`latency_criterion`: 'nope' is not"),
+    (dict(criteria=("l1", "bogus")), "`criteria`: 'bogus' is not"),
+    (dict(bench_runs=0), "`bench_runs` must be an int >= 1"),
+    (dict(round_to=0), "`round_to` must be an int >= 1"),
+    (dict(ft_images=2.5), "`ft_images` must be an int"),
+])
+def test_demo_checks_its_arguments_before_reading_data(kwargs, match,
+                                                       tmp_path, monkeypatch):
+  from tfprune_survey import demo
+
+  def load(*args, **kw):
+    raise _DataRead()
+
+  monkeypatch.setattr(demo, "load_demo_data", load)
+  with pytest.raises((ValueError, TypeError), match=match):
+    demo.run(str(tmp_path), **kwargs)
+  # Good arguments get as far as the data; one criterion may be a string
+  # (not its letters), and no latency row needs no latency criterion.
+  with pytest.raises(_DataRead):
+    demo.run(str(tmp_path), criteria="l1", latency_target=None,
+             latency_criterion="nope")

@@ -121,7 +121,17 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
     latency_criterion: the criterion of that row. Defaults to 'l1'.
     seed: seeds Keras, numpy and the data split.
     verbose: Keras verbosity (1: progress bars).
+
+  Raises:
+    ValueError, TypeError: for an unknown criterion or a bad count,
+      `round_to` or `latency_target` (the message names the argument),
+      before any data is read or any model trained.
   """
+  criteria = _check_args(
+      criteria, latency_target, latency_criterion,
+      dict(train_images=train_images, epochs=epochs, ft_images=ft_images,
+           score_images=score_images, recal_images=recal_images,
+           bench_runs=bench_runs, width=width, round_to=round_to))
   t_start = time.perf_counter()
   os.makedirs(out_dir, exist_ok=True)
   ((x, y), (xt, yt)), dataset, note = load_demo_data(fashion_dir)
@@ -223,6 +233,26 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
   print(f"\nwrote {out_dir}/summary.md, tradeoff.png, {plan}results.json, "
         f"and the slim .keras/.tflite files ({total:.0f} s in all)")
   return rows
+
+
+def _check_args(criteria, latency_target, latency_criterion, counts):
+  """The criteria as a tuple of known names; ValueError/TypeError else."""
+  from tfprune_survey import planning  # pylint: disable=g-import-not-at-top
+  if isinstance(criteria, str):
+    criteria = (criteria,)
+  criteria = tuple(criteria)
+  known = tps.criteria.names()
+  checks = [("criteria", c) for c in criteria]
+  if latency_target is not None:
+    planning.check_fraction(latency_target, "latency_target", low_open=True)
+    checks.append(("latency_criterion", latency_criterion))
+  for arg, name in checks:
+    if not isinstance(name, str) or name not in known:
+      raise ValueError(f"`{arg}`: {name!r} is not a criterion name; choose "
+                       f"from {known}")
+  for arg, value in counts.items():
+    planning.check_int(value, arg, 1)
+  return criteria
 
 
 def prune_to_latency(model, criterion, target, *, data=None,
