@@ -187,6 +187,24 @@ def test_prelu_per_channel_alpha_is_sliced():
                              [0.05, 0.35], rtol=1e-6)
 
 
+
+def test_prelu_after_flatten_slices_alpha_at_every_position():
+  # alpha has one value per (h, w, c) after a Flatten; materialize raised
+  # "internal error: weights of layer 'prelu' do not fit" for it.
+  inp = keras.Input((2, 2, 3))
+  x = L.Conv2D(4, 1, name="c")(inp)
+  x = L.Flatten()(x)
+  x = L.PReLU(name="prelu")(x)
+  model = keras.Model(inp, L.Dense(2, name="head")(x))
+  alpha = np.arange(16, dtype="float32") * 0.01 + 0.1
+  model.get_layer("prelu").set_weights([alpha])
+  _, by_id = groups_of(model)
+  assert by_id["c"].prunable and by_id["c"].params == ["prelu"]
+  _, slim = assert_equivalent(model, {"c": [1, 3]}, x_for(model))
+  # positions (h, w, c) = p * 4 + c for p in 0..3, channels 1 and 3 kept
+  np.testing.assert_allclose(slim.get_layer("prelu").get_weights()[0],
+                             alpha[[1, 3, 5, 7, 9, 11, 13, 15]], rtol=1e-6)
+
 def test_layer_norm_over_channels_blocks_the_group():
   inp = keras.Input((6, 4))
   x = L.Dense(5, name="fc")(inp)

@@ -32,17 +32,25 @@ class BatchNorm(LayerHandler):
 
 
 class PReLU(LayerHandler):
-  """PReLU: slice alpha's channel axis when alpha is per channel."""
+  """PReLU: slice alpha's channel axis when alpha is per channel.
+
+  alpha's last axis is 1 when the channel axis is shared, and otherwise has
+  one position per position of the input's last axis: the channels, or
+  after a Flatten every (h, w, c), which the layout's tiling follows (as
+  for a BatchNormalization after a Flatten).
+  """
 
   def propagate(self, call, b):
     lay = call.inputs[0]
     alpha = [w for w in call.layer.weights if "alpha" in w.name]
-    if alpha and lay is not None and alpha[0].shape[-1] == lay.channels and (
-        lay.channels > 1):
-      if lay.spatial > 1:
-        b.block([lay], f"'{call.path}' (PReLU) follows a Flatten")
-      else:
+    if alpha and lay is not None and lay.width > 1:
+      last = alpha[0].shape[-1]
+      if last == lay.width:
         b.slice(call, "alpha", -1, lay, "param")
+      elif last != 1:
+        b.block([lay], f"'{call.path}' (PReLU) has alpha of shape "
+                f"{tuple(alpha[0].shape)}, which does not follow its "
+                f"{lay.width} input channels")
     return [lay]
 
 
