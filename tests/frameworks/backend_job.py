@@ -211,6 +211,20 @@ def linear_producer_model(keras):
 UINT8_CRITERIA = ("kfac_obd", "taylor")
 
 
+def fused_activation_model(keras):
+  """A small Keras 3 net whose producers have fused activations."""
+  L = keras.layers
+  inp = keras.Input((8, 8, 1))
+  h = L.Conv2D(4, 3, padding="same", activation="tanh", name="f1")(inp)
+  h = L.Conv2D(5, 3, strides=2, activation="relu", name="f2")(h)
+  h = L.Dense(6, activation="swish", name="f3")(L.GlobalAveragePooling2D()(h))
+  model = keras.Model(inp, L.Dense(4, name="fhead")(h))
+  rng = np.random.default_rng(6)
+  model.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.5
+                     for w in model.weights])
+  return model
+
+
 def edge_data():
   rng = np.random.default_rng(4)
   return (rng.random((24, 8, 8, 1)).astype("float32"),
@@ -236,6 +250,12 @@ def edge_main(out_path, backend):
   x8 = (x * 255).astype("uint8")
   out["uint8_scores"] = {name: {k: v.tolist() for k, v in tps.score(
       lin, name, (x8, y)).items()} for name in UINT8_CRITERIA}
+  # kfac_obd through fused activations (NotImplementedError off TensorFlow).
+  out["fused_scores"] = {
+      key: {k: v.tolist() for k, v in tps.score(
+          model, "kfac_obd", (x, y)).items()}
+      for key, model in (("sequential", seq),
+                         ("functional", fused_activation_model(keras)))}
   with open(out_path, "w") as f:
     json.dump(out, f)
 

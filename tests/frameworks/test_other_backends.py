@@ -131,7 +131,8 @@ def test_criteria_and_prune_match_tensorflow(tmp_path, backend):
 def test_edge_cases_match_tensorflow(tmp_path, backend):
   """Models off the main test's path give the TensorFlow backend's scores:
   a Sequential model (its graph is run through the Functional it keeps);
-  uint8 images for a float32 Input (converted to it, as Keras does)."""
+  uint8 images for a float32 Input (converted to it, as Keras does);
+  kfac_obd through producers' fused activations (relu, tanh, swish)."""
   out = str(tmp_path / f"{backend}_edge.json")
   _run([os.path.join(ROOT, "tests", "frameworks", "backend_job.py"), "edge",
         out, backend], backend)
@@ -153,3 +154,11 @@ def test_edge_cases_match_tensorflow(tmp_path, backend):
     for gid, values in ref.items():
       np.testing.assert_allclose(got["uint8_scores"][name][gid], values,
                                  rtol=1e-5, atol=1e-7, err_msg=name)
+  for key, model in (("sequential", seq),
+                     ("functional", backend_job.fused_activation_model(
+                         keras))):
+    ref = tps.score(model, "kfac_obd", (x, y))
+    assert sorted(got["fused_scores"][key]) == sorted(ref), key
+    for gid, values in ref.items():
+      np.testing.assert_allclose(got["fused_scores"][key][gid], values,
+                                 rtol=1e-5, atol=1e-7, err_msg=key)

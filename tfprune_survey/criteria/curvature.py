@@ -22,7 +22,8 @@ each sample's parameter gradient follows from (X[n], D[n]) alone:
 On the JAX and PyTorch backends (Keras 3), `obd` takes each sample's
 gradient from the backend's autograd, one sample at a time (slow, but any
 layer), and `kfac_obd` reads X and D through the backend's autograd and
-builds its factors in numpy (producers with a linear activation only).
+builds its factors in numpy (a fused activation's vector-Jacobian product
+from the backend's autograd too).
 """
 
 import numpy as np
@@ -201,6 +202,29 @@ def preactivation_grad(layer, fw, x, d):
     tape.watch(z)
     a = layer.activation(z)
   return tape.gradient(a, z, output_gradients=d)
+
+
+def preactivation_grad_eager(layer, fw, x, d):
+  """`preactivation_grad` on JAX or PyTorch, in numpy: (N, T, C).
+
+  The pre-activation output is rebuilt in numpy from the input's patches
+  (float32, as on TensorFlow), and the activation's vector-Jacobian
+  product comes from the backend's autograd.
+  """
+  d = np.asarray(d, np.float32)
+  d = d.reshape(d.shape[0], -1, d.shape[-1])
+  if linear_activation(layer):
+    return d
+  from tfprune_survey.criteria.collector import backend_grads  # pylint: disable=g-import-not-at-top
+  to_numpy = fw.keras.ops.convert_to_numpy
+  kernel = to_numpy(layer.weights[fw.find_weight(layer, "kernel")[0]].value)
+  kernel = np.asarray(kernel, np.float32).reshape(-1, kernel.shape[-1])
+  z = np.einsum("ntf,fc->ntc", patches(layer, x).numpy().astype(np.float32),
+                kernel)
+  found = fw.find_weight(layer, "bias")
+  if found:
+    z = z + np.asarray(to_numpy(layer.weights[found[0]].value), np.float32)
+  return backend_grads(fw.backend()).activation_vjp(layer.activation, z, d)
 
 
 def linear_activation(layer):

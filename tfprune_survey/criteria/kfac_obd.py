@@ -39,9 +39,8 @@ class KFACOBD(Criterion):
   with none of these keeps all its channels, and a model with none in any
   prunable group is a ValueError (it would prune nothing). Layers in
   nested models and shared layers are not supported. On JAX and PyTorch
-  the factors are built in numpy from the backend's autograd, for
-  producers without a fused activation (NotImplementedError naming the
-  layer otherwise).
+  the factors are built in numpy from the backend's autograd (a fused
+  activation's derivative too).
 
   Memory: A is (fan_in + 1)^2 floats per producer layer, fan_in =
   kernel taps x input channels (e.g. 577^2 = 333k for a 3x3 conv on 64
@@ -115,12 +114,7 @@ class KFACOBD(Criterion):
 
   def _factors_eager(self, ctx, probe, paths, layers, biased):
     """The sums of `score`'s step on JAX or PyTorch, in numpy."""
-    for p in paths:
-      if not curvature.linear_activation(layers[p]):
-        raise NotImplementedError(
-            f"criterion '{self.name}' on the {probe.backend} backend reads "
-            f"pre-activation gradients only of producers without a fused "
-            f"activation; layer '{p}' has one (use the TensorFlow backend)")
+    fw = probe.fw
 
     def step(x, y):
       inputs, deltas = probe.run_eager(x, y)
@@ -128,8 +122,8 @@ class KFACOBD(Criterion):
       for p in paths:
         pt = curvature.patches(layers[p], inputs[p]).numpy().astype(
             np.float64)
-        d = np.asarray(deltas[p], np.float64)
-        d = d.reshape(pt.shape[0], -1, d.shape[-1])
+        d = curvature.preactivation_grad_eager(layers[p], fw, inputs[p],
+                                               deltas[p]).astype(np.float64)
         a = pt
         if biased[p]:
           a = np.concatenate([pt, np.ones_like(pt[..., :1])], axis=-1)

@@ -130,3 +130,15 @@ def variable_grads_fn(model, variables, loss_fn):
   return lambda x, y: [np.asarray(g) for g in grads(
       [v.value for v in trainable], [v.value for v in frozen],
       jax.tree_util.tree_map(jnp.asarray, x), jnp.asarray(y))]
+
+
+def activation_vjp(activation, z, d):
+  """d(activation)/dz applied to `d` at pre-activations `z` (numpy, float32).
+
+  How `kfac_obd` takes an output gradient back through a layer's fused
+  activation.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  _, vjp = jax.vjp(activation, jnp.asarray(z, jnp.float32))
+  return np.asarray(vjp(jnp.asarray(d, jnp.float32))[0])

@@ -77,3 +77,12 @@ def variable_grads(model, variables, loss_fn, x, y):
 def variable_grads_fn(model, variables, loss_fn):
   """callable(x, y) -> `variable_grads` of a batch (as on JAX)."""
   return lambda x, y: variable_grads(model, variables, loss_fn, x, y)
+
+
+def activation_vjp(activation, z, d):
+  """As `jax_backend.activation_vjp`, with torch autograd."""
+  import torch  # pylint: disable=g-import-not-at-top
+  z = torch.as_tensor(np.ascontiguousarray(z, np.float32)).requires_grad_(True)
+  (g,) = torch.autograd.grad(activation(z), z, grad_outputs=torch.as_tensor(
+      np.ascontiguousarray(d, np.float32)))
+  return _numpy(g)
