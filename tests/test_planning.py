@@ -186,6 +186,11 @@ PRUNE_CASES = [
     (dict(ratio=0.5, ignore=5), TypeError, "ignore"),
     (dict(ratio=0.5, ignore=[5]), TypeError, "ignore"),
     (dict(ratio=0.5, ignore=["no_such_layer"]), ValueError, "ignore"),
+    # `steps` is checked even for a criterion that reads no data (l1).
+    (dict(ratio=0.5, steps=0), ValueError, "steps"),
+    (dict(ratio=0.5, steps=-1), ValueError, "steps"),
+    (dict(ratio=0.5, steps=1.5), TypeError, "steps"),
+    (dict(ratio=0.5, steps="2"), TypeError, "steps"),
     (dict(), ValueError, "exactly one"),
     (dict(ratio=0.2, target_macs=0.2), ValueError, "exactly one"),
 ]

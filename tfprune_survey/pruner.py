@@ -151,7 +151,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       model of that own name. Defaults to ().
     reduction: optional override of the criterion's reduction ('mean',
       'sum' or 'max') across coupled layers.
-    steps: optional maximum number of data batches for scoring.
+    steps: optional maximum number of data batches for scoring, an int >= 1
+      (checked for every criterion).
     recalibrate: optional data (as for `data`) on which the slim model's
       BatchNormalization statistics are re-estimated after materializing
       (`tps.recalibrate_bn`). Recommended before judging its accuracy.
@@ -188,6 +189,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       round_to=latency_lib.check_round_to(round_to, target_latency),
       min_channels=min_channels, ignore=ignore, target_latency=target_latency)
   ratio, target_macs, ratios = args.ratio, args.target_macs, args.ratios
+  if steps is not None:
+    # Checked here too: a criterion that reads no data never looks at it.
+    steps = planning.check_int(steps, "steps", 1)
   if latency is not None and target_latency is None:
     raise ValueError(
         "`latency` (a tps.latency.LatencyModel) is used only with "
