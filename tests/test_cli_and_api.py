@@ -592,3 +592,27 @@ def test_demo_checks_its_arguments_before_reading_data(kwargs, match,
   with pytest.raises(_DataRead):
     demo.run(str(tmp_path), criteria="l1", latency_target=None,
              latency_criterion="nope")
+
+
+@pytest.mark.parametrize("config,says,not_says", [
+    ({"round_to": 1, "latency_target": 0.1, "latency_criterion": "fpgm"},
+     ["widths of any count", "by fpgm to 90% of its float TFLite latency"],
+     ["multiples of 8", "by l1", "half its float"]),
+    ({"round_to": 16, "latency_target": None, "latency_criterion": "l1"},
+     ["widths multiples of 16)"], ["TFLite latency as measured per layer"]),
+    ({"round_to": 8, "latency_target": 0.5, "latency_criterion": "l1"},
+     ["widths multiples of 8", "by l1 to 50% of its float TFLite latency"],
+     []),
+])
+def test_demo_summary_describes_the_settings_it_ran(config, says, not_says,
+                                                    tmp_path):
+  from tfprune_survey import demo
+  rows = [_demo_row("unpruned", "-", 0.9, 2000, 1.0),
+          _demo_row("l1", "MACs", 0.88, 1000, 0.6)]
+  demo._write(str(tmp_path), rows, demo.table_md(rows), "digits", "", 0.9,
+              1.0, {"ft_images": 300, **config})
+  summary = (tmp_path / "summary.md").read_text()
+  for text in says:
+    assert text in summary, text
+  for text in not_says:
+    assert text not in summary, text

@@ -226,7 +226,8 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
          dict(train_images=len(xb), epochs=epochs, ft_images=len(xf),
               score_images=score_images, recal_images=recal_images,
               test_images=len(xt), width=width, round_to=round_to,
-              latency_target=latency_target, seed=seed,
+              latency_target=latency_target,
+              latency_criterion=latency_criterion, seed=seed,
               cpu_seconds=time.process_time()), skipped)
   plan = ("latency_plan.png, " if os.path.exists(
       os.path.join(out_dir, "latency_plan.png")) else "")
@@ -331,14 +332,20 @@ def _write(out_dir, rows, table, dataset, note, base_acc, total, config,
     json.dump({"dataset": dataset, "note": note, "base_top1": base_acc,
                "seconds": total, "config": config, "rows": rows,
                "skipped": skipped}, f, indent=1)
+  round_to = config.get("round_to", 8)
+  widths = (f"widths multiples of {round_to}" if round_to > 1 else
+            "widths of any count")
+  target = config.get("latency_target")
+  by_latency = ("" if target is None else
+                f", and by {config.get('latency_criterion', 'l1')} to "
+                f"{1 - target:.0%} of its float TFLite latency as measured "
+                "per layer on this machine (target 'latency')")
   text = [
       "# tfprune_survey demo", "",
       f"Data: {dataset}." + (f" {note}" if note else ""), "",
       f"A residual CNN with BatchNormalization (base top-1 {base_acc:.4f}) "
-      "was pruned by each criterion to half its MACs (target 'MACs'; "
-      "widths multiples of 8), and by l1 to half its float TFLite latency "
-      "as measured per layer on this machine (target 'latency'), BN "
-      "statistics "
+      f"was pruned by each criterion to half its MACs (target 'MACs'; "
+      f"{widths}){by_latency}, BN statistics "
       f"re-estimated, fine-tuned on {config['ft_images']:,} images (one "
       "pass), materialized, and exported to float and int8 TFLite. "
       "\"verified\": the float file matches Keras within 1e-4 relative and "
