@@ -208,3 +208,27 @@ def test_the_shipped_csv_keeps_each_figure_on_its_papers_data():
     figures = [r[c] for c in published.NUMERIC]
     if all(f is None for f in figures):
       assert "not found" in r["notes"], r
+
+
+def test_load_errors_name_the_files_line_and_refuse_extra_cells(tmp_path):
+  # A blank line and a quoted note over two lines are lines of the file too.
+  text = FIXTURE.replace("paper A,survey_text,\n",
+                         'paper A,survey_text,"two\nlines"\n\n')
+  text = text.replace("-1.0,20.0", "-1.0,lots")
+  bad = tmp_path / "bad.csv"
+  bad.write_text(text)
+  lines = text.splitlines()
+  assert "lots" in lines[5]    # the sixth line of the file
+  with pytest.raises(ValueError, match="line 6: column 'flops_reduction_pct'"):
+    published.load(str(bad))
+  # An unquoted comma shifts the cells: refused, not silently cut off.
+  shifted = tmp_path / "shifted.csv"
+  shifted.write_text(FIXTURE.replace("top-5", "top-5, from the paper"))
+  with pytest.raises(ValueError, match=r"line 4 has 13 cells, the header 12"
+                     r".*' from the paper'"):
+    published.load(str(shifted))
+  # Trailing empty cells are harmless.
+  trailing = tmp_path / "trailing.csv"
+  trailing.write_text(FIXTURE.replace("paper D,survey_text,\n",
+                                      "paper D,survey_text,,,\n"))
+  assert len(published.load(str(trailing))) == 5

@@ -73,7 +73,15 @@ def load(path=None):
       raise ValueError(f"{path}: missing columns {missing}; expected "
                        f"{list(COLUMNS)}")
     rows = []
-    for line, raw in enumerate(reader, start=2):
+    for raw in reader:
+      line = reader.line_num   # the file's line, blank lines counted
+      extra = [v for v in raw.get(None) or () if (v or "").strip()]
+      if extra:
+        raise ValueError(
+            f"{path}: line {line} has {len(reader.fieldnames) + len(raw[None])}"
+            f" cells, the header {len(reader.fieldnames)}; the cells past "
+            f"the last column are {extra!r}. Quote a field that holds a "
+            "comma.")
       row = {c: (raw[c] or "").strip() for c in COLUMNS}
       for c in NUMERIC:
         row[c] = _number(raw[c], c, line)
