@@ -232,3 +232,13 @@ def test_load_errors_name_the_files_line_and_refuse_extra_cells(tmp_path):
   trailing.write_text(FIXTURE.replace("paper D,survey_text,\n",
                                       "paper D,survey_text,,,\n"))
   assert len(published.load(str(trailing))) == 5
+
+
+@pytest.mark.parametrize("figure", ["nan", "inf", "-Infinity"])
+def test_load_refuses_figures_that_are_not_finite(figure, tmp_path):
+  # float() reads these; as a figure they would sort and plot as garbage.
+  bad = tmp_path / "bad.csv"
+  bad.write_text(FIXTURE.replace("-0.5,40.0", f"-0.5,{figure}"))
+  with pytest.raises(ValueError, match=f"line 2: column 'flops_reduction_pct'"
+                     f" must be a number or empty, got '{figure}'"):
+    published.load(str(bad))

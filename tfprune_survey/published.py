@@ -15,6 +15,7 @@ Empty numeric fields are unknown, not zero.
 
 import csv
 import json
+import math
 import os
 import re
 import sys
@@ -50,10 +51,13 @@ def _number(text, column, line):
   if not text:
     return None
   try:
-    return float(text)
+    value = float(text)
   except ValueError:
+    value = None
+  if value is None or not math.isfinite(value):
     raise ValueError(f"line {line}: column {column!r} must be a number or "
-                     f"empty, got {text!r}") from None
+                     f"empty, got {text!r}")
+  return value
 
 
 def load(path=None):
