@@ -242,3 +242,23 @@ def test_load_refuses_figures_that_are_not_finite(figure, tmp_path):
   with pytest.raises(ValueError, match=f"line 2: column 'flops_reduction_pct'"
                      f" must be a number or empty, got '{figure}'"):
     published.load(str(bad))
+
+
+def test_load_reads_a_spreadsheets_csv(tmp_path):
+  # Saved as 'CSV UTF-8' by a spreadsheet: a byte-order mark before
+  # 'method', and spaces after the header's commas.
+  path = tmp_path / "excel.csv"
+  header, body = FIXTURE.split("\n", 1)
+  path.write_bytes(("\ufeff" + header.replace(",", ", ") + "\n" + body)
+                   .encode("utf-8"))
+  rows = published.load(str(path))
+  assert [r["method"] for r in rows] == ["Alpha", "Beta", "Beta", "Gamma",
+                                         "Delta"]
+  assert rows[0]["flops_reduction_pct"] == 40.0
+  # Not UTF-8, or a folder: a ValueError naming the file.
+  latin = tmp_path / "latin.csv"
+  latin.write_bytes(FIXTURE.replace("paper A", "Müller").encode("latin-1"))
+  with pytest.raises(ValueError, match="latin.csv: not UTF-8 text"):
+    published.load(str(latin))
+  with pytest.raises(ValueError, match="is a folder"):
+    published.load(str(tmp_path))

@@ -65,13 +65,28 @@ def load(path=None):
 
   Raises:
     FileNotFoundError: no such file.
-    ValueError: a missing column or a non-numeric figure, with its line.
+    ValueError: a missing column, a non-numeric figure or a row of more
+      cells than the header, with its line; a file that is not UTF-8 text.
   """
   path = path or default_path()
   if not os.path.exists(path):
     raise FileNotFoundError(f"published results file {path!r} does not exist")
-  with open(path, newline="") as f:
+  if os.path.isdir(path):
+    raise ValueError(f"published results file {path!r} is a folder, not a "
+                     "CSV file")
+  try:
+    return _read(path)
+  except UnicodeDecodeError as e:
+    raise ValueError(f"{path}: not UTF-8 text ({e}); save the CSV as "
+                     "UTF-8") from None
+
+
+def _read(path):
+  # utf-8-sig: a spreadsheet's byte-order mark is not part of 'method'.
+  with open(path, newline="", encoding="utf-8-sig") as f:
     reader = csv.DictReader(f)
+    if reader.fieldnames:   # 'method, model, ...' names the same columns
+      reader.fieldnames = [(n or "").strip() for n in reader.fieldnames]
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
     if missing:
       raise ValueError(f"{path}: missing columns {missing}; expected "
