@@ -262,3 +262,20 @@ def test_load_reads_a_spreadsheets_csv(tmp_path):
     published.load(str(latin))
   with pytest.raises(ValueError, match="is a folder"):
     published.load(str(tmp_path))
+
+
+def test_the_environment_variable_is_not_passed_over(csv_path, tmp_path,
+                                                     monkeypatch, capsys):
+  monkeypatch.setenv(published.ENV_VAR, csv_path)
+  assert published.default_path() == csv_path
+  assert len(published.load()) == 5
+  # A misspelt path is an error, not a quiet switch to the shipped CSV.
+  typo = str(tmp_path / "pubished.csv")
+  monkeypatch.setenv(published.ENV_VAR, typo)
+  with pytest.raises(FileNotFoundError,
+                     match=f"\\$TFPS_PUBLISHED_RESULTS is '{typo}'"):
+    published.load()
+  code, out = run_cli(["compare"], capsys)
+  assert code == 2 and "TFPS_PUBLISHED_RESULTS" in out.err
+  monkeypatch.delenv(published.ENV_VAR)
+  assert len(published.load()) >= 60    # the shipped one

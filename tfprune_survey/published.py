@@ -29,10 +29,19 @@ ENV_VAR = "TFPS_PUBLISHED_RESULTS"
 
 
 def default_path():
-  """The CSV: $TFPS_PUBLISHED_RESULTS, the source tree's, or the installed one."""
+  """The CSV: $TFPS_PUBLISHED_RESULTS, the source tree's, or the installed one.
+
+  Raises:
+    FileNotFoundError: $TFPS_PUBLISHED_RESULTS names no file (it is not
+      passed over for the shipped CSV), or no CSV is found.
+  """
   candidates = []
   if os.environ.get(ENV_VAR):
-    candidates.append(os.environ[ENV_VAR])
+    if not os.path.exists(os.environ[ENV_VAR]):
+      raise FileNotFoundError(
+          f"${ENV_VAR} is {os.environ[ENV_VAR]!r}, which does not exist; "
+          "correct it, or unset it for the shipped published_results.csv")
+    return os.environ[ENV_VAR]
   here = os.path.dirname(os.path.abspath(__file__))
   candidates.append(os.path.join(os.path.dirname(here), "benchmarks",
                                  "published_results.csv"))
