@@ -279,3 +279,22 @@ def test_the_environment_variable_is_not_passed_over(csv_path, tmp_path,
   assert code == 2 and "TFPS_PUBLISHED_RESULTS" in out.err
   monkeypatch.delenv(published.ENV_VAR)
   assert len(published.load()) >= 60    # the shipped one
+
+
+def test_load_ours_errors_name_the_file_and_the_run(tmp_path, capsys):
+  broken = tmp_path / "broken.json"
+  broken.write_text('{"runs": [')
+  with pytest.raises(ValueError, match="broken.json: not a JSON file"):
+    published.load_ours(str(broken))
+  runs = json.loads(open(write_ours(tmp_path / "o.json")).read())
+  del runs["runs"][1]["criterion"]
+  runs["runs"][1]["top1"] = None
+  other = tmp_path / "other.json"
+  other.write_text(json.dumps(runs))
+  with pytest.raises(ValueError, match=r"other.json: runs\[1\] lacks "
+                     r"\['criterion'\]; has non-numbers \{'top1': None\}"):
+    published.load_ours(str(other))
+  # compare: a usage error (exit 2) naming the file, not a traceback.
+  for path in (broken, other):
+    code, out = run_cli(["compare", "--ours", str(path)], capsys)
+    assert code == 2 and path.name in out.err

@@ -185,22 +185,49 @@ def pivot(rows):
   return "\n".join(lines)
 
 
+_OURS_TEXT = ("criterion", "schedule", "model", "dataset")
+_OURS_NUMBERS = ("base_top1", "top1", "delta_top1", "macs_reduction_pct",
+                 "params_reduction_pct")
+
+
 def load_ours(path):
   """Our runs from a `benchmarks/survey_comparison.py` JSON, as CSV-like rows.
 
   Each becomes {method: 'ours: <criterion> (<schedule>)', model, dataset,
   delta_top1, flops_reduction_pct (MACs), params_reduction_pct, ...}.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: not JSON, no 'runs' list, or a run that lacks a field or
+      has a non-number where a figure belongs (the message names the file
+      and the run).
   """
   if not os.path.exists(path):
     raise FileNotFoundError(f"--ours file {path!r} does not exist")
-  with open(path) as f:
-    data = json.load(f)
+  try:
+    with open(path, encoding="utf-8") as f:
+      data = json.load(f)
+  except (ValueError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path}: not a JSON file ({e}); expected a "
+                     "survey_comparison JSON") from None
   records = data.get("runs") if isinstance(data, dict) else None
   if not isinstance(records, list):
     raise ValueError(f"{path}: expected a survey_comparison JSON with a "
                      "'runs' list")
   rows = []
-  for r in records:
+  for i, r in enumerate(records):
+    if not isinstance(r, dict):
+      raise ValueError(f"{path}: runs[{i}] is not an object")
+    missing = [k for k in _OURS_TEXT + _OURS_NUMBERS if k not in r]
+    bad = [k for k in _OURS_NUMBERS if k not in missing and (
+        isinstance(r[k], bool) or not isinstance(r[k], (int, float)) or
+        not math.isfinite(r[k]))]
+    if missing or bad:
+      raise ValueError(
+          f"{path}: runs[{i}] " + "; ".join(
+              ([f"lacks {missing}"] if missing else []) +
+              ([f"has non-numbers {({k: r[k] for k in bad})}"] if bad
+               else [])) + "; is it a benchmarks/survey_comparison.py JSON?")
     rows.append({
         "method": f"ours: {r['criterion']} ({r['schedule']})",
         "model": r["model"], "dataset": r["dataset"],
