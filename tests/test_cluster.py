@@ -468,6 +468,29 @@ def test_data_scores_match_numpy(framework, metric):
   np.testing.assert_allclose(result.scores["c1"], ref, rtol=2e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("metric", ["correlation", "euclidean"])
+def test_data_scores_of_maps_with_a_large_mean(framework, metric):
+  """Maps of mean 10 and spread 0.01: the centred moments subtract sums of
+  about 4e5 to get about 0.4, which float32 batch statistics lost."""
+  keras = keras_of(framework)
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((8, 8, 3))
+  c = L.Conv2D(4, 3, padding="same", name="c1")(inp)
+  y = L.GlobalAveragePooling2D()(L.Conv2D(3, 1, name="c2")(c))
+  model = keras.Model(inp, L.Dense(2, name="out")(y))
+  k, b = model.get_layer("c1").get_weights()
+  model.get_layer("c1").set_weights([k * 0.01, np.full_like(b, 10.0)])
+  x = inputs(64)
+  maps = to_numpy(keras.Model(inp, c)(x, training=False)).reshape(-1, 4)
+  result = tps.cluster_prune(model, ratio=0.25, metric=metric, data=x)
+  ref = reference_scores(maps.T, metric)
+  if metric == "euclidean":
+    ref = ref / np.sqrt(maps.shape[0])   # root-mean-square difference
+  np.testing.assert_allclose(result.scores["c1"], ref, rtol=1e-4)
+
+
 # ---- bad input ----------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,exc,words", [

@@ -367,7 +367,10 @@ def _stats_step(fw, probe, widths):
       outs = outs if isinstance(outs, (list, tuple)) else [outs]
       res = []
       for f, w in zip(outs, widths):
-        y = tf.reshape(tf.cast(f, tf.float32), [-1, w])
+        # float64, as the eager path: 'correlation' and 'euclidean' subtract
+        # large sums (sum y^2 - (sum y)^2 / n), which float32 loses for maps
+        # of a large mean and a small spread.
+        y = tf.reshape(tf.cast(f, tf.float64), [-1, w])
         res.append((tf.matmul(y, y, transpose_a=True), tf.reduce_sum(y, 0),
                     tf.shape(y)[0]))
       return res
