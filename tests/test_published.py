@@ -298,3 +298,18 @@ def test_load_ours_errors_name_the_file_and_the_run(tmp_path, capsys):
   for path in (broken, other):
     code, out = run_cli(["compare", "--ours", str(path)], capsys)
     assert code == 2 and path.name in out.err
+
+
+def test_load_reads_the_metric_in_any_spelling_and_refuses_others(tmp_path):
+  spelt = tmp_path / "spelt.csv"
+  spelt.write_text(FIXTURE.replace("20.0,,top5", "20.0,,Top-5"))
+  rows = published.load(str(spelt))
+  assert rows[2]["metric"] == "top5"
+  # The pivot marks it as a top-5 figure, as it does for 'top5'.
+  assert "-1.00 F20% (top5)" in published.pivot(rows)
+  for bad in ("top3", ""):
+    path = tmp_path / "bad.csv"
+    path.write_text(FIXTURE.replace("20.0,,top5", f"20.0,,{bad}"))
+    with pytest.raises(ValueError, match=f"line 4: column 'metric' must be "
+                       f"one of \\('top1', 'top5'\\), got '{bad}'"):
+      published.load(str(path))

@@ -25,6 +25,7 @@ COLUMNS = ("method", "model", "dataset", "base_top1", "pruned_top1",
            "metric", "source", "basis", "notes")
 NUMERIC = ("base_top1", "pruned_top1", "delta_top1", "flops_reduction_pct",
            "params_reduction_pct")
+METRICS = ("top1", "top5")
 ENV_VAR = "TFPS_PUBLISHED_RESULTS"
 
 
@@ -74,8 +75,9 @@ def load(path=None):
 
   Raises:
     FileNotFoundError: no such file.
-    ValueError: a missing column, a non-numeric figure or a row of more
-      cells than the header, with its line; a file that is not UTF-8 text.
+    ValueError: a missing column, a non-numeric figure, a metric other
+      than top1/top5 ('Top-5' reads as top5) or a row of more cells than
+      the header, with its line; a file that is not UTF-8 text.
   """
   path = path or default_path()
   if not os.path.exists(path):
@@ -113,6 +115,11 @@ def _read(path):
       row = {c: (raw[c] or "").strip() for c in COLUMNS}
       for c in NUMERIC:
         row[c] = _number(raw[c], c, line)
+      metric = normalize(row["metric"])   # 'Top-5' is top5
+      if metric not in METRICS:
+        raise ValueError(f"line {line}: column 'metric' must be one of "
+                         f"{METRICS}, got {row['metric']!r}")
+      row["metric"] = metric
       rows.append(row)
   return rows
 
