@@ -321,3 +321,30 @@ def test_target_latency_with_every_group_ignored(framework, monkeypatch):
     with pytest.raises(ValueError, match=r"`ignore` leaves every prunable "
                        r"group whole \(\['c1', 'c2'\]\)"):
       tps.prune(model, "l1", target_latency=0.2, latency=lm, ignore="c2")
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_prune_a_model_of_free_input_size(framework):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  inp = k.Input((None, None, 3))
+  x = k.layers.Conv2D(8, 3, padding="same", name="a")(inp)
+  x = k.layers.Conv2D(8, 3, padding="same", name="b")(x)
+  x = k.layers.GlobalAveragePooling2D()(x)
+  model = k.Model(inp, k.layers.Dense(3, name="out")(x))
+  result = tps.prune(model, "l1", ratio=0.5, scope="local")
+  report = result.report
+  assert report.groups == [("a", 4, 8), ("b", 4, 8)]
+  # a: 3*3*3*4 + 4, b: 3*3*4*4 + 4, out: 4*3 + 3.
+  assert report.params_after == 112 + 148 + 15
+  assert report.params_before == 224 + 584 + 27
+  assert report.macs_before is None and report.macs_after is None
+  assert report.macs_reduction is None
+  assert "n/a" in str(report)
+  masked = tps.mask_channels(model, result.keep)
+  for shape in ((2, 11, 7, 3), (1, 5, 5, 3)):
+    x = np.random.default_rng(0).random(shape).astype("float32")
+    np.testing.assert_allclose(np.asarray(result.model(x)),
+                               np.asarray(masked(x)), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="`target_macs` needs the model's MACs"):
+    tps.prune(model, "l1", target_macs=0.5)

@@ -22,7 +22,11 @@ SCOPES = planning.SCOPES
 
 @dataclasses.dataclass
 class PruneReport:
-  """Before/after figures of a pruning run."""
+  """Before/after figures of a pruning run.
+
+  `macs_before` and `macs_after` (and `macs_reduction`) are None for a model
+  whose MACs cannot be counted (a free input size, `Input((None, None, 3))`).
+  """
   criterion: str
   params_before: int
   params_after: int
@@ -35,6 +39,8 @@ class PruneReport:
 
   @property
   def macs_reduction(self):
+    if self.macs_before is None or self.macs_after is None:
+      return None
     return 1.0 - self.macs_after / self.macs_before
 
   @property
@@ -46,8 +52,10 @@ class PruneReport:
              f"{'':10s} {'before':>14s} {'after':>14s} {'reduction':>10s}",
              f"{'params':10s} {self.params_before:14,d} "
              f"{self.params_after:14,d} {self.params_reduction:10.1%}",
-             f"{'MACs':10s} {self.macs_before:14,d} {self.macs_after:14,d} "
-             f"{self.macs_reduction:10.1%}"]
+             (f"{'MACs':10s} {self.macs_before:14,d} {self.macs_after:14,d} "
+              f"{self.macs_reduction:10.1%}" if self.macs_reduction is not None
+              else f"{'MACs':10s} {'n/a':>14s} {'n/a':>14s} {'n/a':>10s}"
+              "  (free input size)")]
     if self.latency_before_ms is not None:
       lines.append(
           f"{'latency ms':10s} {self.latency_before_ms:14.3f} "
@@ -86,6 +94,16 @@ def _check_recalibrate(model, recalibrate):
     next(data_lib.iterate_batches(recalibrate, steps=1,
                                   arg_name="recalibrate"))
   return checked
+
+
+def _count_macs_or_none(model):
+  """count_macs(model), or None when a layer's input size is free."""
+  try:
+    return count_macs(model)
+  except ValueError as e:
+    if str(e).startswith("cannot count MACs"):
+      return None
+    raise
 
 
 # Kept importable for code written against the private names.
@@ -177,7 +195,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       group or criterion, missing data, data whose input shape or labels do
       not fit the model, scores that are not finite (NaN or inf in the data
       or the weights), or an unreachable target (the message gives the
-      largest reachable); with `target_latency`: scope='local', round_to=
+      largest reachable); `target_macs` for a model of free input size
+      (its MACs cannot be counted; `ratio` and `ratios` work, and the
+      report's MACs are None); with `target_latency`: scope='local', round_to=
       'auto' without it, or a `latency` of another architecture; a
       `latency` without `target_latency`.
     UnsupportedModelError: for a subclassed or unbuilt model.
@@ -253,7 +273,13 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       raise TypeError("`latency` must be a tps.latency.LatencyModel, got "
                       f"{type(latency).__name__}")
     latency.check(model, graph)
-  macs_before = count_macs(model)
+  macs_before = _count_macs_or_none(model)
+  if macs_before is None and target_macs is not None:
+    try:
+      count_macs(model)
+    except ValueError as e:
+      raise ValueError(f"`target_macs` needs the model's MACs: {e}; or give "
+                       "`ratio` or `ratios`") from None
   left_whole = {g.id: "by `ignore`" for g in graph.prunable_groups
                 if members_ignored(g.id)}
   if target_macs is not None:
@@ -310,7 +336,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       criterion=crit.name or type(crit).__name__,
       params_before=int(model.count_params()),
       params_after=int(slim.count_params()),
-      macs_before=macs_before, macs_after=count_macs(slim),
+      macs_before=macs_before,
+      macs_after=None if macs_before is None else count_macs(slim),
       groups=[(g.id, counts.get(g.id, g.size), g.size)
               for g in graph.prunable_groups],
       **(latency_lib.report_fields(model, slim, latency, counts)
