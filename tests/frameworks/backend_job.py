@@ -225,6 +225,18 @@ def fused_activation_model(keras):
   return model
 
 
+def int_input_model(keras):
+  """A small Keras 3 net whose Dense producer reads an int32 Input."""
+  L = keras.layers
+  inp = keras.Input((6,), dtype="int32")
+  h = L.ReLU()(L.Dense(8, name="i1")(inp))
+  model = keras.Model(inp, L.Dense(4, name="ihead")(h))
+  rng = np.random.default_rng(7)
+  model.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.5
+                     for w in model.weights])
+  return model
+
+
 def edge_data():
   rng = np.random.default_rng(4)
   return (rng.random((24, 8, 8, 1)).astype("float32"),
@@ -256,6 +268,10 @@ def edge_main(out_path, backend):
           model, "kfac_obd", (x, y)).items()}
       for key, model in (("sequential", seq),
                          ("functional", fused_activation_model(keras)))}
+  # kfac_obd taps the int Input (no gradient there: jax.grad refused it).
+  ints = (np.arange(24 * 6).reshape(24, 6) % 5).astype("int64")
+  out["int_input_scores"] = {k: v.tolist() for k, v in tps.score(
+      int_input_model(keras), "kfac_obd", (ints, y)).items()}
   with open(out_path, "w") as f:
     json.dump(out, f)
 

@@ -132,7 +132,8 @@ def test_edge_cases_match_tensorflow(tmp_path, backend):
   """Models off the main test's path give the TensorFlow backend's scores:
   a Sequential model (its graph is run through the Functional it keeps);
   uint8 images for a float32 Input (converted to it, as Keras does);
-  kfac_obd through producers' fused activations (relu, tanh, swish)."""
+  kfac_obd through producers' fused activations (relu, tanh, swish), and
+  on a Dense reading an int Input (no gradient taken there)."""
   out = str(tmp_path / f"{backend}_edge.json")
   _run([os.path.join(ROOT, "tests", "frameworks", "backend_job.py"), "edge",
         out, backend], backend)
@@ -162,3 +163,9 @@ def test_edge_cases_match_tensorflow(tmp_path, backend):
     for gid, values in ref.items():
       np.testing.assert_allclose(got["fused_scores"][key][gid], values,
                                  rtol=1e-5, atol=1e-7, err_msg=key)
+  ints = (np.arange(24 * 6).reshape(24, 6) % 5).astype("int64")
+  ref = tps.score(backend_job.int_input_model(keras), "kfac_obd", (ints, y))
+  assert sorted(got["int_input_scores"]) == sorted(ref)
+  for gid, values in ref.items():
+    np.testing.assert_allclose(got["int_input_scores"][gid], values,
+                               rtol=1e-5, atol=1e-7)

@@ -46,7 +46,7 @@ def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
       i = index.get(tid)
       if i is None:
         return value
-      if eps is not None:
+      if eps is not None and eps[i] is not None:
         value = value + eps[i]
       feats[i] = value
       return value
@@ -58,13 +58,17 @@ def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
     _, feats = forward(None)
     return [out(f) for f in feats], [None] * len(tensors)
   _, feats0 = forward(None)
-  eps = [jnp.zeros_like(f) for f in feats0]
+  # An integer tensor (an int Input read by a Dense) takes no gradient:
+  # zeros, as TensorFlow's tape gives.
+  eps = [jnp.zeros_like(f) if jnp.issubdtype(f.dtype, jnp.inexact) else None
+         for f in feats0]
   y = jnp.asarray(y)
 
   def loss_of(eps):
     outs, feats = forward(eps)
     return jnp.sum(loss_fn(y, outs[0])), feats
   grads, feats = jax.grad(loss_of, has_aux=True)(eps)
+  grads = [jnp.zeros_like(f) if g is None else g for f, g in zip(feats, grads)]
   return [out(f) for f in feats], [out(g) for g in grads]
 
 

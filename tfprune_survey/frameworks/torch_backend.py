@@ -36,7 +36,7 @@ def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
     i = index.get(tid)
     if i is None:
       return value
-    if loss_fn is not None:
+    if loss_fn is not None and value.is_floating_point():
       eps[i] = torch.zeros_like(value, requires_grad=True)
       value = value + eps[i]
     feats[i] = value
@@ -48,7 +48,11 @@ def features_and_grads(model, tensors, loss_fn, x, y, as_numpy=True):
     return [out(f) for f in feats], [None] * len(tensors)
   outs = run_graph(model, x, tap)
   loss = loss_fn(torch.as_tensor(np.asarray(y)), outs[0]).sum()
-  grads = torch.autograd.grad(loss, eps, allow_unused=True)
+  # An integer tensor takes no gradient (zeros, as TensorFlow's tape gives).
+  taken = [e for e in eps if e is not None]
+  found = iter(torch.autograd.grad(loss, taken, allow_unused=True)
+               if taken else ())
+  grads = [None if e is None else next(found) for e in eps]
   return ([out(f) for f in feats],
           [out(torch.zeros_like(f)) if g is None else out(g)
            for f, g in zip(feats, grads)])
