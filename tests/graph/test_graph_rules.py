@@ -513,6 +513,46 @@ def test_model_output_groups_are_not_prunable():
   assert "'final'" in by_id["final"].reason
 
 
+
+@pytest.mark.parametrize("make", [
+    lambda: L.Reshape((1, 4), name="shared"),
+    lambda: L.Dropout(0.5, noise_shape=(None, 4), name="shared")])
+def test_weightless_layer_with_a_width_shared_by_two_groups(make):
+  # One config entry (Reshape's target_shape[-1], Dropout's noise_shape[-1])
+  # serves both calls, so the two groups are pruned alike; they were pruned
+  # apart and the slim model failed in Reshape (or in Dropout in training).
+  inp = keras.Input((6,))
+  shared = make()
+  a = L.Dense(4, name="a")(inp)
+  b = L.Dense(4, name="b")(inp)
+  xa = L.Dense(3, name="da")(shared(a))
+  xb = L.Dense(3, name="db")(shared(b))
+  if len(xa.shape) > 2:
+    xa, xb = L.Flatten()(xa), L.Flatten()(xb)
+  model = keras.Model(inp, L.Dense(2)(L.Concatenate()([xa, xb])))
+  _, by_id = groups_of(model)
+  assert "b" not in by_id and by_id["a"].producers == ["a", "b"]
+  _, slim = assert_equivalent(model, {"a": [1, 2]}, x_for(model))
+  assert slim.get_layer("a").units == slim.get_layer("b").units == 2
+  out = slim(x_for(model), training=True)
+  assert tuple(out.shape) == (3, 2)
+
+
+def test_shared_reshape_on_a_concatenation_and_a_conv_splits_it():
+  inp = keras.Input((6,))
+  a = L.Dense(2, name="a")(inp)
+  b = L.Dense(3, name="b")(inp)
+  c = L.Dense(5, name="c")(inp)
+  r = L.Reshape((1, 5), name="r")
+  xa = L.Flatten()(L.Dense(3, name="da")(r(L.Concatenate()([a, b]))))
+  xb = L.Flatten()(L.Dense(3, name="db")(r(c)))
+  model = keras.Model(inp, L.Dense(2)(L.Concatenate()([xa, xb])))
+  _, by_id = groups_of(model)
+  assert by_id["a"].producers == ["a", "c"] and by_id["b"].producers == [
+      "b", "c"]
+  _, slim = assert_equivalent(model, {"a": [1], "b": [0, 2]}, x_for(model))
+  assert slim.get_layer("c").units == 3
+
 def test_nested_submodel_called_twice():
   sub_in = keras.Input((8, 8, 4))
   y = L.Conv2D(6, 3, padding="same", name="inner_a")(sub_in)

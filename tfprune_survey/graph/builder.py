@@ -297,8 +297,46 @@ class GraphBuilder(splitting.Splitting):
     self.slices[key] = WeightSlice(call.path, weight, axis, lay, role, zero)
 
   def width(self, call, key, lay):
-    if lay is not None:
-      self.widths.append(WidthUpdate(call.path, call.names, tuple(key), lay))
+    """Records that config entry `key` of `call`'s layer is `lay`'s width."""
+    self.config_width(call.names, key, lay,
+                      f"'{call.path}' ({call.class_name})")
+
+  def config_width(self, names, key, lay, what):
+    """Records that config entry `key` of the layer at `names` is `lay`'s
+    width.
+
+    A layer called more than once has one config: a second call on other
+    channels (a weightless Reshape or Dropout shared by two branches, a
+    nested model's input) couples them, as a shared weight does, and
+    blocks them when they cannot be coupled.
+
+    Args:
+      names: the layer names from the top model down.
+      key: the config key, e.g. ('filters',) or ('target_shape', -1).
+      lay: the Layout (None: nothing to record).
+      what: how error reasons name the layer.
+    """
+    if lay is None:
+      return
+    key = tuple(key)
+    path = "/".join(names)
+    for upd in self.widths:
+      if upd.names == tuple(names) and upd.key == key:
+        if upd.layout is lay:
+          return
+        present = [self.expand(upd.layout), self.expand(lay)]
+        if present[0].channels == present[1].channels and (
+            present[0].spatial == present[1].spatial):
+          refined = self._refine(present)
+          if refined is not None and refined[0].same_structure(refined[1]):
+            for a, b in zip(refined[0].segments, refined[1].segments):
+              self.union(a.var, b.var)
+            return
+        self.block(present, f"{what} is called on tensors whose channels "
+                   f"cannot be pruned alike, and its config entry {key} "
+                   "must fit both")
+        return
+    self.widths.append(WidthUpdate(path, tuple(names), key, lay))
 
   def register_call(self, call):
     self.layers.setdefault(call.path, call)
