@@ -313,3 +313,32 @@ def test_load_reads_the_metric_in_any_spelling_and_refuses_others(tmp_path):
     with pytest.raises(ValueError, match=f"line 4: column 'metric' must be "
                        f"one of \\('top1', 'top5'\\), got '{bad}'"):
       published.load(str(path))
+
+
+def test_plot_does_not_pass_params_or_top5_figures_off_as_flops_top1(
+    csv_path, tmp_path, monkeypatch):
+  import matplotlib.pyplot as plt
+  rows = published.load(csv_path) + [
+      {"method": "Eps", "model": "ResNet56", "dataset": "CIFAR10",
+       "delta_top1": -0.3, "flops_reduction_pct": None,
+       "params_reduction_pct": 45.0, "metric": "top1"}]
+  figs, close = [], plt.close
+  monkeypatch.setattr(plt, "close", figs.append)   # keep the figure
+  published.plot(rows, [], str(tmp_path / "p.png"))
+  ax = figs[0].axes[0]
+  points = {}
+  for coll in ax.collections:
+    for xy in coll.get_offsets():
+      points[tuple(float(v) for v in xy)] = coll
+  assert set(points) == {(40.0, -0.5), (60.0, 0.1), (20.0, -1.0),
+                         (50.0, -2.0), (45.0, -0.3)}
+  filled = lambda c: len(c.get_facecolor()) and c.get_facecolor()[0][3] > 0
+  # FLOPs known: filled; params only (FLOPs unknown): hollow.
+  assert all(filled(points[p]) for p in [(40.0, -0.5), (60.0, 0.1),
+                                         (50.0, -2.0), (20.0, -1.0)])
+  assert not filled(points[(45.0, -0.3)])
+  labels = [t.get_text() for t in ax.get_legend().get_texts()]
+  assert "published, params (FLOPs unknown) reduction" in labels
+  assert "published, FLOPs reduction, top-5" in labels
+  assert "Beta (top5)" in [t.get_text() for t in ax.texts]
+  close(figs[0])

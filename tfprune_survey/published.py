@@ -289,8 +289,10 @@ def pairs(published, ours):
 def plot(published, ours, path):
   """Survey Figure 4 style: delta top-1 against % FLOPs (MACs) reduction.
 
-  Published points are grey, one marker per method family; ours are in
-  colour, one per criterion. Returns the warnings of `pairs`.
+  Published points are grey squares, labelled with their method; a point
+  whose FLOPs reduction is unknown is drawn hollow at its parameter
+  reduction, and a top-5 figure is a triangle. Ours are in colour, one per
+  criterion. Returns the warnings of `pairs`.
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -304,10 +306,20 @@ def plot(published, ours, path):
   for ax, (title, pub, own) in zip(axes[0], panels):
     shown = [r for r in pub if r["delta_top1"] is not None and
              reduction(r) is not None]
+    kinds = set()
     for r in shown:
-      ax.scatter(reduction(r), r["delta_top1"], color="0.55", marker="s",
-                 s=28)
-      ax.annotate(r["method"], (reduction(r), r["delta_top1"]), fontsize=6,
+      # A figure with only a params reduction is drawn hollow at it, and a
+      # top-5 figure as a triangle: neither is what the axes say.
+      flops = r["flops_reduction_pct"] is not None
+      top5 = r.get("metric") == "top5"
+      kind = ("published, " + ("FLOPs" if flops else "params (FLOPs unknown)")
+              + " reduction" + (", top-5" if top5 else ""))
+      ax.scatter(reduction(r), r["delta_top1"], marker="^" if top5 else "s",
+                 s=28, facecolors="0.55" if flops else "none",
+                 edgecolors="0.55", label=None if kind in kinds else kind)
+      kinds.add(kind)
+      ax.annotate(r["method"] + (" (top5)" if top5 else ""),
+                  (reduction(r), r["delta_top1"]), fontsize=6,
                   color="0.35", xytext=(3, 2), textcoords="offset points")
     crits = sorted({r["method"] for r in own})
     cmap = plt.get_cmap("tab20")
@@ -316,12 +328,13 @@ def plot(published, ours, path):
       ax.scatter([reduction(r) for r in pts], [r["delta_top1"] for r in pts],
                  color=cmap(i % 20), marker="o", s=36, label=method)
     ax.axhline(0, color="k", lw=0.6)
-    ax.set_xlabel("FLOPs (MACs) reduction, %")
-    ax.set_ylabel("change in top-1, points")
+    ax.set_xlabel("FLOPs (MACs) reduction, % (hollow: params reduction, "
+                  "where FLOPs are unknown)")
+    ax.set_ylabel("change in top-1, points (triangles: top-5)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    if crits:
-      ax.legend(fontsize=6, loc="lower left", ncol=2)
+    if crits or len(kinds) > 1:
+      ax.legend(fontsize=6, loc="best", ncol=2)
   if warnings:
     fig.text(0.5, 0.005, "NOTE: " + " ".join(warnings), ha="center",
              fontsize=7, wrap=True, color="firebrick")
