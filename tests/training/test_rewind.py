@@ -8,6 +8,7 @@ from tests.training.conftest import FRAMEWORKS
 from tests.training.conftest import build
 from tests.training.conftest import compile_model
 from tests.training.conftest import every_step
+from tests.training.conftest import keras_of
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -69,3 +70,47 @@ def test_rewind_checkpoint_on_a_plain_model_records_no_keep(xy):
   with pytest.raises(ValueError, match="keep="):
     tps.rewind(slim.model, ckpt)
   tps.rewind(slim.model, ckpt, keep=slim.keep)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_checkpoint_listed_first_records_the_final_soft_prune(xy, framework):
+  # Soft pruning re-selects the channels in UpdateChannelPruningStep's
+  # on_train_end (SFP's final prune). A RewindCheckpoint listed before it
+  # read the keep of the last pruning step: with local scope the counts
+  # match, so rewind copied the wrong channels without a word.
+  x, y = xy
+  keras = keras_of(framework)
+  schedule = tps.schedules.ConstantSparsity(0.5, 0, frequency=100)
+  pm = compile_model(tps.prune_channels(build(framework), "l1", schedule,
+                                        soft=True, scope="local"))
+  wrapper = pm.get_layer("chprune_stem_conv")
+
+  class Revive(keras.callbacks.Callback):
+    # A dropped channel comes back (soft pruning lets it): the dropped
+    # filters become the largest, the kept ones small.
+    def on_train_batch_end(self, batch, logs=None):
+      if batch == 1:
+        dropped = wrapper.channel_mask.numpy() == 0
+        k = wrapper.layer.kernel.numpy()
+        k[..., dropped] = 1.0
+        k[..., ~dropped] *= 0.01
+        wrapper.layer.kernel.assign(k)
+        self.dropped = np.flatnonzero(dropped)
+
+  ckpt, revive = tps.RewindCheckpoint(epoch=0), Revive()
+  pm.fit(x[:16], y[:16], batch_size=8, epochs=1, verbose=0,
+         callbacks=[ckpt, tps.UpdateChannelPruningStep(), revive])
+  final = tps.training.current_keep(pm)[1]
+  # The final prune kept exactly the revived filters of stem_conv.
+  np.testing.assert_array_equal(final["stem_conv"], revive.dropped)
+  assert {k: v.tolist() for k, v in ckpt.keep.items()} == {
+      k: v.tolist() for k, v in final.items()}
+  slim = tps.rewind(tps.strip_channel_pruning(pm), ckpt)
+  np.testing.assert_array_equal(
+      slim.get_layer("stem_conv").kernel.numpy(),
+      ckpt.model_at_epoch.get_layer("stem_conv").kernel.numpy()[
+          ..., revive.dropped])
+  # A later fit of the same model without the checkpoint leaves its keep.
+  pm.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep()])
+  np.testing.assert_array_equal(ckpt.keep["stem_conv"], revive.dropped)

@@ -6,6 +6,8 @@ from tfprune_survey.metrics.macs import count_macs
 from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.training.callback_base import Callback
 from tfprune_survey.training.controller import make_controller
+from tfprune_survey.training.rewind import forget_ended
+from tfprune_survey.training.rewind import record_final_keep
 from tfprune_survey.training.strip import current_keep
 from tfprune_survey.training.strip import unwrap
 
@@ -50,6 +52,7 @@ class UpdateChannelPruningStep(Callback):
 
   def on_train_begin(self, logs=None):
     self.controller = make_controller(self.model, self.data)
+    forget_ended(self.model)
     # The wrappers hold the step of the last trained batch (-1: none), so a
     # loaded model resumes with the next one.
     self.step = self.controller.step_of() + 1
@@ -115,6 +118,9 @@ class UpdateChannelPruningStep(Callback):
   def on_train_end(self, logs=None):
     self.controller.finish()   # soft pruning: SFP's final prune
     self.controller.apply_masks()
+    # A RewindCheckpoint listed before this callback read the kept
+    # channels before the final prune: it reads them again.
+    record_final_keep(self.model)
 
 
 def _optimizer_steps(model):

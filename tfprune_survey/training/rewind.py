@@ -1,5 +1,7 @@
 """Lottery-ticket rewinding: RewindCheckpoint and rewind."""
 
+import weakref
+
 import numpy as np
 
 from tfprune_survey import frameworks
@@ -28,7 +30,9 @@ class RewindCheckpoint(Callback):
       None until recorded.
     keep: for a model from `tps.prune_channels`, the {group_id: kept
       indices} it had when the fit ended (what `strip_channel_pruning`
-      keeps); None otherwise. `tps.rewind` uses it when given no `keep=`.
+      keeps, after soft pruning's final prune too, whatever the order of
+      the callbacks); None otherwise. `tps.rewind` uses it when given no
+      `keep=`.
 
   Raises:
     ValueError: for an `epoch` that is not an int >= 0.
@@ -41,6 +45,7 @@ class RewindCheckpoint(Callback):
     self.epoch = epoch
     self.model_at_epoch = None
     self.keep = None
+    self._ended = None
 
   def on_epoch_begin(self, epoch, logs=None):
     if epoch == self.epoch and self.model_at_epoch is None:
@@ -49,6 +54,33 @@ class RewindCheckpoint(Callback):
   def on_train_end(self, logs=None):
     if wrappers_of(self.model):
       self.keep = current_keep(self.model)[1]
+      # Soft pruning's final prune runs in UpdateChannelPruningStep's
+      # on_train_end, which Keras may call after this one (the order of
+      # `callbacks`): that one records the keep again once it is done.
+      self._ended = weakref.ref(self.model)
+      _ENDED.add(self)
+
+
+# RewindCheckpoints whose fit ended, with the model they read `keep` from.
+_ENDED = weakref.WeakSet()
+
+
+def forget_ended(model):
+  """Called when `model` starts a fit with UpdateChannelPruningStep: the
+  checkpoints of its earlier fits hold their final keep already."""
+  for ckpt in list(_ENDED):
+    if ckpt._ended() is model:  # pylint: disable=protected-access
+      _ENDED.discard(ckpt)
+
+
+def record_final_keep(model):
+  """Called by UpdateChannelPruningStep at the end of a fit of `model`,
+  after its last change of the kept channels (soft pruning's final prune):
+  the checkpoints of this fit that ended before it record the keep again."""
+  for ckpt in list(_ENDED):
+    if ckpt._ended() is model:  # pylint: disable=protected-access
+      ckpt.keep = current_keep(model)[1]
+      _ENDED.discard(ckpt)
 
 
 def rewind(slim_model, checkpoint, keep=None):
