@@ -237,6 +237,10 @@ def int_input_model(keras):
   return model
 
 
+# The criteria that read weight gradients (of a frozen layer here).
+FROZEN_CRITERIA = ("taylor_fo", "obd")
+
+
 def edge_data():
   rng = np.random.default_rng(4)
   return (rng.random((24, 8, 8, 1)).astype("float32"),
@@ -272,6 +276,11 @@ def edge_main(out_path, backend):
   ints = (np.arange(24 * 6).reshape(24, 6) % 5).astype("int64")
   out["int_input_scores"] = {k: v.tolist() for k, v in tps.score(
       int_input_model(keras), "kfac_obd", (ints, y)).items()}
+  # Weight gradients of a frozen layer (torch: they required no grad).
+  frozen = linear_producer_model(keras)
+  frozen.get_layer("l1").trainable = False
+  out["frozen_scores"] = {name: {k: v.tolist() for k, v in tps.score(
+      frozen, name, (x, y)).items()} for name in FROZEN_CRITERIA}
   with open(out_path, "w") as f:
     json.dump(out, f)
 

@@ -133,7 +133,8 @@ def test_edge_cases_match_tensorflow(tmp_path, backend):
   a Sequential model (its graph is run through the Functional it keeps);
   uint8 images for a float32 Input (converted to it, as Keras does);
   kfac_obd through producers' fused activations (relu, tanh, swish), and
-  on a Dense reading an int Input (no gradient taken there)."""
+  on a Dense reading an int Input (no gradient taken there); the weight
+  gradients of a frozen layer (trainable=False)."""
   out = str(tmp_path / f"{backend}_edge.json")
   _run([os.path.join(ROOT, "tests", "frameworks", "backend_job.py"), "edge",
         out, backend], backend)
@@ -169,3 +170,11 @@ def test_edge_cases_match_tensorflow(tmp_path, backend):
   for gid, values in ref.items():
     np.testing.assert_allclose(got["int_input_scores"][gid], values,
                                rtol=1e-5, atol=1e-7)
+  frozen = backend_job.linear_producer_model(keras)
+  frozen.get_layer("l1").trainable = False
+  for name in backend_job.FROZEN_CRITERIA:
+    ref = tps.score(frozen, name, (x, y))
+    assert sorted(got["frozen_scores"][name]) == sorted(ref), name
+    for gid, values in ref.items():
+      np.testing.assert_allclose(got["frozen_scores"][name][gid], values,
+                                 rtol=1e-5, atol=1e-7, err_msg=name)

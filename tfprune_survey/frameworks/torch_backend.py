@@ -69,11 +69,20 @@ def variable_grads(model, variables, loss_fn, x, y):
   """dL/dv of the batch's mean loss for each of `variables` (numpy)."""
   import torch  # pylint: disable=g-import-not-at-top
   params = [v.value for v in variables]
-  pred = model(_tensors(x), training=False)
-  if isinstance(pred, (list, tuple)):
-    pred = pred[0]
-  loss = loss_fn(torch.as_tensor(np.asarray(y)), pred)
-  grads = torch.autograd.grad(loss, params, allow_unused=True)
+  # A frozen layer's (trainable=False) parameters do not require grad;
+  # they get gradients all the same, as on TensorFlow and JAX.
+  frozen = [p for p in params if not p.requires_grad]
+  for p in frozen:
+    p.requires_grad_(True)
+  try:
+    pred = model(_tensors(x), training=False)
+    if isinstance(pred, (list, tuple)):
+      pred = pred[0]
+    loss = loss_fn(torch.as_tensor(np.asarray(y)), pred)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+  finally:
+    for p in frozen:
+      p.requires_grad_(False)
   return [np.zeros(tuple(v.shape), np.float32) if g is None else _numpy(g)
           for v, g in zip(variables, grads)]
 
