@@ -616,3 +616,44 @@ def test_demo_summary_describes_the_settings_it_ran(config, says, not_says,
     assert text in summary, text
   for text in not_says:
     assert text not in summary, text
+
+
+@pytest.mark.parametrize("build,kwargs,error,match", [
+    (zoo.residual_cnn, dict(classes=0), ValueError, "`classes` must be"),
+    (zoo.residual_cnn, dict(width=0), ValueError, "`width` must be"),
+    (zoo.residual_cnn, dict(input_shape=(32, 32)), ValueError,
+     r"`input_shape` must be \(height, width, channels\)"),
+    (zoo.residual_cnn, dict(input_shape=(2, 2, 1), stem_pool=True),
+     ValueError, r"`input_shape` \(2, 2, 1\) is too small.*at least 4"),
+    (zoo.resnet_cifar, dict(depth=20.0), TypeError,
+     "`depth` must be an int 6n\\+2"),
+    (zoo.resnet_cifar, dict(depth=20, widths=()), ValueError,
+     "`widths` must not be empty"),
+    (zoo.vgg_small, dict(input_shape=(4, 4, 3)), ValueError,
+     r"too small.*3 times.*at least 8"),
+    (zoo.vgg_cifar, dict(cfg=(64, "m", 128)), ValueError,
+     r"`cfg\[1\]` must be a width or \"M\""),
+    (zoo.vgg_cifar, dict(input_shape=(16, 16, 3)), ValueError,
+     r"too small.*5 times.*at least 32"),
+    (zoo.resnext_small, dict(group_width=0), ValueError,
+     "`group_width` must be"),
+])
+def test_zoo_errors_name_the_argument(build, kwargs, error, match):
+  # classes=0 built a model with no logits on tf_keras; the rest failed
+  # inside Keras ('filters', 'units', a pooling layer) or with IndexError.
+  with pytest.raises(error, match=match):
+    build(**kwargs)
+
+
+def test_zoo_accepts_what_it_did():
+  # Lists, numpy ints and free sizes are still fine; the smallest inputs
+  # that survive the poolings build.
+  import numpy as np
+  m = zoo.residual_cnn(input_shape=[np.int64(4), 4, 1], stem_pool=True,
+                       width=np.int32(8))
+  assert m.output_shape == (None, 10)
+  assert zoo.residual_cnn(input_shape=(None, None, 3)).output_shape == \
+      (None, 10)
+  assert zoo.vgg_small(input_shape=(8, 8, 1), widths=[4, 4, 4]).output_shape \
+      == (None, 10)
+  assert zoo.resnet_cifar(8, input_shape=(3, 3, 1)).count_params() > 0

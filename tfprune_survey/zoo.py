@@ -1,5 +1,7 @@
 """Small reference architectures used by the demo, tests and benchmarks."""
 
+import numbers
+
 from tfprune_survey import frameworks
 
 
@@ -7,6 +9,45 @@ def _keras(framework):
   """(keras module, layers) of 'tf_keras' or 'keras3'."""
   keras = frameworks.get(framework).keras
   return keras, keras.layers
+
+
+def _ints(values, name, minimum=1):
+  """`values` as a non-empty tuple of ints >= minimum; errors name `name`."""
+  from tfprune_survey import planning  # pylint: disable=g-import-not-at-top
+  if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+    raise TypeError(f"`{name}` must be a sequence of ints >= {minimum}, got "
+                    f"{values!r}")
+  values = tuple(values)
+  if not values:
+    raise ValueError(f"`{name}` must not be empty")
+  return tuple(planning.check_int(v, f"{name}[{i}]", minimum)
+               for i, v in enumerate(values))
+
+
+def _check(input_shape, pools, **counts):
+  """Checks the arguments a zoo model shares; errors name the argument.
+
+  `input_shape` is (H, W, C) with C an int >= 1 and H, W ints, or None (a
+  free size); a fixed H or W must survive `pools` 2x2 max poolings.
+  Every entry of `counts` must be an int >= 1.
+  """
+  from tfprune_survey import planning  # pylint: disable=g-import-not-at-top
+  shape = tuple(input_shape) if hasattr(input_shape, "__iter__") else None
+  if shape is None or len(shape) != 3:
+    raise ValueError(f"`input_shape` must be (height, width, channels), got "
+                     f"{input_shape!r}")
+  planning.check_int(shape[2], "input_shape[2] (channels)", 1)
+  least = 2 ** pools
+  for i in (0, 1):
+    if shape[i] is not None and planning.check_int(
+        shape[i], f"input_shape[{i}]", 1) < least:
+      raise ValueError(
+          f"`input_shape` {shape} is too small: this model halves height "
+          f"and width {pools} times with 2x2 max pooling, so each must be at "
+          f"least {least}")
+  for name, value in counts.items():
+    planning.check_int(value, name, 1)
+  return shape
 
 
 def residual_cnn(input_shape=(32, 32, 3), classes=10, width=32,
@@ -23,8 +64,13 @@ def residual_cnn(input_shape=(32, 32, 3), classes=10, width=32,
     framework: 'tf_keras' (default) or 'keras3' (`import keras`).
   Returns:
     A Functional model of `framework` producing logits.
+
+  Raises:
+    ValueError, TypeError: for a bad argument (the message names it).
   """
   keras, L = _keras(framework)
+  input_shape = _check(input_shape, 1 + bool(stem_pool), classes=classes,
+                       width=width)
   inp = keras.Input(input_shape, name="image")
   x = L.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(inp)
   x = L.BatchNormalization(name="stem_bn")(x)
@@ -67,11 +113,19 @@ def resnet_cifar(depth=56, input_shape=(32, 32, 3), classes=10,
     A Functional model of `framework` producing logits.
 
   Raises:
-    ValueError: if `depth` is not 6n+2.
+    ValueError: if `depth` is not 6n+2, or for another bad argument (the
+      message names it).
+    TypeError: for an argument of the wrong type (e.g. depth=20.0).
   """
   keras, L = _keras(framework)
+  if isinstance(depth, bool) or not isinstance(depth, numbers.Integral):
+    raise TypeError(f"`depth` must be an int 6n+2 (e.g. 20, 56), got "
+                    f"{depth!r} of type {type(depth).__name__}")
+  depth = int(depth)
   if (depth - 2) % 6 or depth < 8:
     raise ValueError(f"`depth` must be 6n+2 (e.g. 20, 56), got {depth}")
+  widths = _ints(widths, "widths")
+  input_shape = _check(input_shape, 0, classes=classes)
   n = (depth - 2) // 6
   inp = keras.Input(input_shape, name="image")
   x = L.Conv2D(widths[0], 3, padding="same", use_bias=False, name="conv1")(inp)
@@ -101,8 +155,15 @@ def resnet_cifar(depth=56, input_shape=(32, 32, 3), classes=10,
 
 def vgg_small(input_shape=(32, 32, 3), classes=10, widths=(32, 64, 128),
               fc=128, framework="tf_keras"):
-  """A VGG-style net: two 3x3 conv+BN+ReLU per stage, max pooling, Flatten."""
+  """A VGG-style net: two 3x3 conv+BN+ReLU per stage, max pooling, Flatten.
+
+  Raises:
+    ValueError, TypeError: for a bad argument (the message names it), e.g.
+      an input too small for one 2x2 max pooling per stage.
+  """
   keras, L = _keras(framework)
+  widths = _ints(widths, "widths")
+  input_shape = _check(input_shape, len(widths), classes=classes, fc=fc)
   inp = keras.Input(input_shape, name="image")
   x = inp
   for s, w in enumerate(widths):
@@ -135,8 +196,22 @@ def vgg_cifar(cfg=VGG16_CIFAR, input_shape=(32, 32, 3), classes=10, fc=512,
     framework: 'tf_keras' (default) or 'keras3' (`import keras`).
   Returns:
     A Functional model of `framework` producing logits.
+
+  Raises:
+    ValueError, TypeError: for a bad argument (the message names it), e.g.
+      a `cfg` entry that is neither a width nor "M", or an input too small
+      for its poolings.
   """
+  from tfprune_survey import planning  # pylint: disable=g-import-not-at-top
   keras, L = _keras(framework)
+  cfg = tuple(cfg)
+  for i, c in enumerate(cfg):
+    if c != "M":
+      if isinstance(c, str):
+        raise ValueError(f"`cfg[{i}]` must be a width or \"M\" (a 2x2 max "
+                         f"pooling), got {c!r}")
+      planning.check_int(c, f"cfg[{i}]", 1)
+  input_shape = _check(input_shape, cfg.count("M"), classes=classes, fc=fc)
   inp = keras.Input(input_shape, name="image")
   x = inp
   for i, c in enumerate(cfg):
@@ -177,8 +252,15 @@ def resnext_small(input_shape=(32, 32, 3), classes=10, widths=(64, 128),
 
   Returns:
     A Functional model of `framework` producing logits.
+
+  Raises:
+    ValueError, TypeError: for a bad argument (the message names it).
   """
   keras, L = _keras(framework)
+  widths = _ints(widths, "widths")
+  input_shape = _check(input_shape, 0, classes=classes,
+                       cardinality=cardinality, group_width=group_width,
+                       blocks=blocks)
   inp = keras.Input(input_shape, name="image")
   x = L.Conv2D(32, 3, padding="same", use_bias=False, name="stem_conv")(inp)
   x = L.BatchNormalization(name="stem_bn")(x)
