@@ -342,3 +342,19 @@ def test_plot_does_not_pass_params_or_top5_figures_off_as_flops_top1(
   assert "published, FLOPs reduction, top-5" in labels
   assert "Beta (top5)" in [t.get_text() for t in ax.texts]
   close(figs[0])
+
+
+def test_pairs_draws_every_run_of_ours(csv_path, tmp_path):
+  rows = published.load(csv_path)
+  shared = published.load_ours(write_ours(tmp_path / "a.json",
+                                          dataset="CIFAR10"))
+  lenet = published.load_ours(write_ours(tmp_path / "b.json", model="LeNet"))
+  panels, warnings = published.pairs(rows, shared + lenet)
+  # ResNet56 beside its published results; LeNet (no published result)
+  # was dropped from the plot without a word.
+  assert [len(own) for _, _, own in panels] == [2, 2]
+  assert panels[0][0] == "ResNet56" and panels[0][2] == shared
+  assert panels[1][2] == lenet and panels[1][1] == rows
+  assert len(warnings) == 1
+  assert "no published result shares a model with ours (LeNet / " \
+      "fashion_mnist)" in warnings[0]

@@ -250,8 +250,10 @@ def pairs(published, ours):
   """Panels to draw and warnings about them.
 
   A panel is one model that both have (names normalized). When our data
-  set differs from the published one, a warning says so; when no model is
-  shared, one panel shows everything and the warning says models differ.
+  set differs from the published one, a warning says so. Our runs of
+  models that no published result has are drawn in one more panel, beside
+  every published result, and the warning says models differ (when no
+  model is shared, that is the only panel).
 
   Returns:
     (panels, warnings): panels is a list of (title, published_rows,
@@ -275,14 +277,17 @@ def pairs(published, ours):
       title += f" (ours: {', '.join(ours_data)}; published: " \
                f"{', '.join(pub_data)})"
     panels.append((title, pub, own))
-  if ours and not panels:
-    ours_models = sorted({f"{r['model']} / {r['dataset']}" for r in ours})
+  # Our runs of a model no published result has: one more panel, beside
+  # every published result (all of ours when no model is shared).
+  alone = [r for r in ours if normalize(r["model"]) not in models]
+  if alone:
+    ours_models = sorted({f"{r['model']} / {r['dataset']}" for r in alone})
     warnings.append(
         "no published result shares a model with ours ("
         + ", ".join(ours_models) + "); they are drawn together, but ours ran "
         "on a different model and different data.")
     panels.append(("ours and published: different models and data",
-                   published, ours))
+                   published, alone))
   return panels, warnings
 
 
