@@ -528,6 +528,22 @@ def test_bad_input_is_rejected(kwargs, exc, words):
   assert same_weights(before, weights_of(model))
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("metric", ["cosine", "correlation", "euclidean"])
+def test_nan_weights_are_named(framework, metric):
+  # cosine/correlation read a NaN filter as unlike any other (silently
+  # kept), euclidean failed in scipy ("The condensed distance matrix must
+  # contain only finite values").
+  model = conv_model(framework, widths=(4, 8), units=4)
+  k, b = model.get_layer("c2").get_weights()
+  k[0, 0, 0, 3] = np.nan
+  model.get_layer("c2").set_weights([k, b])
+  with pytest.raises(ValueError, match=r"group 'c2'.*1 of its 8 channels "
+                     r"are not finite.*NaN or inf in weight\(s\) "
+                     r"\['c2/kernel"):
+    tps.cluster_prune(model, ratio=0.5, metric=metric)
+
+
 def test_not_a_model_is_rejected():
   with pytest.raises(TypeError):
     tps.cluster_prune("model", ratio=0.5)

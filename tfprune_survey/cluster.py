@@ -174,8 +174,13 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
   dists, scores = {}, {}
   with _one_blas_thread():
     for g in groups:
-      d = (_stat_distances(stats[g.id], metric) if g.id in stats else
-           _feature_distances(_weight_features(graph, ctx, g), metric))
+      if g.id in stats:
+        _check_finite(live, g, np.diag(stats[g.id][0]), "feature maps")
+        d = _stat_distances(stats[g.id], metric)
+      else:
+        features = _weight_features(graph, ctx, g)
+        _check_finite(live, g, features, "filters")
+        d = _feature_distances(features, metric)
       dists[g.id] = d
       scores[g.id] = _redundancy(d, metric)
   # Per group, one dendrogram per block: [(first channel, linkage), ...].
@@ -316,6 +321,32 @@ def _effective_kernel(weights, name, layer):
   scale = float(layer.lora_alpha) / float(layer.lora_rank)
   return w + scale * np.matmul(np.asarray(weights["lora_kernel_a"], np.float64),
                                np.asarray(weights["lora_kernel_b"], np.float64))
+
+
+def _check_finite(model, group, values, what):
+  """Raises, naming the group and the cause, unless `values` is finite.
+
+  `values` holds a row per channel (filters, or the maps' squared sums): a
+  NaN would make a channel look unlike every other one (cosine) or fail
+  in scipy without naming anything (euclidean).
+  """
+  values = np.asarray(values)
+  bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+  if not bad.any():
+    return
+  from tfprune_survey.scoring import _non_finite_weights  # pylint: disable=g-import-not-at-top
+  weights = _non_finite_weights(model)
+  if weights:
+    shown = weights[:3] + (["..."] if len(weights) > 3 else [])
+    why = (f"model '{model.name}' has NaN or inf in weight(s) {shown}; "
+           "restore finite weights (e.g. from a checkpoint before training "
+           "diverged) before clustering")
+  else:
+    why = ("neither the data nor the weights hold NaN or inf, so the "
+           "statistics overflowed (e.g. very large inputs)")
+  raise ValueError(f"cannot compare the channels of group '{group.id}': "
+                   f"the {what} of {int(bad.sum())} of its {group.size} "
+                   f"channels are not finite (NaN or inf): {why}")
 
 
 def _map_stats(model, graph, data, steps, verbose):
