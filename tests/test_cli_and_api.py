@@ -576,6 +576,9 @@ class _DataRead(Exception):
     (dict(bench_runs=0), "`bench_runs` must be an int >= 1"),
     (dict(round_to=0), "`round_to` must be an int >= 1"),
     (dict(ft_images=2.5), "`ft_images` must be an int"),
+    # The second l1 row's slim files would replace the first's.
+    (dict(criteria=("l1", "fpgm", "l1")), r"`criteria` names \['l1'\] more "
+     "than once"),
 ])
 def test_demo_checks_its_arguments_before_reading_data(kwargs, match,
                                                        tmp_path, monkeypatch):

@@ -251,6 +251,11 @@ def _check_args(criteria, latency_target, latency_criterion, counts):
     if not isinstance(name, str) or name not in known:
       raise ValueError(f"`{arg}`: {name!r} is not a criterion name; choose "
                        f"from {known}")
+  twice = sorted({c for c in criteria if criteria.count(c) > 1})
+  if twice:
+    raise ValueError(f"`criteria` names {twice} more than once; each row's "
+                     "files are named after its criterion, so the later row "
+                     "would overwrite the earlier one's")
   for arg, value in counts.items():
     planning.check_int(value, arg, 1)
   return criteria
