@@ -358,3 +358,24 @@ def test_pairs_draws_every_run_of_ours(csv_path, tmp_path):
   assert len(warnings) == 1
   assert "no published result shares a model with ours (LeNet / " \
       "fashion_mnist)" in warnings[0]
+
+
+def test_default_path_finds_a_user_install(csv_path, tmp_path, monkeypatch):
+  # `pip install --user`: data_files land under the user base, not under
+  # sys.prefix, and there is no source tree beside the package.
+  import site
+  import sys
+  monkeypatch.delenv(published.ENV_VAR, raising=False)
+  monkeypatch.setattr(published, "__file__",
+                      str(tmp_path / "lib" / "tfprune_survey" / "published.py"))
+  monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+  user = tmp_path / "user"
+  (user / "share" / "tfprune_survey").mkdir(parents=True)
+  shipped = user / "share" / "tfprune_survey" / "published_results.csv"
+  shipped.write_text(open(csv_path).read())
+  monkeypatch.setattr(site, "USER_BASE", str(user))
+  assert published.default_path() == str(shipped)
+  assert len(published.load()) == 5
+  shipped.unlink()
+  with pytest.raises(FileNotFoundError, match="TFPS_PUBLISHED_RESULTS"):
+    published.default_path()

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import site
 import sys
 
 COLUMNS = ("method", "model", "dataset", "base_top1", "pruned_top1",
@@ -46,8 +47,11 @@ def default_path():
   here = os.path.dirname(os.path.abspath(__file__))
   candidates.append(os.path.join(os.path.dirname(here), "benchmarks",
                                  "published_results.csv"))
-  candidates.append(os.path.join(sys.prefix, "share", "tfprune_survey",
-                                 "published_results.csv"))
+  # setup.cfg's data_files: under the prefix, or the user base with
+  # `pip install --user`.
+  for base in (sys.prefix, site.getuserbase()):
+    candidates.append(os.path.join(base, "share", "tfprune_survey",
+                                   "published_results.csv"))
   for path in candidates:
     if os.path.exists(path):
       return path
