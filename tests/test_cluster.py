@@ -571,6 +571,21 @@ def test_recalibrate_and_progress_bar(framework, capsys):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("steps", [None, 10])
+def test_progress_bar_ends_its_line_at_the_batches_read(framework, steps,
+                                                        capsys):
+  # 64 samples are 2 batches; without `steps` (or with more) the bar never
+  # reached its target, so it stayed at "1/Unknown" or "1/10" and whatever
+  # was printed next continued its line.
+  model = conv_model(framework)
+  tps.cluster_prune(model, ratio=0.5, data=inputs(64), steps=steps,
+                    verbose=1)
+  out = capsys.readouterr().out
+  assert ("2/Unknown" if steps is None else "2/10") in out, out
+  assert out.endswith("\n"), repr(out[-80:])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_malformed_recalibrate_of_a_two_input_model_fails_first(framework,
                                                                monkeypatch):
   # `recalibrate` meets the model only after the merging; a list read as
