@@ -390,6 +390,45 @@ def test_a_duck_typed_schedule_works_at_fit(xy):
   assert kept_fraction(pm) == pytest.approx(0.5, abs=0.05)
 
 
+def test_a_schedule_that_returns_no_valid_sparsity_is_a_clear_error(xy):
+  # is_schedule is duck-typed, so a Keras learning-rate schedule (one
+  # number per step) passes at wrapping; at fit it failed with "Cannot
+  # iterate over a scalar tensor", and a sparsity of 1.5 was taken (all but
+  # min_channels of every group removed).
+  x, y = xy
+  keras = keras_of("keras3")
+
+  class Returns:
+
+    def __init__(self, value):
+      self.value = value
+
+    def __call__(self, step):
+      return self.value
+
+    def get_config(self):
+      return {}
+
+  cases = [(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9),
+            TypeError, r"ExponentialDecay must return \(should_prune, "
+            r"sparsity\).*at step 0"),
+           (Returns(0.5), TypeError, r"Returns must return"),
+           (Returns((True, 1.5)), ValueError, r"Returns returned sparsity "
+            r"1.5 at step 0.*\[0, 1\)"),
+           (Returns((True, float("nan"))), ValueError, "sparsity nan")]
+  for schedule, error, message in cases:
+    pm = compile_model(tps.prune_channels(build("keras3"), "l1", schedule))
+    with pytest.raises(error, match=message):
+      pm.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
+             callbacks=[tps.UpdateChannelPruningStep()])
+  # No sparsity is read at a step that does not prune.
+  pm = compile_model(tps.prune_channels(build("keras3"), "l1",
+                                        Returns((False, None))))
+  pm.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
+         callbacks=[tps.UpdateChannelPruningStep()])
+  assert kept_fraction(pm) == 1.0
+
+
 @pytest.mark.parametrize("spe", [1, 3])
 def test_a_dataset_of_unknown_length_keeps_the_step(xy, spe):
   # Keras 3 ends each epoch of a dataset of unknown length with one more

@@ -89,6 +89,34 @@ def _schedule_of(model, wrappers):
         "serializable, or custom_object_scope around fit)") from e
 
 
+def _ask_schedule(schedule, step):
+  """(should_prune, sparsity) of `schedule` at `step`: a bool, and a float
+  in [0, 1) when it prunes (None otherwise).
+
+  Raises:
+    TypeError: the schedule returned something else than a pair (e.g. a
+      learning-rate schedule, which returns one number).
+    ValueError: the sparsity is outside [0, 1) or NaN.
+  """
+  out = schedule(step)
+  name = type(schedule).__name__
+  try:
+    should, sparsity = out
+    should = bool(should)
+    # The sparsity is read only when pruning (it may be None otherwise).
+    sparsity = float(sparsity) if should else None
+  except (TypeError, ValueError):
+    raise TypeError(
+        f"the pruning schedule {name} must return (should_prune, sparsity) "
+        f"when called with a step; at step {step} it returned "
+        f"{out!r}") from None
+  if should and not 0.0 <= sparsity < 1.0:
+    raise ValueError(
+        f"the pruning schedule {name} returned sparsity {sparsity!r} at step "
+        f"{step}: the fraction of channels to remove must be in [0, 1)")
+  return should, sparsity
+
+
 def _kept_first(scores, kept):
   """Scores ranking the channels in `kept` above all others.
 
@@ -199,10 +227,10 @@ class Controller:
     """
     first = step if first is None else min(first, step)
     for s in range(step, first - 1, -1):
-      should, sparsity = self.schedule(s)
-      if bool(should):
-        self.last_sparsity = float(sparsity)
-        self.update(float(sparsity))
+      should, sparsity = _ask_schedule(self.schedule, s)
+      if should:
+        self.last_sparsity = sparsity
+        self.update(sparsity)
         return True
     return False
 
