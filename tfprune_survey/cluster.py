@@ -318,7 +318,9 @@ def _effective_kernel(weights, name, layer):
   w = weights[name]
   if name != "kernel" or "lora_kernel_b" not in weights:
     return w
-  scale = float(layer.lora_alpha) / float(layer.lora_rank)
+  rank = float(layer.lora_rank)
+  # Older Keras 3 versions have no lora_alpha: their scale is 1.
+  scale = float(getattr(layer, "lora_alpha", None) or rank) / rank
   return w + scale * np.matmul(np.asarray(weights["lora_kernel_a"], np.float64),
                                np.asarray(weights["lora_kernel_b"], np.float64))
 
