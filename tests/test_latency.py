@@ -205,7 +205,8 @@ def test_ratios_fix_their_groups_and_latency_allocates_the_rest(framework):
   assert latency.search_latency(plan, lm, 0.5 / 7, fixed={"c1": 8}) == {
       "c1": 8, "c2": 16}
   # A fixed group cannot be cut to reach the goal: unreachable.
-  with pytest.raises(ValueError, match="round_to and ratios the largest"):
+  with pytest.raises(ValueError, match=r"reduction is 0\.286, with .*groups "
+                     r"fixed by `ratios`: 'c2' \(keeps 16 of 16\)"):
     latency.search_latency(plan, lm, 4 / 7, fixed={"c2": 16})
   # Through tps.prune: `ratios` takes c2 to exactly half, by its scores.
   model = small_model(framework)
@@ -244,6 +245,41 @@ def test_prune_with_target_latency_and_fake_table(framework):
                     min_channels=4, reconstruct=True)
   assert {g: list(k) for g, k in refit.keep.items()} == {
       g: list(k) for g, k in result.keep.items()}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_unreachable_target_latency_names_what_limits_it(framework,
+                                                          monkeypatch):
+  model = small_model(framework)
+  lm = fake_table()
+  # Found before any data is scored.
+  def no_scoring(*args, **kwargs):
+    raise AssertionError("scored before the reachability check")
+  monkeypatch.setattr("tfprune_survey.pruner.score_fn", no_scoring)
+  # `ignore` of c2's consumer leaves c2 whole: c1 at 8 gives 7 -> 5 ms
+  # (c1 1.0 + c2 3.0 + out 1.0), a reduction of 2/7.
+  with pytest.raises(ValueError) as e:
+    tps.prune(model, "l1", target_latency=0.4, latency=lm, ignore="out")
+  assert str(e.value) == (
+      "`target_latency`=0.4 is unreachable: the largest predicted latency "
+      "reduction is 0.286, with min_channels=1; round_to=1; groups left "
+      "whole: 'c2' (by `ignore`)")
+  # min_channels=5 stops c2 at 8 (its grid is 4): 1 + 3 + 0.5 = 4.5 ms.
+  with pytest.raises(ValueError, match=r"reduction is 0\.357, with "
+                     r"min_channels=5; round_to='auto' \(widths on each "
+                     r"group's measured grid: 'c1': 8, 'c2': 4\)$"):
+    tps.prune(model, "l1", target_latency=4 / 7, latency=lm, min_channels=5,
+              round_to="auto")
+  # c2 fixed whole by `ratios`: only c1 is cut, to 8 (7 -> 5 ms).
+  with pytest.raises(ValueError, match=r"reduction is 0\.286, with "
+                     r"min_channels=1; round_to=8; groups fixed by "
+                     r"`ratios`: 'c2' \(keeps 16 of 16\)$"):
+    tps.prune(model, "l1", target_latency=0.4, latency=lm, round_to=8,
+              ratios={"c2": 0.0})
+  # Reachable targets are unaffected by the check.
+  monkeypatch.undo()
+  r = tps.prune(model, "l1", target_latency=0.25, latency=lm, ignore="out")
+  assert {g: len(k) for g, k in r.keep.items()} == {"c1": 8}
 
 
 def test_plot_panels_by_hand(tmp_path):

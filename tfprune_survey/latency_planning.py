@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 def search_latency(planner, latency_model, target, round_to="auto",
-                   fixed=None, weights=None):
+                   fixed=None, weights=None, left_whole=None):
   """Kept counts that remove `target` of the predicted latency, greedily.
 
   As NetAdapt and HALP do: at each step every group proposes a cut, from its
@@ -69,19 +69,111 @@ def search_latency(planner, latency_model, target, round_to="auto",
       that count.
     weights: optional {group_id: factor > 0} on a group's normalised
       scores (default 1); not for groups in `fixed`.
+    left_whole: optional {group_id: why} of prunable groups the planner
+      does not plan (e.g. 'by `ignore`'), named when `target` is
+      unreachable.
 
   Returns:
     {group_id: kept count}.
 
   Raises:
-    ValueError: when `target` cannot be reached (the message gives the
-      largest reachable reduction), or for a weight that names no planned
-      group or a group in `fixed`, or is not a positive number.
+    ValueError: when `target` cannot be reached (see `check_reachable`:
+      the message gives the largest reachable reduction and what limits
+      it), or for a weight that names no planned group or a group in
+      `fixed`, or is not a positive number.
   """
   lm = latency_model
   fixed = dict(fixed or {})
   weights = _check_weights(planner, weights, fixed)
-  allowed, cands, lost = {}, {}, {}
+  allowed, cands, lost, steps = _stairs(planner, lm, round_to, fixed, weights)
+  counts = {g.id: g.size for g in planner.groups}
+  full = lm.predict_counts(counts)
+  goal = (1.0 - target) * full
+  counts.update(fixed)
+
+  def kept_score(c):
+    return -sum(lost[g.id][g.size - c[g.id]] for g in planner.groups
+                if g.id not in fixed)
+
+  plans = [_descend(planner, lm, dict(counts), goal, cands, allowed, lost,
+                    rule) for rule in RULES]
+  if any(p is None for p in plans):
+    _raise_unreachable(planner, lm, target, round_to, fixed, left_whole,
+                       counts, cands, allowed, lost, steps)
+  # The best of them: most score kept, then the closest to the goal.
+  return max(plans, key=lambda c: (round(kept_score(c), 9),
+                                   lm.predict_counts(c)))
+
+
+def check_reachable(planner, latency_model, target, round_to="auto",
+                    fixed=None, left_whole=None):
+  """Raises ValueError when no plan removes `target` of the latency.
+
+  The scores do not matter: the planner may hold zeros (`tps.prune` checks
+  this before any data is scored).
+
+  Args:
+    planner, latency_model, target, round_to, fixed, left_whole: as for
+      `search_latency`.
+
+  Raises:
+    ValueError: giving the largest reachable predicted reduction and what
+      limits it: `min_channels`, `round_to` (each group's step), the steps
+      of grouped-conv groups, the groups fixed by `ratios` and the groups
+      left whole.
+  """
+  lm = latency_model
+  fixed = dict(fixed or {})
+  allowed, cands, lost, steps = _stairs(planner, lm, round_to, fixed, {})
+  counts = {g.id: g.size for g in planner.groups}
+  goal = (1.0 - target) * lm.predict_counts(counts)
+  counts.update(fixed)
+  floor = _descend(planner, lm, dict(counts), -1.0, cands, allowed, lost,
+                   "capped", floor_only=True)
+  if lm.predict_counts(floor) > goal + 1e-12:
+    _raise_unreachable(planner, lm, target, round_to, fixed, left_whole,
+                       counts, cands, allowed, lost, steps)
+
+
+def _raise_unreachable(planner, lm, target, round_to, fixed, left_whole,
+                       counts, cands, allowed, lost, steps):
+  """The ValueError of an unreachable `target`, naming what limits it."""
+  full = lm.predict_counts({g.id: g.size for g in planner.groups})
+  now = lm.predict_counts(_descend(planner, lm, dict(counts), -1.0, cands,
+                                   allowed, lost, "capped", floor_only=True))
+  free = [g for g in planner.groups if g.id not in fixed]
+  limits = [f"min_channels={planner.min_channels}"]
+  if round_to == "auto":
+    limits.append("round_to='auto' (widths on each group's measured grid: " +
+                  (", ".join(f"{g.id!r}: {lm.step(g.id)}" for g in free)
+                   or "no group") + ")")
+  else:
+    limits.append(f"round_to={round_to}")
+  base = {g.id: lm.step(g.id) if round_to == "auto" else int(round_to)
+          for g in free}
+  blocked = {gid: n for gid, n in steps.items() if n != base[gid]}
+  if blocked:
+    limits.append("groups of grouped convs keeping multiples of "
+                  "lcm(round_to, blocks) " +
+                  ", ".join(f"{gid!r}: {n}" for gid, n in blocked.items()))
+  if fixed:
+    sizes = {g.id: g.size for g in planner.groups}
+    limits.append("groups fixed by `ratios`: " + ", ".join(
+        f"{gid!r} (keeps {n} of {sizes[gid]})" for gid, n in fixed.items()))
+  if not free:
+    limits.append("no group left to cut")
+  if left_whole:
+    limits.append("groups left whole: " + ", ".join(
+        f"{gid!r} ({why})" for gid, why in left_whole.items()))
+  raise ValueError(
+      f"`target_latency`={target} is unreachable: the largest predicted "
+      f"latency reduction is {1 - now / full:.3f}, with " + "; ".join(limits))
+
+
+def _stairs(planner, lm, round_to, fixed, weights):
+  """(allowed widths, cut candidates, cumulative score lost, steps) per
+  planned group; groups in `fixed` get no widths."""
+  allowed, cands, lost, steps = {}, {}, {}, {}
   # Score lost per ms needs scores >= 0: a criterion with negative scores
   # (apoz is -APoZ) would make every cut *gain* score, and the search would
   # cut more than the goal needs. All groups are shifted by one amount so
@@ -97,6 +189,7 @@ def search_latency(planner, latency_model, target, round_to="auto",
     step = lm.step(g.id) if round_to == "auto" else int(round_to)
     # A grouped conv's group keeps the same count in every block.
     step = math.lcm(step, planner.steps.get(g.id, 1))
+    steps[g.id] = step
     floor = planner.min_keep[g.id]
     widths = sorted({w for w in range(step, g.size, step) if w >= floor} |
                     {g.size})
@@ -106,28 +199,7 @@ def search_latency(planner, latency_model, target, round_to="auto",
     cands[g.id] = _cut_candidates(widths, lm.step(g.id))
     s = (np.sort(planner.normalized[g.id]) - shift) * weights.get(g.id, 1.0)
     lost[g.id] = np.concatenate([[0.0], np.cumsum(s)])
-  counts = {g.id: g.size for g in planner.groups}
-  full = lm.predict_counts(counts)
-  goal = (1.0 - target) * full
-  counts.update(fixed)
-
-  def kept_score(c):
-    return -sum(lost[g.id][g.size - c[g.id]] for g in planner.groups
-                if g.id not in fixed)
-
-  plans = [_descend(planner, lm, dict(counts), goal, cands, allowed, lost,
-                    rule) for rule in RULES]
-  if any(p is None for p in plans):
-    now = lm.predict_counts(_descend(planner, lm, dict(counts), -1.0, cands,
-                                     allowed, lost, "capped",
-                                     floor_only=True))
-    raise ValueError(
-        f"`target_latency`={target} is unreachable: with min_channels, "
-        f"round_to and ratios the largest predicted latency reduction is "
-        f"{1 - now / full:.3f}")
-  # The best of them: most score kept, then the closest to the goal.
-  return max(plans, key=lambda c: (round(kept_score(c), 9),
-                                   lm.predict_counts(c)))
+  return allowed, cands, lost, steps
 
 
 def _check_weights(planner, weights, fixed):
@@ -273,7 +345,7 @@ def check_round_to(round_to, target_latency):
 
 
 def plan_latency(model, graph, planner, target, latency, round_to, scope,
-                 verbose=0, fixed=None):
+                 verbose=0, fixed=None, left_whole=None):
   """Kept counts for `tps.prune(target_latency=...)`, and the LatencyModel.
 
   Args:
@@ -286,6 +358,8 @@ def plan_latency(model, graph, planner, target, latency, round_to, scope,
     verbose: 1 shows a progress bar while measuring.
     fixed: optional {group_id: kept count} left as they are (see
       `search_latency`).
+    left_whole: optional {group_id: why} of prunable groups not planned,
+      named when the target is unreachable.
 
   Raises:
     TypeError: `latency` is not a LatencyModel.
@@ -303,7 +377,8 @@ def plan_latency(model, graph, planner, target, latency, round_to, scope,
     raise TypeError("`latency` must be a tps.latency.LatencyModel, got "
                     f"{type(latency).__name__}")
   latency.check(model, graph)
-  return search_latency(planner, latency, target, round_to, fixed), latency
+  return search_latency(planner, latency, target, round_to, fixed,
+                        left_whole=left_whole), latency
 
 
 def report_fields(model, slim, latency, counts):
@@ -327,5 +402,5 @@ def report_fields(model, slim, latency, counts):
                                       latency.predict_counts({}))}
 
 
-__all__ = ["check_round_to", "plan_latency", "report_fields",
+__all__ = ["check_reachable", "check_round_to", "plan_latency", "report_fields",
            "search_latency"]

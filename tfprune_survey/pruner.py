@@ -195,8 +195,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       group or criterion, missing data, data whose input shape or labels do
       not fit the model, scores that are not finite (NaN or inf in the data
       or the weights), or an unreachable target (the message gives the
-      largest reachable); `target_macs` for a model of free input size
-      (its MACs cannot be counted; `ratio` and `ratios` work, and the
+      largest reachable and what limits it; target_macs and target_latency
+      are checked before any data is scored); `target_macs` for a model of
+      free input size (its MACs cannot be counted; `ratio` and `ratios` work, and the
       report's MACs are None); with `target_latency`: scope='local', round_to=
       'auto' without it, or a `latency` of another architecture; a
       `latency` without `target_latency`.
@@ -296,6 +297,22 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     raise ValueError(
         f"`target_latency`={target_latency} is unreachable: `ignore` leaves "
         f"every prunable group whole ({sorted(left_whole)})")
+  if target_latency is not None:
+    if latency is None:
+      # Measured before scoring, so that the reachability check below comes
+      # before any data is read.
+      from tfprune_survey.latency import LatencyModel  # pylint: disable=g-import-not-at-top
+      latency = LatencyModel.measure(model, verbose=verbose)
+      latency.check(model, graph)
+    # Reachable at best when every group not ignored is scored.
+    floor_planner = planning.Planner(
+        graph, {g.id: np.zeros(g.size) for g in graph.prunable_groups
+                if g.id not in left_whole}, args.round_to, args.min_channels)
+    latency_lib.check_reachable(
+        floor_planner, latency, args.target_latency, round_to,
+        None if ratios is None else {
+            gid: n for gid, n in floor_planner.counts_per_group(
+                ratios).items() if gid in ratios}, left_whole)
   scores = score_fn(model, crit, data, steps=steps, graph=graph,
                     verbose=verbose)
   for gid in list(scores):
@@ -316,7 +333,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
         if gid in ratios}
     counts, latency = latency_lib.plan_latency(
         model, graph, planner, args.target_latency, latency, round_to,
-        scope, verbose, fixed)
+        scope, verbose, fixed, left_whole)
   elif ratios is not None:
     counts = planner.counts_per_group(ratios)
   elif ratio is not None:
