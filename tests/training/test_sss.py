@@ -112,3 +112,25 @@ def test_block_scales_on_keras3_sit_on_the_residual_branches():
   np.testing.assert_allclose(
       np.asarray(tps.materialize(scaled, keep)(x)),
       np.asarray(tps.mask_channels(scaled, keep)(x)), rtol=1e-4, atol=1e-5)
+
+
+def test_zero_small_block_scales_checks_the_threshold():
+  # A negative or NaN threshold zeroed nothing without a word, and None
+  # failed comparing floats with None.
+  keras = keras_of("keras3")
+  L = keras.layers
+  inp = keras.Input((6, 6, 4))
+  h = L.Conv2D(4, 3, padding="same", name="branch")(inp)
+  h = L.BatchNormalization(name="bn")(h)
+  model = keras.Model(inp, L.Add(name="add")([inp, h]))
+  scaled = tps.add_scaling_factors(model, granularity="block")
+  block = scaled.get_layer("add_branch_sss")
+  block.scale.assign([-0.002])
+  for bad in (-1e-3, float("nan"), None, "0.01", True):
+    with pytest.raises(ValueError, match="`threshold` must be a number >= 0"):
+      tps.zero_small_block_scales(scaled, bad)
+  assert float(block.scale.numpy()[0]) == pytest.approx(-0.002)
+  assert tps.zero_small_block_scales(scaled, 0.0) == []
+  assert tps.zero_small_block_scales(scaled, np.float32(0.01)) == [
+      "add_branch_sss"]
+  assert float(block.scale.numpy()[0]) == 0.0

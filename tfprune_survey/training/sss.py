@@ -108,7 +108,15 @@ def add_scaling_factors(model, l1=1e-4, granularity="channel"):
 def zero_small_block_scales(model, threshold):
   """Sets shared (block) scales with |scale| <= threshold to exactly 0, in
   place; returns the names zeroed. The thresholding step that turns an L1
-  trained scale into a removable branch."""
+  trained scale into a removable branch.
+
+  Raises:
+    ValueError: for a `threshold` that is not a number >= 0 (a negative or
+      NaN one would zero nothing).
+  """
+  if isinstance(threshold, bool) or not isinstance(
+      threshold, numbers.Real) or not threshold >= 0:
+    raise ValueError(f"`threshold` must be a number >= 0, got {threshold!r}")
   zeroed = []
   for layer in model.layers:
     if isinstance(layer, ChannelScale) and layer.shared and (
