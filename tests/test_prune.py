@@ -271,6 +271,28 @@ def test_ignore_a_path_means_that_layer_only(framework):
 
 
 @pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_ignore_an_input_layer_leaves_nothing_whole(framework):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  i2 = k.Input((8, 8, 8), name="feat")
+  inner = k.Model(i2, k.layers.Conv2D(6, 1, name="ia")(i2), name="inner")
+  inp = k.Input((8, 8, 3), name="image")
+  x = inner(k.layers.Conv2D(8, 3, padding="same", name="a")(inp))
+  x = k.layers.GlobalAveragePooling2D()(x)
+  model = k.Model(inp, k.layers.Dense(3, name="out")(x))
+  assert model.get_layer("image").name == "image"
+  # An InputLayer is a layer of the model, whose channels (the model's
+  # input) are never pruned: naming it leaves every group as it was.
+  plain = tps.prune(model, "l1", ratio=0.5, scope="local").report.groups
+  assert plain == [("a", 4, 8), ("inner/ia", 3, 6)]
+  for ignore in ("image", "feat", "inner/feat", ["image", "inner/feat"]):
+    assert tps.prune(model, "l1", ratio=0.5, scope="local",
+                     ignore=ignore).report.groups == plain
+  with pytest.raises(ValueError, match=r"unknown layers \['imag'\]"):
+    tps.prune(model, "l1", ratio=0.5, ignore="imag")
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
 def test_global_ratio_with_round_to_removes_at_least_the_ratio(framework):
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
   k = frameworks.get(framework).keras

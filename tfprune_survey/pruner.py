@@ -106,6 +106,19 @@ def _count_macs_or_none(model):
     raise
 
 
+def _input_layer_paths(model, prefix=""):
+  """Paths of the InputLayers among `model.layers`, nested models' too."""
+  from tfprune_survey.graph.walker import is_submodel  # pylint: disable=g-import-not-at-top
+  out = set()
+  for layer in getattr(model, "layers", ()):
+    path = prefix + layer.name
+    if type(layer).__name__ == "InputLayer":
+      out.add(path)
+    elif is_submodel(layer):
+      out |= _input_layer_paths(layer, path + "/")
+  return out
+
+
 # Kept importable for code written against the private names.
 _check_int = planning.check_int
 _Planner = planning.Planner
@@ -166,7 +179,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       whole; a nested model's name leaves whole every group of its layers.
       A layer's path ('conv', 'outer/inner/conv') means that layer only; a
       name that is no path ('inner', 'conv') means every layer or nested
-      model of that own name. Defaults to ().
+      model of that own name. An InputLayer's name is accepted and leaves
+      nothing whole (the model's input channels are never pruned).
+      Defaults to ().
     reduction: optional override of the criterion's reduction ('mean',
       'sum' or 'max') across coupled layers.
     steps: optional maximum number of data batches for scoring, an int >= 1
@@ -245,6 +260,10 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   for c in graph.calls:
     parts = c.path.split("/")
     paths |= {"/".join(parts[:i]) for i in range(1, len(parts) + 1)}
+  # An InputLayer is a layer of the model (model.get_layer finds it) but no
+  # layer call: it is a known name whose channels (the model's input) are
+  # never pruned, so it leaves nothing whole.
+  paths |= _input_layer_paths(model)
   own_names = {part for p in paths for part in p.split("/")}
   unknown = [name for name in ignore
              if name not in paths and name not in own_names]
