@@ -492,6 +492,27 @@ def test_bad_inputs(framework):
     tps.prune(model, "l1", target_latency=0.3, latency=keyed)
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_round_to_errors_name_auto(framework):
+  model = small_model(framework)
+  lm = fake_table()
+  allowed = (r"`round_to` must be an int >= 1, or 'auto' \(with "
+             r"`target_latency`: each group's step from the LatencyModel\)")
+  for kwargs in (dict(target_latency=0.3, latency=lm), dict(ratio=0.5)):
+    for bad in ("Auto", "AUTO", "8", ""):
+      with pytest.raises(ValueError, match=f"{allowed}, got {bad!r}$"):
+        tps.prune(model, "l1", round_to=bad, **kwargs)
+  with pytest.raises(TypeError, match=f"{allowed}, got 2.5 of type float"):
+    tps.prune(model, "l1", target_latency=0.3, latency=lm, round_to=2.5)
+  # Without target_latency 'auto' is not allowed, and not offered.
+  with pytest.raises(TypeError, match=r"^`round_to` must be an int >= 1, "
+                     "got 2.5 of type float$"):
+    tps.prune(model, "l1", ratio=0.5, round_to=2.5)
+  r = tps.prune(model, "l1", target_latency=2 / 7, latency=lm,
+                round_to="auto")
+  assert r.report.latency_predicted_ratio <= 5 / 7 + 1e-9
+
+
 def _bad_table(edit):
   """fake_table()'s dict with `edit(d)` applied (layers[1] is 'c2')."""
   d = fake_table().to_dict()

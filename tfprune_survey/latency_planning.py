@@ -8,6 +8,7 @@ for the report. The tables themselves and how they are measured live in
 """
 
 import math
+import numbers
 
 import numpy as np
 
@@ -333,14 +334,25 @@ def check_round_to(round_to, target_latency):
   """`round_to` for the planner: 1 for 'auto' (with `target_latency` only).
 
   Raises:
-    ValueError: for 'auto' without `target_latency`.
+    ValueError: for 'auto' without `target_latency`, or another string
+      (e.g. 'Auto'): the message names both int and 'auto'.
+    TypeError: with `target_latency`, for a value neither an int nor a
+      string (ints are checked further by `planning.check_plan_args`).
   """
-  if isinstance(round_to, str) and round_to == "auto":
+  allowed = ("`round_to` must be an int >= 1, or 'auto' (with "
+             "`target_latency`: each group's step from the LatencyModel)")
+  if isinstance(round_to, str):
+    if round_to != "auto":
+      raise ValueError(f"{allowed}, got {round_to!r}")
     if target_latency is None:
       raise ValueError("`round_to`='auto' takes each group's step from the "
                        "LatencyModel, so it needs `target_latency`; give an "
                        "int otherwise")
     return 1
+  if target_latency is not None and (
+      isinstance(round_to, bool) or not isinstance(round_to, numbers.Integral)):
+    raise TypeError(f"{allowed}, got {round_to!r} of type "
+                    f"{type(round_to).__name__}")
   return round_to
 
 

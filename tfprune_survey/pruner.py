@@ -204,7 +204,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       round_to=2.5, ignore=5, scope=None), or a model of neither Keras.
     ValueError: for a value out of range (a ratio outside [0, 1), a
       target_macs or target_latency outside (0, 1), round_to or
-      min_channels below 1), not exactly one of ratio, target_macs, ratios
+      min_channels below 1, a round_to string other than 'auto'), not
+      exactly one of ratio, target_macs, ratios
       and target_latency (or ratios with target_latency), an unknown scope,
       layer,
       group or criterion, missing data, data whose input shape or labels do
