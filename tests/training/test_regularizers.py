@@ -70,3 +70,42 @@ def test_sparsify_bn_skips_bn_without_gamma(framework):
   assert reg.get_layer("no_gamma").get_config()["gamma_regularizer"] is None
   np.testing.assert_allclose([float(v) for v in reg.losses], [0.1 * 3.5],
                              rtol=1e-6)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_sparsify_bn_keeps_a_gamma_regularizer_the_model_has(framework):
+  # An L2 (or L1) the model had on gamma was replaced by the L1: its
+  # penalty was lost. It is kept, and the L1 added; a regularizer of the
+  # user's own class cannot be combined and is named.
+  keras = keras_of(framework)
+  L = keras.layers
+
+  def model(reg):
+    inp = keras.Input((6, 6, 2))
+    h = L.BatchNormalization(name="bn", gamma_regularizer=reg)(
+        L.Conv2D(3, 3)(inp))
+    m = keras.Model(inp, L.Dense(2)(L.GlobalAveragePooling2D()(h)))
+    m.get_layer("bn").gamma.assign(np.array([1.0, -2.0, 3.0], "float32"))
+    return m
+
+  gamma = np.array([1.0, -2.0, 3.0])
+  cases = [(keras.regularizers.L2(0.5), 0.5 * np.sum(gamma ** 2)),
+           (keras.regularizers.L1(0.2), 0.2 * np.abs(gamma).sum()),
+           (keras.regularizers.L1L2(l1=0.2, l2=0.5),
+            0.2 * np.abs(gamma).sum() + 0.5 * np.sum(gamma ** 2))]
+  for reg, penalty in cases:
+    got = tps.sparsify_bn(model(reg), l1=0.1)
+    want = penalty + 0.1 * np.abs(gamma).sum()
+    np.testing.assert_allclose([float(v) for v in got.losses], [want],
+                               rtol=1e-5)
+
+  class Mine(keras.regularizers.Regularizer):
+
+    def __call__(self, x):
+      return 0.0 * x[0]
+
+    def get_config(self):
+      return {}
+
+  with pytest.raises(ValueError, match="'bn' already has a gamma_regularizer"):
+    tps.sparsify_bn(model(Mine()), l1=0.1)

@@ -10,6 +10,9 @@ from tfprune_survey.strip import surgery
 def sparsify_bn(model, l1=1e-4):
   """A clone whose BatchNormalization gammas carry an L1 penalty.
 
+  A gamma regularizer the model has already (Keras' L1, L2 or L1L2) is
+  kept and the L1 penalty added to it.
+
   Training the clone pushes unimportant channels' gamma towards 0; pruning
   it with the `slimming` criterion (|gamma|) is then Network Slimming's
   recipe. The regularizer is the model's own Keras' L1, so the model saves
@@ -28,14 +31,14 @@ def sparsify_bn(model, l1=1e-4):
     The regularized clone (same Keras), weights copied.
 
   Raises:
-    ValueError: for a negative `l1`, or a model without BatchNormalization
-      (or whose BNs all have `scale=False`: no gamma).
+    ValueError: for a negative `l1`, a model without BatchNormalization
+      (or whose BNs all have `scale=False`: no gamma), or a BN whose gamma
+      has a regularizer other than Keras' L1, L2 or L1L2 (named).
   """
   keras = frameworks.check_model(model, "model").keras
   if isinstance(l1, bool) or not isinstance(l1, numbers.Real) or l1 < 0:
     raise ValueError(f"`l1` must be a number >= 0, got {l1!r}")
   config = copy.deepcopy(model.get_config())
-  reg = keras.regularizers.serialize(keras.regularizers.L1(float(l1)))
   count = [0]
 
   def visit(node):
@@ -43,7 +46,9 @@ def sparsify_bn(model, l1=1e-4):
       # A BN made with scale=False has no gamma to regularize.
       if node.get("class_name") == "BatchNormalization" and isinstance(
           node.get("config"), dict) and node["config"].get("scale", True):
-        node["config"]["gamma_regularizer"] = copy.deepcopy(reg)
+        conf = node["config"]
+        conf["gamma_regularizer"] = _with_l1(
+            keras, conf.get("gamma_regularizer"), float(l1), conf.get("name"))
         count[0] += 1
       for v in node.values():
         visit(v)
@@ -60,3 +65,27 @@ def sparsify_bn(model, l1=1e-4):
   for _, a, b in surgery.layer_pairs(model, clone):
     b.set_weights(a.get_weights())
   return clone
+
+
+def _with_l1(keras, existing, l1, layer_name):
+  """The serialized gamma regularizer: Keras' L1(l1), plus the L1, L2 or
+  L1L2 penalty the layer already has (kept, not replaced)."""
+  regs = keras.regularizers
+  if existing is None:
+    return regs.serialize(regs.L1(l1))
+  try:
+    old = regs.deserialize(copy.deepcopy(existing))
+  except (TypeError, ValueError):
+    old = None
+  if type(old) not in (regs.L1, regs.L2, regs.L1L2):  # pylint: disable=unidiomatic-typecheck
+    kind = (existing.get("class_name") if isinstance(existing, dict)
+            else existing)
+    raise ValueError(
+        f"BatchNormalization layer {layer_name!r} already has a "
+        f"gamma_regularizer ({kind!r}): sparsify_bn adds its L1 penalty to "
+        "none, or to Keras' L1, L2 or L1L2 only")
+  conf = old.get_config()
+  total_l1 = float(conf.get("l1", 0.0)) + l1
+  l2 = float(conf.get("l2", 0.0))
+  reg = regs.L1L2(l1=total_l1, l2=l2) if l2 else regs.L1(total_l1)
+  return regs.serialize(reg)
