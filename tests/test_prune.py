@@ -193,6 +193,58 @@ def test_argument_errors_come_before_scoring(small, monkeypatch, kwargs, exc,
   assert words in str(info.value)
 
 
+def test_ratios_keyed_by_a_layer_name_the_layers_group(small):
+  prunable = "; ratios are keyed by group id (prunable: ['a', 'b', 'fc'])"
+
+  def message(ratios):
+    with pytest.raises(ValueError) as info:
+      tps.prune(small, "l1", ratios=ratios)
+    return str(info.value)
+
+  assert message({"bn_a": 0.5}) == (
+      "`ratios` names ['bn_a'], which are not prunable groups: 'bn_a' is a "
+      "layer of group 'a'" + prunable)
+  assert message({"a": 0.5, "out": 0.5, "nope": 0.5}) == (
+      "`ratios` names ['out', 'nope'], which are not prunable groups: 'out' "
+      "is a group that cannot be pruned (reaches the model output through "
+      "'out'); 'nope' is no group or layer of the model" + prunable)
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_ratios_keyed_by_a_merge_or_nested_layer(framework):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  i2 = k.Input((8, 8, 8))
+  h = k.layers.BatchNormalization(name="ibn")(
+      k.layers.Conv2D(10, 3, padding="same", name="ia")(i2))
+  inner = k.Model(i2, k.layers.Conv2D(8, 1, name="ib")(h), name="inner")
+  inp = k.Input((8, 8, 3))
+  a = k.layers.Conv2D(8, 3, padding="same", name="a")(inp)
+  c = k.layers.Conv2D(8, 3, padding="same", name="c")(inner(a))
+  x = k.layers.Add(name="add")([a, c])
+  x = k.layers.Concatenate(name="cat")([x, k.layers.Conv2D(4, 1, name="d")(x)])
+  x = k.layers.GlobalAveragePooling2D()(x)
+  model = k.Model(inp, k.layers.Dense(3, name="out")(x))
+  why = {
+      # 'c' is added to 'a': one group, named after its first producer.
+      "c": "'c' is a layer of group 'a'",
+      "ibn": "'ibn' is a layer of group 'inner/ia'",
+      "inner/ibn": "'inner/ibn' is a layer of group 'inner/ia'",
+      "add": "'add' is a layer that passes on the channels of group 'a'",
+      "cat": "'cat' is a layer that passes on the channels of groups 'a', "
+             "'d'",
+      "inner": "'inner' is a nested model, whose layers are in groups "
+               "['a', 'inner/ia', 'inner/ib']",
+  }
+  for name, words in why.items():
+    with pytest.raises(ValueError) as info:
+      tps.prune(model, "l1", ratios={name: 0.5})
+    assert str(info.value) == (
+        f"`ratios` names [{name!r}], which are not prunable groups: {words}; "
+        "ratios are keyed by group id (prunable: ['a', 'inner/ia', "
+        "'inner/ib', 'd'])")
+
+
 def test_unreachable_target_macs_names_ignore_before_scoring(small,
                                                              monkeypatch):
   from tfprune_survey import pruner  # pylint: disable=g-import-not-at-top

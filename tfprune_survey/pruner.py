@@ -106,6 +106,48 @@ def _count_macs_or_none(model):
     raise
 
 
+def _not_a_group(graph, name):
+  """Why `name` is no prunable group: which group(s) a layer belongs to."""
+  ids = {g.id: g for g in graph.groups}
+  if name in ids:
+    return f"{name!r} is a group that cannot be pruned ({ids[name].reason})"
+  prunable = graph.prunable_groups
+  calls = [c for c in graph.calls
+           if name in (c.path, c.path.split("/")[-1])]
+  if not calls:
+    inside = [g.id for g in prunable
+              if any(name in m.split("/")[:-1]
+                     for m in g.producers + g.consumers + g.params)]
+    if any(name in c.path.split("/")[:-1] for c in graph.calls):
+      return (f"{name!r} is a nested model"
+              + (f", whose layers are in groups {inside}" if inside else
+                 ", with no prunable group"))
+    return f"{name!r} is no group or layer of the model"
+  paths = {c.path for c in calls}
+  # The groups the layer writes or carries per-channel parameters of...
+  owned = [g.id for g in prunable
+           if paths & (set(g.producers) | set(g.params))]
+  if owned:
+    return (f"{name!r} is a layer of group{'s' * (len(owned) > 1)} " +
+            ", ".join(repr(gid) for gid in owned))
+  # ... else the groups whose channels it passes on (ReLU, pooling, ...).
+  passed = []
+  for c in calls:
+    for value in c.inputs:
+      for var in (value.variables() if value is not None else ()):
+        try:
+          gid = graph.group_of_var(var).id
+        except KeyError:
+          continue
+        if gid in {g.id for g in prunable} and gid not in passed:
+          passed.append(gid)
+  if passed:
+    return (f"{name!r} is a layer that passes on the channels of "
+            f"group{'s' * (len(passed) > 1)} " +
+            ", ".join(repr(gid) for gid in passed))
+  return f"{name!r} is a layer of no prunable group"
+
+
 def _input_layer_paths(model, prefix=""):
   """Paths of the InputLayers among `model.layers`, nested models' too."""
   from tfprune_survey.graph.walker import is_submodel  # pylint: disable=g-import-not-at-top
@@ -251,8 +293,10 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     known = [g.id for g in graph.prunable_groups]
     unknown = [gid for gid in ratios if gid not in known]
     if unknown:
-      raise ValueError(f"`ratios` names {unknown}, which are not prunable "
-                       f"groups; prunable: {known}")
+      raise ValueError(
+          f"`ratios` names {unknown}, which are not prunable groups: " +
+          "; ".join(_not_a_group(graph, name) for name in unknown) +
+          f"; ratios are keyed by group id (prunable: {known})")
   # A name is a layer's path ('conv', 'outer/inner/conv') or a nested
   # model's ('outer/inner'), and then means that layer or every layer in that
   # model; a name that is no path is a layer's or nested model's own name
