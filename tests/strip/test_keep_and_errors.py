@@ -154,3 +154,36 @@ def test_add_of_two_branches_both_scaled_by_zero(k, fw):
   ref = np.asarray(tps.mask_channels(m, {"a": [0, 2]})(x))
   np.testing.assert_allclose(np.asarray(slim(x)), ref, atol=1e-5)
   np.testing.assert_allclose(ref, np.asarray(m(x)), atol=1e-5)
+
+
+@pytest.mark.parametrize("fn", [tps.mask_channels, tps.materialize])
+@pytest.mark.parametrize("k,fw", _kerases())
+def test_graph_of_another_model_is_refused_naming_the_layer(k, fw, fn):
+  del fw
+
+  def build(width, extra=False):
+    inp = k.Input((6, 6, 3))
+    x = k.layers.Conv2D(width, 3, name="c")(inp)
+    x = k.layers.ReLU()(x)
+    if extra:
+      x = k.layers.Conv2D(4, 1, name="e")(x)
+    x = k.layers.Conv2D(5, 3, name="d")(x)
+    x = k.layers.GlobalAveragePooling2D()(x)
+    return k.Model(inp, k.layers.Dense(2, name="head")(x))
+
+  model = build(4)
+  graph = tps.ChannelGraph(model)
+  # raised "internal error: layer 'd' not in config" / "weights of layer
+  # 'c' do not fit" instead of saying that `graph` is not this model's
+  with pytest.raises(ValueError, match=r"`graph` was built for .*'c'"):
+    fn(build(6), {"c": [0, 1]}, graph=graph)
+  with pytest.raises(ValueError, match=r"`graph` was built for .*'e'"):
+    fn(build(4, extra=True), {"c": [0, 1]}, graph=graph)
+  # a copy of the same architecture is fine, even with other layer names
+  # for its weightless layers
+  copy = build(4)
+  copy.set_weights(model.get_weights())
+  x = np.random.default_rng(0).random((2, 6, 6, 3)).astype("float32")
+  np.testing.assert_allclose(
+      np.asarray(fn(copy, {"c": [0, 3]}, graph=graph)(x)),
+      np.asarray(fn(model, {"c": [0, 3]})(x)), atol=1e-6)

@@ -47,7 +47,10 @@ def masked_copy(model, *, graph=None):
     `mask_channels(model, keep)` (validating `keep` the same way) and
     returns `copy`.
   """
-  graph = graph if graph is not None else ChannelGraph(model)
+  if graph is None:
+    graph = ChannelGraph(model)
+  else:
+    surgery.check_graph(model, graph)
   surgery.check_rebuildable(graph)
   new = surgery.rebuild(model, surgery.narrowed_config(model, graph, None),
                         weights_follow=True)

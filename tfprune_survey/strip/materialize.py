@@ -42,7 +42,10 @@ def materialize(model, keep, *, graph=None):
     >>> g = graph.prunable_groups[0]
     >>> slim = tps.materialize(model, {g.id: range(g.size // 2)})
   """
-  graph = graph if graph is not None else ChannelGraph(model)
+  if graph is None:
+    graph = ChannelGraph(model)
+  else:
+    surgery.check_graph(model, graph)
   surgery.check_rebuildable(graph)
   keep_arrays = resolve_keep(graph, keep)
   model, removed = branches.remove_dead_branches(model)

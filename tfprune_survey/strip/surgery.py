@@ -117,6 +117,56 @@ def grouped_weight(value, gs, keep_of, mode):
   return np.concatenate(parts, axis=gs.out_axis)
 
 
+def _layers_by_path(model, prefix=()):
+  """{qualified path: layer} of every non-model layer of `model`."""
+  out = {}
+  for layer in model.layers:
+    names = prefix + (layer.name,)
+    if is_submodel(layer):
+      out.update(_layers_by_path(layer, names))
+    else:
+      out["/".join(names)] = layer
+  return out
+
+
+def check_graph(model, graph, arg_name="graph"):
+  """Raises when `graph` was built for a model of another architecture.
+
+  The surgery finds the weights to slice by the layers' paths, so a graph
+  is accepted for `model` when every layer with weights has the same path
+  and weight shapes in both (an identical copy); any other graph would
+  slice the wrong weights, or none.
+
+  Raises:
+    ValueError: naming the first layer that does not match.
+  """
+  if graph.model is model:
+    return
+  have = {path: layer for path, layer in _layers_by_path(model).items()
+          if layer.weights}
+  seen = {}
+  for call in graph.calls:
+    if call.layer.weights:
+      seen.setdefault(call.path, call.layer)
+  problem = None
+  for path, layer in seen.items():
+    if path not in have:
+      problem = f"it has layer '{path}', which the model has not"
+    elif [tuple(w.shape) for w in have[path].weights] != [
+        tuple(w.shape) for w in layer.weights]:
+      problem = f"its layer '{path}' has other weight shapes than the model's"
+    if problem:
+      break
+  extra = [path for path in have if path not in seen]
+  if problem is None and extra:
+    problem = f"the model's layer '{extra[0]}' is not in it"
+  if problem:
+    raise ValueError(
+        f"`{arg_name}` was built for model '{graph.model.name}', not for "
+        f"'{model.name}': {problem}. Pass graph=tps.ChannelGraph(model), or "
+        "leave it out.")
+
+
 def check_rebuildable(graph):
   """Raises when rebuilding the graph's model from config would unshare a
   layer (one called inside a nested model and outside it).
