@@ -145,3 +145,17 @@ def test_layerwise_mode_on_a_model_with_a_dead_branch(framework):
   assert small.macs_reduction == pytest.approx(
       1 - tps.count_macs(small.model) / macs0)
   assert small.macs_reduction > 0.3
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+@pytest.mark.parametrize("mode", ["global", "layerwise"])
+@pytest.mark.parametrize("steps, error", [(0, ValueError), (1.5, TypeError),
+                                          ("2", TypeError)])
+def test_bad_steps_is_refused_even_when_no_round_prunes(framework, mode,
+                                                        steps, error):
+  # Dropping the dead branch alone removes more than 30%: no round calls
+  # `prune`, which was the only place that checked `steps`.
+  model = dead_branch_model(framework)
+  with pytest.raises(error, match=r"`steps` must be an int >= 1"):
+    tps.iterative_prune(model, "l1", target_macs=0.3, rounds=1, mode=mode,
+                        finetune=lambda m: None, steps=steps, verbose=0)

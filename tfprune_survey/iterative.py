@@ -161,6 +161,10 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
   round_to, min_channels = args.round_to, args.min_channels
   mode = planning.check_choice(mode, "mode", MODES)
   rounds = planning.check_int(rounds, "rounds", 1)
+  if steps is not None:
+    # `prune` checks it only when it runs: a round whose model already meets
+    # its goal (dead branches dropped) runs none.
+    steps = planning.check_int(steps, "steps", 1)
   # Checked before any pruning: both meet the model only after it.
   for value, name in ((eval_data, "eval_data"), (recalibrate, "recalibrate")):
     if value is not None:
