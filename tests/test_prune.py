@@ -214,7 +214,7 @@ def test_ratios_keyed_by_a_layer_name_the_layers_group(small):
 def test_ratios_keyed_by_a_merge_or_nested_layer(framework):
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
   k = frameworks.get(framework).keras
-  i2 = k.Input((8, 8, 8))
+  i2 = k.Input((8, 8, 8), name="feat")
   h = k.layers.BatchNormalization(name="ibn")(
       k.layers.Conv2D(10, 3, padding="same", name="ia")(i2))
   inner = k.Model(i2, k.layers.Conv2D(8, 1, name="ib")(h), name="inner")
@@ -235,6 +235,9 @@ def test_ratios_keyed_by_a_merge_or_nested_layer(framework):
              "'d'",
       "inner": "'inner' is a nested model, whose layers are in groups "
                "['a', 'inner/ia', 'inner/ib']",
+      "feat": "'feat' is an input layer, with no channels to prune",
+      "inner/feat": "'inner/feat' is an input layer, with no channels to "
+                    "prune",
   }
   for name, words in why.items():
     with pytest.raises(ValueError) as info:

@@ -122,6 +122,9 @@ def _not_a_group(graph, name):
       return (f"{name!r} is a nested model"
               + (f", whose layers are in groups {inside}" if inside else
                  ", with no prunable group"))
+    inputs = _input_layer_paths(graph.model)
+    if name in inputs or name in {p.split("/")[-1] for p in inputs}:
+      return f"{name!r} is an input layer, with no channels to prune"
     return f"{name!r} is no group or layer of the model"
   paths = {c.path for c in calls}
   # The groups the layer writes or carries per-channel parameters of...
