@@ -107,6 +107,41 @@ def test_compare_cli_unknown_model_lists_known_ones(csv_path, capsys):
   assert "ResNet56" in out.err and "VGG16" in out.err
 
 
+def test_compare_cli_says_what_each_filter_has(csv_path, tmp_path, capsys):
+  # Both known, never together: which data sets the model has, and which
+  # models the data set has (it listed every model, ResNet56 among them).
+  code, out = run_cli(["compare", "--published", csv_path, "--model",
+                       "ResNet56", "--dataset", "ImageNet"], capsys)
+  assert code == 2
+  assert ("no published results for --model ResNet56 on --dataset ImageNet; "
+          "ResNet56 has results on CIFAR10; ImageNet has results for VGG16"
+          in out.err), out.err
+  # An unknown data set names itself (not '--model None') and the data sets.
+  code, out = run_cli(["compare", "--published", csv_path, "--dataset",
+                       "MNIST"], capsys)
+  assert code == 2 and "--model None" not in out.err
+  assert ("no published results on --dataset MNIST; known data sets: "
+          "CIFAR10, ImageNet" in out.err), out.err
+  code, out = run_cli(["compare", "--published", csv_path, "--model",
+                       "resnet-56", "--dataset", "MNIST"], capsys)
+  assert "known data sets for resnet-56: CIFAR10\n" in out.err, out.err
+  # An unknown model on a known data set: the models on that data set.
+  code, out = run_cli(["compare", "--published", csv_path, "--model",
+                       "AlexNet", "--dataset", "imagenet"], capsys)
+  assert "known models on imagenet: VGG16\n" in out.err, out.err
+  code, out = run_cli(["compare", "--published", csv_path, "--model",
+                       "AlexNet", "--dataset", "MNIST"], capsys)
+  assert ("nor on --dataset MNIST; known models: ResNet-56, ResNet56, VGG16"
+          not in out.err)   # one spelling per model
+  assert ("known models: ResNet56, VGG16; known data sets: CIFAR10, "
+          "ImageNet" in out.err), out.err
+  # A file of no rows says so, with its path.
+  empty = tmp_path / "empty.csv"
+  empty.write_text(FIXTURE.splitlines()[0] + "\n")
+  code, out = run_cli(["compare", "--published", str(empty)], capsys)
+  assert code == 2 and f"{empty} has no rows of results" in out.err, out.err
+
+
 def write_ours(path, model="ResNet56", dataset="fashion_mnist"):
   runs = [{"model": model, "dataset": dataset, "criterion": "l1",
            "schedule": s, "seed": None, "target_macs_pct": 50.0,

@@ -514,12 +514,9 @@ def cmd_compare(args):
     raise UsageError(str(e)) from e
   shown = published.select(rows, FLAGS.model, FLAGS.dataset)
   if not shown:
-    known = sorted({r["model"] for r in rows}) if FLAGS.model else sorted(
-        {r["dataset"] for r in rows})
-    raise UsageError(
-        f"no published results for --model {FLAGS.model} --dataset "
-        f"{FLAGS.dataset}; known {'models' if FLAGS.model else 'data sets'}: "
-        + ", ".join(known))
+    raise UsageError(published.no_match(
+        rows, FLAGS.model, FLAGS.dataset,
+        FLAGS.published or published.default_path()))
   # Ours follow --model only: a different data set is shown, with a warning.
   ours = published.select(ours, FLAGS.model)
   print(f"{len(shown)} published results"

@@ -143,6 +143,45 @@ def select(rows, model=None, dataset=None):
   return out
 
 
+def _names(rows, column):
+  """The column's names, one spelling each ('ResNet-56' is ResNet56), sorted."""
+  seen = {}
+  for r in rows:
+    seen.setdefault(normalize(r[column]), r[column])
+  return ", ".join(sorted(seen.values()))
+
+
+def no_match(rows, model=None, dataset=None, path=None):
+  """Why `select(rows, model, dataset)` is empty, and what there is instead.
+
+  Names the filter at fault: an unknown --model lists the models (those
+  on --dataset where it has results), an unknown --dataset the data sets
+  (those --model has results on), and a model and data set that are
+  known apart but have no result together say which data sets the model
+  has results on and which models the data set has.
+  """
+  by_model = select(rows, model=model) if model else rows
+  by_data = select(rows, dataset=dataset) if dataset else rows
+  if not rows:
+    return (f"{path or 'the published results file'} has no rows of "
+            "results")
+  if model and not by_model and dataset and not by_data:
+    return (f"no published results for --model {model} nor on --dataset "
+            f"{dataset}; known models: {_names(rows, 'model')}; known data "
+            f"sets: {_names(rows, 'dataset')}")
+  if model and not by_model:
+    return (f"no published results for --model {model}; known models"
+            + (f" on {dataset}" if dataset else "") + ": "
+            + _names(by_data, "model"))
+  if dataset and not by_data:
+    return (f"no published results on --dataset {dataset}; known data sets"
+            + (f" for {model}" if model else "") + ": "
+            + _names(by_model, "dataset"))
+  return (f"no published results for --model {model} on --dataset "
+          f"{dataset}; {model} has results on {_names(by_model, 'dataset')}"
+          f"; {dataset} has results for {_names(by_data, 'model')}")
+
+
 def reduction(row):
   """FLOPs reduction % where known, else parameter reduction %, else None."""
   if row.get("flops_reduction_pct") is not None:
