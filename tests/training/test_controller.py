@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import tfprune_survey as tps
 from tests.training.conftest import build
+from tests.training.conftest import compile_model
 from tests.training.conftest import keras_of
 from tfprune_survey.training import controller as controller_lib
 
@@ -157,3 +158,25 @@ def test_hard_masks_never_bring_back_a_dropped_channel(framework, scope,
   for g, k in ctl.keep.items():
     assert set(k.tolist()) <= first[g], (g, first, ctl.keep)
     assert len(k) % 2 == 0 and (k < 4).sum() == (k >= 4).sum(), ctl.keep
+
+
+def test_layers_wrapped_with_other_arguments_are_a_clear_error(xy):
+  # One controller prunes every wrapper with the first one's settings: a
+  # second layer wrapped with its own schedule (25% here) was pruned to
+  # the first one's 50% without a word.
+  x, y = xy
+  keras = keras_of("keras3")
+  L = keras.layers
+  inp = keras.Input((12, 12, 1))
+  h = tps.prune_channels(L.Conv2D(8, 3, name="c1"), "l1",
+                         tps.schedules.ConstantSparsity(0.5, 0, frequency=1),
+                         scope="local")(inp)
+  h = tps.prune_channels(L.Conv2D(8, 3, name="c2"), "l1",
+                         tps.schedules.ConstantSparsity(0.25, 0, frequency=1),
+                         scope="local")(L.ReLU()(h))
+  h = L.GlobalAveragePooling2D()(L.ReLU()(h))
+  model = compile_model(keras.Model(inp, L.Dense(10)(h)))
+  with pytest.raises(ValueError, match=r"'c1' and 'c2' differ in "
+                     r"\['schedule'\].*0\.25.*same arguments"):
+    model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
+              callbacks=[tps.UpdateChannelPruningStep()])

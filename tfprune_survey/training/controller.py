@@ -41,16 +41,38 @@ def make_controller(model, data=None):
     data: data for data-dependent criteria, overriding the wrappers'.
 
   Raises:
-    ValueError: when `model` has no wrapper, or a criterion that needs data
-      has none.
+    ValueError: when `model` has no wrapper, its wrappers were given
+      different arguments (layers wrapped one by one), or a criterion that
+      needs data has none.
   """
   wrappers = wrappers_of(model)
   if not wrappers:
     raise ValueError(f"model {model.name!r} has no ChannelPruneWrapper: "
                      "build it with tps.prune_channels(model, ...)")
+  _check_same_settings(model, wrappers)
   if any(w.deferred for w in wrappers):
     return MarkerController(model, wrappers, data)
   return MaskingController(model, wrappers, data)
+
+
+def _check_same_settings(model, wrappers):
+  """One controller prunes every wrapper with one criterion, schedule and
+  plan: layers wrapped one by one (`prune_channels(layer, ...)`) with other
+  arguments would be pruned with the first one's."""
+  first = wrappers[0]
+  for w in wrappers[1:]:
+    if w.settings != first.settings:
+      keys = sorted(k for k in set(w.settings) | set(first.settings)
+                    if w.settings.get(k) != first.settings.get(k))
+      raise ValueError(
+          f"the layers of model {model.name!r} wrapped by prune_channels "
+          f"were given different arguments: {first.layer.name!r} and "
+          f"{w.layer.name!r} differ in {keys} "
+          f"({[first.settings.get(k) for k in keys]} and "
+          f"{[w.settings.get(k) for k in keys]}). One "
+          "UpdateChannelPruningStep prunes all of them with one criterion, "
+          "schedule, scope, round_to, min_channels and soft: wrap them with "
+          "the same arguments (e.g. in one prune_channels([...]) call)")
 
 
 def _schedule_of(model, wrappers):
