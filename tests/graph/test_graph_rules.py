@@ -379,6 +379,29 @@ def test_reshape_keeping_last_axis_follows_channels():
   assert slim.get_layer("rs").target_shape == (1, 1, 4)
 
 
+
+@pytest.mark.parametrize("target,kept", [((1, 1, -1), (1, 1, -1)),
+                                         ((-1,), (-1,))])
+def test_reshape_to_minus_one_keeping_last_axis_follows_channels(target,
+                                                                  kept):
+  # Reshape((1, 1, -1)) of (N, C), and (-1,) of (N, 1, 1, C), keep the last
+  # axis as (1, 1, C) does; they blocked the squeeze-excite channels.
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(8, 3, padding="same", name="c")(inp)
+  s = L.GlobalAveragePooling2D(name="squeeze", keepdims=target == (-1,))(x)
+  s = L.Reshape(target, name="rs")(s)
+  s = L.Dense(2, activation="relu", name="s1")(s)
+  s = L.Dense(8, activation="sigmoid", name="s2")(s)
+  if target == (-1,):
+    s = L.Reshape((1, 1, 8))(s)
+  x = L.Multiply()([x, s])
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(2)(x))
+  assert prunable(model) == {"c": (8, ["c", "s2"]), "s1": (2, ["s1"])}
+  slim = check_equivalence(model)
+  assert tuple(slim.get_layer("rs").target_shape) == kept
+  assert slim.get_layer("c").filters == 4
+
 def test_concatenate_maps_offsets():
   inp = keras.Input((8, 8, 3))
   a = L.Conv2D(4, 3, padding="same", name="a")(inp)

@@ -26,7 +26,8 @@ class Flatten(LayerHandler):
 
 
 class Reshape(LayerHandler):
-  """Reshape that keeps the last axis (e.g. (N, C) -> (N, 1, 1, C)).
+  """Reshape that keeps the last axis (e.g. (N, C) -> (N, 1, 1, C), with
+  target (1, 1, C) or (1, 1, -1)).
 
   In row-major order an unchanged last axis keeps every channel index, so the
   layout passes through and `target_shape[-1]` follows the kept width. Any
@@ -37,16 +38,20 @@ class Reshape(LayerHandler):
     lay = call.inputs[0]
     in_shape, out_shape = call.input_shapes[0], call.output_shapes[0]
     target = call.config.get("target_shape") or ()
+    # A last target of -1 that comes out as the channel count (1, 1, -1)
+    # keeps the last axis too: the other target axes hold every position,
+    # so -1 is the kept width after pruning and the config stays as it is.
     keeps_last = (lay is not None and lay.spatial == 1 and in_shape and
                   out_shape and in_shape[-1] is not None and
                   in_shape[-1] == out_shape[-1] and target and
-                  target[-1] == in_shape[-1])
+                  target[-1] in (in_shape[-1], -1))
     if not keeps_last:
       reason = (f"'{call.path}' (Reshape to {tuple(target)}) moves channels "
                 "across axes")
       b.block([lay], reason)
       return [b.opaque(call, out_shape, reason)]
-    b.width(call, ("target_shape", -1), lay)
+    if target[-1] != -1:
+      b.width(call, ("target_shape", -1), lay)
     return [lay]
 
 
