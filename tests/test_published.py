@@ -86,6 +86,21 @@ def test_pivot_sorts_methods_and_cells_by_reduction(csv_path):
   assert published.pivot([]) == "(no published results match)"
 
 
+def test_pivot_escapes_pipes_and_line_breaks_in_names(tmp_path):
+  # A '|' in a name split its cell: 'A|B' made a row of three cells under
+  # a header of two. A quoted line break in a name broke the row in two.
+  path = tmp_path / "pipe.csv"
+  path.write_text(FIXTURE.splitlines()[0] + "\n"
+                  'A|B,R|S,C,,,1,2,,top1,s,survey_text,\n'
+                  '"Multi\nline",R|S,C,,,-1,1,,top1,s,survey_text,\n')
+  lines = published.pivot(published.load(str(path))).splitlines()
+  assert lines == ["| method | R\\|S / C |", "|---|---|",
+                   "| A\\|B | +1.00 F2% |", "| Multi line | -1.00 F1% |"]
+  # Every row has as many cells as the header (a '\\|' is not a border).
+  for line in lines:
+    assert len(line.replace("\\|", "").split("|")) == 4, line
+
+
 def test_compare_cli_filters_and_sorts(csv_path, capsys):
   code, out = run_cli(["compare", "--published", csv_path, "--model",
                        "ResNet56"], capsys)

@@ -204,6 +204,11 @@ def _cell(row):
   return " ".join(parts)
 
 
+def _md(text):
+  """Text for a Markdown table cell: '|' escaped, line breaks as spaces."""
+  return re.sub(r"\s*[\r\n]+\s*", " ", str(text)).replace("|", "\\|")
+
+
 def pivot(rows):
   """Method by model/dataset, as Markdown.
 
@@ -217,7 +222,7 @@ def pivot(rows):
   col = lambda r: (normalize(r["dataset"]), normalize(r["model"]))
   names = {}
   for r in rows:  # one column per model/dataset, whatever the spelling
-    names.setdefault(col(r), f"{r['model']} / {r['dataset']}")
+    names.setdefault(col(r), f"{_md(r['model'])} / {_md(r['dataset'])}")
   columns = sorted(names)
   methods = {}
   for r in rows:
@@ -231,7 +236,7 @@ def pivot(rows):
     for c in columns:
       hits = sorted((r for r in methods[m] if col(r) == c), key=key)
       cells.append("; ".join(_cell(r) for r in hits))
-    lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines.append(f"| {_md(m)} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 
