@@ -159,3 +159,51 @@ def test_bad_steps_is_refused_even_when_no_round_prunes(framework, mode,
   with pytest.raises(error, match=r"`steps` must be an int >= 1"):
     tps.iterative_prune(model, "l1", target_macs=0.3, rounds=1, mode=mode,
                         finetune=lambda m: None, steps=steps, verbose=0)
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+@pytest.mark.parametrize("spec, error, match", [
+    ({"epochs": 1, "bogus": 3}, TypeError,
+     r"`finetune` has unknown key\(s\) \['bogus'\]"),
+    ({"optimizer": "nosuch"}, ValueError,
+     r"`finetune\['optimizer'\]`='nosuch' is no optimizer"),
+    ({"loss": "no_such_loss"}, ValueError,
+     r"`finetune\['loss'\]`='no_such_loss' is no loss"),
+    ({"x": "shape", "y": "labels"}, ValueError, r"`finetune\['x'\]`"),
+])
+def test_bad_finetune_dict_fails_before_any_scoring(framework, spec, error,
+                                                    match, monkeypatch):
+  # Each failed at the first fine-tuning, after a round of scoring and
+  # pruning (Model.fit's 'unexpected keyword argument', Keras's 'Unknown
+  # optimizer', ...).
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
+  model = zoo.vgg_small(input_shape=(8, 8, 1), widths=(4, 8, 8), fc=8,
+                        framework=framework)
+  if spec.get("x") == "shape":   # 5x5 inputs for an 8x8 model
+    spec = {"x": np.zeros((4, 5, 5, 1), np.float32),
+            "y": np.zeros(4, np.int64)}
+  crit = tps.criteria.get("l1")
+  monkeypatch.setattr(type(crit), "score", lambda self, ctx: 1 / 0)
+  with pytest.raises(error, match=match):
+    tps.iterative_prune(model, crit, target_macs=0.3, rounds=1,
+                        finetune=spec, verbose=0)
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+def test_finetune_dict_of_known_names_and_objects_still_runs(framework):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
+  model = zoo.vgg_small(input_shape=(8, 8, 1), widths=(4, 8, 8), fc=8,
+                        framework=framework)
+  keras = frameworks.get(framework).keras
+  x = np.random.default_rng(0).normal(size=(8, 8, 8, 1)).astype(np.float32)
+  y = np.arange(8) % 10
+  loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  for opt, lo in (("sgd", "sparse_categorical_crossentropy"),
+                  (keras.optimizers.SGD(0.01), loss)):
+    result = tps.iterative_prune(
+        model, "l1", target_macs=0.3, rounds=1, verbose=0,
+        finetune={"x": x, "y": y, "epochs": 1, "batch_size": 8,
+                  "optimizer": opt, "loss": lo})
+    assert result.macs_reduction >= 0.3

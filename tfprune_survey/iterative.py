@@ -2,6 +2,9 @@
 Li et al. 2017; Polyak and Wolf 2015; Luo et al. 2017, ThiNet)."""
 
 import dataclasses
+import inspect
+
+import numpy as np
 
 from tfprune_survey import criteria as criteria_lib
 from tfprune_survey import data as data_lib
@@ -22,7 +25,7 @@ MODES = ("global", "layerwise")
 _COMPILE_KEYS = ("optimizer", "loss", "metrics")
 
 
-def make_finetune(finetune):
+def make_finetune(finetune, model=None):
   """A callable (model) -> model from a callable or a dict of fit arguments.
 
   A dict is passed to `model.fit` after compiling the model with its
@@ -30,6 +33,11 @@ def make_finetune(finetune):
   cross-entropy, from logits unless the model ends in a softmax) and
   'metrics' entries, which are taken out of the dict first. A fresh
   optimizer is made for every call, since each call may see a new model.
+
+  With `model` (the model the fine-tuned ones are pruned from), a dict is
+  checked now: its keys against `model.fit`'s arguments, its 'optimizer'
+  and 'loss' as Keras resolves them, and an array 'x' against the model's
+  input shape; the errors name the key.
   """
   if callable(finetune):
     def run(model):
@@ -45,13 +53,18 @@ def make_finetune(finetune):
   compile_args = {k: spec.pop(k) for k in _COMPILE_KEYS if k in spec}
   spec.setdefault("verbose", 0)
 
-  def run(model):
-    keras = frameworks.of(model).keras
+  def make_optimizer(keras):
     optimizer = compile_args.get("optimizer", "adam")
     if isinstance(optimizer, keras.optimizers.Optimizer):
-      optimizer = type(optimizer).from_config(optimizer.get_config())
-    else:
-      optimizer = keras.optimizers.get(optimizer)
+      return type(optimizer).from_config(optimizer.get_config())
+    return keras.optimizers.get(optimizer)
+
+  if model is not None:
+    _check_fit_spec(model, spec, compile_args, make_optimizer)
+
+  def run(model):
+    keras = frameworks.of(model).keras
+    optimizer = make_optimizer(keras)
     loss = compile_args.get("loss")
     if loss is None:
       fn = per_sample_loss(model)
@@ -61,6 +74,38 @@ def make_finetune(finetune):
     model.fit(**spec)
     return model
   return run
+
+
+def _check_fit_spec(model, spec, compile_args, make_optimizer):
+  """Raises, naming the key of `finetune`, for what would fail at the first
+  fine-tuning, after a round of scoring and pruning."""
+  keras = frameworks.of(model).keras
+  params = inspect.signature(type(model).fit).parameters
+  if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+    known = [n for n in params if n != "self"]
+    unknown = [k for k in spec if k not in known]
+    if unknown:
+      raise TypeError(
+          f"`finetune` has unknown key(s) {unknown}: a dict of fine-tuning "
+          f"arguments takes {list(_COMPILE_KEYS)} (for compile) and "
+          f"model.fit's {known}")
+  for key, resolve in (("optimizer", make_optimizer),
+                       ("loss", lambda k: k.losses.get(
+                           compile_args["loss"]))):
+    if key not in compile_args or (key == "loss" and not isinstance(
+        compile_args[key], str)):   # None, a callable, a dict per output
+      continue
+    try:
+      resolve(keras)
+    except (ValueError, TypeError) as e:
+      raise ValueError(f"`finetune['{key}']`={compile_args[key]!r:.80} is "
+                       f"no {key} Keras knows: {e}") from None
+  x = spec.get("x")
+  if isinstance(x, np.ndarray) or (
+      isinstance(x, (list, tuple, dict)) and x and all(
+          isinstance(v, np.ndarray)
+          for v in (x.values() if isinstance(x, dict) else x))):
+    data_lib.check_data_now(model, (x,), "finetune['x']")
 
 
 @dataclasses.dataclass
@@ -171,7 +216,7 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
       data_lib.check_data_now(model, value, name)
   if recalibrate is not None:
     recalibrate = _check_recalibrate(model, recalibrate)
-  run_finetune = make_finetune(finetune)
+  run_finetune = make_finetune(finetune, model)
   crit = criteria_lib.get(criterion)
   if mode == "global":
     planning.check_local_only(crit, scope)
