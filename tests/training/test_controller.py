@@ -180,3 +180,26 @@ def test_layers_wrapped_with_other_arguments_are_a_clear_error(xy):
                      r"\['schedule'\].*0\.25.*same arguments"):
     model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
               callbacks=[tps.UpdateChannelPruningStep()])
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_layers_wrapped_inside_a_nested_model_are_named(xy, framework):
+  # Wrappers inside a nested model never get their step: the fit failed
+  # with "has no ChannelPruneWrapper: build it with tps.prune_channels"
+  # (or "no channel group can be pruned ... wrapped: ['c1']").
+  x, y = xy
+  keras = keras_of(framework)
+  L = keras.layers
+  every = tps.schedules.ConstantSparsity(0.5, 0, frequency=1)
+  block = keras.Sequential(
+      [keras.Input((10, 10, 8)),
+       tps.prune_channels(L.Conv2D(8, 3, name="inner_conv"), "l1", every),
+       L.ReLU()], name="block")
+  inp = keras.Input((12, 12, 1))
+  h = tps.prune_channels(L.Conv2D(8, 3, name="c1"), "l1", every)(inp)
+  h = L.GlobalAveragePooling2D()(block(L.ReLU()(h)))
+  model = compile_model(keras.Model(inp, L.Dense(10)(h)))
+  with pytest.raises(ValueError, match=r"inside nested models "
+                     r"\(\['block/chprune_inner_conv'\]\)"):
+    model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
+              callbacks=[tps.UpdateChannelPruningStep()])

@@ -29,6 +29,7 @@ from tfprune_survey.strip.keep import resolve_keep
 from tfprune_survey.training.strip import current_keep
 from tfprune_survey.training.strip import sync_weights
 from tfprune_survey.training.strip import unwrap
+from tfprune_survey.training.wrapper import ChannelPruneWrapper
 from tfprune_survey.training.wrapper import registered_class
 from tfprune_survey.training.wrapper import wrappers_of
 
@@ -41,11 +42,20 @@ def make_controller(model, data=None):
     data: data for data-dependent criteria, overriding the wrappers'.
 
   Raises:
-    ValueError: when `model` has no wrapper, its wrappers were given
-      different arguments (layers wrapped one by one), or a criterion that
+    ValueError: when `model` has no wrapper, holds wrappers inside nested
+      models (which training-time pruning does not reach), its wrappers
+      were given different arguments (layers wrapped one by one), or a criterion that
       needs data has none.
   """
   wrappers = wrappers_of(model)
+  nested = _nested_wrappers(model)
+  if nested:
+    raise ValueError(
+        f"model {model.name!r} holds layers wrapped by prune_channels "
+        f"inside nested models ({nested}): training-time pruning reaches "
+        "only the layers of the model being fit, not those of a model "
+        "used as a layer. Wrap layers of the outer model, or prune the "
+        "nested model's channels one-shot with tps.prune")
   if not wrappers:
     raise ValueError(f"model {model.name!r} has no ChannelPruneWrapper: "
                      "build it with tps.prune_channels(model, ...)")
@@ -53,6 +63,18 @@ def make_controller(model, data=None):
   if any(w.deferred for w in wrappers):
     return MarkerController(model, wrappers, data)
   return MaskingController(model, wrappers, data)
+
+
+def _nested_wrappers(model, prefix=""):
+  """The paths of the ChannelPruneWrappers inside `model`'s nested models."""
+  found = []
+  for layer in getattr(model, "layers", ()):
+    if isinstance(layer, ChannelPruneWrapper) or not hasattr(layer, "layers"):
+      continue
+    path = f"{prefix}{layer.name}/"
+    found += [path + w.name for w in wrappers_of(layer)]
+    found += _nested_wrappers(layer, path)
+  return found
 
 
 def _check_same_settings(model, wrappers):
