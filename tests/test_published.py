@@ -394,6 +394,32 @@ def test_plot_does_not_pass_params_or_top5_figures_off_as_flops_top1(
   close(figs[0])
 
 
+def test_an_empty_delta_is_computed_from_base_and_pruned_top1(
+    tmp_path, monkeypatch):
+  # delta_top1 empty, base and pruned known: the table showed '?' and the
+  # plot left the figure out.
+  path = tmp_path / "nodelta.csv"
+  path.write_text(FIXTURE.splitlines()[0] + "\n"
+                  "Zeta,R,C,93.12,91.87,,40,,top1,s,survey_text,\n"
+                  "Eta,R,C,93.12,,,30,,top1,s,survey_text,\n")
+  rows = published.load(str(path))
+  assert rows[0]["delta_top1"] is None   # the file's figure, as it is
+  lines = published.pivot(rows).splitlines()
+  assert lines[2:] == ["| Zeta | -1.25 F40% |", "| Eta | ? F30% |"]
+  want = 91.87 - 93.12                   # -1.25 points
+  assert published.delta(rows[0]) == pytest.approx(-1.25)
+  assert published.delta(rows[0]) == pytest.approx(want)
+  assert published.delta(rows[1]) is None    # pruned unknown: unknown
+  import matplotlib.pyplot as plt
+  figs, close = [], plt.close
+  monkeypatch.setattr(plt, "close", figs.append)   # keep the figure
+  published.plot(rows, [], str(tmp_path / "p.png"))
+  points = [tuple(float(v) for v in xy) for c in figs[0].axes[0].collections
+            for xy in c.get_offsets()]
+  assert points == [(40.0, pytest.approx(want))]
+  close(figs[0])
+
+
 def test_pairs_draws_every_run_of_ours(csv_path, tmp_path):
   rows = published.load(csv_path)
   shared = published.load_ours(write_ours(tmp_path / "a.json",

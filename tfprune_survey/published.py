@@ -189,10 +189,19 @@ def reduction(row):
   return row.get("params_reduction_pct")
 
 
+def delta(row):
+  """delta_top1, else pruned_top1 - base_top1 where both are known, else None."""
+  if row.get("delta_top1") is not None:
+    return row["delta_top1"]
+  if row.get("base_top1") is not None and row.get("pruned_top1") is not None:
+    return row["pruned_top1"] - row["base_top1"]
+  return None
+
+
 def _cell(row):
   parts = []
-  if row["delta_top1"] is not None:
-    parts.append(f"{row['delta_top1']:+.2f}")
+  if delta(row) is not None:
+    parts.append(f"{delta(row):+.2f}")
   else:
     parts.append("?")
   if row["flops_reduction_pct"] is not None:
@@ -215,7 +224,8 @@ def pivot(rows):
   Methods are sorted by their largest reduction (FLOPs, else params),
   highest first; within a cell, entries are sorted the same way. A cell
   reads 'delta F<FLOPs reduction>% P<params reduction>%', delta in points
-  of top-1 ('?' unknown, '(top5)' when the figure is top-5).
+  of top-1 (pruned_top1 - base_top1 where delta_top1 is empty; '?'
+  unknown; '(top5)' when the figure is top-5).
   """
   if not rows:
     return "(no published results match)"
@@ -357,7 +367,7 @@ def plot(published, ours, path):
   fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8),
                            squeeze=False)
   for ax, (title, pub, own) in zip(axes[0], panels):
-    shown = [r for r in pub if r["delta_top1"] is not None and
+    shown = [r for r in pub if delta(r) is not None and
              reduction(r) is not None]
     kinds = set()
     for r in shown:
@@ -367,12 +377,12 @@ def plot(published, ours, path):
       top5 = r.get("metric") == "top5"
       kind = ("published, " + ("FLOPs" if flops else "params (FLOPs unknown)")
               + " reduction" + (", top-5" if top5 else ""))
-      ax.scatter(reduction(r), r["delta_top1"], marker="^" if top5 else "s",
+      ax.scatter(reduction(r), delta(r), marker="^" if top5 else "s",
                  s=28, facecolors="0.55" if flops else "none",
                  edgecolors="0.55", label=None if kind in kinds else kind)
       kinds.add(kind)
       ax.annotate(r["method"] + (" (top5)" if top5 else ""),
-                  (reduction(r), r["delta_top1"]), fontsize=6,
+                  (reduction(r), delta(r)), fontsize=6,
                   color="0.35", xytext=(3, 2), textcoords="offset points")
     crits = sorted({r["method"] for r in own})
     cmap = plt.get_cmap("tab20")
