@@ -180,6 +180,23 @@ def test_compare_cli_places_ours_beside_published(csv_path, tmp_path, capsys):
   assert (tmp_path / "cmp.png").stat().st_size > 10000
 
 
+def test_compare_cli_warns_of_ours_that_show_nothing(csv_path, tmp_path,
+                                                    capsys):
+  # No runs at all: said so (it read 'none of the runs is of model None').
+  empty = tmp_path / "empty.json"
+  empty.write_text(json.dumps({"settings": {}, "bases": [], "runs": []}))
+  code, out = run_cli(["compare", "--published", csv_path, "--ours",
+                       str(empty)], capsys)
+  assert code == 0 and f"WARNING: {empty} has no runs" in out.out, out.out
+  assert "model None" not in out.out
+  # Runs of another model than --model: which models they are of.
+  lenet = write_ours(tmp_path / "lenet.json", model="LeNet")
+  code, out = run_cli(["compare", "--published", csv_path, "--ours", lenet,
+                       "--model", "ResNet56"], capsys)
+  assert code == 0 and (f"none of the runs in {lenet} is of model ResNet56; "
+                        "they are of LeNet" in out.out), out.out
+
+
 def test_compare_warns_when_no_model_is_shared(csv_path, tmp_path):
   rows = published.load(csv_path)
   ours = published.load_ours(write_ours(tmp_path / "o.json", model="LeNet"))

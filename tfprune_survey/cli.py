@@ -518,16 +518,19 @@ def cmd_compare(args):
         rows, FLAGS.model, FLAGS.dataset,
         FLAGS.published or published.default_path()))
   # Ours follow --model only: a different data set is shown, with a warning.
-  ours = published.select(ours, FLAGS.model)
+  all_ours, ours = ours, published.select(ours, FLAGS.model)
   print(f"{len(shown)} published results"
         + (f" and {len(ours)} of ours" if FLAGS.ours else "")
         + "; cells: delta top-1 (points) F<FLOPs reduction>% "
         "P<params reduction>%; methods sorted by largest reduction\n")
   print(published.pivot(shown + ours))
   _, warnings = published.pairs(shown, ours) if ours else ([], [])
-  if FLAGS.ours and not ours:
+  if FLAGS.ours and not all_ours:
+    warnings.append(f"{FLAGS.ours} has no runs")
+  elif FLAGS.ours and not ours:
     warnings.append(f"none of the runs in {FLAGS.ours} is of model "
-                    f"{FLAGS.model}")
+                    f"{FLAGS.model}; they are of "
+                    + ", ".join(sorted({r["model"] for r in all_ours})))
   if FLAGS.plot:
     published.plot(shown, ours, FLAGS.plot)
   for w in warnings:
