@@ -50,3 +50,13 @@ def test_summaries_write_kept_fraction_and_macs(xy, tmp_path, framework):
                if tag.startswith("channel_pruning/kept_fraction/") and step == 1]
   assert len(fractions) == len(tps.ChannelGraph(base).prunable_groups)
   assert min(fractions) < 1.0
+
+
+def test_summaries_check_the_log_dir(tmp_path):
+  # '' wrote the event files into the working directory, and 3 failed at
+  # fit with "Cannot convert 3 to EagerTensor of dtype string".
+  for bad in ("", None, 3, b"logs"):
+    with pytest.raises(ValueError, match="`log_dir` must be a non-empty"):
+      tps.ChannelPruningSummaries(bad)
+  assert tps.ChannelPruningSummaries(tmp_path / "logs").log_dir == str(
+      tmp_path / "logs")

@@ -1,6 +1,8 @@
 """UpdateChannelPruningStep and ChannelPruningSummaries, as in tfmot's
 pruning_callbacks.py; they work in the `fit` of either Keras."""
 
+import os
+
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.metrics.macs import count_macs
 from tfprune_survey.metrics.macs_model import MacsModel
@@ -159,11 +161,20 @@ class ChannelPruningSummaries(Callback):
   on the TensorFlow backend).
 
   Args:
-    log_dir: the TensorBoard log directory.
+    log_dir: the TensorBoard log directory: a non-empty str or path.
+
+  Raises:
+    ValueError: for a `log_dir` that is not a non-empty str or path (as
+      tfmot's PruningSummaries).
   """
 
   def __init__(self, log_dir):
     super().__init__()
+    if isinstance(log_dir, os.PathLike):
+      log_dir = os.fspath(log_dir)
+    if not isinstance(log_dir, str) or not log_dir:
+      raise ValueError("`log_dir` must be a non-empty str or path, got "
+                       f"{log_dir!r}")
     self.log_dir = log_dir
     self._writer = None
     self._graph = None
