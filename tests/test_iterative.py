@@ -207,3 +207,65 @@ def test_finetune_dict_of_known_names_and_objects_still_runs(framework):
         finetune={"x": x, "y": y, "epochs": 1, "batch_size": 8,
                   "optimizer": opt, "loss": lo})
     assert result.macs_reduction >= 0.3
+
+
+def bn_and_plain_model(framework):
+  """Group 'a' (4 channels) has a BN, 'b' (32) none: 'slimming' scores only
+  'a', and 'b' stays whole; one channel of 'a' is about 25% of the MACs."""
+  keras = frameworks.get(framework).keras
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((8, 8, 3))
+  x = L.Conv2D(4, 3, padding="same", name="a")(inp)
+  x = L.ReLU()(L.BatchNormalization(name="bn_a")(x))
+  x = L.Conv2D(32, 3, padding="same", name="b", activation="relu")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  return keras.Model(inp, L.Dense(3, name="out")(x))
+
+
+class OnlyA(tps.criteria.Criterion):
+  """A data criterion (nothing is read) that scores group 'a' only."""
+  name = "only_a"
+  requires_data = True
+
+  def score(self, ctx):
+    return {"a": tps.criteria.get("l1").score(ctx)["a"]}
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+@pytest.mark.parametrize("mode", ["global", "layerwise"])
+@pytest.mark.parametrize("crit", ["slimming", "data"])
+def test_plan_leaves_out_the_groups_the_criterion_does_not_score(
+    framework, mode, crit):
+  # Reachable with every group pruned (about 95%), not with 'b' whole: at
+  # most 1 - 1/4 of the MACs of 'a' and its consumer. The check planned over
+  # every group, so 'global' failed in round 3, after two fine-tunings,
+  # with that round's target (0.203); 'layerwise' planned 'b' too and
+  # failed at it ("`ratios` names group 'b', which has no 'slimming'
+  # scores"), also at 0.5, which pruning 'a' alone reaches.
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  model = bn_and_plain_model(framework)
+  macs0 = tps.count_macs(model)
+  if crit == "data":
+    crit, name = OnlyA(), "only_a"
+    data = np.zeros((4, 8, 8, 3), np.float32)
+  else:
+    name, data = crit, None
+  tuned = []
+  kw = dict(rounds=3, mode=mode, data=data, verbose=0,
+            finetune=lambda m: tuned.append(tps.count_macs(m)))
+  with pytest.raises(ValueError, match=r"`target_macs`=0.8 is unreachable: "
+                     r"the largest reachable MACs reduction is 0.749") as e:
+    tps.iterative_prune(model, crit, target_macs=0.8, **kw)
+  assert f"'b' (no '{name}' scores)" in str(e.value)
+  assert not tuned
+  if name == "only_a" and mode == "global":
+    assert "found by round 1's 'only_a' scores" in str(e.value)
+  result = tps.iterative_prune(model, crit, target_macs=0.5, **kw)
+  filters = {l.name: l.filters for l in result.model.layers
+             if l.name in ("a", "b")}
+  # 2 of 4 channels of 'a' removed cut 0.499 < 0.5; 'b' is whole.
+  assert filters == {"a": 1, "b": 32}
+  assert result.macs_reduction == pytest.approx(
+      1 - tps.count_macs(result.model) / macs0)
+  assert result.macs_reduction >= 0.5

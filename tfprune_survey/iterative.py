@@ -3,6 +3,7 @@ Li et al. 2017; Polyak and Wolf 2015; Luo et al. 2017, ThiNet)."""
 
 import dataclasses
 import inspect
+import warnings
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from tfprune_survey.metrics.macs import count_macs, count_params
 from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.pruner import _check_recalibrate
 from tfprune_survey.pruner import prune
+from tfprune_survey.scoring import score as score_fn
 from tfprune_survey.metrics.accuracy import evaluate_accuracy
 from tfprune_survey.sensitivity import depth_order
 from tfprune_survey.strip import branches
@@ -137,16 +139,35 @@ class IterativeResult:
 
 
 def _layerwise_counts(model, graph, macs_before, target, round_to,
-                      min_channels):
+                      min_channels, scored=None, crit_name=None):
   """Kept counts per group, equal fractions, reaching `target` MACs cut.
 
   `target` is a fraction of `macs_before`, the MACs of the caller's model
-  (which may still have the dead branches `model` lacks).
+  (which may still have the dead branches `model` lacks). With `scored`
+  (the group ids criterion `crit_name` scores) only those are planned; the
+  others keep all their channels and are absent from the result.
+
+  Raises:
+    ValueError: naming `target_macs` when it is unreachable (and the
+      groups left whole for want of scores).
   """
-  scores = {g.id: [0.0] * g.size for g in graph.prunable_groups}
+  left_whole = {} if scored is None else {
+      g.id: f"no '{crit_name}' scores" for g in graph.prunable_groups
+      if g.id not in scored}
+  scores = {g.id: [0.0] * g.size for g in graph.prunable_groups
+            if g.id not in left_whole}
   planner = planning.Planner(graph, scores, round_to, min_channels)
   return planning.search_macs(planner, MacsModel(model, graph),
-                              macs_before, target, "local")
+                              macs_before, target, "local", left_whole)
+
+
+def _scored_groups(model, graph, crit, data, steps, verbose):
+  """The ids of the groups `crit` scores on `model` (warnings left to the
+  rounds, which score again)."""
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    return set(score_fn(model, crit, data, steps=steps, graph=graph,
+                        verbose=verbose))
 
 
 def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
@@ -195,7 +216,13 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
       rounds or round_to below 1, an unknown mode or scope), data that does
       not fit the model (see `tps.prune`; `eval_data` and `recalibrate`
       are checked before any pruning, for a model of several inputs too,
-      and the message names the argument), or an unreachable target.
+      and the message names the argument), or an unreachable target. The
+      target is checked against the groups the criterion scores (the
+      others, e.g. groups without a BN for 'slimming', stay whole and are
+      named): before any work for a criterion that reads no data; for a
+      data criterion on the first round's scores, before any fine-tuning
+      ('global'), or on one extra scoring pass of the model before the
+      first step ('layerwise', whose plan fixes every group's count).
   """
   frameworks.check_model(model)
   args = planning.check_plan_args(target_macs=target_macs, scope=scope,
@@ -230,6 +257,30 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
   macs0 = count_macs(model)
   counts = _layerwise_counts(current, graph, macs0, target_macs, round_to,
                              min_channels)
+  # A criterion may score only some groups (e.g. 'slimming' those with a
+  # BN); the others stay whole in every round, so the plan and the check
+  # above must leave them out. A criterion that reads no data scores in a
+  # moment: it is asked now. A data criterion is asked by the first round's
+  # scoring ('global'; checked before its fine-tuning) or, since the
+  # layer-wise plan fixes every group's count up front, by one more pass.
+  first, all_ids = current, {g.id for g in graph.prunable_groups}
+
+  def replan(scored, when=""):
+    if scored >= all_ids:
+      return counts
+    try:
+      return _layerwise_counts(first, graph, macs0, target_macs, round_to,
+                               min_channels, scored, crit.name)
+    except ValueError as e:
+      raise ValueError(f"{e}{when}") from None
+
+  if not crit.requires_data or (mode == "layerwise" and any(
+      counts[g.id] < g.size for g in graph.prunable_groups)):
+    counts = replan(_scored_groups(current, graph, crit, data, steps,
+                                   verbose))
+    checked = True
+  else:
+    checked = False
   history, visited = [], []
 
   def log(step, group, total):
@@ -258,12 +309,17 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
       goal = macs0 * (1.0 - target_macs * k / rounds)
       relative = 1.0 - goal / count_macs(current)
       if relative > 1e-9:
-        current = prune(current, crit, target_macs=relative, scope=scope,
-                        **common).model
-        current = after_prune(current)
+        result = prune(current, crit, target_macs=relative, scope=scope,
+                       **common)
+        if not checked:
+          replan(set(result.scores), f" (found by round {k}'s "
+                 f"'{crit.name}' scores, before any fine-tuning)")
+          checked = True
+        current = after_prune(result.model)
       log(k, None, rounds)
   else:
-    order = [g for g in depth_order(graph) if counts[g.id] < g.size]
+    order = [g for g in depth_order(graph)
+             if counts.get(g.id, g.size) < g.size]
     for k, g in enumerate(order, start=1):
       ratio = (g.size - counts[g.id]) / g.size
       current = prune(current, crit, ratios={g.id: ratio}, **common).model
