@@ -197,6 +197,31 @@ def test_compare_cli_warns_of_ours_that_show_nothing(csv_path, tmp_path,
                         "they are of LeNet" in out.out), out.out
 
 
+def test_compare_cli_refuses_a_plot_path_it_cannot_write_as_named(
+    csv_path, tmp_path, capsys):
+  # A folder: it wrote a hidden '<folder>/.png' and said 'wrote <folder>/'.
+  folder = str(tmp_path) + "/"
+  code, out = run_cli(["compare", "--published", csv_path, "--plot", folder],
+                      capsys)
+  assert code == 2 and "is a folder; name the image file" in out.err, out.err
+  # No extension: it wrote '<path>.png' and said 'wrote <path>'.
+  code, out = run_cli(["compare", "--published", csv_path, "--plot",
+                       str(tmp_path / "cmp")], capsys)
+  assert code == 2 and "has no extension" in out.err and ".png" in out.err
+  # An extension matplotlib has no writer for: a traceback after the table.
+  code, out = run_cli(["compare", "--published", csv_path, "--plot",
+                       str(tmp_path / "cmp.foo")], capsys)
+  assert code == 2 and "no writer for '.foo' images" in out.err, out.err
+  assert "| method |" not in out.out     # refused before anything is shown
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["published.csv"]
+  with pytest.raises(ValueError, match="no extension"):
+    published.plot(published.load(csv_path), [], str(tmp_path / "cmp"))
+  # An extension in capitals is a format like any other.
+  code, out = run_cli(["compare", "--published", csv_path, "--plot",
+                       str(tmp_path / "cmp.SVG")], capsys)
+  assert code == 0 and (tmp_path / "cmp.SVG").read_text().count("<svg") == 1
+
+
 def test_compare_warns_when_no_model_is_shared(csv_path, tmp_path):
   rows = published.load(csv_path)
   ours = published.load_ours(write_ours(tmp_path / "o.json", model="LeNet"))

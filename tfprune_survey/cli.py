@@ -507,6 +507,10 @@ def cmd_compare(args):
   from tfprune_survey import published  # pylint: disable=g-import-not-at-top
   if FLAGS.plot:
     _check_out_dir(FLAGS.plot, "--plot")
+    try:
+      published.check_plot_path(FLAGS.plot)
+    except ValueError as e:
+      raise UsageError(f"--plot {e}") from e
   try:
     rows = published.load(FLAGS.published)
     ours = published.load_ours(FLAGS.ours) if FLAGS.ours else []

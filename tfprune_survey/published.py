@@ -349,6 +349,27 @@ def pairs(published, ours):
   return panels, warnings
 
 
+def check_plot_path(path):
+  """Raises ValueError unless `path` names an image file matplotlib writes.
+
+  A folder, a name without an extension (matplotlib wrote '<path>.png')
+  and an extension matplotlib has no writer for are refused, with the
+  formats it has.
+  """
+  from matplotlib.backend_bases import FigureCanvasBase  # pylint: disable=g-import-not-at-top
+  formats = sorted(FigureCanvasBase.get_supported_filetypes())
+  example = "compare.png"
+  if os.path.isdir(path):
+    raise ValueError(f"{path!r} is a folder; name the image file, e.g. "
+                     f"{os.path.join(path, example)!r}")
+  ext = os.path.splitext(path)[1][1:].lower()
+  if ext not in formats:
+    raise ValueError(
+        f"{path!r}: " + (f"no writer for '.{ext}' images" if ext else
+                         "the file name has no extension")
+        + f"; name it with one of .{', .'.join(formats)} (e.g. {example})")
+
+
 def plot(published, ours, path):
   """Survey Figure 4 style: delta top-1 against % FLOPs (MACs) reduction.
 
@@ -356,7 +377,12 @@ def plot(published, ours, path):
   whose FLOPs reduction is unknown is drawn hollow at its parameter
   reduction, and a top-5 figure is a triangle. Ours are in colour, one per
   criterion. Returns the warnings of `pairs`.
+
+  Raises:
+    ValueError: `path` is a folder, or its extension (none included) names
+      no image format matplotlib writes; see `check_plot_path`.
   """
+  check_plot_path(path)
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
