@@ -336,6 +336,28 @@ def test_load_refuses_figures_that_are_not_finite(figure, tmp_path):
     published.load(str(bad))
 
 
+def test_load_refuses_nameless_results_and_skips_empty_rows(tmp_path):
+  header = FIXTURE.splitlines()[0] + "\n"
+  # A result without a model or data set made a column ' / C' (or 'R / '),
+  # one without a method a nameless row; now refused, naming line and column.
+  path = tmp_path / "nameless.csv"
+  path.write_text(header + "A,R,C,,,1,2,,top1,s,survey_text,\n"
+                  "B,,C,,,1,2,,top1,s,survey_text,\n")
+  with pytest.raises(ValueError, match="nameless.csv: line 3: column 'model' "
+                     "is empty; each result names its method, model and"):
+    published.load(str(path))
+  path.write_text(header + ",R,,,,1,2,,top1,s,survey_text,\n")
+  with pytest.raises(ValueError, match="line 2: columns 'method', 'dataset' "
+                     "are empty"):
+    published.load(str(path))
+  # A spreadsheet's trailing rows of empty cells: skipped (they were
+  # "column 'metric' must be one of ('top1', 'top5'), got ''").
+  path.write_text(header + "A,R,C,,,1,2,,top1,s,survey_text,\n"
+                  ",,,,,,,,,,,\n , ,,,,,,,,,,\n")
+  rows = published.load(str(path))
+  assert [(r["method"], r["delta_top1"]) for r in rows] == [("A", 1.0)]
+
+
 def test_load_reads_a_spreadsheets_csv(tmp_path):
   # Saved as 'CSV UTF-8' by a spreadsheet: a byte-order mark before
   # 'method', and spaces after the header's commas.

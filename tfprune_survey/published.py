@@ -80,8 +80,10 @@ def load(path=None):
   Raises:
     FileNotFoundError: no such file.
     ValueError: a missing column, a non-numeric figure, a metric other
-      than top1/top5 ('Top-5' reads as top5) or a row of more cells than
-      the header, with its line; a file that is not UTF-8 text.
+      than top1/top5 ('Top-5' reads as top5), an empty method, model or
+      dataset, or a row of more cells than the header, with its line; a
+      file that is not UTF-8 text. A row whose cells are all empty (a
+      spreadsheet's ',,,,') is skipped.
   """
   path = path or default_path()
   if not os.path.exists(path):
@@ -117,6 +119,15 @@ def _read(path):
             f"the last column are {extra!r}. Quote a field that holds a "
             "comma.")
       row = {c: (raw[c] or "").strip() for c in COLUMNS}
+      if not any(row.values()):
+        continue   # a spreadsheet's row of empty cells (',,,,')
+      empty = [c for c in ("method", "model", "dataset") if not row[c]]
+      if empty:
+        raise ValueError(
+            f"{path}: line {line}: "
+            + (f"column {empty[0]!r} is" if len(empty) == 1 else
+               f"columns {', '.join(map(repr, empty))} are")
+            + " empty; each result names its method, model and data set")
       for c in NUMERIC:
         row[c] = _number(raw[c], c, line)
       metric = normalize(row["metric"])   # 'Top-5' is top5
