@@ -358,6 +358,24 @@ def test_load_refuses_nameless_results_and_skips_empty_rows(tmp_path):
   assert [(r["method"], r["delta_top1"]) for r in rows] == [("A", 1.0)]
 
 
+@pytest.mark.parametrize("column,figure", [
+    ("flops_reduction_pct", "150"), ("flops_reduction_pct", "100"),
+    ("params_reduction_pct", "-20")])
+def test_load_refuses_reductions_that_are_not_percentages(column, figure,
+                                                          tmp_path):
+  # 150% or -20% was shown as 'F150%' / 'P-20%' and plotted at it.
+  cells = {"flops_reduction_pct": "", "params_reduction_pct": "",
+           column: figure}
+  path = tmp_path / "range.csv"
+  path.write_text(FIXTURE + "E,R,C,,,1,{flops_reduction_pct},"
+                  "{params_reduction_pct},top1,s,survey_text,\n".format(**cells))
+  with pytest.raises(ValueError, match=f"line 7: column '{column}' must be a "
+                     rf"percentage in \[0, 100\) .*got '{figure}'"):
+    published.load(str(path))
+  path.write_text(FIXTURE + "E,R,C,,,1,0,99.9,top1,s,survey_text,\n")
+  assert published.load(str(path))[-1]["params_reduction_pct"] == 99.9
+
+
 def test_load_reads_a_spreadsheets_csv(tmp_path):
   # Saved as 'CSV UTF-8' by a spreadsheet: a byte-order mark before
   # 'method', and spaces after the header's commas.

@@ -79,7 +79,8 @@ def load(path=None):
 
   Raises:
     FileNotFoundError: no such file.
-    ValueError: a missing column, a non-numeric figure, a metric other
+    ValueError: a missing column, a non-numeric figure, a reduction
+      outside [0, 100), a metric other
       than top1/top5 ('Top-5' reads as top5), an empty method, model or
       dataset, or a row of more cells than the header, with its line; a
       file that is not UTF-8 text. A row whose cells are all empty (a
@@ -130,6 +131,11 @@ def _read(path):
             + " empty; each result names its method, model and data set")
       for c in NUMERIC:
         row[c] = _number(raw[c], c, line)
+      for c in ("flops_reduction_pct", "params_reduction_pct"):
+        if row[c] is not None and not 0 <= row[c] < 100:
+          raise ValueError(
+              f"line {line}: column {c!r} must be a percentage in [0, 100) "
+              f"(what pruning removed), got {raw[c].strip()!r}")
       metric = normalize(row["metric"])   # 'Top-5' is top5
       if metric not in METRICS:
         raise ValueError(f"line {line}: column 'metric' must be one of "
