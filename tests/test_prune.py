@@ -425,3 +425,97 @@ def test_prune_a_model_of_free_input_size(framework):
                                np.asarray(masked(x)), rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match="`target_macs` needs the model's MACs"):
     tps.prune(model, "l1", target_macs=0.5)
+
+
+# ---- residual branches scaled by exactly 0 (SSS), which materialize drops --
+
+def _dead_branch_model(framework):
+  """stem -> [b1 -> b2 -> sss (0)] + stem -> c3 -> gap -> out; 59640 MACs,
+  of which b1 and b2 (dropped by materialize) are 2 x 15552."""
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  k.utils.set_random_seed(0)
+  inp = k.Input((6, 6, 3))
+  s = k.layers.Conv2D(8, 3, padding="same", name="stem",
+                      activation="relu")(inp)
+  b = k.layers.Conv2D(6, 3, padding="same", name="b1", activation="relu")(s)
+  b = k.layers.Conv2D(8, 3, padding="same", name="b2")(b)
+  b = tps.ChannelScale(0.0, shared=True, framework=framework, name="sss")(b)
+  x = k.layers.Add(name="add")([s, b])
+  x = k.layers.Conv2D(8, 3, padding="same", name="c3", activation="relu")(x)
+  x = k.layers.GlobalAveragePooling2D()(x)
+  return k.Model(inp, k.layers.Dense(3, name="out")(x))
+
+
+def _macs_table():
+  """A LatencyModel of _dead_branch_model whose ms are MACs / 1e4: a
+  layer's time is linear in its input and in its output width."""
+  from tfprune_survey import latency  # pylint: disable=g-import-not-at-top
+  rows = []
+  # name, input group, output group, in, out, MACs
+  for name, gin, gout, cin, cout, macs in [
+      ("stem", None, "stem", 3, 8, 7776), ("b1", "stem", "b1", 8, 6, 15552),
+      ("b2", "b1", "stem", 6, 8, 15552), ("c3", "stem", "c3", 8, 8, 20736),
+      ("out", "c3", None, 8, 3, 24)]:
+    full = macs / 1e4
+    rows.append(dict(
+        name=name, in_axis=[[gin, cin, 1]] if gin else [],
+        out_axis=[[gout, cout, 1]] if gout else [], in_full=cin,
+        out_full=cout, in_widths=list(range(1, cin + 1)),
+        in_ms=[full * w / cin for w in range(1, cin + 1)],
+        out_widths=list(range(1, cout + 1)),
+        out_ms=[full * w / cout for w in range(1, cout + 1)], full_ms=full))
+  return latency.LatencyModel(rows, fixed_ms=0.0)
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_target_macs_counts_the_dead_branch_materialize_drops(framework):
+  # Dropping b1 and b2 alone removes 31104 / 59640 = 52.2% of the MACs. The
+  # search did not count that: target_macs=0.6 removed 78.2%.
+  model = _dead_branch_model(framework)
+  before = tps.count_macs(model)
+  assert before == 59640
+  result = tps.prune(model, "l1", target_macs=0.6)
+  after = tps.count_macs(result.model)
+  assert abs((1 - after / before) - 0.6) <= 0.02
+  assert result.report.macs_before == before
+  assert result.report.macs_after == after
+  # Only groups of the slim model are named.
+  assert [g for g, _, _ in result.report.groups] == ["stem", "c3"]
+  assert sorted(result.keep) == ["c3", "stem"]
+  assert sorted(result.scores) == ["c3", "stem"]
+  # Below what dropping the branch removes: nothing else is cut (it was
+  # 70.6% for 0.3).
+  small = tps.prune(model, "l1", target_macs=0.3, scope="local")
+  assert small.keep == {}
+  assert small.report.macs_after == before - 2 * 15552
+  # The dead branch's group and layers are still known names.
+  named = tps.prune(model, "l1", ratios={"b1": 0.5, "stem": 0.5},
+                    ignore="b2")
+  assert named.report.groups == [("stem", 4, 8), ("c3", 8, 8)]
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_target_latency_counts_the_dead_branch_materialize_drops(
+    framework, monkeypatch):
+  from tfprune_survey import latency  # pylint: disable=g-import-not-at-top
+  model = _dead_branch_model(framework)
+  monkeypatch.setattr(latency, "measure_ms",
+                      lambda m, **kw: tps.count_macs(m) / 1e4)
+  before = tps.count_macs(model)
+  result = tps.prune(model, "l1", target_latency=0.6, latency=_macs_table())
+  # On this table the predicted ms of the slim model are its MACs / 1e4.
+  ratio = tps.count_macs(result.model) / before
+  assert result.report.latency_predicted_ratio == pytest.approx(ratio)
+  assert result.report.latency_after_ms == pytest.approx(ratio * before / 1e4)
+  # Reached, by less than one channel of stem (6% of the MACs) too many.
+  assert 0.6 <= 1 - ratio <= 0.65
+  assert [g for g, _, _ in result.report.groups] == ["stem", "c3"]
+  small = tps.prune(model, "l1", target_latency=0.3, latency=_macs_table())
+  assert small.keep == {}
+  assert small.report.latency_predicted_ratio == pytest.approx(
+      1 - 2 * 15552 / before)
+  # At most 1 channel of stem and c3 are left: 1299 MACs of 59640.
+  with pytest.raises(ValueError, match=r"`target_latency`=0.99 is unreachable:"
+                     r" the largest predicted latency reduction is 0.978"):
+    tps.prune(model, "l1", target_latency=0.99, latency=_macs_table())

@@ -15,6 +15,7 @@ from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.reconstruct import check_option as check_reconstruct
 from tfprune_survey.reconstruct import reconstruct as reconstruct_fn
 from tfprune_survey.scoring import score as score_fn
+from tfprune_survey.strip import branches
 from tfprune_survey.strip.materialize import materialize
 
 SCOPES = planning.SCOPES
@@ -164,6 +165,57 @@ def _input_layer_paths(model, prefix=""):
   return out
 
 
+def _without_dead_layers(latency, dropped, target):
+  """(tables of the layers not in `dropped`, the target cut of them).
+
+  The target is the fraction of the live tables' prediction to remove so
+  that the whole model's prediction (`latency`'s, dead branches included)
+  loses `target`; at most 0 when dropping the dead layers is enough.
+  """
+  if not dropped:
+    return latency, target
+  from tfprune_survey.latency import LatencyModel  # pylint: disable=g-import-not-at-top
+  gone = set(dropped)
+  live = LatencyModel(
+      [l for l in latency.layers if l.name.split("/")[0] not in gone],
+      fixed_ms=latency.fixed_ms, runtime=latency.runtime,
+      steps=latency.steps)
+  full, live_full = latency.predict_counts({}), live.predict_counts({})
+  if live_full <= 0:
+    return live, 0.0
+  return live, 1.0 - (1.0 - target) * full / live_full
+
+
+class _dead_branches_in_message:  # pylint: disable=invalid-name
+  """Rewrites an unreachable-`target_latency` error planned on the live
+  tables into the figures of the whole model (dead branches included)."""
+
+  def __init__(self, latency, live_latency, live_target, target):
+    self.dead = live_latency is not latency   # the same: nothing dropped
+    self.full = latency.predict_counts({})
+    self.live_full = live_latency.predict_counts({})
+    self.live_target, self.target = live_target, target
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, kind, e, tb):
+    import re  # pylint: disable=g-import-not-at-top
+    if kind is not ValueError or not self.dead:
+      return False
+    m = re.match(r"`target_latency`=\S+ is unreachable: the largest predicted "
+                 r"latency reduction is (-?[0-9.]+), with (.*)$", str(e),
+                 re.DOTALL)
+    if not m:
+      return False
+    best = 1.0 - (1.0 - float(m.group(1))) * self.live_full / self.full
+    raise ValueError(
+        f"`target_latency`={self.target} is unreachable: the largest "
+        f"predicted latency reduction is {best:.3f} (the residual branches "
+        f"scaled by 0, which are dropped, included), with {m.group(2)}"
+    ) from None
+
+
 # Kept importable for code written against the private names.
 _check_int = planning.check_int
 _Planner = planning.Planner
@@ -178,7 +230,12 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
 
   Args:
     model: a Sequential/Functional model of tf_keras or Keras 3. Not
-      modified.
+      modified. Residual branches scaled by exactly 0 (a shared
+      `ChannelScale`, SSS) are dropped, as `materialize` does: targets are
+      fractions of the whole model's MACs or latency, the dropped branches'
+      share included (a target below that share prunes nothing more), and
+      `keep`, `scores` and the report name only the groups of the slim
+      model; `ratios` and `ignore` may name the dropped groups and layers.
     criterion: a name from `tps.criteria.names()` or a Criterion instance.
     data: data for data-dependent criteria (see `tps.score`); its input
       shape, and for 'taylor' and 'taylor_fo' its labels, are checked
@@ -291,8 +348,21 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     # against each other.
     planning.check_local_only(crit, scope)
   refit = check_reconstruct(reconstruct, data)
+  # Residual branches scaled by exactly 0 (SSS) add nothing and materialize
+  # drops them: plan, score and count on the model without them (as
+  # cluster_prune and iterative_prune do), so that their MACs are not
+  # counted as still to cut. `dead_groups` are the model's groups that lie
+  # wholly in them (`ratios` may name them: they go whole).
+  original, original_graph = model, None
+  model, dropped = branches.remove_dead_branches(model)
   graph = ChannelGraph(model)
+  dead_groups = set()
+  if dropped:
+    original_graph = ChannelGraph(original)
+    dead_groups = {g.id for g in original_graph.prunable_groups
+                   if set(g.producers) <= set(dropped)}
   if ratios is not None:
+    ratios = {gid: r for gid, r in ratios.items() if gid not in dead_groups}
     known = [g.id for g in graph.prunable_groups]
     unknown = [gid for gid in ratios if gid not in known]
     if unknown:
@@ -312,6 +382,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   # layer call: it is a known name whose channels (the model's input) are
   # never pruned, so it leaves nothing whole.
   paths |= _input_layer_paths(model)
+  # Layers of dead branches are known names; they go whole anyway.
+  paths |= set(dropped)
   own_names = {part for p in paths for part in p.split("/")}
   unknown = [name for name in ignore
              if name not in paths and name not in own_names]
@@ -340,11 +412,11 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     if not isinstance(latency, LatencyModel):
       raise TypeError("`latency` must be a tps.latency.LatencyModel, got "
                       f"{type(latency).__name__}")
-    latency.check(model, graph)
-  macs_before = _count_macs_or_none(model)
+    latency.check(original, original_graph or graph)
+  macs_before = _count_macs_or_none(original)
   if macs_before is None and target_macs is not None:
     try:
-      count_macs(model)
+      count_macs(original)
     except ValueError as e:
       raise ValueError(f"`target_macs` needs the model's MACs: {e}; or give "
                        "`ratio` or `ratios`") from None
@@ -369,17 +441,25 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       # Measured before scoring, so that the reachability check below comes
       # before any data is read.
       from tfprune_survey.latency import LatencyModel  # pylint: disable=g-import-not-at-top
-      latency = LatencyModel.measure(model, verbose=verbose)
-      latency.check(model, graph)
+      latency = LatencyModel.measure(original, verbose=verbose)
+      latency.check(original, original_graph or graph)
+    # Planned on the tables of the layers materialize keeps, for the cut
+    # of the whole model's latency that is left once the dead branches
+    # are dropped (<= 0: dropping them is enough).
+    live_latency, live_target = _without_dead_layers(
+        latency, dropped, args.target_latency)
     # Reachable at best when every group not ignored is scored.
     floor_planner = planning.Planner(
         graph, {g.id: np.zeros(g.size) for g in graph.prunable_groups
                 if g.id not in left_whole}, args.round_to, args.min_channels)
-    latency_lib.check_reachable(
-        floor_planner, latency, args.target_latency, round_to,
-        None if ratios is None else {
-            gid: n for gid, n in floor_planner.counts_per_group(
-                ratios).items() if gid in ratios}, left_whole)
+    if live_target > 0:
+      with _dead_branches_in_message(latency, live_latency, live_target,
+                                     args.target_latency):
+        latency_lib.check_reachable(
+            floor_planner, live_latency, live_target, round_to,
+            None if ratios is None else {
+                gid: n for gid, n in floor_planner.counts_per_group(
+                    ratios).items() if gid in ratios}, left_whole)
   scores = score_fn(model, crit, data, steps=steps, graph=graph,
                     verbose=verbose)
   for gid in list(scores):
@@ -398,9 +478,18 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     fixed = None if ratios is None else {
         gid: n for gid, n in planner.counts_per_group(ratios).items()
         if gid in ratios}
-    counts, latency = latency_lib.plan_latency(
-        model, graph, planner, args.target_latency, latency, round_to,
-        scope, verbose, fixed, left_whole)
+    if not dropped:
+      counts, latency = latency_lib.plan_latency(
+          model, graph, planner, args.target_latency, latency, round_to,
+          scope, verbose, fixed, left_whole)
+    elif live_target > 0:
+      with _dead_branches_in_message(latency, live_latency, live_target,
+                                     args.target_latency):
+        counts = latency_lib.search_latency(planner, live_latency,
+                                            live_target, round_to, fixed,
+                                            left_whole=left_whole)
+    else:
+      counts = {**{g.id: g.size for g in planner.groups}, **(fixed or {})}
   elif ratios is not None:
     counts = planner.counts_per_group(ratios)
   elif ratio is not None:
@@ -418,13 +507,16 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     recalibrate_bn(slim, recalibrate)
   report = PruneReport(
       criterion=crit.name or type(crit).__name__,
-      params_before=int(model.count_params()),
+      params_before=int(original.count_params()),
       params_after=int(slim.count_params()),
       macs_before=macs_before,
       macs_after=None if macs_before is None else count_macs(slim),
       groups=[(g.id, counts.get(g.id, g.size), g.size)
               for g in graph.prunable_groups],
-      **(latency_lib.report_fields(model, slim, latency, counts)
+      **(latency_lib.report_fields(original, slim, latency, counts)
          if target_latency is not None else {}))
+  if target_latency is not None and dropped:
+    report.latency_predicted_ratio = (live_latency.predict_counts(counts) /
+                                      latency.predict_counts({}))
   return PruneResult(slim, keep, report, scores)
 
