@@ -24,6 +24,7 @@ from tfprune_survey import frameworks
 from tfprune_survey.data import batch_size_of
 from tfprune_survey.data import iterate_batches
 from tfprune_survey.data import map_inputs
+from tfprune_survey.data import with_progress
 
 #: Consumer layer classes whose kernels this module can read and re-fit.
 FITTABLE = ("Conv1D", "Conv2D", "Dense")
@@ -534,9 +535,8 @@ def group_grams(ctx, per_sample, seed):
                       [e[1:] for e in readers[p][1]], use_tf)
   rng = np.random.default_rng(seed)
   fw = frameworks.of(model)
-  bar = fw.keras.utils.Progbar(ctx.steps, unit_name="batch") if (
-      ctx.verbose) else None
-  for x in batches(ctx.data, None, ctx.steps):
+  for x in with_progress(batches(ctx.data, None, ctx.steps), ctx.steps,
+                         ctx.verbose, fw.keras):
     for path, feat in zip(order, read(x)):
       consumer = readers[path][0]
       pos = sample_positions(rng, batch_size_of(x),
@@ -545,8 +545,6 @@ def group_grams(ctx, per_sample, seed):
       p = patches(consumer, feat, pos)
       sums[path].add(p)
       rows[path] += p.shape[0]
-    if bar is not None:
-      bar.add(1)
   for path in order:
     n = rows[path] * sums[path].kernel.shape[-1]
     if not n:

@@ -54,6 +54,33 @@ def iterate_batches(data, steps=None, batch_size=32, arg_name="data"):
     raise ValueError(f"`{arg_name}` yielded no batches")
 
 
+def with_progress(items, steps, verbose, keras):
+  """Yields `items` (a data pass's batches), showing a Keras progress bar.
+
+  The bar counts each item once its consumer is done with it, and ends, with
+  its line ended, at the number of items actually read: without `steps`, or
+  with more `steps` than the data has, it would otherwise stay at e.g.
+  '1/Unknown' or '1/10' and the next output would continue its line.
+
+  Args:
+    items: an iterable of batches.
+    steps: the expected number of batches (the bar's target), or None.
+    verbose: falsy for no bar (the items are then yielded as they are).
+    keras: the Keras module whose `utils.Progbar` draws the bar.
+  """
+  if not verbose:
+    yield from items
+    return
+  bar = keras.utils.Progbar(steps, unit_name="batch")
+  count = 0
+  for item in items:
+    yield item
+    count += 1
+    if count != steps:   # reaching `steps` is left to the final update
+      bar.update(count)
+  bar.update(count, finalize=True)
+
+
 def _is_arrays(value):
   """True for a numpy array, or a non-empty tuple/list/dict of them."""
   if isinstance(value, np.ndarray):

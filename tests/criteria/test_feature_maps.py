@@ -302,3 +302,21 @@ def test_a_group_read_only_inside_a_nested_model_is_named_in_a_warning(
     b2 = np.asarray(keras_of(framework).Model(base.input, base.output)(x))
     np.testing.assert_allclose(got["base/b2"],
                                -(b2 <= 0).reshape(-1, 5).mean(axis=0))
+
+
+@pytest.mark.parametrize("steps", [None, 10])
+@pytest.mark.parametrize("name", ["apoz", "obd", "taylor_fo", "thinet"])
+def test_progress_bar_ends_its_line_at_the_batches_read(case, name, steps,
+                                                        capsys):
+  # 48 samples are 2 batches of 32. The data passes of the activation
+  # criteria (apoz), the curvature ones (obd), taylor_fo and the
+  # reconstruction ones (thinet) each drew their own bar, which without
+  # `steps` (or with more) never reached its target: it stayed at
+  # "1/Unknown" or "1/10" and whatever was printed next continued its line.
+  model, x, y, _ = case
+  capsys.readouterr()
+  tps.score(model, name, (x, y), steps=steps, verbose=1)
+  out = capsys.readouterr().out
+  assert out.endswith("\n"), repr(out[-80:])
+  last = out.rstrip("\n").split("\n")[-1].split("\r")[-1]
+  assert ("2/Unknown" if steps is None else "2/10") in last, repr(out)

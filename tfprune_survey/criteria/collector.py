@@ -31,6 +31,7 @@ from tfprune_survey.criteria.activation import stat_ops
 from tfprune_survey.data import batch_size_of
 from tfprune_survey.data import iterate_batches
 from tfprune_survey.data import to_tensors
+from tfprune_survey.data import with_progress
 from tfprune_survey.graph import layout as layout_lib
 from tfprune_survey.losses import per_sample_loss
 
@@ -329,11 +330,8 @@ def _accumulate(criterion, ctx, points, run, fw, to_numpy=np.asarray):
   statistics (backend tensors) are read with `to_numpy`."""
   grads = criterion.needs_gradients
   acc = [dict() for _ in points]
-  bar = fw.keras.utils.Progbar(ctx.steps, unit_name="batch") if (
-      ctx.verbose) else None
-  for x, y in iterate_batches(ctx.data, ctx.steps):
-    if bar is not None:
-      bar.add(1)
+  for x, y in with_progress(iterate_batches(ctx.data, ctx.steps), ctx.steps,
+                            ctx.verbose, fw.keras):
     if grads and y is None:
       raise ValueError(f"criterion '{criterion.name}' needs labels: pass data "
                        "as (x, y)")

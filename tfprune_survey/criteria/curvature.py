@@ -33,6 +33,7 @@ from tfprune_survey import frameworks
 from tfprune_survey.data import batch_size_of
 from tfprune_survey.data import iterate_batches
 from tfprune_survey.data import to_tensors
+from tfprune_survey.data import with_progress
 from tfprune_survey.losses import per_sample_loss
 
 PATCHED = ("Dense", "Conv1D", "Conv2D")
@@ -356,9 +357,8 @@ def stream(ctx, name, step, eager=False):
   """
   fw = frameworks.of(ctx.model)
   sums, samples = None, 0
-  bar = fw.keras.utils.Progbar(ctx.steps, unit_name="batch") if (
-      ctx.verbose) else None
-  for x, y in iterate_batches(ctx.data, ctx.steps):
+  for x, y in with_progress(iterate_batches(ctx.data, ctx.steps), ctx.steps,
+                            ctx.verbose, fw.keras):
     if y is None:
       raise ValueError(f"criterion '{name}' needs labels: pass data as "
                        "(x, y)")
@@ -367,6 +367,4 @@ def stream(ctx, name, step, eager=False):
     out = [np.asarray(v, np.float64) for v in step(x, y)]
     sums = out if sums is None else [a + b for a, b in zip(sums, out)]
     samples += batch_size_of(x)
-    if bar is not None:
-      bar.add(1)
   return sums, samples

@@ -10,6 +10,7 @@ from tfprune_survey.criteria.registry import register_criterion
 from tfprune_survey.data import iterate_batches
 from tfprune_survey.data import map_inputs
 from tfprune_survey.data import to_tensors
+from tfprune_survey.data import with_progress
 from tfprune_survey.losses import batch_mean_loss
 
 
@@ -137,11 +138,8 @@ class TaylorFO(Criterion):
     """Averages `run(x, y) -> [per group (layers, size)]` over batches."""
     sums = [np.zeros((len(layers[g.id]), g.size)) for g in groups]
     batches = 0
-    bar = fw.keras.utils.Progbar(ctx.steps, unit_name="batch") if (
-        ctx.verbose) else None
-    for x, y in iterate_batches(ctx.data, ctx.steps):
-      if bar is not None:
-        bar.add(1)
+    for x, y in with_progress(iterate_batches(ctx.data, ctx.steps),
+                              ctx.steps, ctx.verbose, fw.keras):
       if y is None:
         raise ValueError("criterion 'taylor_fo' needs labels: pass data as "
                          "(x, y)")
