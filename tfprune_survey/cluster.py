@@ -367,20 +367,12 @@ def _map_stats(model, graph, data, steps, verbose):
   widths = [p.layout.width for p in points]
   step = _stats_step(fw, probe, widths)
   acc = [[0.0, 0.0, 0] for _ in points]
-  bar = fw.keras.utils.Progbar(steps, unit_name="batch") if verbose else None
-  batches = 0
-  for x, _ in data_lib.iterate_batches(data, steps):
+  for x, _ in data_lib.with_progress(data_lib.iterate_batches(data, steps),
+                                     steps, verbose, fw.keras):
     for a, (gram, sums, count) in zip(acc, step(x)):
       a[0] = a[0] + np.asarray(gram, np.float64)
       a[1] = a[1] + np.asarray(sums, np.float64)
       a[2] += int(count)
-    batches += 1
-    if bar is not None and batches != steps:
-      bar.update(batches)
-  if bar is not None:
-    # Ends the bar's line at the batches read: without `steps`, or with
-    # more `steps` than the data has, it never reached its target.
-    bar.update(batches, finalize=True)
   out = {}
   for p, (gram, sums, count) in zip(points, acc):
     base = 0
