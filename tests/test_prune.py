@@ -519,3 +519,26 @@ def test_target_latency_counts_the_dead_branch_materialize_drops(
   with pytest.raises(ValueError, match=r"`target_latency`=0.99 is unreachable:"
                      r" the largest predicted latency reduction is 0.978"):
     tps.prune(model, "l1", target_latency=0.99, latency=_macs_table())
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_ignore_a_split_group_id_says_it_is_a_group_id(framework):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  inp = k.Input((6, 6, 3))
+  early = k.layers.Conv2D(8, 1, name="early")(inp)
+  a = k.layers.Conv2D(4, 3, padding="same", name="late_a")(early)
+  b = k.layers.Conv2D(4, 3, padding="same", name="late_b")(early)
+  x = k.layers.Add(name="add")([early, k.layers.Concatenate()([a, b])])
+  x = k.layers.Conv2D(3, 1, name="head")(x)
+  model = k.Model(inp, k.layers.GlobalAveragePooling2D()(x))
+  assert [g.id for g in tps.ChannelGraph(model).prunable_groups] == [
+      "early", "early:2"]
+  # It said only "`ignore` names unknown layers ['early:2']".
+  with pytest.raises(ValueError) as info:
+    tps.prune(model, "l1", ratio=0.5, ignore=["early:2", "nosuch"])
+  assert str(info.value) == (
+      "`ignore` names unknown layers ['early:2', 'nosuch']: 'early:2' is a "
+      "group id, not a layer name: name its layers ('early', 'late_b'); "
+      "'nosuch' is no layer of the model; `ignore` takes layer names or "
+      "paths")

@@ -388,7 +388,15 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   unknown = [name for name in ignore
              if name not in paths and name not in own_names]
   if unknown:
-    raise ValueError(f"`ignore` names unknown layers {unknown}")
+    # A split group's id ('conv:2') is no layer name; say whose it is.
+    ids = {g.id: g for g in graph.groups}
+    raise ValueError(
+        f"`ignore` names unknown layers {unknown}: " + "; ".join(
+            f"{name!r} is a group id, not a layer name: name its layers "
+            "(" + ", ".join(repr(p) for p in ids[name].producers) + ")"
+            if name in ids else f"{name!r} is no layer of the model"
+            for name in unknown) +
+        "; `ignore` takes layer names or paths")
   by_path = {name for name in ignore if name in paths}
   by_name = set(ignore) - by_path
 
