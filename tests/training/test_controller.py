@@ -203,3 +203,36 @@ def test_layers_wrapped_inside_a_nested_model_are_named(xy, framework):
                      r"\(\['block/chprune_inner_conv'\]\)"):
     model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0,
               callbacks=[tps.UpdateChannelPruningStep()])
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_global_sparsity_with_round_to_removes_at_least_the_sparsity(
+    framework):
+  # As tps.prune(ratio=0.25, round_to=8): removing 4 of each 16-channel
+  # group (8 of 32) rounds back up to 16 and 16, so nothing was pruned.
+  keras = keras_of(framework)
+  inp = keras.Input((8, 8, 3))
+  h = keras.layers.Conv2D(16, 3, padding="same", name="a")(inp)
+  h = keras.layers.Conv2D(16, 3, padding="same", name="b")(h)
+  h = keras.layers.GlobalAveragePooling2D()(h)
+  base = keras.Model(inp, keras.layers.Dense(3, name="out")(h))
+  # Filter c of 'a' and of 'b' has L1 norm proportional to c + 1: the
+  # normalised scores tie and the global ranking alternates a0, b0, a1, ...
+  for name in ("a", "b"):
+    layer = base.get_layer(name)
+    kernel, bias = layer.get_weights()
+    layer.set_weights([np.broadcast_to(np.arange(1.0, 17.0), kernel.shape)
+                       .astype("float32"), np.zeros_like(bias)])
+  one_shot = tps.prune(base, "l1", ratio=0.25, round_to=8).report.groups
+  assert {g: n for g, n, _ in one_shot if g in ("a", "b")} == {
+      "a": 8, "b": 16}
+  pm = tps.prune_channels(base, "l1", round_to=8)
+  ctl = controller_lib.make_controller(pm)
+  ctl.update(0.25)
+  kept = lambda: {g: len(ctl.keep.get(g, range(16))) for g in ("a", "b")}
+  assert kept() == {"a": 8, "b": 16}
+  np.testing.assert_array_equal(ctl.keep["a"], np.arange(8, 16))
+  # A later, higher sparsity (hard masks: the kept sets only shrink).
+  ctl.update(0.5)
+  assert kept() == {"a": 8, "b": 8}
+  np.testing.assert_array_equal(ctl.keep["b"], np.arange(8, 16))

@@ -333,8 +333,11 @@ class Controller:
         dropped = {(ids.index(g), int(c)) for g, k in held.items()
                    for c in np.setdiff1d(np.arange(len(scores[g])), k)}
         order = sorted(order, key=lambda t: (t[1], t[2]) not in dropped)
-      counts = planner.counts_global(int(round(sparsity * planner.total)),
-                                     order)
+      # As tps.prune's global ratio: the fewest channels along the order
+      # whose rounded widths (round_to, grouped convs) remove at least
+      # the sparsity; rounding each group up could undo every removal.
+      counts = planner.counts_removing(int(round(sparsity * planner.total)),
+                                       order)
     else:
       counts = planner.counts_local(sparsity)
     if held:
