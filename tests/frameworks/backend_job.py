@@ -241,6 +241,26 @@ def int_input_model(keras):
 FROZEN_CRITERIA = ("taylor_fo", "obd")
 
 
+def rnn_model(keras):
+  """A small Keras 3 net with an LSTM and a GRU between pruned layers."""
+  L = keras.layers
+  inp = keras.Input((10, 4))
+  h = L.Conv1D(6, 3, padding="same", activation="relu", name="rc1")(inp)
+  h = L.LSTM(5, return_sequences=True, kernel_initializer="he_normal",
+             name="lstm")(h)
+  h = L.GRU(5, recurrent_initializer="glorot_normal", name="gru")(h)
+  h = L.Dense(7, activation="relu", name="rd1")(h)
+  model = keras.Model(inp, L.Dense(3, name="rhead")(h))
+  rng = np.random.default_rng(8)
+  model.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.5
+                     for w in model.weights])
+  return model
+
+
+def rnn_data():
+  return np.random.default_rng(9).random((6, 10, 4)).astype("float32")
+
+
 def edge_data():
   rng = np.random.default_rng(4)
   return (rng.random((24, 8, 8, 1)).astype("float32"),
@@ -281,6 +301,22 @@ def edge_main(out_path, backend):
   frozen.get_layer("l1").trainable = False
   out["frozen_scores"] = {name: {k: v.tolist() for k, v in tps.score(
       frozen, name, (x, y)).items()} for name in FROZEN_CRITERIA}
+  # LSTM/GRU keep their initializers on their cell: materialize, mask and
+  # prune failed off TensorFlow (the zero-initializer rebuild set them).
+  rnn, xr = rnn_model(keras), rnn_data()
+  graph = tps.ChannelGraph(rnn)
+  keep = {g.id: list(range(0, g.size, 2)) for g in graph.prunable_groups}
+  masked = keras.ops.convert_to_numpy(
+      tps.mask_channels(rnn, keep, graph=graph)(xr))
+  slim = tps.materialize(rnn, keep, graph=graph)
+  out["rnn_mask_vs_slim"] = float(np.abs(
+      masked - keras.ops.convert_to_numpy(slim(xr))).max())
+  out["rnn_initializers_kept"] = all(
+      layer.get_config()[k] == rnn.get_layer(layer.name).get_config()[k]
+      for layer in slim.layers for k in layer.get_config()
+      if k.endswith("_initializer"))
+  out["rnn_prune_keep"] = {k: v.tolist() for k, v in tps.prune(
+      rnn, "l1", target_macs=0.05).keep.items()}
   with open(out_path, "w") as f:
     json.dump(out, f)
 

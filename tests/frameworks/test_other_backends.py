@@ -134,7 +134,10 @@ def test_edge_cases_match_tensorflow(tmp_path, backend):
   uint8 images for a float32 Input (converted to it, as Keras does);
   kfac_obd through producers' fused activations (relu, tanh, swish), and
   on a Dense reading an int Input (no gradient taken there); the weight
-  gradients of a frozen layer (trainable=False)."""
+  gradients of a frozen layer (trainable=False); an LSTM and a GRU net
+  materializes (== mask_channels, the layers' own initializers kept) and
+  prunes to TensorFlow's keep sets (it failed: the initializers of an RNN
+  layer are its cell's and cannot be set on it)."""
   out = str(tmp_path / f"{backend}_edge.json")
   _run([os.path.join(ROOT, "tests", "frameworks", "backend_job.py"), "edge",
         out, backend], backend)
@@ -178,3 +181,9 @@ def test_edge_cases_match_tensorflow(tmp_path, backend):
     for gid, values in ref.items():
       np.testing.assert_allclose(got["frozen_scores"][name][gid], values,
                                  rtol=1e-5, atol=1e-7, err_msg=name)
+  rnn = backend_job.rnn_model(keras)
+  assert got["rnn_mask_vs_slim"] < 1e-5
+  assert got["rnn_initializers_kept"]
+  assert got["rnn_prune_keep"] == {
+      k: v.tolist() for k, v in tps.prune(rnn, "l1",
+                                          target_macs=0.05).keep.items()}
