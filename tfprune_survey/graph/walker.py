@@ -9,6 +9,7 @@ live layers' nodes.
 import dataclasses
 
 from tfprune_survey import frameworks
+from tfprune_survey.errors import UnsupportedModelError
 
 
 @dataclasses.dataclass
@@ -33,6 +34,49 @@ def is_submodel(layer):
   return name is not None and frameworks.get(name).is_submodel(layer)
 
 
+def model_config(model):
+  """`model.get_config()`, or an error naming the layer or op it fails on.
+
+  Keras's own error (a NotImplementedError asking to implement
+  `get_config()`) names neither the layer nor the model it came from.
+
+  Raises:
+    UnsupportedModelError: where the config cannot be made.
+  """
+  try:
+    return model.get_config()
+  except NotImplementedError as e:
+    culprit = _unserializable(model, ())
+    if culprit is None:
+      raise
+    path, op = culprit
+    raise UnsupportedModelError(
+        f"the model's layers cannot be read: its config (model.get_config(),"
+        f" which the channel analysis reads them from) fails at '{path}' "
+        f"({type(op).__name__}): it was made with argument values Keras "
+        "cannot serialize and has no get_config() of its own (for a "
+        "keras.ops call such as ops.clip, a NumPy array as a bound; "
+        "ops.minimum/ops.maximum take array operands). Keras said: "
+        f"{' '.join(str(e).split())[:200]}") from e
+
+
+def _unserializable(model, names):
+  """(path, op) of the first layer or op under `model` whose config fails."""
+  ops = getattr(model, "operations", None) or getattr(model, "layers", [])
+  for op in ops:
+    here = names + (op.name,)
+    if is_submodel(op):
+      found = _unserializable(op, here)
+      if found is not None:
+        return found
+      continue
+    try:
+      op.get_config()
+    except NotImplementedError:
+      return "/".join(here), op
+  return None
+
+
 class Walker:
   """Walks a model's layer calls in topological order.
 
@@ -52,7 +96,7 @@ class Walker:
     self.inputs = []
     self.outputs = []   # (value, path of the layer producing it)
     self.fw = frameworks.of(model)
-    config = model.get_config()
+    config = model_config(model)
     outs = self._walk(model, config, (), None)
     self.outputs = outs
 
