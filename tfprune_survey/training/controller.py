@@ -29,6 +29,7 @@ from tfprune_survey.strip.keep import resolve_keep
 from tfprune_survey.training.strip import current_keep
 from tfprune_survey.training.strip import sync_weights
 from tfprune_survey.training.strip import unwrap
+from tfprune_survey.training.wrapper import backend_error
 from tfprune_survey.training.wrapper import ChannelPruneWrapper
 from tfprune_survey.training.wrapper import registered_class
 from tfprune_survey.training.wrapper import wrappers_of
@@ -48,6 +49,13 @@ def make_controller(model, data=None):
       needs data has none.
   """
   wrappers = wrappers_of(model)
+  if wrappers:
+    from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+    fw = frameworks.of(model, "model")
+    if fw.backend() != "tensorflow":   # saved on TensorFlow, loaded here
+      raise backend_error(
+          fw, f"training-time channel pruning of model {model.name!r} "
+          "(UpdateChannelPruningStep)")
   nested = _nested_wrappers(model)
   if nested:
     raise ValueError(

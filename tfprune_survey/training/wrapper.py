@@ -3,7 +3,9 @@
 One concrete class per Keras (tf_keras, Keras 3 on the TensorFlow backend),
 each registered as `tfprune_survey>ChannelPruneWrapper` in its Keras, so a
 model saved mid-pruning loads with no `custom_objects`. The masking runs in
-TensorFlow ops inside the training graph in both.
+TensorFlow ops inside the training graph in both. A Keras 3 model saved on
+TensorFlow and loaded on another backend runs inference (masked, in Keras
+ops) and strips; training it there is a NotImplementedError saying so.
 """
 
 import inspect
@@ -16,6 +18,21 @@ from tfprune_survey.frameworks import classes as keras_classes
 CALLBACK_MISSING = (
     "Channel pruning needs tps.UpdateChannelPruningStep() in the callbacks "
     "of model.fit: it advances the pruning step and updates the masks.")
+
+
+
+def backend_error(fw, what):
+  """The NotImplementedError for `what` on a Keras 3 model loaded on a
+  backend other than TensorFlow (the wrappers mask in TensorFlow ops)."""
+  return NotImplementedError(
+      f"{what} needs the TensorFlow backend, and Keras 3 runs on the "
+      f"'{fw.backend()}' backend here (KERAS_BACKEND): the "
+      "ChannelPruneWrapper layers of a model from tps.prune_channels mask "
+      "and prune in TensorFlow ops. To go on training and pruning it, load "
+      "it with KERAS_BACKEND=tensorflow; to use the channels pruned so far "
+      "on this backend, strip it first (slim = tps.strip_channel_pruning("
+      "model), which works on any backend) and run or fine-tune `slim`.")
+
 
 _DOC = """Holds 0/1 channel masks and zeroes the masked slices of `layer`'s weights.
 
@@ -174,6 +191,13 @@ def _make(fw):
       return [w.assign(v) for w, v in self.masked_values()]
 
     def call(self, inputs, training=None, **kwargs):
+      if keras3 and fw.backend() != "tensorflow":
+        # A model saved on TensorFlow and loaded on JAX or PyTorch: it runs
+        # (masked, in Keras ops); training it needs TensorFlow. (Raising
+        # in inference would leave a JAX model's weights purged.)
+        if training is True:
+          raise backend_error(fw, f"training layer {self.name!r}")
+        return self._call_other_backend(inputs, **kwargs)
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       if training is None:
         training = False if keras3 else keras.backend.learning_phase()
@@ -203,6 +227,25 @@ def _make(fw):
       if self.observe_output is not None and training:
         out = self._observed_output(out)
       return out
+
+    def _call_other_backend(self, inputs, **kwargs):
+      """Inference on a backend other than TensorFlow: the masked weights
+      (as `apply_masks`, in Keras ops), then the layer."""
+      ops = keras.ops
+      factors = {}
+      for (name, axis, _), mask in zip(self.masked, self.mask_vars):
+        w = self._weight(name)
+        shape = [1] * len(w.shape)
+        shape[axis] = -1
+        m = ops.reshape(ops.cast(mask, w.dtype), shape)
+        factors[name] = m if name not in factors else factors[name] * m
+      for name, m in factors.items():
+        w = self._weight(name)
+        w.assign(w * m)
+      kwargs = {k: v for k, v in kwargs.items() if k in self._inner_args}
+      if self._inner_takes_training:
+        kwargs["training"] = False
+      return self.layer(inputs, **kwargs)
 
     def _observed_output(self, out):
       """For taylor_fo: the sum over a filter's (or its BN's gamma and beta)
