@@ -195,12 +195,15 @@ def test_zero_initializer_rebuild_gives_rnn_layers_their_initializers(
   """The JAX/PyTorch rebuild (zero initializers, then the layers' own set
   back) run here by claiming another backend: an LSTM's and a GRU's
   initializers are their cell's (setting them on the layer raised
-  AttributeError: no setter). Where one cannot be set back, the model is
-  rebuilt with its own initializers."""
+  AttributeError: no setter); MultiHeadAttention's are private (its config
+  said Zeros). Where one cannot be set back, the model is rebuilt with its
+  own initializers."""
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
   from tfprune_survey.strip import surgery  # pylint: disable=g-import-not-at-top
   inp = keras.Input((10, 4))
   h = L.Conv1D(6, 3, padding="same", activation="relu", name="c1")(inp)
+  h = L.MultiHeadAttention(2, 3, kernel_initializer="he_normal",
+                           name="mha")(h, h)
   h = L.LSTM(5, return_sequences=True, kernel_initializer="he_normal",
              name="lstm")(h)
   h = L.GRU(5, recurrent_initializer="glorot_normal", name="gru")(h)
@@ -209,7 +212,13 @@ def test_zero_initializer_rebuild_gives_rnn_layers_their_initializers(
   x = np.random.default_rng(0).random((4, 10, 4)).astype("float32")
   monkeypatch.setattr(type(frameworks.of(model)), "backend",
                       lambda self: "jax")
-  if not restorable:
+  restored = []
+  if restorable:   # and set back, not rebuilt slowly
+    real = surgery._restore_initializer
+    monkeypatch.setattr(surgery, "_restore_initializer",
+                        lambda *args: restored.append(real(*args)) or
+                        restored[-1])
+  else:
     monkeypatch.setattr(surgery, "_restore_initializer",
                         lambda *args: False)
   keep = {"d1": [0, 1, 5]}
@@ -221,3 +230,4 @@ def test_zero_initializer_rebuild_gives_rnn_layers_their_initializers(
     for key in [k for k in cfg if k.endswith("_initializer")]:
       assert cfg[key] == model.get_layer(layer.name).get_config()[key], (
           layer.name, key)
+  assert all(restored) and (len(restored) > 10) == restorable

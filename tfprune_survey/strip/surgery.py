@@ -247,16 +247,18 @@ def rebuild(model, config, weights_follow=False):
 def _restore_initializer(keras, layer, key, value):
   """Gives `layer` its initializer `value` (a config) back under `key`.
 
-  Sets it on the layer or, where the layer's attribute is a read-only view
-  (an RNN layer's `kernel_initializer` reads its cell's), on its `cell`.
-  Returns whether the layer's config now shows it.
+  Sets it on the layer, as a private `_<key>` where the layer keeps it so
+  (MultiHeadAttention), or, where the layer's attribute is a read-only
+  view (an RNN layer's `kernel_initializer` reads its cell's), on its
+  `cell`. Returns whether the layer's config now shows it.
   """
   want = keras.initializers.serialize(keras.initializers.get(value))
-  for owner in (layer, getattr(layer, "cell", None)):
-    if owner is None or not hasattr(owner, key):
+  cell = getattr(layer, "cell", None)
+  for owner, attr in ((layer, key), (layer, "_" + key), (cell, key)):
+    if owner is None or not hasattr(owner, attr):
       continue
     try:
-      setattr(owner, key, keras.initializers.get(value))
+      setattr(owner, attr, keras.initializers.get(value))
     except (AttributeError, TypeError):
       continue
     try:
