@@ -73,6 +73,38 @@ def make_controller(model, data=None):
   return MaskingController(model, wrappers, data)
 
 
+def final_prune_keep(model, data=None):
+  """The kept channels soft pruning's final prune would select in `model`.
+
+  What `UpdateChannelPruningStep.on_train_end` selects (`Controller.finish`)
+  from the model's weights at the sparsity of its latest pruning step, for
+  a soft-pruned model saved during `fit` (e.g. by ModelCheckpoint); the
+  model is not changed, and works on any backend.
+
+  Raises:
+    ValueError: the criterion needs data and neither `data` nor the data
+      given to `prune_channels` is there.
+  """
+  from tfprune_survey import criteria as criteria_lib  # pylint: disable=g-import-not-at-top
+  wrappers = wrappers_of(model)
+  crit = criteria_lib.deserialize(wrappers[0].settings["criterion"])
+  if data is None:
+    data = next((w.data for w in wrappers if w.data is not None), None)
+  if crit.requires_data and data is None:
+    raise ValueError(
+        f"model {model.name!r} was saved during a soft-pruning fit, before "
+        "the final prune that the end of fit makes (UpdateChannelPruningStep"
+        ".on_train_end: the channels are selected once more from the final "
+        "weights, which regrew since the last pruning step), and its "
+        f"criterion '{crit.name}' needs data to make it: pass it, "
+        "tps.strip_channel_pruning(model, data=...), or finish the training "
+        "(fit with tps.UpdateChannelPruningStep()) and strip then")
+  klass = (MarkerController if any(w.deferred for w in wrappers)
+           else MaskingController)
+  ctl = klass(model, wrappers, data)
+  return ctl.select(ctl.final_sparsity())
+
+
 def _nested_wrappers(model, prefix=""):
   """The paths of the ChannelPruneWrappers inside `model`'s nested models."""
   found = []
@@ -306,6 +338,19 @@ class Controller:
     self.update(sparsity)
     self._zero_once(self.keep, roles=None)
 
+  def final_sparsity(self):
+    """The sparsity `finish` prunes at: that of the latest step at or
+    before the saved one at which the schedule prunes (else the fraction
+    the kept sets remove)."""
+    for s in range(self.step_of(), -1, -1):
+      should, sparsity = _ask_schedule(self.schedule, s)
+      if should:
+        return sparsity
+    sizes = {g: self.graph.group(g).size for g in self.group_ids}
+    removed = sum(sizes[g] - len(k) for g, k in self.keep.items()
+                  if g in sizes)
+    return removed / sum(sizes.values())
+
   # ---- scoring and planning ---------------------------------------------
   def update(self, sparsity):
     """Scores the channels and keeps the best (1 - sparsity) of them.
@@ -314,11 +359,18 @@ class Controller:
     dropped channel is zero, so its score says nothing); only a sparsity
     below the last one brings dropped channels back, the best scored.
     """
+    keep = self.select(sparsity)
+    if keep is not None:
+      self.assign(keep)
+
+  def select(self, sparsity):
+    """The kept channels `update(sparsity)` sets, without setting them
+    (None: in-graph statistics with no batch seen yet)."""
     self.apply_masks()
     sync_weights(self.model, self.plain)
     if self.in_graph:
       if not self.batches_seen:
-        return   # no statistics yet: deferred to the next pruning step
+        return None   # no statistics yet: deferred to the next pruning step
       scores = self._in_graph_scores()
     else:
       from tfprune_survey.scoring import score as score_fn  # pylint: disable=g-import-not-at-top
@@ -353,7 +405,7 @@ class Controller:
           self.graph, {g: _kept_first(s, held.get(g))
                        for g, s in scores.items()},
           self.round_to, self.min_channels)
-    self.assign(planner.keep_indices(counts))
+    return planner.keep_indices(counts)
 
   def _in_graph_scores(self):
     from tfprune_survey.criteria.context import ScoringContext  # pylint: disable=g-import-not-at-top

@@ -1,9 +1,12 @@
 """strip_channel_pruning: the trained model without its wrappers."""
 
+import warnings
+
 import numpy as np
 
 from tfprune_survey import frameworks
 from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.strip.keep import resolve_keep
 from tfprune_survey.strip.mask import mask_channels
 from tfprune_survey.strip.materialize import materialize as materialize_fn
 from tfprune_survey.training.wrapper import ChannelPruneWrapper
@@ -68,8 +71,38 @@ def current_keep(model, graph=None):
   return graph, keep
 
 
-def strip_channel_pruning(model, materialize=True):  # pylint: disable=redefined-outer-name
+def _final_prune_pending(graph, keep):
+  """Whether a soft-pruned model still needs the final prune: some weight
+  slice `mask_channels` zeroes for a dropped channel is not zero (the end
+  of `fit` zeroes all of them; during fit only the filters are zeroed, and
+  they regrow)."""
+  keep_of = graph.keep_resolver(resolve_keep(graph, keep))
+  for sl in graph.weight_slices:
+    if not sl.zero or "/" in sl.path:
+      continue
+    layer = graph.model.get_layer(sl.path)
+    var = next((w for w in layer.weights
+                if frameworks.Framework.short_name(w) == sl.weight), None)
+    if var is None:
+      continue
+    value = np.asarray(var.numpy())
+    dropped = np.setdiff1d(np.arange(value.shape[sl.axis]),
+                           sl.layout.indices(keep_of))
+    if dropped.size and np.any(np.take(value, dropped, axis=sl.axis)):
+      return True
+  return False
+
+
+def strip_channel_pruning(model, materialize=True, data=None):  # pylint: disable=redefined-outer-name
   """The trained model without wrappers, of the same Keras.
+
+  A soft-pruned model (`prune_channels(..., soft=True)`) saved during `fit`
+  (e.g. by ModelCheckpoint) has not had the final prune that the end of
+  `fit` makes: its dropped filters regrew since the last pruning step. It
+  is made here as `UpdateChannelPruningStep.on_train_end` makes it (the
+  channels selected once more from the weights, at the sparsity of the
+  latest pruning step), with a warning, so the result is what finishing
+  that training would strip; `model` is not changed.
 
   Args:
     model: a model from `prune_channels` (after training), or a model
@@ -77,6 +110,9 @@ def strip_channel_pruning(model, materialize=True):  # pylint: disable=redefined
     materialize: True (default) returns the physically slim model (the
       `tps.materialize` of the kept channels); False the plain model of the
       original shapes with the dropped channels zeroed.
+    data: data for a data-dependent criterion, used only for the final
+      prune of a soft-pruned model saved during `fit` (defaults to the
+      data given to `prune_channels`).
 
   Returns:
     A new model without `ChannelPruneWrapper`s. The kept channels are
@@ -85,12 +121,26 @@ def strip_channel_pruning(model, materialize=True):  # pylint: disable=redefined
 
   Raises:
     ValueError: when `model` has no `ChannelPruneWrapper`, or wrappers
-      without kept-channel state (saved by an earlier release).
+      without kept-channel state (saved by an earlier release), or for the
+      final prune of a soft-pruned model saved during `fit` whose criterion
+      needs data, without data.
   """
-  if not wrappers_of(model):
+  wrappers = wrappers_of(model)
+  if not wrappers:
     raise ValueError(f"model {model.name!r} has no ChannelPruneWrapper; was it "
                      "made by tps.prune_channels?")
   graph, keep = current_keep(model)
+  if (keep and wrappers[0].settings.get("soft")
+      and _final_prune_pending(graph, keep)):
+    from tfprune_survey.training.controller import final_prune_keep  # pylint: disable=g-import-not-at-top
+    keep = final_prune_keep(model, data)
+    warnings.warn(
+        f"model {model.name!r} is soft-pruned and was saved during fit, "
+        "before the final prune that the end of fit makes (its dropped "
+        "filters regrew since the last pruning step): strip_channel_pruning "
+        "made that prune (channels selected once more from these weights), "
+        "so the stripped model is what finishing the training would strip, "
+        "and computes other outputs than `model`", stacklevel=2)
   plain = graph.model
   if materialize:
     return materialize_fn(plain, keep, graph=graph)
