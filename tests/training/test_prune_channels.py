@@ -238,6 +238,26 @@ def test_pruning_policy_limits_the_groups():
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_pruning_policy_accepts_an_input_layers_name(framework):
+  # model.get_layer finds the InputLayer, but it is no layer call: it was
+  # refused as an unknown layer. It selects nothing (input channels are
+  # never pruned).
+  model = build(framework)
+  name = model.layers[0].name
+  assert type(model.get_layer(name)).__name__ == "InputLayer"
+  pm = tps.prune_channels(model, "l1", every_step(),
+                          pruning_policy=[name, "stem_conv"])
+  owners = [l.layer.name for l in pm.layers
+            if isinstance(l, tps.ChannelPruneWrapper)
+            and l.channel_mask is not None]
+  assert owners == ["stem_conv"]
+  with pytest.raises(ValueError, match="selects no prunable channel group"):
+    tps.prune_channels(model, "l1", pruning_policy=[name])
+  with pytest.raises(ValueError, match=r"unknown layers \['nope'\]"):
+    tps.prune_channels(model, "l1", pruning_policy=[name, "nope"])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_sequential_and_nested_models_strip_exactly(framework):
   keras = keras_of(framework)
   L = keras.layers

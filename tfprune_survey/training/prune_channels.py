@@ -71,7 +71,9 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
       memory only: pass it to `UpdateChannelPruningStep` after loading.
     scope, round_to, min_channels: as in `tps.prune`.
     pruning_policy: optional collection of layer names; only groups whose
-      producers include one of them are pruned.
+      producers include one of them are pruned. An InputLayer's name is
+      accepted and selects nothing (the model's input channels are never
+      pruned).
     soft: False (default) holds hard masks: a dropped channel stays zero
       (re-masked in every training step) and the selection only grows.
       True is soft filter pruning (He, Kang, Dong, Fu, Yang 2018, "Soft
@@ -119,7 +121,11 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
   groups = graph.prunable_groups
   if pruning_policy is not None:
     wanted = set(planning.check_names(pruning_policy, "pruning_policy"))
-    names = {c.path for c in graph.calls}
+    # An InputLayer is a layer of the model (get_layer finds it) but no
+    # layer call: a known name that selects nothing (the model's input
+    # channels are never pruned), as in tps.prune's `ignore`.
+    from tfprune_survey.pruner import _input_layer_paths  # pylint: disable=g-import-not-at-top
+    names = {c.path for c in graph.calls} | _input_layer_paths(to_prune)
     unknown = sorted(wanted - names)
     if unknown:
       raise ValueError(f"`pruning_policy` names unknown layers {unknown}")
