@@ -57,6 +57,24 @@ def test_rewind_copies_exactly_the_kept_slices(xy, framework):
     tps.RewindCheckpoint(epoch=-1)
 
 
+def test_rewind_checkpoint_takes_a_numpy_integer_epoch(xy):
+  # np.int64(1) (e.g. from np.argmin over a schedule) was refused: "must
+  # be an int >= 0, got np.int64(1)".
+  x, y = xy
+  model = compile_model(build("keras3"))
+  ckpt, plain = tps.RewindCheckpoint(np.int64(1)), tps.RewindCheckpoint(1)
+  assert ckpt.epoch == 1 and type(ckpt.epoch) is int
+  model.fit(x[:16], y[:16], batch_size=16, epochs=2, verbose=0,
+            callbacks=[ckpt, plain])
+  assert ckpt.model_at_epoch is not None
+  for a, b in zip(ckpt.model_at_epoch.get_weights(),
+                  plain.model_at_epoch.get_weights()):
+    np.testing.assert_array_equal(a, b)
+  for bad in (1.0, True, np.int32(-1), "1"):
+    with pytest.raises(ValueError, match="epoch"):
+      tps.RewindCheckpoint(bad)
+
+
 def test_rewind_checkpoint_on_a_plain_model_records_no_keep(xy):
   x, y = xy
   model = compile_model(build("keras3"))

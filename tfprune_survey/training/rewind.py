@@ -1,5 +1,6 @@
 """Lottery-ticket rewinding: RewindCheckpoint and rewind."""
 
+import numbers
 import weakref
 
 import numpy as np
@@ -40,9 +41,10 @@ class RewindCheckpoint(Callback):
 
   def __init__(self, epoch=0):
     super().__init__()
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+    if (isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral)
+        or epoch < 0):
       raise ValueError(f"`epoch` must be an int >= 0, got {epoch!r}")
-    self.epoch = epoch
+    self.epoch = int(epoch)   # numpy integers too
     self.model_at_epoch = None
     self.keep = None
     self._ended = None
