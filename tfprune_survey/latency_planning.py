@@ -12,6 +12,9 @@ import numbers
 
 import numpy as np
 
+from tfprune_survey import planning
+
+
 def search_latency(planner, latency_model, target, round_to="auto",
                    fixed=None, weights=None, left_whole=None):
   """Kept counts that remove `target` of the predicted latency, greedily.
@@ -158,19 +161,13 @@ def _raise_unreachable(planner, lm, target, round_to, fixed, left_whole,
   base = {g.id: lm.step(g.id) if round_to == "auto" else int(round_to)
           for g in free}
   blocked = {gid: n for gid, n in steps.items() if n != base[gid]}
-  if blocked:
-    limits.append("groups of grouped convs keeping multiples of "
-                  "lcm(round_to, blocks) " +
-                  ", ".join(f"{gid!r}: {n}" for gid, n in blocked.items()))
+  limits += planning.limit_phrases(blocked, None)
   if fixed:
     sizes = {g.id: g.size for g in planner.groups}
     limits.append("groups fixed by `ratios`: " + ", ".join(
         f"{gid!r} (keeps {n} of {sizes[gid]})" for gid, n in fixed.items()))
-  if not free:
-    limits.append("no group left to cut")
-  if left_whole:
-    limits.append("groups left whole: " + ", ".join(
-        f"{gid!r} ({why})" for gid, why in left_whole.items()))
+  limits += planning.limit_phrases(
+      None, left_whole, None if free else "no group left to cut")
   raise ValueError(
       f"`target_latency`={target} is unreachable: the largest predicted "
       f"latency reduction is {1 - now / full:.3f}, with " + "; ".join(limits))

@@ -377,6 +377,24 @@ class Planner:
     return keep
 
 
+def limit_phrases(grouped_steps, left_whole, empty=None):
+  """The parts of an 'unreachable target' message that MACs and latency
+  targets share: grouped-conv steps ({group_id: step}), a note when no
+  group is left (`empty`, or None), and the groups left whole
+  ({group_id: why})."""
+  out = []
+  if grouped_steps:
+    out.append("groups of grouped convs keeping multiples of "
+               "lcm(round_to, blocks) " +
+               ", ".join(f"{gid!r}: {n}" for gid, n in grouped_steps.items()))
+  if empty:
+    out.append(empty)
+  if left_whole:
+    out.append("groups left whole: " + ", ".join(
+        f"{gid!r} ({why})" for gid, why in left_whole.items()))
+  return out
+
+
 def check_reachable(planner, macs_model, macs_before, target,
                     left_whole=None):
   """Raises ValueError when no removal reaches `target` MACs cut.
@@ -402,16 +420,9 @@ def check_reachable(planner, macs_model, macs_before, target,
             f"round_to={planner.round_to}"]
   steps = {gid: n for gid, n in planner.steps.items()
            if n != planner.round_to}
-  if steps:
-    limits.append("groups of grouped convs keeping multiples of "
-                  "lcm(round_to, blocks) " +
-                  ", ".join(f"{gid!r}: {n}" for gid, n in steps.items()))
-  whole = dict(left_whole or {})
-  if not planner.groups:
-    limits.append("no group left to prune")
-  if whole:
-    limits.append("groups left whole: " + ", ".join(
-        f"{gid!r} ({why})" for gid, why in whole.items()))
+  limits += limit_phrases(steps, left_whole,
+                          "no group left to prune" if not planner.groups
+                          else None)
   raise ValueError(
       f"`target_macs`={target} is unreachable: the largest reachable MACs "
       f"reduction is {best:.3f}, with " + "; ".join(limits))
