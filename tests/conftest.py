@@ -113,3 +113,23 @@ def two_input_arrays(n=8, seed=0):
   rng = np.random.default_rng(seed)
   return (rng.normal(size=(n, 6, 6, 3)).astype("float32"),
           rng.normal(size=(n, 6, 6, 2)).astype("float32"))
+
+
+def dead_branch_model(framework, conv_after_add=True):
+  """stem -> [b1 -> b2 -> sss (ChannelScale at exactly 0, SSS)] + stem
+  [-> c3] -> gap -> out. With c3: 59640 MACs, of which b1 and b2 (dropped
+  by materialize) are 2 x 15552."""
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  L = k.layers
+  k.utils.set_random_seed(0)
+  inp = k.Input((6, 6, 3))
+  s = L.Conv2D(8, 3, padding="same", name="stem", activation="relu")(inp)
+  b = L.Conv2D(6, 3, padding="same", name="b1", activation="relu")(s)
+  b = L.Conv2D(8, 3, padding="same", name="b2")(b)
+  b = tps.ChannelScale(0.0, shared=True, framework=framework, name="sss")(b)
+  x = L.Add(name="add")([s, b])
+  if conv_after_add:
+    x = L.Conv2D(8, 3, padding="same", name="c3", activation="relu")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  return k.Model(inp, L.Dense(3, name="out")(x))

@@ -10,6 +10,7 @@ from tests.conftest import max_rel_diff
 from tests.conftest import same_weights
 from tests.conftest import to_numpy
 from tests.conftest import weights_of
+from tests.conftest import dead_branch_model
 from tests.conftest import two_input_model
 
 FRAMEWORKS = ("tf_keras", "keras3")
@@ -213,16 +214,7 @@ def test_keras3_lora_layers_merge_by_their_effective_kernels():
 def test_residual_branch_scaled_by_zero_is_dropped_not_a_crash(framework):
   """A branch whose shared ChannelScale is 0 (SSS) adds nothing: materialize
   removes it, and merging must not look for its layers in the slim model."""
-  keras = keras_of(framework)
-  L = keras.layers
-  keras.utils.set_random_seed(0)
-  inp = keras.Input((6, 6, 3))
-  s = L.Conv2D(8, 3, padding="same", name="stem", activation="relu")(inp)
-  b = L.Conv2D(6, 3, padding="same", name="b1", activation="relu")(s)
-  b = L.Conv2D(8, 3, padding="same", name="b2")(b)
-  b = tps.ChannelScale(0.0, shared=True, framework=framework, name="sss")(b)
-  x = L.GlobalAveragePooling2D()(L.Add()([s, b]))
-  model = keras.Model(inp, L.Dense(3, name="out")(x))
+  model = dead_branch_model(framework, conv_after_add=False)
   copy_channels(model, {"stem": halves(8), "b1": halves(6)})
   before = weights_of(model)
   result = tps.cluster_prune(model, threshold=1.0)

@@ -7,6 +7,7 @@ Keras 3."""
 import pytest
 
 import tfprune_survey as tps
+from tests.conftest import dead_branch_model
 from tests.conftest import same_weights as _same
 from tests.conftest import weights_of as _weights
 from tfprune_survey import frameworks
@@ -102,22 +103,6 @@ def test_unreachable_target_fails_before_any_round(framework):
                         finetune=tuned.append, verbose=0)
   assert not tuned
   assert "0.949" in str(info.value)
-
-
-def dead_branch_model(framework):
-  """A residual branch scaled by exactly 0 (SSS), which pruning drops."""
-  keras = frameworks.get(framework).keras
-  L = keras.layers
-  keras.utils.set_random_seed(0)
-  inp = keras.Input((6, 6, 3))
-  s = L.Conv2D(8, 3, padding="same", name="stem", activation="relu")(inp)
-  b = L.Conv2D(6, 3, padding="same", name="b1", activation="relu")(s)
-  b = L.Conv2D(8, 3, padding="same", name="b2")(b)
-  b = tps.ChannelScale(0.0, shared=True, framework=framework, name="sss")(b)
-  x = L.Conv2D(8, 3, padding="same", name="c3", activation="relu")(
-      L.Add()([s, b]))
-  x = L.GlobalAveragePooling2D()(x)
-  return keras.Model(inp, L.Dense(3, name="out")(x))
 
 
 @pytest.mark.parametrize("framework", ("tf_keras", "keras3"))

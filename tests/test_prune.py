@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tfprune_survey as tps
+from tests.conftest import dead_branch_model
 from tfprune_survey import zoo
 from tfprune_survey._compat import keras
 from tfprune_survey.metrics.macs_model import MacsModel
@@ -429,26 +430,8 @@ def test_prune_a_model_of_free_input_size(framework):
 
 # ---- residual branches scaled by exactly 0 (SSS), which materialize drops --
 
-def _dead_branch_model(framework):
-  """stem -> [b1 -> b2 -> sss (0)] + stem -> c3 -> gap -> out; 59640 MACs,
-  of which b1 and b2 (dropped by materialize) are 2 x 15552."""
-  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
-  k = frameworks.get(framework).keras
-  k.utils.set_random_seed(0)
-  inp = k.Input((6, 6, 3))
-  s = k.layers.Conv2D(8, 3, padding="same", name="stem",
-                      activation="relu")(inp)
-  b = k.layers.Conv2D(6, 3, padding="same", name="b1", activation="relu")(s)
-  b = k.layers.Conv2D(8, 3, padding="same", name="b2")(b)
-  b = tps.ChannelScale(0.0, shared=True, framework=framework, name="sss")(b)
-  x = k.layers.Add(name="add")([s, b])
-  x = k.layers.Conv2D(8, 3, padding="same", name="c3", activation="relu")(x)
-  x = k.layers.GlobalAveragePooling2D()(x)
-  return k.Model(inp, k.layers.Dense(3, name="out")(x))
-
-
 def _macs_table():
-  """A LatencyModel of _dead_branch_model whose ms are MACs / 1e4: a
+  """A LatencyModel of dead_branch_model whose ms are MACs / 1e4: a
   layer's time is linear in its input and in its output width."""
   from tfprune_survey import latency  # pylint: disable=g-import-not-at-top
   rows = []
@@ -472,7 +455,7 @@ def _macs_table():
 def test_target_macs_counts_the_dead_branch_materialize_drops(framework):
   # Dropping b1 and b2 alone removes 31104 / 59640 = 52.2% of the MACs. The
   # search did not count that: target_macs=0.6 removed 78.2%.
-  model = _dead_branch_model(framework)
+  model = dead_branch_model(framework)
   before = tps.count_macs(model)
   assert before == 59640
   result = tps.prune(model, "l1", target_macs=0.6)
@@ -499,7 +482,7 @@ def test_target_macs_counts_the_dead_branch_materialize_drops(framework):
 def test_target_latency_counts_the_dead_branch_materialize_drops(
     framework, monkeypatch):
   from tfprune_survey import latency  # pylint: disable=g-import-not-at-top
-  model = _dead_branch_model(framework)
+  model = dead_branch_model(framework)
   monkeypatch.setattr(latency, "measure_ms",
                       lambda m, **kw: tps.count_macs(m) / 1e4)
   before = tps.count_macs(model)
