@@ -133,3 +133,22 @@ def dead_branch_model(framework, conv_after_add=True):
     x = L.Conv2D(8, 3, padding="same", name="c3", activation="relu")(x)
   x = L.GlobalAveragePooling2D()(x)
   return k.Model(inp, L.Dense(3, name="out")(x))
+
+
+def tied_ranking_model(framework):
+  """Two 16-filter convs 'a' -> 'b' -> gap -> 'out' whose filter c has L1
+  norm proportional to c + 1 in both: their normalised scores tie, so a
+  global l1 ranking alternates a0, b0, a1, b1, ..."""
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  inp = k.Input((8, 8, 3))
+  x = k.layers.Conv2D(16, 3, padding="same", name="a")(inp)
+  x = k.layers.Conv2D(16, 3, padding="same", name="b")(x)
+  x = k.layers.GlobalAveragePooling2D()(x)
+  model = k.Model(inp, k.layers.Dense(3, name="out")(x))
+  for name in ("a", "b"):
+    layer = model.get_layer(name)
+    kernel, bias = layer.get_weights()
+    layer.set_weights([np.broadcast_to(np.arange(1.0, 17.0), kernel.shape)
+                       .astype("float32"), np.zeros_like(bias)])
+  return model

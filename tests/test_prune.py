@@ -5,6 +5,7 @@ import pytest
 
 import tfprune_survey as tps
 from tests.conftest import dead_branch_model
+from tests.conftest import tied_ranking_model
 from tfprune_survey import zoo
 from tfprune_survey._compat import keras
 from tfprune_survey.metrics.macs_model import MacsModel
@@ -350,21 +351,7 @@ def test_ignore_an_input_layer_leaves_nothing_whole(framework):
 
 @pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
 def test_global_ratio_with_round_to_removes_at_least_the_ratio(framework):
-  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
-  k = frameworks.get(framework).keras
-  inp = k.Input((8, 8, 3))
-  x = k.layers.Conv2D(16, 3, padding="same", name="a")(inp)
-  x = k.layers.Conv2D(16, 3, padding="same", name="b")(x)
-  x = k.layers.GlobalAveragePooling2D()(x)
-  model = k.Model(inp, k.layers.Dense(3, name="out")(x))
-  # Filter c of 'a' and of 'b' has L1 norm proportional to c + 1: the two
-  # groups' normalised scores tie, so the global ranking alternates a0, b0,
-  # a1, b1, ...
-  for name in ("a", "b"):
-    layer = model.get_layer(name)
-    kernel, bias = layer.get_weights()
-    layer.set_weights([np.broadcast_to(np.arange(1.0, 17.0), kernel.shape)
-                       .astype("float32"), np.zeros_like(bias)])
+  model = tied_ranking_model(framework)
 
   def kept(**kw):
     r = tps.prune(model, "l1", **kw)

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import tfprune_survey as tps
+from tests.conftest import tied_ranking_model
 from tests.training.conftest import build
 from tests.training.conftest import compile_model
 from tests.training.conftest import keras_of
@@ -210,19 +211,7 @@ def test_global_sparsity_with_round_to_removes_at_least_the_sparsity(
     framework):
   # As tps.prune(ratio=0.25, round_to=8): removing 4 of each 16-channel
   # group (8 of 32) rounds back up to 16 and 16, so nothing was pruned.
-  keras = keras_of(framework)
-  inp = keras.Input((8, 8, 3))
-  h = keras.layers.Conv2D(16, 3, padding="same", name="a")(inp)
-  h = keras.layers.Conv2D(16, 3, padding="same", name="b")(h)
-  h = keras.layers.GlobalAveragePooling2D()(h)
-  base = keras.Model(inp, keras.layers.Dense(3, name="out")(h))
-  # Filter c of 'a' and of 'b' has L1 norm proportional to c + 1: the
-  # normalised scores tie and the global ranking alternates a0, b0, a1, ...
-  for name in ("a", "b"):
-    layer = base.get_layer(name)
-    kernel, bias = layer.get_weights()
-    layer.set_weights([np.broadcast_to(np.arange(1.0, 17.0), kernel.shape)
-                       .astype("float32"), np.zeros_like(bias)])
+  base = tied_ranking_model(framework)
   one_shot = tps.prune(base, "l1", ratio=0.25, round_to=8).report.groups
   assert {g: n for g, n, _ in one_shot if g in ("a", "b")} == {
       "a": 8, "b": 16}
