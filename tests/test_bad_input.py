@@ -330,3 +330,50 @@ def test_bad_recalibrate_type_names_it_before_any_work(model, monkeypatch):
   for bad in ("x", 3, [1, 2]):
     with pytest.raises(TypeError, match="`recalibrate`"):
       tps.prune(model, "l1", ratio=0.5, recalibrate=bad)
+
+
+# ---- the loss of a model with several outputs --------------------------------
+
+def _two_outputs(framework, dict_outputs=False):
+  """(4,) -> 'a': 3 logits and 'b': one value; with `dict_outputs`, outputs
+  {'z_cls': a, 'reg': b}, which Keras flattens as [b, a] (sorted keys)."""
+  keras = _keras(framework)
+  inp = keras.Input((4,))
+  a = keras.layers.Dense(3, name="a")(inp)
+  b = keras.layers.Dense(1, name="b")(inp)
+  return keras.Model(inp, {"z_cls": a, "reg": b} if dict_outputs else [a, b],
+                     name="two")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_dict_of_losses_gives_the_first_outputs_loss(framework):
+  from tfprune_survey import losses  # pylint: disable=g-import-not-at-top
+  keras = _keras(framework)
+  logits = np.array([[1., 2., 0.5], [0., -1., 3.]], "float32")
+  labels = np.array([1, 2])
+  scce = (np.log(np.exp(logits).sum(1)) - logits[np.arange(2), labels])
+  model = _two_outputs(framework)
+  # the dict's first entry is the second output's loss
+  model.compile(loss={"b": "mse", "a": keras.losses.SparseCategoricalCrossentropy(
+      from_logits=True)})
+  np.testing.assert_allclose(
+      np.asarray(losses.per_sample_loss(model)(labels, logits)), scce,
+      rtol=1e-5)
+  assert losses.compiled_loss(model) is model.loss["a"]
+  # labels are checked as classes of output 'a'
+  x = np.zeros((2, 4), "float32")
+  with pytest.raises(ValueError, match="labels from 1 to 5.*3 outputs"):
+    tps.score(model, "taylor", (x, np.array([1, 5])))
+  # a dict of outputs: outputs[0] is the one under the first sorted key
+  model = _two_outputs(framework, dict_outputs=True)
+  model.compile(loss={"z_cls": "sparse_categorical_crossentropy",
+                      "reg": "mse"})
+  assert losses.compiled_loss(model) == "mse"
+  p = np.array([[0.5], [2.0]], "float32")
+  np.testing.assert_allclose(
+      np.asarray(losses.per_sample_loss(model)(np.array([1.0, 0.0]), p)),
+      [0.25, 4.0], rtol=1e-6)
+  # a dict with no loss for the first output: the default loss
+  model = _two_outputs(framework)
+  model.compile(loss={"b": "mse"})
+  assert losses.compiled_loss(model) is None

@@ -348,11 +348,8 @@ def label_kind(model):
   cross-entropy (see `tfprune_survey.losses`). None for other losses,
   whose labels are not class labels and are not checked.
   """
-  loss = getattr(model, "loss", None)
-  if isinstance(loss, (list, tuple)):
-    loss = loss[0] if loss else None
-  if isinstance(loss, dict):
-    loss = next(iter(loss.values()), None)
+  from tfprune_survey import losses  # pylint: disable=g-import-not-at-top
+  loss = losses.compiled_loss(model)   # that of the first output
   if loss is None:
     return "sparse"
   name = loss if isinstance(loss, str) else (

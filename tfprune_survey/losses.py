@@ -119,11 +119,50 @@ def _per_sample(value, p, name):
   return value
 
 
+def _first_output_keys(model):
+  """The keys a dict of losses may give `model.outputs[0]`'s loss under:
+  its key in a dict of outputs (Keras flattens one in sorted key order),
+  then its name (`output_names[0]`, the last layer of a Sequential)."""
+  keys = []
+  struct = getattr(model, "_outputs_struct", None)   # Keras 3
+  if struct is None:
+    struct = getattr(model, "_nested_outputs", None)   # tf_keras
+  if isinstance(struct, dict) and struct:
+    keys.append(sorted(struct)[0])
+  try:
+    names = list(getattr(model, "output_names", None) or [])
+  except Exception:  # pylint: disable=broad-except
+    names = []
+  if not names and frameworks.of(model).is_sequential(model) and (
+      model.layers):
+    names = [model.layers[-1].name]
+  return keys + names[:1]
+
+
+def compiled_loss(model):
+  """The model's compiled loss for its first output (`model.outputs[0]`),
+  or None (uncompiled, or no loss given for that output). A list of losses
+  gives its first entry; a dict gives the entry under the first output's
+  key or name (not the dict's first entry, which may be another output's)."""
+  loss = getattr(model, "loss", None)
+  if isinstance(loss, (list, tuple)):
+    return loss[0] if loss else None
+  if isinstance(loss, dict):
+    if not loss:
+      return None
+    keys = _first_output_keys(model)
+    for key in keys:
+      if key in loss:
+        return loss[key]
+    return None if keys else next(iter(loss.values()))
+  return loss
+
+
 def per_sample_loss(model):
   """fn(y_true, y_pred) -> per-sample losses.
 
-  The model's compiled loss if it has one (its first, for several outputs),
-  else sparse categorical cross-entropy, from logits unless the model ends
+  The model's compiled loss if it has one (that of its first output, for
+  several outputs: see `compiled_loss`), else sparse categorical cross-entropy, from logits unless the model ends
   in a softmax. The function is built from the model's Keras, so it runs on
   that Keras' backend (TensorFlow, JAX, PyTorch). A loss given as a name, a
   function or a Keras function loss (MeanSquaredError(), ...) gets labels
@@ -143,11 +182,7 @@ def per_sample_loss(model):
   else:
     expand = lambda t: keras.ops.expand_dims(t, -1)
     squeeze = lambda t: keras.ops.squeeze(t, -1)
-  loss = getattr(model, "loss", None)
-  if isinstance(loss, (list, tuple)):
-    loss = loss[0] if loss else None
-  if isinstance(loss, dict):
-    loss = next(iter(loss.values()), None)
+  loss = compiled_loss(model)
   name = _loss_name(loss)
   if isinstance(loss, str):
     loss = keras.losses.get(loss)   # a function, or a Loss for a class name
