@@ -377,3 +377,36 @@ def test_dict_of_losses_gives_the_first_outputs_loss(framework):
   model = _two_outputs(framework)
   model.compile(loss={"b": "mse"})
   assert losses.compiled_loss(model) is None
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_loss_subclass_with_constructor_arguments(framework):
+  """A Loss subclass whose config leaves out its constructor's arguments
+  (no get_config of its own) trains in Keras; it scores too."""
+  from tfprune_survey import losses  # pylint: disable=g-import-not-at-top
+  keras = _keras(framework)
+
+  class Scaled(keras.losses.Loss):
+
+    def __init__(self, weight, **kwargs):
+      super().__init__(**kwargs)
+      self.weight = weight
+
+    def call(self, y_true, y_pred):
+      return self.weight * tf.reduce_mean(tf.square(y_true - y_pred), -1)
+
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((4,))
+  h = keras.layers.Dense(3, name="h")(inp)
+  model = keras.Model(inp, keras.layers.Dense(2)(h))
+  loss = Scaled(3.0)
+  model.compile(loss=loss)
+  y = np.array([[1., 2.], [0., 0.], [1., -1.]], "float32")
+  p = np.array([[0., 0.], [1., 3.], [1., 1.]], "float32")
+  np.testing.assert_allclose(
+      np.asarray(losses.per_sample_loss(model)(y, p)),
+      3.0 * ((y - p) ** 2).mean(-1), rtol=1e-6)
+  assert loss.reduction != "none"   # the compiled loss is left as it was
+  x = np.random.default_rng(0).random((6, 4)).astype("float32")
+  scores = tps.score(model, "taylor", (x, np.zeros((6, 2), "float32")))
+  assert np.all(np.isfinite(scores["h"]))

@@ -187,9 +187,13 @@ def per_sample_loss(model):
   if isinstance(loss, str):
     loss = keras.losses.get(loss)   # a function, or a Loss for a class name
   if isinstance(loss, keras.losses.Loss):
-    config = dict(loss.get_config())
-    config["reduction"] = "none"
-    unreduced = type(loss).from_config(config)
+    # A shallow copy with reduction 'none': not `from_config` (a Loss subclass
+    # whose constructor takes arguments its config leaves out cannot be
+    # rebuilt from it), nor `copy.copy` (Keras 3 copies a Loss through its
+    # saving code, which needs the class registered).
+    unreduced = object.__new__(type(loss))
+    unreduced.__dict__.update(vars(loss))
+    unreduced.reduction = "none"
     if _is_wrapper(loss):
       def fn(y, p):
         y, p = _same_rank(y, p, expand, squeeze)
