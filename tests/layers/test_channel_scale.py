@@ -62,3 +62,23 @@ def test_graph_slices_the_scales():
       0).random((3, 6, 6, 2)).astype("float32"), graph=graph)
   np.testing.assert_allclose(slim.get_layer("lam").get_weights()[0],
                              [0.5, 2.0])
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_invalid_arguments_name_the_argument(framework):
+  for kwargs, arg in [({"initial_value": "a"}, "initial_value"),
+                      ({"initial_value": float("nan")}, "initial_value"),
+                      ({"initial_value": float("inf")}, "initial_value"),
+                      ({"initial_value": [1.0, 2.0]}, "initial_value"),
+                      ({"initial_value": True}, "initial_value"),
+                      ({"shared": "no"}, "shared"),
+                      ({"shared": 2}, "shared"),
+                      ({"shared": None}, "shared")]:
+    with pytest.raises(ValueError, match=f"ChannelScale 'bad'.*`{arg}`"):
+      tps.ChannelScale(name="bad", framework=framework, **kwargs)
+  with pytest.raises(ValueError, match="regularizer.*bogus"):
+    tps.ChannelScale(regularizer="bogus", framework=framework)
+  layer = tps.ChannelScale(initial_value=np.float32(0.5), shared=np.bool_(1),
+                           framework=framework)
+  assert (layer.initial_value, layer.shared) == (0.5, True)
+  assert type(layer.initial_value) is float and type(layer.shared) is bool

@@ -8,8 +8,29 @@ Keras that `tf.keras` gives: tf_keras when TF_USE_LEGACY_KERAS is set, Keras 3
 otherwise), and `isinstance(layer, ChannelScale)` holds for both.
 """
 
+import math
+import numbers
+
+import numpy as np
+
 from tfprune_survey import frameworks
 from tfprune_survey.frameworks import classes
+
+
+def _check_initial_value(value, name):
+  if isinstance(value, (bool, np.bool_)) or not isinstance(
+      value, numbers.Real) or not math.isfinite(value):
+    raise ValueError(f"ChannelScale '{name}': `initial_value` must be a "
+                     f"finite number, got {value!r}")
+  return float(value)
+
+
+def _check_shared(value, name):
+  if isinstance(value, (bool, np.bool_)) or (
+      isinstance(value, numbers.Integral) and value in (0, 1)):
+    return bool(value)
+  raise ValueError(f"ChannelScale '{name}': `shared` must be True or False, "
+                   f"got {value!r}")
 
 
 def _make(fw):
@@ -27,9 +48,13 @@ def _make(fw):
     def __init__(self, initial_value=1.0, regularizer=None, shared=False,
                  **kwargs):
       super().__init__(**kwargs)
-      self.initial_value = float(initial_value)
+      self.initial_value = _check_initial_value(initial_value, self.name)
       self.regularizer = keras.regularizers.get(regularizer)
-      self.shared = bool(shared)
+      if self.regularizer is not None and not callable(self.regularizer):
+        raise ValueError(
+            f"ChannelScale '{self.name}': `regularizer` must be a Keras "
+            f"regularizer, its name or config, or None; got {regularizer!r}")
+      self.shared = _check_shared(shared, self.name)
 
     def build(self, input_shape):
       channels = input_shape[-1]
