@@ -82,3 +82,18 @@ def test_invalid_arguments_name_the_argument(framework):
                            framework=framework)
   assert (layer.initial_value, layer.shared) == (0.5, True)
   assert type(layer.initial_value) is float and type(layer.shared) is bool
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_shared_scale_needs_no_known_channel_count(framework):
+  k = keras if framework == "tf_keras" else pytest.importorskip("keras")
+  inp = k.Input((None,))
+  out = tps.ChannelScale(shared=True, initial_value=2.0, name="s",
+                         framework=framework)(inp)
+  model = k.Model(inp, out)
+  x = np.array([[1.0, -2.0, 3.0]], "float32")
+  np.testing.assert_allclose(np.asarray(model(x)), 2.0 * x)
+  assert model.get_layer("s").get_weights()[0].shape == (1,)
+  with pytest.raises(ValueError, match="ChannelScale 'p' needs a known "
+                     "channel dimension"):
+    tps.ChannelScale(name="p", framework=framework)(inp)

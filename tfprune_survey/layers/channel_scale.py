@@ -58,7 +58,7 @@ def _make(fw):
 
     def build(self, input_shape):
       channels = input_shape[-1]
-      if channels is None:
+      if channels is None and not self.shared:   # one shared scalar needs none
         raise ValueError(f"ChannelScale '{self.name}' needs a known channel "
                          f"dimension, got input shape {input_shape}")
       self.scale = self.add_weight(
