@@ -97,3 +97,29 @@ def test_shared_scale_needs_no_known_channel_count(framework):
   with pytest.raises(ValueError, match="ChannelScale 'p' needs a known "
                      "channel dimension"):
     tps.ChannelScale(name="p", framework=framework)(inp)
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_integer_inputs_are_scaled_not_truncated(framework):
+  k = keras if framework == "tf_keras" else pytest.importorskip("keras")
+  inp = k.Input((3,), dtype="int32")
+  model = k.Model(inp, tps.ChannelScale(initial_value=0.5,
+                                        framework=framework)(inp))
+  y = np.asarray(model(np.array([[2, 3, -5]], "int32")))
+  assert y.dtype == np.float32
+  np.testing.assert_allclose(y, [[1.0, 1.5, -2.5]])
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_mixed_float16_keeps_float32_scales(framework):
+  k = keras if framework == "tf_keras" else pytest.importorskip("keras")
+  inp = k.Input((3,))
+  layer = tps.ChannelScale(initial_value=0.5, dtype="mixed_float16",
+                           name="s", framework=framework)
+  model = k.Model(inp, layer(inp))
+  y = model(np.array([[2.0, 4.0, -6.0]], "float32"))
+  assert str(np.asarray(y).dtype) == "float16"
+  np.testing.assert_allclose(np.asarray(y), [[1.0, 2.0, -3.0]])
+  assert layer.get_weights()[0].dtype == np.float32
+  clone = tps.ChannelScale.from_config(layer.get_config(), framework=framework)
+  assert clone.get_config() == layer.get_config()

@@ -38,8 +38,10 @@ def _make(fw):
   if fw.name == frameworks.TF_KERAS:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     cast = tf.cast
+    is_float = lambda dtype: tf.as_dtype(dtype).is_floating
   else:
     cast = keras.ops.cast
+    is_float = keras.backend.is_float_dtype
 
   @classes.register(fw, "ChannelScale")
   class ChannelScale(keras.layers.Layer):  # pylint: disable=redefined-outer-name
@@ -68,6 +70,8 @@ def _make(fw):
       super().build(input_shape)
 
     def call(self, inputs):
+      if not is_float(inputs.dtype):   # scaled in the compute dtype, not
+        inputs = cast(inputs, self.compute_dtype)   # truncated to ints
       return inputs * cast(self.scale, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
