@@ -180,6 +180,23 @@ def test_labels_outside_the_classes(model, criterion, form):
   assert "3 outputs" in text and "[0, 2]" in text
 
 
+@pytest.mark.parametrize("form", ["numpy", "dataset"])
+def test_fractional_labels_are_not_truncated(model, form):
+  x, y = _data()
+  y = y.astype("float32")
+  y[-1] = 1.5   # in the second batch of the dataset
+  data = (x, y) if form == "numpy" else _dataset(x, y)
+  with pytest.raises(ValueError, match=r"`data` has labels that are not "
+                     r"whole numbers \(e.g. 1.5\).*'taylor'"):
+    tps.prune(model, "taylor", data=data, ratio=0.5)
+  # whole numbers stored as floats are class indices
+  labels = _data()[1]
+  whole = tps.score(model, "taylor", (x, labels.astype("float32")))
+  ints = tps.score(model, "taylor", (x, labels))
+  for name in ints:
+    np.testing.assert_allclose(whole[name], ints[name], rtol=1e-6)
+
+
 def test_negative_labels_in_a_later_batch(model):
   x, y = _data()
   y[-1] = -1  # in the second batch of the dataset

@@ -366,10 +366,10 @@ def label_kind(model):
 def check_labels(model, y, arg_name="data", criterion=None):
   """Raises unless labels `y` are classes of the model's first output.
 
-  Class indices must lie in [0, classes) and, for a (batch, classes)
-  output, have shape (batch,) or (batch, 1); one-hot labels (a compiled
-  categorical cross-entropy) must have `classes` columns. `classes` is the
-  last dim of the model's first output.
+  Class indices must be whole numbers (of any dtype) in [0, classes) and,
+  for a (batch, classes) output, have shape (batch,) or (batch, 1); one-hot
+  labels (a compiled categorical cross-entropy) must have `classes`
+  columns. `classes` is the last dim of the model's first output.
 
   Raises:
     ValueError: naming the label range or shape found and the number of
@@ -401,6 +401,15 @@ def check_labels(model, y, arg_name="data", criterion=None):
         f"(sparse categorical cross-entropy) takes one class index per "
         f"sample in [0, {classes - 1}] for the {classes} outputs of model "
         f"'{model.name}'.{looks}")
+  if np.issubdtype(y.dtype, np.floating):
+    finite = y[np.isfinite(y)]   # NaN and inf get their own message
+    fractional = finite[finite != np.round(finite)]
+    if fractional.size:
+      raise ValueError(
+          f"`{arg_name}` has labels that are not whole numbers (e.g. "
+          f"{fractional.flat[0]}), but the loss{who} (sparse categorical "
+          f"cross-entropy) takes class indices in [0, {classes - 1}] for "
+          f"model '{model.name}'; it would truncate them to ints")
   lo, hi = y.min(), y.max()
   if lo < 0 or hi >= classes:
     raise ValueError(
