@@ -73,6 +73,18 @@ def test_nan_in_data(model, criterion, form):
   assert f"x of batch {batch}" in text and criterion in text
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_nan_in_half_precision_data(model, dtype):
+  """bfloat16 (not a numpy floating type) is checked like float16."""
+  x, y = _data()
+  x[11, 2, 2, 0] = np.inf
+  x[12, 2, 2, 0] = np.nan
+  data = _dataset(tf.cast(x, dtype), y)
+  with pytest.raises(ValueError, match=r"`data` holds NaN or inf: 2 values "
+                     r"in the x of batch 2"):
+    tps.score(model, "taylor", data)
+
+
 def _with_nan(model, weight, index=(Ellipsis, 2)):
   """A copy of `model` whose weight named `weight` holds NaN at `index`."""
   keras = tps.frameworks.of(model).keras

@@ -422,7 +422,13 @@ def _non_finite(v):
   """How many NaN/inf values a floating array holds (0 for other dtypes)."""
   v = np.asarray(v)
   if not np.issubdtype(v.dtype, np.floating):
-    return 0
+    try:   # bfloat16 (and other ml_dtypes floats) are not np.floating
+      floating = tf.as_dtype(v.dtype).is_floating
+    except TypeError:
+      floating = False
+    if not floating:
+      return 0
+    v = v.astype(np.float32)
   return int(v.size - np.count_nonzero(np.isfinite(v)))
 
 
