@@ -209,6 +209,13 @@ def test_fractional_labels_are_not_truncated(model, form):
     np.testing.assert_allclose(whole[name], ints[name], rtol=1e-6)
 
 
+def test_scalar_labels_name_the_argument(model):
+  x, _ = _data()
+  with pytest.raises(ValueError, match=r"`data`: y is a scalar array, with "
+                     r"no batch axis"):
+    tps.score(model, "taylor", (x, np.array(1)))
+
+
 def test_negative_labels_in_a_later_batch(model):
   x, y = _data()
   y[-1] = -1  # in the second batch of the dataset

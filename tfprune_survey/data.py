@@ -123,6 +123,12 @@ def _batches(data, batch_size, arg_name):
         f"tuple (x, y) or (x,), or a numpy array x (x being a tuple, list "
         f"or dict of arrays for a model with several inputs); got "
         f"{type(data).__name__}")
+  for what, part in (("x", x), ("y", y)):
+    for a in tf.nest.flatten(part) if part is not None else ():
+      if np.ndim(a) == 0:
+        raise ValueError(
+            f"`{arg_name}`: {what} is a scalar array, with no batch axis; "
+            f"give {what} one entry per sample (shape (samples, ...))")
   n = batch_size_of(x)
   for what, part in (("an array of x", x), ("y", y)):
     for a in tf.nest.flatten(part) if part is not None else ():
