@@ -446,3 +446,47 @@ def test_loss_subclass_with_constructor_arguments(framework):
   x = np.random.default_rng(0).random((6, 4)).astype("float32")
   scores = tps.score(model, "taylor", (x, np.zeros((6, 2), "float32")))
   assert np.all(np.isfinite(scores["h"]))
+
+
+# ---- the offline data sets ---------------------------------------------------
+
+def _write_idx(path, array):
+  import gzip  # pylint: disable=g-import-not-at-top
+  array = np.asarray(array, np.uint8)
+  header = bytes([0, 0, 8, array.ndim]) + b"".join(
+      int(d).to_bytes(4, "big") for d in array.shape)
+  with gzip.open(path, "wb") as f:
+    f.write(header + array.tobytes())
+
+
+def test_fashion_mnist_files_that_are_cut_or_corrupt(tmp_path):
+  from tfprune_survey import data  # pylint: disable=g-import-not-at-top
+  images = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 256
+  labels = np.array([1, 2, 9])
+  names = data._FASHION_FILES  # pylint: disable=protected-access
+  for name, array in zip(names, (images, labels, images[:2], labels[:2])):
+    _write_idx(tmp_path / name, array)
+  (xtr, ytr), (xte, yte) = data.load_fashion_mnist(str(tmp_path))
+  np.testing.assert_allclose(xtr[..., 0], images / 255.0, rtol=1e-6)
+  assert xtr.dtype == np.float32 and xte.shape == (2, 28, 28, 1)
+  assert ytr.tolist() == [1, 2, 9] and yte.dtype == np.int64
+  # a file cut short (its header gives more values than it holds)
+  import gzip  # pylint: disable=g-import-not-at-top
+  raw = (tmp_path / names[0]).read_bytes()
+  with gzip.open(tmp_path / names[0], "rb") as f:
+    whole = f.read()
+  with gzip.open(tmp_path / names[0], "wb") as f:
+    f.write(whole[:-100])
+  with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz holds "
+                     r"2252 values, but its header gives shape \(3, 28, 28\)"):
+    data.load_fashion_mnist(str(tmp_path))
+  # a gzip stream cut short
+  (tmp_path / names[0]).write_bytes(raw[:10])
+  with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz could not "
+                     "be read as a gzipped IDX file"):
+    data.load_fashion_mnist(str(tmp_path))
+  # images and labels of different counts
+  _write_idx(tmp_path / names[0], images)
+  _write_idx(tmp_path / names[1], labels[:2])
+  with pytest.raises(ValueError, match="do not give one label per image"):
+    data.load_fashion_mnist(str(tmp_path))

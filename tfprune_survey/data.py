@@ -509,12 +509,32 @@ def checked(model, data, labels=False, arg_name="data", criterion=None,
   return CheckedData(data, check_batch, arg_name)
 
 
+_REINSTALL = ("is it truncated or corrupt? Reinstall Debian's package: "
+              "apt-get install --reinstall dataset-fashion-mnist")
+
+
 def _read_idx(path):
-  with gzip.open(path, "rb") as f:
-    raw = f.read()
+  """The uint8 array of a gzipped IDX file; ValueError naming `path` when
+  the file is not one or is cut short."""
+  try:
+    with gzip.open(path, "rb") as f:
+      raw = f.read()
+  except (OSError, EOFError) as e:   # not gzip, or a cut gzip stream
+    raise ValueError(f"{path} could not be read as a gzipped IDX file "
+                     f"({e}): {_REINSTALL}") from e
+  if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+    raise ValueError(f"{path} is not an IDX file of unsigned bytes: "
+                     f"{_REINSTALL}")
   ndim = raw[3]
+  start = 4 + 4 * ndim
+  if len(raw) < start:
+    raise ValueError(f"{path} ends inside its header: {_REINSTALL}")
   dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-  return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+  size = int(np.prod(dims))
+  if len(raw) - start != size:
+    raise ValueError(f"{path} holds {len(raw) - start} values, but its header "
+                     f"gives shape {tuple(dims)} ({size} values): {_REINSTALL}")
+  return np.frombuffer(raw, np.uint8, offset=start).reshape(dims)
 
 
 def load_fashion_mnist(directory=FASHION_MNIST_DIR):
@@ -526,6 +546,8 @@ def load_fashion_mnist(directory=FASHION_MNIST_DIR):
 
   Raises:
     FileNotFoundError: naming the package to install when the files are absent.
+    ValueError: naming the file, when one is truncated or corrupt (or the
+      images and labels do not pair up).
   """
   paths = [os.path.join(directory, f) for f in _FASHION_FILES]
   missing = [p for p in paths if not os.path.exists(p)]
@@ -534,6 +556,12 @@ def load_fashion_mnist(directory=FASHION_MNIST_DIR):
         f"Fashion-MNIST files not found ({missing[0]}); install Debian's "
         "package: apt-get install -y dataset-fashion-mnist")
   xtr, ytr, xte, yte = (_read_idx(p) for p in paths)
+  for x, y, xp, yp in ((xtr, ytr, paths[0], paths[1]),
+                       (xte, yte, paths[2], paths[3])):
+    if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+      raise ValueError(f"{xp} (shape {x.shape}) and {yp} (shape {y.shape}) "
+                       "do not give one label per image: "
+                       f"{_REINSTALL}")
   prep = lambda x: (x.astype("float32") / 255.0)[..., None]
   return (prep(xtr), ytr.astype("int64")), (prep(xte), yte.astype("int64"))
 
