@@ -490,3 +490,23 @@ def test_fashion_mnist_files_that_are_cut_or_corrupt(tmp_path):
   _write_idx(tmp_path / names[1], labels[:2])
   with pytest.raises(ValueError, match="do not give one label per image"):
     data.load_fashion_mnist(str(tmp_path))
+
+
+def test_npz_data_with_unpaired_arrays(tmp_path):
+  from tfprune_survey import data  # pylint: disable=g-import-not-at-top
+  x = np.arange(20, dtype="float32").reshape(10, 2)
+  y = np.arange(10) % 3
+  path = tmp_path / "d.npz"
+  np.savez(path, x=x, y=y)
+  (xtr, ytr), (xte, yte) = data.load(path)   # a pathlib.Path too
+  np.testing.assert_array_equal(xtr, x[:8])
+  np.testing.assert_array_equal(yte, y[8:])
+  for arrays, match in [
+      ({"x": x, "y": y[:7]}, r"x \(shape \(10, 2\)\) and y \(shape \(7,\)\) "
+       "must hold one label per sample"),
+      ({"x_train": x, "y_train": y[:3]}, "x_train .* and y_train"),
+      ({"x_train": x, "y_train": y, "x_test": x[:2]},
+       "x_test and y_test come together")]:
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=f"d.npz: {match}"):
+      data.load(str(path))

@@ -581,14 +581,25 @@ def load_digits():
 
 def load_npz(path):
   """An .npz with x_train/y_train/x_test/y_test, or x/y (split 80/20)."""
+  def pair(f, x_key, y_key):
+    x, y = f[x_key], f[y_key]
+    if np.ndim(x) == 0 or np.ndim(y) == 0 or len(x) != len(y):
+      raise ValueError(
+          f"{path}: {x_key} (shape {np.shape(x)}) and {y_key} (shape "
+          f"{np.shape(y)}) must hold one label per sample")
+    return x, y
+
   with np.load(path) as f:
     keys = set(f.files)
     if {"x_train", "y_train"} <= keys:
-      train = (f["x_train"], f["y_train"])
-      test = (f["x_test"], f["y_test"]) if "x_test" in keys else train
+      train = pair(f, "x_train", "y_train")
+      if ("x_test" in keys) != ("y_test" in keys):
+        raise ValueError(f"{path}: x_test and y_test come together; found "
+                         f"{sorted(keys)}")
+      test = pair(f, "x_test", "y_test") if "x_test" in keys else train
       return train, test
     if {"x", "y"} <= keys:
-      x, y = f["x"], f["y"]
+      x, y = pair(f, "x", "y")
       n = int(len(x) * 0.8)
       return (x[:n], y[:n]), (x[n:], y[n:])
   raise ValueError(f"{path}: expected arrays x_train/y_train[/x_test/y_test] "
@@ -597,6 +608,7 @@ def load_npz(path):
 
 def load(name):
   """Loads 'fashion_mnist', 'digits' or a path to an .npz file."""
+  name = os.fspath(name)   # a pathlib.Path too
   if name == "fashion_mnist":
     return load_fashion_mnist()
   if name == "digits":
