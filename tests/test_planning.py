@@ -96,6 +96,41 @@ def test_counts_removing_undoes_no_removal_by_rounding():
   assert p.counts_removing(0) == {"a": 4, "b": 8, "c": 2}
 
 
+def _removing_reference(p, n):
+  """The fewest channels along the ranking whose rounded counts remove n."""
+  removed = lambda c: sum(g.size - c[g.id] for g in p.groups)
+  for m in range(min(n, p.total), p.total + 1):
+    if removed(p.counts_global(m)) >= n:
+      return p.counts_global(m)
+  return p.counts_global(p.total)
+
+
+def test_counts_removing_takes_one_pass_where_nothing_is_rounded(
+    monkeypatch):
+  for round_to, min_channels in ((1, 1), (1, 3), (4, 1), (2, 1), (4, 3)):
+    for n in range(0, 16):
+      want = _removing_reference(make(round_to, min_channels), n)
+      p = make(round_to, min_channels)
+      calls = []
+      orig = p.counts_global
+      monkeypatch.setattr(
+          p, "counts_global",
+          lambda m, order=None: calls.append(m) or orig(m, order))
+      assert p.counts_removing(n) == want, (round_to, min_channels, n)
+      if round_to == 1:
+        # Without rounding it is counts_global(n): one pass, no search.
+        assert calls == [min(n, p.total)], (min_channels, n, calls)
+        assert want == make(1, min_channels).counts_global(n)
+  # Rounded, but counts_global(n) already removes n: no search either.
+  p = make(round_to=4)
+  calls = []
+  orig = p.counts_global
+  monkeypatch.setattr(p, "counts_global",
+                      lambda m, order=None: calls.append(m) or orig(m, order))
+  assert p.counts_removing(4) == {"a": 4, "b": 4, "c": 2}
+  assert calls == [4]
+
+
 def test_search_macs_reaches_the_target_on_a_linear_model():
   p = make()
   macs = LinearMacs(100, {"a": 10, "b": 5, "c": 20})

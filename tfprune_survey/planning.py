@@ -325,6 +325,15 @@ class Planner:
     lo, hi = n_remove, self.total
     if lo >= hi:
       return self.counts_global(hi, order)
+    # Fast paths: the search below costs ~log2(total) passes over `order`.
+    # Without rounding (every step 1) counts_global is already the answer,
+    # and where its rounded counts already remove enough, the search would
+    # stop at n_remove (removed counts grow with n_remove).
+    first = self.counts_global(lo, order)
+    if (all(step == 1 for step in self.steps.values())
+        or removed(first) >= n_remove):
+      return first
+    lo += 1
     while lo < hi:
       mid = (lo + hi) // 2
       if removed(self.counts_global(mid, order)) >= n_remove:
