@@ -512,3 +512,19 @@ def test_ignore_a_split_group_id_says_it_is_a_group_id(framework):
       "group id, not a layer name: name its layers ('early', 'late_b'); "
       "'nosuch' is no layer of the model; `ignore` takes layer names or "
       "paths")
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_target_latency_on_a_model_without_prunable_groups_says_so(framework):
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  inp = k.Input((8, 8, 3))
+  x = k.layers.GlobalAveragePooling2D()(inp)
+  model = k.Model(inp, k.layers.Dense(3, name="out")(x))
+  assert tps.ChannelGraph(model).prunable_groups == []
+  # It blamed `ignore`, which was not given: "`ignore` leaves every
+  # prunable group whole ([])".
+  with pytest.raises(ValueError) as info:
+    tps.prune(model, "l1", target_latency=0.5)
+  assert "ignore" not in str(info.value)
+  assert "the model has no prunable channel group" in str(info.value)

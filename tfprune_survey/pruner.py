@@ -439,6 +439,11 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                                  if g.id not in left_whole},
                          args.round_to, args.min_channels),
         macs_model, macs_before, target_macs, left_whole)
+  if target_latency is not None and not graph.prunable_groups:
+    raise ValueError(
+        f"`target_latency`={target_latency} is unreachable: the model has no "
+        "prunable channel group (ChannelGraph(model).prunable_groups is "
+        "empty)")
   if target_latency is not None and len(left_whole) == len(
       graph.prunable_groups):
     raise ValueError(
