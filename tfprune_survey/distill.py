@@ -5,6 +5,7 @@ import copy
 
 from tfprune_survey import frameworks
 from tfprune_survey.frameworks import classes
+from tfprune_survey.graph import walker
 from tfprune_survey.losses import _ends_in_softmax
 
 
@@ -288,7 +289,7 @@ def reinitialize(model, seed=0):
   frameworks.check_model(model)
   if isinstance(seed, bool) or not isinstance(seed, int):
     raise ValueError(f"`seed` must be an int, got {seed!r}")
-  config = copy.deepcopy(model.get_config())
+  config = copy.deepcopy(walker.model_config(model))
   counter = [0]
 
   def seed_initializers(node):

@@ -231,3 +231,23 @@ def test_zero_initializer_rebuild_gives_rnn_layers_their_initializers(
       assert cfg[key] == model.get_layer(layer.name).get_config()[key], (
           layer.name, key)
   assert all(restored) and (len(restored) > 10) == restorable
+
+
+def test_dead_branch_model_with_an_unserializable_op_is_named():
+  # tps.prune reads the config to drop a residual branch scaled by 0 before
+  # the channel analysis; an op Keras cannot serialize is named there too.
+  import keras as keras3  # pylint: disable=g-import-not-at-top
+  k = keras3.layers
+  inp = keras3.Input((8, 8, 3))
+  s = k.Conv2D(4, 3, padding="same", name="stem")(inp)
+  s = keras3.ops.clip(s, np.float32(0.0), np.array(6.0, "float32"))
+  b = k.Conv2D(4, 3, padding="same", name="b1")(s)
+  b = tps.ChannelScale(0.0, shared=True, name="sss")(b)
+  x = k.Add()([s, b])
+  x = k.GlobalAveragePooling2D()(x)
+  m = keras3.Model(inp, k.Dense(2, name="out")(x))
+  for fn in (lambda: tps.prune(m, "l1", ratio=0.5),
+             lambda: tps.materialize(m, {"b1": [0, 1]})):
+    with pytest.raises(tps.UnsupportedModelError) as e:
+      fn()
+    assert "(Clip)" in str(e.value) and "NumPy array" in str(e.value)

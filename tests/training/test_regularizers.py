@@ -109,3 +109,23 @@ def test_sparsify_bn_keeps_a_gamma_regularizer_the_model_has(framework):
 
   with pytest.raises(ValueError, match="'bn' already has a gamma_regularizer"):
     tps.sparsify_bn(model(Mine()), l1=0.1)
+
+
+def _clip_model_keras3():
+  """A Keras 3 model whose config Keras cannot make (NumPy clip bounds)."""
+  import keras  # pylint: disable=g-import-not-at-top
+  inp = keras.Input((8, 8, 3))
+  x = keras.layers.Conv2D(4, 3, padding="same", name="c1")(inp)
+  x = keras.layers.BatchNormalization(name="bn1")(x)
+  x = keras.ops.clip(x, np.float32(0.0), np.array(6.0, "float32"))
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  return keras.Model(inp, keras.layers.Dense(2, name="out")(x))
+
+
+@pytest.mark.parametrize("fn", [tps.sparsify_bn, tps.reinitialize])
+def test_unserializable_op_is_named(fn):
+  m = _clip_model_keras3()
+  with pytest.raises(tps.UnsupportedModelError) as e:
+    fn(m)
+  assert "(Clip)" in str(e.value)
+  assert "NumPy array" in str(e.value)

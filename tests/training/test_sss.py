@@ -134,3 +134,17 @@ def test_zero_small_block_scales_checks_the_threshold():
   assert tps.zero_small_block_scales(scaled, np.float32(0.01)) == [
       "add_branch_sss"]
   assert float(block.scale.numpy()[0]) == 0.0
+
+
+def test_add_scaling_factors_names_an_unserializable_op():
+  import keras  # pylint: disable=g-import-not-at-top
+  inp = keras.Input((8, 8, 3))
+  x = keras.layers.Conv2D(4, 3, padding="same", name="c1")(inp)
+  x = keras.ops.clip(x, np.float32(0.0), np.array(6.0, "float32"))
+  x = keras.layers.Conv2D(4, 3, padding="same", name="c2")(x)
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  m = keras.Model(inp, keras.layers.Dense(2, name="out")(x))
+  for granularity in ("channel", "block"):
+    with pytest.raises(tps.UnsupportedModelError) as e:
+      tps.add_scaling_factors(m, granularity=granularity)
+    assert "(Clip)" in str(e.value)

@@ -11,6 +11,7 @@ import copy
 import numpy as np
 
 from tfprune_survey import frameworks
+from tfprune_survey.graph import walker
 from tfprune_survey.strip import config_edges as edges
 from tfprune_survey.strip import surgery
 
@@ -24,7 +25,7 @@ def dead_branch_scales(model):
   if not zeros:   # the usual case: no config is built on the materialize path
     return []
   fw = frameworks.of(model)
-  config = model.get_config()
+  config = walker.model_config(model)
   by_name = edges.entries(config)
   parents = edges.parent_map(config, fw)
   out = []
@@ -51,7 +52,7 @@ def remove_dead_branches(model):
   if not dead:
     return model, []
   fw = frameworks.of(model)
-  config = copy.deepcopy(model.get_config())
+  config = copy.deepcopy(walker.model_config(model))
   for scale_name, add_name in dead:
     add = edges.entries(config)[add_name]
     names = set(edges.entries(config))

@@ -4,6 +4,7 @@ import copy
 import numbers
 
 from tfprune_survey import frameworks
+from tfprune_survey.graph import walker
 from tfprune_survey.strip import surgery
 
 
@@ -38,7 +39,7 @@ def sparsify_bn(model, l1=1e-4):
   keras = frameworks.check_model(model, "model").keras
   if isinstance(l1, bool) or not isinstance(l1, numbers.Real) or l1 < 0:
     raise ValueError(f"`l1` must be a number >= 0, got {l1!r}")
-  config = copy.deepcopy(model.get_config())
+  config = copy.deepcopy(walker.model_config(model))
   count = [0]
 
   def visit(node):

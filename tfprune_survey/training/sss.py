@@ -4,6 +4,7 @@ import copy
 import numbers
 
 from tfprune_survey import frameworks
+from tfprune_survey.graph import walker
 from tfprune_survey.graph.channel_graph import ChannelGraph
 from tfprune_survey.layers.channel_scale import ChannelScale
 from tfprune_survey.strip import surgery
@@ -63,7 +64,7 @@ def add_scaling_factors(model, l1=1e-4, granularity="channel"):
   if fw.is_sequential(model):
     raise ValueError("add_scaling_factors needs a Functional model (scales "
                      "are inserted on graph edges)")
-  config = copy.deepcopy(model.get_config())
+  config = copy.deepcopy(walker.model_config(model))
   entries = edges.entries(config)
   added = 0
   if granularity == "channel":
