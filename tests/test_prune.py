@@ -460,9 +460,11 @@ def test_target_macs_counts_the_dead_branch_materialize_drops(framework):
   assert small.keep == {}
   assert small.report.macs_after == before - 2 * 15552
   # The dead branch's group and layers are still known names.
-  named = tps.prune(model, "l1", ratios={"b1": 0.5, "stem": 0.5},
+  # b2 writes group 'stem' of the model (through the Add): ignoring it
+  # leaves stem whole, as for any layer of a group.
+  named = tps.prune(model, "l1", ratios={"b1": 0.5, "c3": 0.5},
                     ignore="b2")
-  assert named.report.groups == [("stem", 4, 8), ("c3", 8, 8)]
+  assert named.report.groups == [("stem", 8, 8), ("c3", 4, 8)]
 
 
 @pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
@@ -528,3 +530,58 @@ def test_target_latency_on_a_model_without_prunable_groups_says_so(framework):
     tps.prune(model, "l1", target_latency=0.5)
   assert "ignore" not in str(info.value)
   assert "the model has no prunable channel group" in str(info.value)
+
+
+def _dead_first_producer_model(framework):
+  """stem -> [b1 -> b2 -> sss (ChannelScale at 0)] + [proj] -> add -> c3:
+  the Add's group is 'b2' (its first producer, in the dead branch) in the
+  model, and 'proj' in the model without the branch."""
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  L = k.layers
+  k.utils.set_random_seed(0)
+  inp = k.Input((6, 6, 3))
+  s = L.Conv2D(8, 3, padding="same", name="stem", activation="relu")(inp)
+  b = L.Conv2D(6, 3, padding="same", name="b1", activation="relu")(s)
+  b = L.Conv2D(8, 3, padding="same", name="b2")(b)
+  b = tps.ChannelScale(0.0, shared=True, framework=framework, name="sss")(b)
+  p = L.Conv2D(8, 1, name="proj")(s)
+  x = L.Add(name="add")([b, p])
+  x = L.Conv2D(8, 3, padding="same", name="c3", activation="relu")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  return k.Model(inp, L.Dense(3, name="out")(x))
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_prune_names_groups_as_the_callers_model_when_a_dead_layer_named_one(
+    framework):
+  model = _dead_first_producer_model(framework)
+  graph = tps.ChannelGraph(model)
+  assert [(g.id, g.producers) for g in graph.prunable_groups] == [
+      ("stem", ["stem"]), ("b1", ["b1"]), ("b2", ["b2", "proj"]),
+      ("c3", ["c3"])]
+  x = np.random.default_rng(0).random((2, 6, 6, 3)).astype("float32")
+  # It said "`ratios` names ['b2'], which are not prunable groups".
+  result = tps.prune(model, "l1", ratios={"b2": 0.5})
+  assert result.report.groups == [("stem", 8, 8), ("b2", 4, 8), ("c3", 8, 8)]
+  assert sorted(result.keep) == ["b2"]
+  # proj's 4 filters of largest L1 norm are kept.
+  w = model.get_layer("proj").get_weights()[0]
+  l1 = np.abs(w).reshape(-1, 8).sum(0)
+  np.testing.assert_array_equal(np.sort(result.keep["b2"]),
+                                np.sort(np.argsort(-l1)[:4]))
+  # keep was keyed 'proj': materialize(model, keep) said "unknown channel
+  # group 'proj'". Now it gives result.model.
+  for r in (result, tps.prune(model, "l1", ratio=0.5)):
+    assert set(r.keep) <= {g.id for g in graph.prunable_groups}
+    assert set(r.scores) <= {g.id for g in graph.prunable_groups}
+    again = tps.materialize(model, r.keep)
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(r.model(x)),
+                               rtol=1e-5, atol=1e-6)
+    assert again.get_layer("proj").get_weights()[0].shape == (
+        r.model.get_layer("proj").get_weights()[0].shape)
+  # b2 is a layer of group 'b2' (with proj): ignore=['b2'] leaves proj
+  # whole (it pruned it to 4 of 8).
+  whole = tps.prune(model, "l1", ratio=0.5, ignore=["b2"])
+  assert ("b2", 8, 8) in whole.report.groups
+  assert whole.model.get_layer("proj").get_weights()[0].shape[-1] == 8

@@ -165,7 +165,67 @@ def _input_layer_paths(model, prefix=""):
   return out
 
 
-def _without_dead_layers(latency, dropped, target):
+def _live_ids(original_graph, graph):
+  """({original group id: [live group ids]}, {live id: caller's id}).
+
+  A group's id is the name of its first producer: when that producer lies
+  in a dropped (dead) branch, the same group is named after another of its
+  producers in the model without the branch. Groups are matched by the
+  producers they keep. A live group goes back to its original id when it
+  is the only live part of exactly one original group.
+  """
+  old_of = {p: g.id for g in original_graph.prunable_groups
+            for p in g.producers}
+  to_live, olds_of = {}, {}
+  for g in graph.prunable_groups:
+    olds = []
+    for p in g.producers:
+      oid = old_of.get(p)
+      if oid is not None and oid not in olds:
+        olds.append(oid)
+        to_live.setdefault(oid, []).append(g.id)
+    olds_of[g.id] = olds
+  live = {g.id for g in graph.prunable_groups}
+  to_caller = {}
+  for gid, olds in olds_of.items():
+    if len(olds) == 1 and to_live[olds[0]] == [gid]:
+      to_caller[gid] = olds[0]
+  # A rename must not take an id another live group keeps.
+  to_caller = {gid: oid for gid, oid in to_caller.items()
+               if oid == gid or oid not in live}
+  return to_live, to_caller
+
+
+def _rename_tables(latency, to_live, graph):
+  """`latency` with its group ids (the caller's model's) replaced by the
+  ids of the model without the dead branches."""
+  if all(v == [k] for k, v in to_live.items()):
+    return latency
+  producer_of = {p: g.id for g in graph.prunable_groups for p in g.producers}
+
+  def one(oid, layer_name):
+    ids = to_live.get(oid)
+    if not ids:
+      return oid
+    if len(ids) > 1 and producer_of.get(layer_name) in ids:
+      return producer_of[layer_name]
+    return ids[0]
+
+  layers = [dataclasses.replace(
+      l, in_axis=[[one(g, l.name), n, r] for g, n, r in l.in_axis],
+      out_axis=[[one(g, l.name), n, r] for g, n, r in l.out_axis])
+            for l in latency.layers]
+  steps = {}
+  for oid, step in latency.steps.items():
+    for gid in to_live.get(oid, [oid]):
+      steps.setdefault(gid, step)
+  return type(latency)(layers, fixed_ms=latency.fixed_ms, arch=latency.arch,
+                       runtime=latency.runtime, steps=steps,
+                       measured_ms=latency.measured_ms,
+                       seconds=latency.seconds)
+
+
+def _without_dead_layers(latency, dropped, target, to_live=None, graph=None):
   """(tables of the layers not in `dropped`, the target cut of them).
 
   The target is the fraction of the live tables' prediction to remove so
@@ -180,6 +240,9 @@ def _without_dead_layers(latency, dropped, target):
       [l for l in latency.layers if l.name.split("/")[0] not in gone],
       fixed_ms=latency.fixed_ms, runtime=latency.runtime,
       steps=latency.steps)
+  if to_live is not None:
+    # The tables name the caller's groups; the planner names the live ones.
+    live = _rename_tables(live, to_live, graph)
   full, live_full = latency.predict_counts({}), live.predict_counts({})
   if live_full <= 0:
     return live, 0.0
@@ -357,19 +420,34 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   model, dropped = branches.remove_dead_branches(model)
   graph = ChannelGraph(model)
   dead_groups = set()
+  # The caller's model's group ids <-> those of the model without the dead
+  # branches (they differ where a group's first producer was dropped).
+  to_live, to_caller = {}, {}
   if dropped:
     original_graph = ChannelGraph(original)
     dead_groups = {g.id for g in original_graph.prunable_groups
                    if set(g.producers) <= set(dropped)}
+    to_live, to_caller = _live_ids(original_graph, graph)
   if ratios is not None:
     ratios = {gid: r for gid, r in ratios.items() if gid not in dead_groups}
     known = [g.id for g in graph.prunable_groups]
-    unknown = [gid for gid in ratios if gid not in known]
+    live_ratios, unknown = {}, []
+    for gid, r in ratios.items():
+      if gid in to_live:          # a group id of the caller's model
+        live_ratios.update({lid: r for lid in to_live[gid]})
+      elif gid in known:          # an id of the model without the branches
+        live_ratios[gid] = r
+      else:
+        unknown.append(gid)
     if unknown:
+      caller_known = ([to_caller.get(gid, gid) for gid in known]
+                      if dropped else known)
       raise ValueError(
           f"`ratios` names {unknown}, which are not prunable groups: " +
-          "; ".join(_not_a_group(graph, name) for name in unknown) +
-          f"; ratios are keyed by group id (prunable: {known})")
+          "; ".join(_not_a_group(original_graph or graph, name)
+                    for name in unknown) +
+          f"; ratios are keyed by group id (prunable: {caller_known})")
+    ratios = live_ratios
   # A name is a layer's path ('conv', 'outer/inner/conv') or a nested
   # model's ('outer/inner'), and then means that layer or every layer in that
   # model; a name that is no path is a layer's or nested model's own name
@@ -404,10 +482,18 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     return (any(path == n or path.startswith(n + "/") for n in by_path) or
             bool(by_name.intersection(path.split("/"))))
 
-  def members_ignored(gid):
-    g = graph.group(gid)
+  def members_ignored(gid, in_graph=graph):
+    g = in_graph.group(gid)
     return any(is_ignored(m)
                for m in set(g.producers) | set(g.consumers) | set(g.params))
+
+  if dropped and ignore:
+    # A dropped layer's group in the caller's model may reach live layers
+    # (an Add couples the branch to the other side): those go whole too.
+    ignored_live = {lid for oid, lids in to_live.items()
+                    if members_ignored(oid, original_graph) for lid in lids}
+    live_ignored = members_ignored
+    members_ignored = lambda gid: gid in ignored_live or live_ignored(gid)  # pylint: disable=unnecessary-lambda-assignment
 
   # Everything that does not depend on the scores is checked before data
   # is read: scoring may take long.
@@ -460,7 +546,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     # of the whole model's latency that is left once the dead branches
     # are dropped (<= 0: dropping them is enough).
     live_latency, live_target = _without_dead_layers(
-        latency, dropped, args.target_latency)
+        latency, dropped, args.target_latency, to_live, graph)
     # Reachable at best when every group not ignored is scored.
     floor_planner = planning.Planner(
         graph, {g.id: np.zeros(g.size) for g in graph.prunable_groups
@@ -531,5 +617,13 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   if target_latency is not None and dropped:
     report.latency_predicted_ratio = (live_latency.predict_counts(counts) /
                                       latency.predict_counts({}))
+  if to_caller:
+    # Named as in the caller's model, so that tps.materialize(model, keep)
+    # (which drops the dead branches too) gives result.model.
+    rename = lambda gid: to_caller.get(gid, gid)  # pylint: disable=unnecessary-lambda-assignment
+    keep = {rename(gid): v for gid, v in keep.items()}
+    scores = {rename(gid): v for gid, v in scores.items()}
+    report.groups = [(rename(gid), kept, total)
+                     for gid, kept, total in report.groups]
   return PruneResult(slim, keep, report, scores)
 
