@@ -510,3 +510,33 @@ def test_npz_data_with_unpaired_arrays(tmp_path):
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match=f"d.npz: {match}"):
       data.load(str(path))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_labels_given_per_output_score_with_the_first_outputs(framework):
+  """y as Keras' fit takes it for several outputs (a list in output order,
+  a dict by output name) scores as the first output's labels alone."""
+  keras = _keras(framework)
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((4,))
+  h = keras.layers.Dense(5, activation="relu", name="h")(inp)
+  model = keras.Model(inp, [keras.layers.Dense(3, name="a")(h),
+                            keras.layers.Dense(1, name="b")(h)], name="two")
+  model.compile(loss=[keras.losses.SparseCategoricalCrossentropy(
+      from_logits=True), "mse"])
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(8, 4)).astype("float32")
+  ya, yb = rng.integers(0, 3, 8), rng.normal(size=(8, 1)).astype("float32")
+  expected = tps.score(model, "taylor", (x, ya))["h"]
+  for data in [(x, [ya, yb]), (x, {"b": yb, "a": ya}),
+               tf.data.Dataset.from_tensor_slices((x, (ya, yb))).batch(4)]:
+    np.testing.assert_allclose(tps.score(model, "taylor", data)["h"],
+                               expected, rtol=1e-5)
+  with pytest.raises(ValueError, match="labels from 0 to 7.*3 outputs"):
+    tps.score(model, "taylor", (x, [np.arange(8), yb]))
+  with pytest.raises(ValueError, match=r"`data` gives 3 label arrays, but "
+                     r"model 'two' has 2 outputs"):
+    tps.score(model, "taylor", (x, [ya, yb, yb]))
+  with pytest.raises(ValueError, match=r"`data` gives labels for \['b'\], "
+                     r"but none for the first output of model 'two' \('a'\)"):
+    tps.score(model, "taylor", (x, {"b": yb}))

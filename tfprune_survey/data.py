@@ -45,7 +45,7 @@ def iterate_batches(data, steps=None, batch_size=32, arg_name="data"):
   count = 0
   for x, y in _batches(data, batch_size, arg_name):
     if check is not None:
-      check(x, y)
+      x, y = check(x, y)   # y: the first output's labels, for labels
     yield x, y
     count += 1
     if steps is not None and count >= steps:
@@ -424,6 +424,39 @@ def check_labels(model, y, arg_name="data", criterion=None):
         f"in [0, {classes - 1}]")
 
 
+def first_output_labels(model, y, arg_name="data"):
+  """The labels of `model`'s first output (whose loss scores channels), from
+  y given per output as Keras' `fit` takes it: a list or tuple in the
+  model's output order, or a dict by output name (or key of a dict of
+  outputs). Other y is returned as it is.
+
+  Raises:
+    ValueError: naming `arg_name`, for a list of another length than the
+      outputs, or a dict without the first output's labels.
+  """
+  if not isinstance(y, (list, tuple, dict)):
+    return y
+  outputs = list(getattr(model, "outputs", None) or [])
+  if isinstance(y, dict):
+    from tfprune_survey import losses  # pylint: disable=g-import-not-at-top
+    keys = losses._first_output_keys(model)  # pylint: disable=protected-access
+    for key in keys:
+      if key in y:
+        return y[key]
+    raise ValueError(
+        f"`{arg_name}` gives labels for {sorted(map(str, y))}, but none for "
+        f"the first output of model '{model.name}' "
+        f"({' or '.join(map(repr, keys)) or 'unnamed'}), whose loss the "
+        "gradient criteria use")
+  if outputs and len(y) != len(outputs):
+    raise ValueError(
+        f"`{arg_name}` gives {len(y)} label arrays, but model "
+        f"'{model.name}' has {len(outputs)} output"
+        f"{'s' if len(outputs) > 1 else ''}: give one per output, or the "
+        "first output's labels alone")
+  return y[0]
+
+
 def _non_finite(v):
   """How many NaN/inf values a floating array holds (0 for other dtypes)."""
   v = np.asarray(v)
@@ -476,9 +509,10 @@ def checked(model, data, labels=False, arg_name="data", criterion=None,
         data.element_spec)[1]:
       raise ValueError(f"{need}: `{arg_name}` yields batches without labels;"
                        " make it yield (x, y)")
-    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(
-        data[1], np.ndarray):
-      check_labels(model, data[1], arg_name, criterion)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+      y = first_output_labels(model, data[1], arg_name)
+      if isinstance(y, np.ndarray):
+        check_labels(model, y, arg_name, criterion)
   numpy_labels = not isinstance(data, tf.data.Dataset)
   seen = [0]
   user = f" for criterion '{criterion}'" if criterion else ""
@@ -503,8 +537,10 @@ def checked(model, data, labels=False, arg_name="data", criterion=None,
       if y is None:
         raise ValueError(f"{need}: `{arg_name}` yielded a batch without "
                          "labels")
+      y = first_output_labels(model, y, arg_name)
       if not numpy_labels:  # numpy labels were all checked above
         check_labels(model, y, arg_name, criterion)
+    return x, y
 
   return CheckedData(data, check_batch, arg_name)
 
