@@ -298,7 +298,10 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       fractions of the whole model's MACs or latency, the dropped branches'
       share included (a target below that share prunes nothing more), and
       `keep`, `scores` and the report name only the groups of the slim
-      model; `ratios` and `ignore` may name the dropped groups and layers.
+      model, by their ids in `model` (so `tps.materialize(model, keep)`
+      gives `.model`); `ratios` and `ignore` take `model`'s group ids and
+      layer names, the dropped ones included (ignoring a dropped layer
+      leaves its group in `model` whole).
     criterion: a name from `tps.criteria.names()` or a Criterion instance.
     data: data for data-dependent criteria (see `tps.score`); its input
       shape, and for 'taylor' and 'taylor_fo' its labels, are checked
