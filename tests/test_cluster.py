@@ -358,6 +358,31 @@ def test_grouped_convs_merge_within_blocks_exactly(framework):
     assert np.isfinite(to_numpy(r.model(x, training=False))).all()
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_global_ratio_removes_at_least_that_fraction_with_grouped_convs(
+    framework):
+  """Grouped-conv blocks round merges back up; 'global' ratio still removes
+  at least round(ratio * total) channels, and fewer than one block more."""
+  keras = keras_of(framework)
+  L = keras.layers
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((8, 8, 4))
+  x = L.Conv2D(8, 3, padding="same", name="c1")(inp)
+  x = L.Conv2D(8, 3, padding="same", groups=4, name="g")(x)
+  x = L.Conv2D(6, 1, name="c3")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, L.Dense(3, name="out")(x))
+  graph = tps.ChannelGraph(model)
+  assert [(g.id, g.size, g.blocks) for g in graph.prunable_groups] == [
+      ("c1", 8, 4), ("g", 8, 4), ("c3", 6, 1)]
+  total = 22   # c1 and g keep one channel per block, c3 one: 13 may go
+  for ratio in (0.1, 0.2, 0.25, 0.3, 0.4, 0.5):
+    result = tps.cluster_prune(model, ratio=ratio, scope="global")
+    kept = sum(result.model.get_layer(n).filters for n in ("c1", "g", "c3"))
+    asked = int(round(ratio * total))
+    assert asked <= total - kept < asked + 4, (ratio, kept)
+
+
 # ---- merge='random' ------------------------------------------------------
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

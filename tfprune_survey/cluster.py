@@ -96,8 +96,9 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
       its redundancy gives, as Ayinde et al. do.
     ratio: fraction of the prunable channels removed, in [0, 1). 'local'
       scope cuts every group's dendrogram at that fraction; 'global' uses
-      one similarity (distance) cut across groups, which removes that
-      fraction overall.
+      one similarity (distance) cut across groups, which removes at least
+      that fraction overall (a grouped conv merges whole rounds, one
+      channel per block, so it may remove up to a round more).
     target_macs: fraction of the model's MACs to remove, in (0, 1): the
       cut ('global': one distance across groups; 'local': one fraction in
       every group) is searched by bisection with MACs re-counted, as in
@@ -201,7 +202,7 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
     planner = _merge_planner(graph, trees)
     if args.ratio is not None:
       counts = (planner.counts_local(args.ratio) if args.scope == "local"
-                else planner.counts_global(
+                else planner.counts_removing(
                     int(round(args.ratio * planner.total))))
     else:
       counts = planning.search_macs(planner, MacsModel(live, graph),
