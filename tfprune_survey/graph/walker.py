@@ -52,7 +52,7 @@ def model_config(model):
     path, op = culprit
     raise UnsupportedModelError(
         f"the model's layers cannot be read: its config (model.get_config(),"
-        f" which the channel analysis reads them from) fails at '{path}' "
+        f" which tfprune_survey reads them from) fails at '{path}' "
         f"({type(op).__name__}): it was made with argument values Keras "
         "cannot serialize and has no get_config() of its own (for a "
         "keras.ops call such as ops.clip, a NumPy array as a bound; "
