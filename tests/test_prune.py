@@ -587,6 +587,16 @@ def test_prune_names_groups_as_the_callers_model_when_a_dead_layer_named_one(
   assert whole.model.get_layer("proj").get_weights()[0].shape[-1] == 8
 
 
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_ratios_error_names_the_group_as_the_caller_did(framework):
+  model = _dead_first_producer_model(framework)
+  # It said "`ratios` names group 'proj'", an id the caller never used.
+  with pytest.raises(ValueError, match=r"^`ratios` names group 'b2', which "
+                     r"is left whole by `ignore`$"):
+    tps.prune(model, "l1", ratios={"b2": 0.5}, ignore=["proj"])
+
+
 @pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
 def test_target_latency_plans_the_group_a_dead_layer_named(framework,
                                                            monkeypatch):

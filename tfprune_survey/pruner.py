@@ -502,7 +502,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   # is read: scoring may take long.
   for gid in ratios or ():
     if members_ignored(gid):
-      raise ValueError(f"`ratios` names group {gid!r}, which is left whole "
+      raise ValueError(f"`ratios` names group {to_caller.get(gid, gid)!r}, "
+                       "which is left whole "
                        "by `ignore`")
   if target_latency is not None and latency is not None:
     from tfprune_survey.latency import LatencyModel  # pylint: disable=g-import-not-at-top
@@ -573,7 +574,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
 
   for gid in ratios or ():
     if gid not in scores:
-      raise ValueError(f"`ratios` names group {gid!r}, which has no "
+      raise ValueError(f"`ratios` names group {to_caller.get(gid, gid)!r}, "
+                       "which has no "
                        f"'{crit.name}' scores (nothing to read for it)")
   planner = planning.Planner(graph, scores, args.round_to, args.min_channels)
   if target_latency is not None:
