@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import tfprune_survey as tps
@@ -444,6 +445,8 @@ def test_exit_codes_usage_error_2_verification_failed_1(tmp_path, capsys,
   import tflite_export
   path, _ = _saved_small_model(tmp_path)
   out = str(tmp_path / "m.tflite")
+  bad_npz = str(tmp_path / "bad.npz")  # 10 samples, 7 labels
+  np.savez(bad_npz, x=np.zeros((10, 4), "float32"), y=np.zeros(7))
 
   def code_of(argv, entry=None):
     cli.FLAGS.unparse_flags()
@@ -460,7 +463,11 @@ def test_exit_codes_usage_error_2_verification_failed_1(tmp_path, capsys,
       (["profile", str(tmp_path / "nope.keras")], "does not exist"),
       (["export", path, "--out", out, "--quantize", "int8"],
        "int8 needs --data"),
-      (["export", path, "--out", out, "--bench-runs", "0"], "--bench-runs")):
+      (["export", path, "--out", out, "--bench-runs", "0"], "--bench-runs"),
+      (["export", path, "--out", out, "--quantize", "int8", "--data",
+        bad_npz], "one label per sample"),
+      (["export", path, "--out", out, "--quantize", "int8", "--data",
+        str(tmp_path / "none.npz")], "--data")):
     code, text = code_of(argv)
     assert code == 2 and message in text.err, (argv, code, text.err[-500:])
   # So are flags absl cannot parse, from the console script.

@@ -285,7 +285,10 @@ def _load_data(model, name, split=0):
         f"{len(shapes)} inputs ({', '.join(str(s) for s in shapes)}); leave "
         "--data out (--bench then times random inputs)")
   from tfprune_survey import data as data_lib  # pylint: disable=g-import-not-at-top
-  x, y = data_lib.load(name)[split]
+  try:
+    x, y = data_lib.load(name)[split]
+  except (ValueError, OSError) as e:  # unknown name, unreadable/bad file
+    raise UsageError(f"--data {name}: {e}") from e
   x, y = x[:FLAGS.samples], y[:FLAGS.samples]
   want = shapes[0]
   given = tuple(x.shape[1:])
