@@ -631,3 +631,16 @@ def test_target_latency_plans_the_group_a_dead_layer_named(framework,
   ratio = tps.count_macs(result.model) / before
   assert result.report.latency_predicted_ratio == pytest.approx(ratio)
   assert 1 - ratio >= 0.95
+
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_unreachable_target_names_groups_as_the_callers_model(framework):
+  model = _dead_first_producer_model(framework)
+  # It said "groups left whole: 'proj' (by `ignore`)"; the model has no
+  # group 'proj'. Proj's group whole, the rest at 1 channel: 0.938.
+  with pytest.raises(ValueError, match=r"^`target_macs`=0.95 is unreachable: "
+                     r"the largest reachable MACs reduction is 0.938, with "
+                     r"min_channels=1; round_to=1; groups left whole: 'b2' "
+                     r"\(by `ignore`\)$"):
+    tps.prune(model, "l1", target_macs=0.95, ignore=["b2"])

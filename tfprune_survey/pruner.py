@@ -279,6 +279,29 @@ class _dead_branches_in_message:  # pylint: disable=invalid-name
     ) from None
 
 
+class _caller_ids_in_message:  # pylint: disable=invalid-name
+  """Names groups in a planning ValueError by the caller's model's ids
+  (`to_caller`: {live id: caller's id}) instead of those of the model
+  without its dead branches."""
+
+  def __init__(self, to_caller):
+    self.to_caller = {k: v for k, v in to_caller.items() if k != v}
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, kind, e, tb):
+    import re  # pylint: disable=g-import-not-at-top
+    if kind is not ValueError or not self.to_caller:
+      return False
+    text = re.sub(r"'([^']*)'",
+                  lambda m: repr(self.to_caller.get(m.group(1), m.group(1))),
+                  str(e))
+    if text == str(e):
+      return False
+    raise ValueError(text) from None
+
+
 # Kept importable for code written against the private names.
 _check_int = planning.check_int
 _Planner = planning.Planner
@@ -523,12 +546,13 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   if target_macs is not None:
     # Reachable at best when every group not ignored is scored.
     macs_model = MacsModel(model, graph)
-    planning.check_reachable(
-        planning.Planner(graph, {g.id: np.zeros(g.size)
-                                 for g in graph.prunable_groups
-                                 if g.id not in left_whole},
-                         args.round_to, args.min_channels),
-        macs_model, macs_before, target_macs, left_whole)
+    with _caller_ids_in_message(to_caller):
+      planning.check_reachable(
+          planning.Planner(graph, {g.id: np.zeros(g.size)
+                                   for g in graph.prunable_groups
+                                   if g.id not in left_whole},
+                           args.round_to, args.min_channels),
+          macs_model, macs_before, target_macs, left_whole)
   if target_latency is not None and not graph.prunable_groups:
     raise ValueError(
         f"`target_latency`={target_latency} is unreachable: the model has no "
@@ -556,8 +580,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
         graph, {g.id: np.zeros(g.size) for g in graph.prunable_groups
                 if g.id not in left_whole}, args.round_to, args.min_channels)
     if live_target > 0:
-      with _dead_branches_in_message(latency, live_latency, live_target,
-                                     args.target_latency):
+      with _caller_ids_in_message(to_caller), _dead_branches_in_message(
+          latency, live_latency, live_target, args.target_latency):
         latency_lib.check_reachable(
             floor_planner, live_latency, live_target, round_to,
             None if ratios is None else {
@@ -587,8 +611,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
           model, graph, planner, args.target_latency, latency, round_to,
           scope, verbose, fixed, left_whole)
     elif live_target > 0:
-      with _dead_branches_in_message(latency, live_latency, live_target,
-                                     args.target_latency):
+      with _caller_ids_in_message(to_caller), _dead_branches_in_message(
+          latency, live_latency, live_target, args.target_latency):
         counts = latency_lib.search_latency(planner, live_latency,
                                             live_target, round_to, fixed,
                                             left_whole=left_whole)
@@ -600,8 +624,9 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     counts = (planner.counts_removing(int(round(ratio * planner.total)))
               if scope == "global" else planner.counts_local(ratio))
   else:
-    counts = planning.search_macs(planner, macs_model, macs_before,
-                                  target_macs, scope, left_whole)
+    with _caller_ids_in_message(to_caller):
+      counts = planning.search_macs(planner, macs_model, macs_before,
+                                    target_macs, scope, left_whole)
   keep = planner.keep_indices(counts)
   slim = materialize(model, keep, graph=graph)
   if refit is not None:
