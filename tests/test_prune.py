@@ -552,6 +552,26 @@ def _dead_first_producer_model(framework):
   return k.Model(inp, L.Dense(3, name="out")(x))
 
 
+def _dead_first_producer_table(steps=None):
+  """A LatencyModel of _dead_first_producer_model, keyed by its group ids
+  ('b2' is b2 + proj); ms are MACs / 1e4, linear in each width."""
+  from tfprune_survey import latency  # pylint: disable=g-import-not-at-top
+  rows = []
+  for name, gin, gout, cin, cout, macs in [
+      ("stem", None, "stem", 3, 8, 7776), ("b1", "stem", "b1", 8, 6, 15552),
+      ("b2", "b1", "b2", 6, 8, 15552), ("proj", "stem", "b2", 8, 8, 2304),
+      ("c3", "b2", "c3", 8, 8, 20736), ("out", "c3", None, 8, 3, 24)]:
+    full = macs / 1e4
+    rows.append(dict(
+        name=name, in_axis=[[gin, cin, 1]] if gin else [],
+        out_axis=[[gout, cout, 1]] if gout else [], in_full=cin,
+        out_full=cout, in_widths=list(range(1, cin + 1)),
+        in_ms=[full * w / cin for w in range(1, cin + 1)],
+        out_widths=list(range(1, cout + 1)),
+        out_ms=[full * w / cout for w in range(1, cout + 1)], full_ms=full))
+  return latency.LatencyModel(rows, fixed_ms=0.0, steps=steps)
+
+
 @pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
 def test_prune_names_groups_as_the_callers_model_when_a_dead_layer_named_one(
     framework):
@@ -606,22 +626,7 @@ def test_target_latency_plans_the_group_a_dead_layer_named(framework,
   assert before == 61944
   monkeypatch.setattr(latency, "measure_ms",
                       lambda m, **kw: tps.count_macs(m) / 1e4)
-  rows = []
-  # A table of the model, keyed by its group ids ('b2' is b2 + proj); ms
-  # are MACs / 1e4, linear in each width.
-  for name, gin, gout, cin, cout, macs in [
-      ("stem", None, "stem", 3, 8, 7776), ("b1", "stem", "b1", 8, 6, 15552),
-      ("b2", "b1", "b2", 6, 8, 15552), ("proj", "stem", "b2", 8, 8, 2304),
-      ("c3", "b2", "c3", 8, 8, 20736), ("out", "c3", None, 8, 3, 24)]:
-    full = macs / 1e4
-    rows.append(dict(
-        name=name, in_axis=[[gin, cin, 1]] if gin else [],
-        out_axis=[[gout, cout, 1]] if gout else [], in_full=cin,
-        out_full=cout, in_widths=list(range(1, cin + 1)),
-        in_ms=[full * w / cin for w in range(1, cin + 1)],
-        out_widths=list(range(1, cout + 1)),
-        out_ms=[full * w / cout for w in range(1, cout + 1)], full_ms=full))
-  table = latency.LatencyModel(rows, fixed_ms=0.0)
+  table = _dead_first_producer_table()
   # The planner named proj's group 'proj', which the tables do not time:
   # it cost nothing to keep, and 0.95 was "unreachable" (0.938 at best).
   result = tps.prune(model, "l1", target_latency=0.95, latency=table)
@@ -631,7 +636,6 @@ def test_target_latency_plans_the_group_a_dead_layer_named(framework,
   ratio = tps.count_macs(result.model) / before
   assert result.report.latency_predicted_ratio == pytest.approx(ratio)
   assert 1 - ratio >= 0.95
-
 
 
 @pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
@@ -644,3 +648,9 @@ def test_unreachable_target_names_groups_as_the_callers_model(framework):
                      r"min_channels=1; round_to=1; groups left whole: 'b2' "
                      r"\(by `ignore`\)$"):
     tps.prune(model, "l1", target_macs=0.95, ignore=["b2"])
+  # The step of the model's group 'b2' (proj's) is read from the tables.
+  table = _dead_first_producer_table(steps={"stem": 2, "b2": 4, "c3": 2})
+  with pytest.raises(ValueError, match=r"round_to='auto' \(widths on each "
+                     r"group's measured grid: 'stem': 2, 'b2': 4, 'c3': 2\)$"):
+    tps.prune(model, "l1", target_latency=0.95, latency=table,
+              round_to="auto")

@@ -294,7 +294,7 @@ class _caller_ids_in_message:  # pylint: disable=invalid-name
     import re  # pylint: disable=g-import-not-at-top
     if kind is not ValueError or not self.to_caller:
       return False
-    text = re.sub(r"'([^']*)'",
+    text = re.sub(r"'([^'\s]+)'",
                   lambda m: repr(self.to_caller.get(m.group(1), m.group(1))),
                   str(e))
     if text == str(e):
