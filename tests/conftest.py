@@ -115,10 +115,14 @@ def two_input_arrays(n=8, seed=0):
           rng.normal(size=(n, 6, 6, 2)).astype("float32"))
 
 
-def dead_branch_model(framework, conv_after_add=True):
+def dead_branch_model(framework, conv_after_add=True, projection=False):
   """stem -> [b1 -> b2 -> sss (ChannelScale at exactly 0, SSS)] + stem
   [-> c3] -> gap -> out. With c3: 59640 MACs, of which b1 and b2 (dropped
-  by materialize) are 2 x 15552."""
+  by materialize) are 2 x 15552.
+
+  With `projection`, the Add is [branch, proj(stem)] for a 1x1 conv 'proj':
+  the Add's group is then 'b2' (its first producer, in the dead branch) in
+  the model, and 'proj' in the model without the branch."""
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
   k = frameworks.get(framework).keras
   L = k.layers
@@ -128,7 +132,10 @@ def dead_branch_model(framework, conv_after_add=True):
   b = L.Conv2D(6, 3, padding="same", name="b1", activation="relu")(s)
   b = L.Conv2D(8, 3, padding="same", name="b2")(b)
   b = tps.ChannelScale(0.0, shared=True, framework=framework, name="sss")(b)
-  x = L.Add(name="add")([s, b])
+  if projection:
+    x = L.Add(name="add")([b, L.Conv2D(8, 1, name="proj")(s)])
+  else:
+    x = L.Add(name="add")([s, b])
   if conv_after_add:
     x = L.Conv2D(8, 3, padding="same", name="c3", activation="relu")(x)
   x = L.GlobalAveragePooling2D()(x)

@@ -417,16 +417,12 @@ def test_prune_a_model_of_free_input_size(framework):
 
 # ---- residual branches scaled by exactly 0 (SSS), which materialize drops --
 
-def _macs_table():
-  """A LatencyModel of dead_branch_model whose ms are MACs / 1e4: a
-  layer's time is linear in its input and in its output width."""
+def _linear_table(layers, steps=None):
+  """A LatencyModel whose ms are MACs / 1e4, linear in each width: one row
+  per (name, input group, output group, in, out, MACs) of `layers`."""
   from tfprune_survey import latency  # pylint: disable=g-import-not-at-top
   rows = []
-  # name, input group, output group, in, out, MACs
-  for name, gin, gout, cin, cout, macs in [
-      ("stem", None, "stem", 3, 8, 7776), ("b1", "stem", "b1", 8, 6, 15552),
-      ("b2", "b1", "stem", 6, 8, 15552), ("c3", "stem", "c3", 8, 8, 20736),
-      ("out", "c3", None, 8, 3, 24)]:
+  for name, gin, gout, cin, cout, macs in layers:
     full = macs / 1e4
     rows.append(dict(
         name=name, in_axis=[[gin, cin, 1]] if gin else [],
@@ -435,7 +431,16 @@ def _macs_table():
         in_ms=[full * w / cin for w in range(1, cin + 1)],
         out_widths=list(range(1, cout + 1)),
         out_ms=[full * w / cout for w in range(1, cout + 1)], full_ms=full))
-  return latency.LatencyModel(rows, fixed_ms=0.0)
+  return latency.LatencyModel(rows, fixed_ms=0.0, steps=steps)
+
+
+def _macs_table():
+  """A LatencyModel of dead_branch_model whose ms are MACs / 1e4: a
+  layer's time is linear in its input and in its output width."""
+  return _linear_table([
+      ("stem", None, "stem", 3, 8, 7776), ("b1", "stem", "b1", 8, 6, 15552),
+      ("b2", "b1", "stem", 6, 8, 15552), ("c3", "stem", "c3", 8, 8, 20736),
+      ("out", "c3", None, 8, 3, 24)])
 
 
 @pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
@@ -533,43 +538,20 @@ def test_target_latency_on_a_model_without_prunable_groups_says_so(framework):
 
 
 def _dead_first_producer_model(framework):
-  """stem -> [b1 -> b2 -> sss (ChannelScale at 0)] + [proj] -> add -> c3:
-  the Add's group is 'b2' (its first producer, in the dead branch) in the
-  model, and 'proj' in the model without the branch."""
-  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
-  k = frameworks.get(framework).keras
-  L = k.layers
-  k.utils.set_random_seed(0)
-  inp = k.Input((6, 6, 3))
-  s = L.Conv2D(8, 3, padding="same", name="stem", activation="relu")(inp)
-  b = L.Conv2D(6, 3, padding="same", name="b1", activation="relu")(s)
-  b = L.Conv2D(8, 3, padding="same", name="b2")(b)
-  b = tps.ChannelScale(0.0, shared=True, framework=framework, name="sss")(b)
-  p = L.Conv2D(8, 1, name="proj")(s)
-  x = L.Add(name="add")([b, p])
-  x = L.Conv2D(8, 3, padding="same", name="c3", activation="relu")(x)
-  x = L.GlobalAveragePooling2D()(x)
-  return k.Model(inp, L.Dense(3, name="out")(x))
+  """dead_branch_model with a projection: the Add's group is 'b2' (its
+  first producer, in the dead branch) in the model, and 'proj' in the model
+  without the branch."""
+  return dead_branch_model(framework, projection=True)
 
 
 def _dead_first_producer_table(steps=None):
   """A LatencyModel of _dead_first_producer_model, keyed by its group ids
   ('b2' is b2 + proj); ms are MACs / 1e4, linear in each width."""
-  from tfprune_survey import latency  # pylint: disable=g-import-not-at-top
-  rows = []
-  for name, gin, gout, cin, cout, macs in [
+  return _linear_table([
       ("stem", None, "stem", 3, 8, 7776), ("b1", "stem", "b1", 8, 6, 15552),
       ("b2", "b1", "b2", 6, 8, 15552), ("proj", "stem", "b2", 8, 8, 2304),
-      ("c3", "b2", "c3", 8, 8, 20736), ("out", "c3", None, 8, 3, 24)]:
-    full = macs / 1e4
-    rows.append(dict(
-        name=name, in_axis=[[gin, cin, 1]] if gin else [],
-        out_axis=[[gout, cout, 1]] if gout else [], in_full=cin,
-        out_full=cout, in_widths=list(range(1, cin + 1)),
-        in_ms=[full * w / cin for w in range(1, cin + 1)],
-        out_widths=list(range(1, cout + 1)),
-        out_ms=[full * w / cout for w in range(1, cout + 1)], full_ms=full))
-  return latency.LatencyModel(rows, fixed_ms=0.0, steps=steps)
+      ("c3", "b2", "c3", 8, 8, 20736), ("out", "c3", None, 8, 3, 24)],
+      steps=steps)
 
 
 @pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
