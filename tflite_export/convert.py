@@ -224,8 +224,13 @@ def convert(model, path, *, quantization="none", representative_data=None,
   specs = [tf.TensorSpec([1] + list(t.shape[1:]), tf.as_dtype(t.dtype),
                          name=f"input_{i}")
            for i, t in enumerate(model.inputs)]
-  fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0],
-                                     training=False))
+  # Several inputs are passed in the structure the model was built with
+  # (`model.input`): a list, or a dict keyed by input name, whose flat order
+  # (`tf.nest`: dict keys sorted) is that of `model.inputs`. Keras 3 refuses
+  # a list for a model built on a dict.
+  fn = tf.function(lambda *xs: model(
+      tf.nest.pack_sequence_as(model.input, list(xs)) if len(xs) > 1
+      else xs[0], training=False))
   concrete = fn.get_concrete_function(*specs)
   # Without a trackable object the converter freezes the traced variables
   # directly; with one it round-trips through a SavedModel, which took 10x

@@ -374,3 +374,38 @@ def test_free_input_size_is_not_edge_tpu_ready(framework, tmp_path):
   assert fixed.input_shapes == [(1, 8, 8, 3)] and not fixed.free_input_size
   assert fixed.edge_tpu_ready and "(Edge TPU-ready)" in str(fixed)
   assert tflite_export.describe(free.path).free_input_size
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_model_built_on_a_dict_of_inputs_converts(framework, tmp_path):
+  # Keras 3 refuses a list for a model built on a dict; each TFLite input
+  # must still get its own array (in `model.inputs` order: keys sorted).
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  k.utils.set_random_seed(0)
+  image, aux = k.Input((8, 8, 3), name="image"), k.Input((5,), name="aux")
+  h = k.layers.GlobalAveragePooling2D()(
+      k.layers.Conv2D(4, 3, padding="same")(image))
+  model = k.Model({"image": image, "aux": aux}, k.layers.Dense(3)(
+      k.layers.Concatenate()([h, k.layers.Dense(4)(aux)])))
+  slim = tps.prune(model, "l1", ratio=0.5).model
+  rng = np.random.default_rng(0)
+  xi = rng.random((4, 8, 8, 3)).astype("float32")
+  xa = rng.random((4, 5)).astype("float32")
+  for m in (model, slim):
+    path = str(tmp_path / "m.tflite")
+    report = tflite_export.convert(m, path)
+    assert report.input_shapes == [(1, 5), (1, 8, 8, 3)]   # aux, image
+    want = np.asarray(m({"image": xi, "aux": xa}, training=False))
+    interp = tflite_export.inspect_model.interpreter(path)
+    got = []
+    for i in range(4):
+      for d, x in zip(interp.get_input_details(), (xa, xi)):
+        interp.set_tensor(d["index"], x[i:i + 1])
+      interp.invoke()
+      got.append(interp.get_tensor(interp.get_output_details()[0]["index"]))
+    np.testing.assert_allclose(np.concatenate(got), want, rtol=1e-4,
+                               atol=1e-5)
+    report = tflite_export.convert(m, path, quantization="int8",
+                                   representative_data=(xa, xi))
+    assert report.fully_integer, report
