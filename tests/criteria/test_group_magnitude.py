@@ -152,3 +152,38 @@ def test_config_round_trip(name):
   assert crit.include == "group"
   again = tps.criteria.deserialize(tps.criteria.serialize(crit))
   assert again.get_config() == {"reduction": "mean", "include": "group"}
+
+
+def test_producer_scores_read_the_lora_effective_kernel():
+  """With Keras 3 LoRA a layer computes with kernel + alpha/rank * a @ b;
+  l1, l2 and fpgm score those filters, not the frozen base kernel."""
+  keras = frameworks.get("keras3").keras
+  L = keras.layers
+  inp = keras.Input((6, 6, 2))
+  x = L.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
+  x = L.Conv2D(3, 1, name="c2")(x)
+  x = L.GlobalAveragePooling2D()(x)
+  x = L.Dense(5, activation="relu", name="d1")(x)
+  model = keras.Model(inp, L.Dense(2, name="head")(x))
+  rng = np.random.default_rng(0)
+  model.get_layer("c1").enable_lora(2, lora_alpha=6)   # scale 3
+  model.get_layer("d1").enable_lora(3)                 # scale 1
+  for layer in model.layers:
+    for v in layer.weights:
+      v.assign(rng.standard_normal(v.shape).astype("float32"))
+  filters = {}
+  for gid, axis in (("c1", 3), ("d1", 1)):
+    k = np.asarray(model.get_layer(gid).kernel, np.float64)   # Keras' own
+    base = w(model, gid, 0)
+    assert np.abs(k - base).max() > 0.5     # the LoRA part is not negligible
+    filters[gid] = np.moveaxis(k, axis, 0).reshape(k.shape[axis], -1)
+  refs = {
+      "l1": lambda f: np.abs(f).sum(1),
+      "l2": lambda f: np.linalg.norm(f, axis=1),
+      "fpgm": lambda f: np.array([np.linalg.norm(f - r, axis=1).sum()
+                                  for r in f])}
+  for name, ref in refs.items():
+    got = tps.score(model, name)
+    for gid, f in filters.items():
+      np.testing.assert_allclose(got[gid], ref(f), rtol=1e-5,
+                                 err_msg=f"{name} {gid}")

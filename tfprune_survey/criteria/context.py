@@ -40,14 +40,37 @@ class ScoringContext:
           for w, v in zip(layer.weights, layer.get_weights())}
     return self._weights[path]
 
+  def effective_kernel(self, path, weight="kernel"):
+    """The kernel the layer at `path` computes with, as float64.
+
+    With Keras 3 LoRA enabled the layer computes with kernel +
+    (lora_alpha / lora_rank) * lora_kernel_a @ lora_kernel_b, not with its
+    (frozen) base kernel alone; any other weight is returned as stored.
+    """
+    weights = self.weights(path)
+    w = np.asarray(weights[weight], np.float64)
+    if weight != "kernel" or "lora_kernel_b" not in weights:
+      return w
+    layer = self.graph.layer(path)
+    rank = float(layer.lora_rank)
+    # Keras 3 versions without lora_alpha scale by 1.
+    scale = float(getattr(layer, "lora_alpha", None) or rank) / rank
+    return w + scale * np.matmul(
+        np.asarray(weights["lora_kernel_a"], np.float64),
+        np.asarray(weights["lora_kernel_b"], np.float64))
+
   def producer_filters(self, group):
-    """One (group.size, fan_in) matrix per producer: each row is a filter."""
+    """One (group.size, fan_in) matrix per producer: each row is a filter.
+
+    The filters are those the layer computes with: with Keras 3 LoRA, the
+    effective kernel (see `effective_kernel`), not the base kernel alone.
+    """
     out = []
     for sl, base, seg in self.graph.group_segments(group):
       if sl.role != "producer" or sl.weight not in ("kernel",
                                                     "pointwise_kernel"):
         continue
-      w = self.weights(sl.path)[sl.weight]
+      w = self.effective_kernel(sl.path, sl.weight)
       rows = np.moveaxis(w, sl.axis, 0).reshape(w.shape[sl.axis], -1)
       out.append(rows[base:base + group.size].astype(np.float64))
     return out
