@@ -87,7 +87,32 @@ def input_dtypes(model):
   return [np.dtype(tf.as_dtype(t.dtype).as_numpy_dtype) for t in model.inputs]
 
 
-def calibration_samples(data, count, limit=100, dtypes=None):
+def input_shapes(model):
+  """Each of `model`'s input shapes without the batch axis; None for a free
+  size."""
+  return [tuple(None if d is None else int(d) for d in t.shape[1:])
+          for t in model.inputs]
+
+
+def _check_shapes(samples, shapes):
+  """Raises a ValueError naming `representative_data` for the first sample
+  whose array for an input does not fit that input's shape."""
+  for sample in samples:
+    for i, (array, want) in enumerate(zip(sample, shapes)):
+      got = tuple(array.shape[1:])
+      if len(got) == len(want) and all(
+          w is None or g == w for g, w in zip(got, want)):
+        continue
+      hint = (" (an unbatched tf.data.Dataset or a list of single samples? "
+              "pass batches: `dataset.batch(32)` or an array)"
+              if len(got) + 1 == len(want) else "")
+      raise ValueError(
+          f"`representative_data`: input {i} of the model takes samples of "
+          f"shape {want} (None: free size), got a sample of shape "
+          f"{got}{hint}")
+
+
+def calibration_samples(data, count, limit=100, dtypes=None, shapes=None):
   """Up to `limit` calibration samples for a model with `count` inputs.
 
   Args:
@@ -97,14 +122,17 @@ def calibration_samples(data, count, limit=100, dtypes=None):
     count: the model's number of inputs.
     limit: the most samples to return.
     dtypes: the dtype of each input (see `input_dtypes`); float32 if None.
+    shapes: the shape of each input without the batch axis (see
+      `input_shapes`); every sample must fit them. Not checked if None.
 
   Returns:
     A list of samples, each a list of `count` batch-1 arrays, each of its
     input's dtype.
 
   Raises:
-    ValueError: `data` does not give `count` arrays per batch, or holds no
-      sample; the message names `representative_data`.
+    ValueError: `data` does not give `count` arrays per batch, holds no
+      sample, or holds a sample that does not fit `shapes`; the message
+      names `representative_data`.
   """
   dtypes = list(dtypes) if dtypes is not None else [np.float32] * count
   if count == 1:
@@ -113,6 +141,8 @@ def calibration_samples(data, count, limit=100, dtypes=None):
     samples = _multi_input_samples(data, count, limit, dtypes)
   if not samples:
     raise ValueError("`representative_data` holds no samples")
+  if shapes is not None:
+    _check_shapes(samples, shapes)
   return samples
 
 
@@ -193,7 +223,8 @@ def convert(model, path, *, quantization="none", representative_data=None,
 
   Raises:
     ValueError: unknown `quantization`, 'int8' without data (or with data
-      that does not give one array per input), or `int8_io` without 'int8'.
+      that does not give one array per input, or samples of another shape
+      than the model's inputs), or `int8_io` without 'int8'.
     FileNotFoundError: the directory of `path` does not exist.
     TypeError: `model` is not a Keras model.
     NotImplementedError: a Keras 3 model on the JAX or PyTorch backend.
@@ -219,7 +250,8 @@ def convert(model, path, *, quantization="none", representative_data=None,
         "KERAS_BACKEND=tensorflow).")
   t0 = time.perf_counter()
   samples = (calibration_samples(representative_data, len(model.inputs),
-                                 representative_steps, input_dtypes(model))
+                                 representative_steps, input_dtypes(model),
+                                 input_shapes(model))
              if quantization == "int8" else None)
   specs = [tf.TensorSpec([1] + list(t.shape[1:]), tf.as_dtype(t.dtype),
                          name=f"input_{i}")

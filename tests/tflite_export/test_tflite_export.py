@@ -409,3 +409,42 @@ def test_model_built_on_a_dict_of_inputs_converts(framework, tmp_path):
     report = tflite_export.convert(m, path, quantization="int8",
                                    representative_data=(xa, xi))
     assert report.fully_integer, report
+
+
+def test_int8_calibration_samples_must_fit_the_model_inputs(tmp_path):
+  inputs = keras.Input((8, 8, 3))
+  model = keras.Model(inputs, keras.layers.Dense(3)(
+      keras.layers.GlobalAveragePooling2D()(
+          keras.layers.Conv2D(4, 3)(inputs))))
+  x = np.random.default_rng(0).random((8, 8, 8, 3)).astype("float32")
+  path = tmp_path / "m.tflite"
+  # Single samples (an unbatched dataset, a list of them) lose a dimension;
+  # another size would calibrate the ranges on other data.
+  for data, got in ((tf.data.Dataset.from_tensor_slices(x), (8, 3)),
+                    (list(x), (8, 3)),
+                    (np.zeros((8, 10, 10, 3), "float32"), (10, 10, 3))):
+    with pytest.raises(ValueError) as e:
+      tflite_export.convert(model, str(path), quantization="int8",
+                            representative_data=data)
+    assert str(e.value).startswith(
+        "`representative_data`: input 0 of the model takes samples of "
+        f"shape (8, 8, 3) (None: free size), got a sample of shape {got}")
+    assert ("unbatched" in str(e.value)) == (len(got) == 2)
+  assert not path.exists()
+  # One input of several is named.
+  a, b = keras.Input((8, 8, 3)), keras.Input((5,))
+  two = keras.Model([a, b], keras.layers.Concatenate()(
+      [keras.layers.GlobalAveragePooling2D()(a), b]))
+  with pytest.raises(ValueError, match=r"input 1 of the model takes samples "
+                     r"of shape \(5,\) \(None: free size\), got a sample of "
+                     r"shape \(6,\)"):
+    tflite_export.convert(two, str(path), quantization="int8",
+                          representative_data=(x, np.zeros((8, 6))))
+  assert not path.exists()
+  # A free size takes any size.
+  free_in = keras.Input((None, None, 3))
+  free = keras.Model(free_in, keras.layers.GlobalAveragePooling2D()(
+      keras.layers.Conv2D(4, 3)(free_in)))
+  assert tflite_export.convert(
+      free, str(path), quantization="int8",
+      representative_data=np.zeros((4, 10, 10, 3), "float32")).fully_integer
