@@ -147,9 +147,25 @@ def test_search_macs_reaches_the_target_on_a_linear_model():
 def test_search_macs_says_what_is_reachable():
   p = make(min_channels=2)
   macs = LinearMacs(100, {"a": 10, "b": 5, "c": 20})
-  with pytest.raises(ValueError, match="largest reachable MACs reduction is "
-                     r"0\.(2|3)"):
-    planning.search_macs(p, macs, 220, 0.9)
+  # Every group at 2 channels: 100 + 20 + 10 + 40 = 170 MACs of 220.
+  with pytest.raises(planning.UnreachableTargetError) as info:
+    planning.search_macs(p, macs, 220, 0.9, left_whole={"c": "by `ignore`"})
+  assert isinstance(info.value, ValueError)
+  assert info.value.best == pytest.approx(1 - 170 / 220)
+  assert (info.value.argument, info.value.target) == ("target_macs", 0.9)
+  assert str(info.value) == (
+      "`target_macs`=0.9 is unreachable: the largest reachable MACs "
+      "reduction is 0.227, with min_channels=2; round_to=1; groups left "
+      "whole: 'c' (by `ignore`)")
+
+
+def test_planner_names_groups_in_messages_by_names():
+  p = planning.Planner(FakeGraph(SIZES), SCORES, 1, 2, names={"c": "cc"})
+  assert [p.name(g) for g in ("a", "c")] == ["a", "cc"]
+  with pytest.raises(ValueError) as info:
+    planning.check_reachable(p, LinearMacs(100, {"a": 10, "b": 5, "c": 20}),
+                             220, 0.9, left_whole={"c": "by `ignore`"})
+  assert str(info.value).endswith("groups left whole: 'cc' (by `ignore`)")
 
 
 def _dense_model(keras):

@@ -636,3 +636,42 @@ def test_unreachable_target_names_groups_as_the_callers_model(framework):
                      r"group's measured grid: 'stem': 2, 'b2': 4, 'c3': 2\)$"):
     tps.prune(model, "l1", target_latency=0.95, latency=table,
               round_to="auto")
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_unreachable_messages_rename_group_ids_only(framework):
+  # The live group named after proj (here a layer 'auto') is 'b2' in the
+  # caller's model. Messages were rewritten by replacing every quoted word
+  # that is a live id, so round_to='auto' read round_to='b2'; and the
+  # every-group-ignored message gave the live ids.
+  from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  L = k.layers
+  inp = k.Input((6, 6, 3))
+  s = L.Conv2D(8, 3, padding="same", name="stem")(inp)
+  b = L.Conv2D(6, 3, padding="same", name="b1")(s)
+  b = L.Conv2D(8, 3, padding="same", name="b2")(b)
+  b = tps.ChannelScale(0.0, shared=True, framework=framework, name="sss")(b)
+  x = L.Add(name="add")([b, L.Conv2D(8, 1, name="auto")(s)])
+  x = L.Conv2D(8, 3, padding="same", name="c3")(x)
+  model = k.Model(inp, L.Dense(3, name="out")(
+      L.GlobalAveragePooling2D()(x)))
+  table = _linear_table([
+      ("stem", None, "stem", 3, 8, 7776), ("b1", "stem", "b1", 8, 6, 15552),
+      ("b2", "b1", "b2", 6, 8, 15552), ("auto", "stem", "b2", 8, 8, 2304),
+      ("c3", "b2", "c3", 8, 8, 20736), ("out", "c3", None, 8, 3, 24)],
+      steps={"stem": 2, "b2": 4, "c3": 2})
+  with pytest.raises(ValueError) as info:
+    tps.prune(model, "l1", target_latency=0.99, latency=table,
+              round_to="auto")
+  text = str(info.value)
+  assert text.startswith("`target_latency`=0.99 is unreachable: the largest "
+                         "predicted latency reduction is ")
+  assert text.endswith(" (the residual branches scaled by 0, which are "
+                       "dropped, included), with min_channels=1; "
+                       "round_to='auto' (widths on each group's measured "
+                       "grid: 'stem': 2, 'b2': 4, 'c3': 2)")
+  with pytest.raises(ValueError, match=r"`ignore` leaves every prunable "
+                     r"group whole \(\['b2', 'c3', 'stem'\]\)$"):
+    tps.prune(model, "l1", target_latency=0.5, latency=table,
+              ignore=["stem", "auto", "c3"])

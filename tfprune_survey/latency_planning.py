@@ -151,26 +151,27 @@ def _raise_unreachable(planner, lm, target, round_to, fixed, left_whole,
   now = lm.predict_counts(_descend(planner, lm, dict(counts), -1.0, cands,
                                    allowed, lost, "capped", floor_only=True))
   free = [g for g in planner.groups if g.id not in fixed]
+  name = planner.name
   limits = [f"min_channels={planner.min_channels}"]
   if round_to == "auto":
     limits.append("round_to='auto' (widths on each group's measured grid: " +
-                  (", ".join(f"{g.id!r}: {lm.step(g.id)}" for g in free)
+                  (", ".join(f"{name(g.id)!r}: {lm.step(g.id)}" for g in free)
                    or "no group") + ")")
   else:
     limits.append(f"round_to={round_to}")
   base = {g.id: lm.step(g.id) if round_to == "auto" else int(round_to)
           for g in free}
   blocked = {gid: n for gid, n in steps.items() if n != base[gid]}
-  limits += planning.limit_phrases(blocked, None)
+  limits += planning.limit_phrases(blocked, None, name=name)
   if fixed:
     sizes = {g.id: g.size for g in planner.groups}
     limits.append("groups fixed by `ratios`: " + ", ".join(
-        f"{gid!r} (keeps {n} of {sizes[gid]})" for gid, n in fixed.items()))
+        f"{name(gid)!r} (keeps {n} of {sizes[gid]})"
+        for gid, n in fixed.items()))
   limits += planning.limit_phrases(
-      None, left_whole, None if free else "no group left to cut")
-  raise ValueError(
-      f"`target_latency`={target} is unreachable: the largest predicted "
-      f"latency reduction is {1 - now / full:.3f}, with " + "; ".join(limits))
+      None, left_whole, None if free else "no group left to cut", name)
+  raise planning.UnreachableTargetError(
+      "target_latency", target, 1 - now / full, "predicted latency", limits)
 
 
 def _stairs(planner, lm, round_to, fixed, weights):

@@ -236,6 +236,10 @@ class Planner:
     scores: {group_id: scores}; only these groups are planned.
     round_to: int >= 1.
     min_channels: int >= 1.
+    names: optional {group_id: the id messages give it}, for a graph whose
+      ids are not the caller's (e.g. `tps.prune` plans on the model without
+      its dead branches, where a group may be named after another of its
+      producers).
 
   Attributes:
     groups: the planned `ChannelGroup`s, in the order of `scores`.
@@ -250,8 +254,9 @@ class Planner:
     steps: {group_id: what its kept counts are multiples of}.
   """
 
-  def __init__(self, graph, scores, round_to=1, min_channels=1):
+  def __init__(self, graph, scores, round_to=1, min_channels=1, names=None):
     self.groups = [graph.group(gid) for gid in scores]
+    self.names = dict(names or {})
     self.scores = scores
     self.round_to = round_to
     self.min_channels = min_channels
@@ -279,6 +284,10 @@ class Planner:
         local.append(((j + 1) / g.size, gi, int(c)))
     local.sort(key=lambda t: (t[0], t[1], t[2]))
     self.local_order = local
+
+  def name(self, gid):
+    """The id messages give group `gid` (see `names`)."""
+    return self.names.get(gid, gid)
 
   def _round(self, g, kept):
     kept = max(self.min_keep[g.id], kept)
@@ -386,21 +395,44 @@ class Planner:
     return keep
 
 
-def limit_phrases(grouped_steps, left_whole, empty=None):
+class UnreachableTargetError(ValueError):
+  """A pruning target that no plan reaches.
+
+  Attributes:
+    argument: the target's argument ('target_macs', 'target_latency').
+    target: its value.
+    best: the largest reduction a plan reaches (a fraction).
+    quantity: what is reduced ('reachable MACs', 'predicted latency').
+    limits: the phrases naming what limits it (`min_channels`, ...).
+    note: said after `best` (e.g. what it includes), or ''.
+  """
+
+  def __init__(self, argument, target, best, quantity, limits, note=""):
+    self.argument, self.target, self.best = argument, target, best
+    self.quantity, self.limits, self.note = quantity, list(limits), note
+    super().__init__(
+        f"`{argument}`={target} is unreachable: the largest {quantity} "
+        f"reduction is {best:.3f}{note}, with " + "; ".join(self.limits))
+
+
+def limit_phrases(grouped_steps, left_whole, empty=None, name=None):
   """The parts of an 'unreachable target' message that MACs and latency
   targets share: grouped-conv steps ({group_id: step}), a note when no
   group is left (`empty`, or None), and the groups left whole
-  ({group_id: why})."""
+  ({group_id: why}). `name` gives the id said for a group id (e.g.
+  `Planner.name`); by default the id itself."""
+  name = name or (lambda gid: gid)
   out = []
   if grouped_steps:
     out.append("groups of grouped convs keeping multiples of "
                "lcm(round_to, blocks) " +
-               ", ".join(f"{gid!r}: {n}" for gid, n in grouped_steps.items()))
+               ", ".join(f"{name(gid)!r}: {n}"
+                         for gid, n in grouped_steps.items()))
   if empty:
     out.append(empty)
   if left_whole:
     out.append("groups left whole: " + ", ".join(
-        f"{gid!r} ({why})" for gid, why in left_whole.items()))
+        f"{name(gid)!r} ({why})" for gid, why in left_whole.items()))
   return out
 
 
@@ -417,9 +449,10 @@ def check_reachable(planner, macs_model, macs_before, target,
       does not plan (e.g. 'by `ignore`'), named in the message.
 
   Raises:
-    ValueError: giving the largest reachable reduction and what limits it:
-      `min_channels`, `round_to` (and the steps of grouped-conv groups),
-      and the groups left whole.
+    UnreachableTargetError: a ValueError giving the largest reachable
+      reduction and what limits it: `min_channels`, `round_to` (and the
+      steps of grouped-conv groups), and the groups left whole, named by
+      `planner.name`.
   """
   floor = macs_model.macs(planner.floor_counts())
   if floor <= macs_before * (1.0 - target) + 1e-9:
@@ -431,10 +464,9 @@ def check_reachable(planner, macs_model, macs_before, target,
            if n != planner.round_to}
   limits += limit_phrases(steps, left_whole,
                           "no group left to prune" if not planner.groups
-                          else None)
-  raise ValueError(
-      f"`target_macs`={target} is unreachable: the largest reachable MACs "
-      f"reduction is {best:.3f}, with " + "; ".join(limits))
+                          else None, planner.name)
+  raise UnreachableTargetError("target_macs", target, best, "reachable MACs",
+                               limits)
 
 
 def search_macs(planner, macs_model, macs_before, target, scope="global",
@@ -497,4 +529,5 @@ def search_macs(planner, macs_model, macs_before, target, scope="global",
 __all__ = ["PlanArgs", "Planner", "SCOPES", "check_choice", "check_fraction",
            "check_int", "check_names", "check_plan_args", "check_ratios",
            "check_reachable",
-           "check_local_only", "check_scope", "search_macs"]
+           "check_local_only", "check_scope", "search_macs",
+           "UnreachableTargetError"]

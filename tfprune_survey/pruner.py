@@ -250,56 +250,26 @@ def _without_dead_layers(latency, dropped, target, to_live=None, graph=None):
 
 
 class _dead_branches_in_message:  # pylint: disable=invalid-name
-  """Rewrites an unreachable-`target_latency` error planned on the live
-  tables into the figures of the whole model (dead branches included)."""
+  """Gives an unreachable `target_latency` planned on the live tables in
+  the figures of the whole model (dead branches included)."""
 
-  def __init__(self, latency, live_latency, live_target, target):
+  def __init__(self, latency, live_latency, target):
     self.dead = live_latency is not latency   # the same: nothing dropped
     self.full = latency.predict_counts({})
     self.live_full = live_latency.predict_counts({})
-    self.live_target, self.target = live_target, target
+    self.target = target
 
   def __enter__(self):
     return self
 
   def __exit__(self, kind, e, tb):
-    import re  # pylint: disable=g-import-not-at-top
-    if kind is not ValueError or not self.dead:
+    if not self.dead or not isinstance(e, planning.UnreachableTargetError):
       return False
-    m = re.match(r"`target_latency`=\S+ is unreachable: the largest predicted "
-                 r"latency reduction is (-?[0-9.]+), with (.*)$", str(e),
-                 re.DOTALL)
-    if not m:
-      return False
-    best = 1.0 - (1.0 - float(m.group(1))) * self.live_full / self.full
-    raise ValueError(
-        f"`target_latency`={self.target} is unreachable: the largest "
-        f"predicted latency reduction is {best:.3f} (the residual branches "
-        f"scaled by 0, which are dropped, included), with {m.group(2)}"
-    ) from None
-
-
-class _caller_ids_in_message:  # pylint: disable=invalid-name
-  """Names groups in a planning ValueError by the caller's model's ids
-  (`to_caller`: {live id: caller's id}) instead of those of the model
-  without its dead branches."""
-
-  def __init__(self, to_caller):
-    self.to_caller = {k: v for k, v in to_caller.items() if k != v}
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, kind, e, tb):
-    import re  # pylint: disable=g-import-not-at-top
-    if kind is not ValueError or not self.to_caller:
-      return False
-    text = re.sub(r"'([^'\s]+)'",
-                  lambda m: repr(self.to_caller.get(m.group(1), m.group(1))),
-                  str(e))
-    if text == str(e):
-      return False
-    raise ValueError(text) from None
+    best = 1.0 - (1.0 - e.best) * self.live_full / self.full
+    raise planning.UnreachableTargetError(
+        e.argument, self.target, best, e.quantity, e.limits,
+        note=" (the residual branches scaled by 0, which are dropped, "
+        "included)") from None
 
 
 # Kept importable for code written against the private names.
@@ -546,13 +516,12 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   if target_macs is not None:
     # Reachable at best when every group not ignored is scored.
     macs_model = MacsModel(model, graph)
-    with _caller_ids_in_message(to_caller):
-      planning.check_reachable(
-          planning.Planner(graph, {g.id: np.zeros(g.size)
-                                   for g in graph.prunable_groups
-                                   if g.id not in left_whole},
-                           args.round_to, args.min_channels),
-          macs_model, macs_before, target_macs, left_whole)
+    planning.check_reachable(
+        planning.Planner(graph, {g.id: np.zeros(g.size)
+                                 for g in graph.prunable_groups
+                                 if g.id not in left_whole},
+                         args.round_to, args.min_channels, names=to_caller),
+        macs_model, macs_before, target_macs, left_whole)
   if target_latency is not None and not graph.prunable_groups:
     raise ValueError(
         f"`target_latency`={target_latency} is unreachable: the model has no "
@@ -562,7 +531,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       graph.prunable_groups):
     raise ValueError(
         f"`target_latency`={target_latency} is unreachable: `ignore` leaves "
-        f"every prunable group whole ({sorted(left_whole)})")
+        f"every prunable group whole "
+        f"({sorted(to_caller.get(g, g) for g in left_whole)})")
   if target_latency is not None:
     if latency is None:
       # Measured before scoring, so that the reachability check below comes
@@ -578,10 +548,11 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     # Reachable at best when every group not ignored is scored.
     floor_planner = planning.Planner(
         graph, {g.id: np.zeros(g.size) for g in graph.prunable_groups
-                if g.id not in left_whole}, args.round_to, args.min_channels)
+                if g.id not in left_whole}, args.round_to, args.min_channels,
+        names=to_caller)
     if live_target > 0:
-      with _caller_ids_in_message(to_caller), _dead_branches_in_message(
-          latency, live_latency, live_target, args.target_latency):
+      with _dead_branches_in_message(latency, live_latency,
+                                     args.target_latency):
         latency_lib.check_reachable(
             floor_planner, live_latency, live_target, round_to,
             None if ratios is None else {
@@ -601,7 +572,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       raise ValueError(f"`ratios` names group {to_caller.get(gid, gid)!r}, "
                        "which has no "
                        f"'{crit.name}' scores (nothing to read for it)")
-  planner = planning.Planner(graph, scores, args.round_to, args.min_channels)
+  planner = planning.Planner(graph, scores, args.round_to, args.min_channels,
+                             names=to_caller)
   if target_latency is not None:
     fixed = None if ratios is None else {
         gid: n for gid, n in planner.counts_per_group(ratios).items()
@@ -611,8 +583,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
           model, graph, planner, args.target_latency, latency, round_to,
           scope, verbose, fixed, left_whole)
     elif live_target > 0:
-      with _caller_ids_in_message(to_caller), _dead_branches_in_message(
-          latency, live_latency, live_target, args.target_latency):
+      with _dead_branches_in_message(latency, live_latency,
+                                     args.target_latency):
         counts = latency_lib.search_latency(planner, live_latency,
                                             live_target, round_to, fixed,
                                             left_whole=left_whole)
@@ -624,9 +596,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     counts = (planner.counts_removing(int(round(ratio * planner.total)))
               if scope == "global" else planner.counts_local(ratio))
   else:
-    with _caller_ids_in_message(to_caller):
-      counts = planning.search_macs(planner, macs_model, macs_before,
-                                    target_macs, scope, left_whole)
+    counts = planning.search_macs(planner, macs_model, macs_before,
+                                  target_macs, scope, left_whole)
   keep = planner.keep_indices(counts)
   slim = materialize(model, keep, graph=graph)
   if refit is not None:
