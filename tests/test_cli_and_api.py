@@ -348,6 +348,50 @@ def test_export_of_a_free_input_size_uses_the_datas_size(tmp_path, capsys):
     cli.main(["tfprune-survey", "export", path])
 
 
+def test_export_verifies_an_integer_input_on_values_of_its_range(
+    tmp_path, capsys, monkeypatch):
+  # Random [0, 1) floats cast to a uint8 input are all 0: a verification on
+  # them would compare 64 identical samples.
+  import os
+  import numpy as np
+  import tf_keras
+  import tflite_export
+  seen = []
+  real_verify = tflite_export.verify
+  monkeypatch.setattr(tflite_export, "verify", lambda m, p, data, **k: (
+      seen.append(np.asarray(data)) or real_verify(m, p, data, **k)))
+  out = str(tmp_path / "m.tflite")
+  for dtype in ("uint8", "int8"):
+    path = str(tmp_path / f"{dtype}.keras")
+    inp = tf_keras.Input((6, 6, 3), dtype=dtype)
+    h = tf_keras.layers.Conv2D(4, 3, padding="same")(
+        tf_keras.layers.Rescaling(1 / 255.)(inp))
+    tf_keras.Model(inp, tf_keras.layers.Dense(3)(
+        tf_keras.layers.GlobalAveragePooling2D()(h))).save(path)
+    cli.FLAGS.unparse_flags()
+    cli.FLAGS(["x", "--out=" + out, "--verify"])
+    assert cli.main(["tfprune-survey", "export", path]) == 0
+    x = seen.pop()
+    info = np.iinfo(dtype)
+    assert x.dtype == np.dtype(dtype) and x.shape == (64, 6, 6, 3)
+    assert x.min() == info.min and x.max() == info.max
+    assert len(np.unique(x)) == 256
+  assert "PASS" in capsys.readouterr().out
+  # int32 ids have no range known to be valid: --data is asked for, before
+  # any file is written.
+  os.remove(out)
+  path = str(tmp_path / "ids.keras")
+  inp = tf_keras.Input((5,), dtype="int32", name="ids")
+  tf_keras.Model(inp, tf_keras.layers.Dense(3)(tf_keras.layers.Flatten()(
+      tf_keras.layers.Embedding(7, 2)(inp)))).save(path)
+  cli.FLAGS.unparse_flags()
+  cli.FLAGS(["x", "--out=" + out, "--verify"])
+  with pytest.raises(cli.app.UsageError,
+                     match="input 'ids' is int32 .*pass --data"):
+    cli.main(["tfprune-survey", "export", path])
+  assert not os.path.exists(out) and not seen
+
+
 # ---- models of several inputs ------------------------------------------------
 
 def _saved_two_input_model(tmp_path):

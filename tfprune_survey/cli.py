@@ -299,11 +299,25 @@ def _load_data(model, name, split=0):
   return x, y
 
 
-def _random_inputs(model, n=64):
-  """Random float inputs of `n` samples: an array, or a list of one per input
-  for a model of several inputs."""
+def _random_inputs(model, n=64, verify=False):
+  """Random inputs of `n` samples, each of its input's dtype: an array, or a
+  list of one per input for a model of several inputs.
+
+  Floats are uniform in [0, 1); 8- and 16-bit integers (a uint8 image) span
+  their dtype's range, so no input is cast to all zeros. Wider integers
+  (token or class ids) have no range that is known to be valid: with
+  `verify`, that is a usage error asking for --data.
+  """
   import numpy as np  # pylint: disable=g-import-not-at-top
+  from tflite_export.convert import input_dtypes  # pylint: disable=g-import-not-at-top
   shapes = _input_shapes(model)
+  dtypes = input_dtypes(model)
+  for tensor, dtype in zip(model.inputs, dtypes):
+    if verify and dtype.kind in "iu" and dtype.itemsize > 2:
+      raise UsageError(
+          f"the model's input {tensor.name!r} is {dtype.name} (ids?), and "
+          "random values cannot be known to be valid ones: pass --data to "
+          "verify on")
   for shape in shapes:
     if None in shape:
       if len(shapes) == 1:
@@ -315,7 +329,17 @@ def _random_inputs(model, n=64):
           f"{len(shapes)} inputs; --data gives a single input, so a model of "
           "several inputs can be verified and timed here at fixed sizes only")
   rng = np.random.default_rng(0)
-  arrays = [rng.random((n,) + shape).astype("float32") for shape in shapes]
+  arrays = []
+  for shape, dtype in zip(shapes, dtypes):
+    if dtype.kind == "b":
+      arrays.append(rng.random((n,) + shape) < 0.5)
+    elif dtype.kind in "iu" and dtype.itemsize <= 2:
+      info = np.iinfo(dtype)
+      arrays.append(rng.integers(info.min, info.max, (n,) + shape,
+                                 endpoint=True).astype(dtype))
+    else:
+      arrays.append(rng.random((n,) + shape).astype(
+          dtype if dtype.kind == "f" else "float32"))
   return arrays[0] if len(arrays) == 1 else arrays
 
 
@@ -428,7 +452,8 @@ def cmd_export(args):
   if FLAGS.data:
     data = _load_data(model, FLAGS.data, split=0)[0]
   elif FLAGS.verify or FLAGS.bench:
-    data = _random_inputs(model)   # verify, and benchmark at its size
+    # verify, and benchmark at its size
+    data = _random_inputs(model, verify=FLAGS.verify)
   try:
     row = _tflite_row(f"{args[0]} -> {FLAGS.out}", model, FLAGS.out, data,
                       FLAGS.bench, check=FLAGS.verify)
@@ -471,7 +496,8 @@ def cmd_prune(args):
     data = _load_data(model, FLAGS.data, split=0)
   inputs = None
   if FLAGS.tflite:   # checked before the slim model is written
-    inputs = data[0] if data is not None else _random_inputs(model)
+    inputs = data[0] if data is not None else _random_inputs(
+        model, verify=_unverifiable(model) is None)
   try:
     result = tps.prune(model, FLAGS.criterion, data=data, ratio=FLAGS.ratio,
                        target_macs=FLAGS.target_macs, scope=FLAGS.scope,
