@@ -151,6 +151,7 @@ def test_search_macs_says_what_is_reachable():
   with pytest.raises(planning.UnreachableTargetError) as info:
     planning.search_macs(p, macs, 220, 0.9, left_whole={"c": "by `ignore`"})
   assert isinstance(info.value, ValueError)
+  assert tps.UnreachableTargetError is planning.UnreachableTargetError
   assert info.value.best == pytest.approx(1 - 170 / 220)
   assert (info.value.argument, info.value.target) == ("target_macs", 0.9)
   assert str(info.value) == (

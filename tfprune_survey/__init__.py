@@ -16,6 +16,7 @@ from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.cluster import cluster_prune
 from tfprune_survey.distill import DistillationModel
 from tfprune_survey.distill import reinitialize
+from tfprune_survey.errors import UnreachableTargetError
 from tfprune_survey.errors import UnsupportedModelError
 from tfprune_survey.graph import ChannelGraph
 from tfprune_survey.graph import ChannelGroup
@@ -57,7 +58,8 @@ __all__ = [
     "ChannelPruningSummaries", "ChannelScale", "DistillationModel",
     "IterativeResult", "LayerHandler", "Planner", "PruneReport",
     "PruneResult", "RewindCheckpoint", "SensitivityResult",
-    "UnsupportedModelError", "UpdateChannelPruningStep",
+    "UnreachableTargetError", "UnsupportedModelError",
+    "UpdateChannelPruningStep",
     "add_scaling_factors", "cluster_prune", "count_macs", "count_params",
     "criteria", "data", "frameworks", "iterative_prune", "latency", "lottery",
     "mask_channels", "materialize", "profile", "prune", "prune_channels",

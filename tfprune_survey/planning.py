@@ -20,6 +20,8 @@ import numbers
 
 import numpy as np
 
+from tfprune_survey.errors import UnreachableTargetError
+
 SCOPES = ("global", "local")
 #: What `check_plan_args(target=...)` asks of ratio / target_macs / ratios.
 TARGETS = ("one", "target_macs", "none")
@@ -393,26 +395,6 @@ class Planner:
           top = np.argsort(-s, kind="stable")[:n]
         keep[g.id] = np.sort(top)
     return keep
-
-
-class UnreachableTargetError(ValueError):
-  """A pruning target that no plan reaches.
-
-  Attributes:
-    argument: the target's argument ('target_macs', 'target_latency').
-    target: its value.
-    best: the largest reduction a plan reaches (a fraction).
-    quantity: what is reduced ('reachable MACs', 'predicted latency').
-    limits: the phrases naming what limits it (`min_channels`, ...).
-    note: said after `best` (e.g. what it includes), or ''.
-  """
-
-  def __init__(self, argument, target, best, quantity, limits, note=""):
-    self.argument, self.target, self.best = argument, target, best
-    self.quantity, self.limits, self.note = quantity, list(limits), note
-    super().__init__(
-        f"`{argument}`={target} is unreachable: the largest {quantity} "
-        f"reduction is {best:.3f}{note}, with " + "; ".join(self.limits))
 
 
 def limit_phrases(grouped_steps, left_whole, empty=None, name=None):
