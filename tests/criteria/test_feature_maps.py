@@ -320,3 +320,68 @@ def test_progress_bar_ends_its_line_at_the_batches_read(case, name, steps,
   assert out.endswith("\n"), repr(out[-80:])
   last = out.rstrip("\n").split("\n")[-1].split("\r")[-1]
   assert ("2/Unknown" if steps is None else "2/10") in last, repr(out)
+
+
+_ENTROPY_MIRRORED = r"""
+import json
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import tfprune_survey as tps
+from tfprune_survey import frameworks
+from tfprune_survey.criteria.entropy import Entropy
+from tfprune_survey.training import controller as controller_lib
+
+rng = np.random.default_rng(1)
+x = rng.random((128, 8, 8, 1)).astype("float32")
+y = rng.integers(0, 4, 128)
+result = {}
+for fw in ("tf_keras", "keras3"):
+  keras = frameworks.get(fw).keras
+  for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")),
+                         ("mirrored", tf.distribute.MirroredStrategy(
+                             ["/cpu:0", "/cpu:1"]))):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+      inp = keras.Input((8, 8, 1))
+      h = keras.layers.Conv2D(6, 3, activation="relu", name="c1")(inp)
+      h = keras.layers.GlobalAveragePooling2D()(h)
+      pm = tps.prune_channels(
+          keras.Model(inp, keras.layers.Dense(4, name="out")(h)),
+          Entropy(bins=8), tps.schedules.ConstantSparsity(
+              0.5, begin_step=10 ** 6, frequency=1))
+      pm.compile(keras.optimizers.SGD(0.0), keras.losses.
+                 SparseCategoricalCrossentropy(from_logits=True))
+    try:
+      pm.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0,
+             callbacks=[tps.UpdateChannelPruningStep()])
+      got = controller_lib.make_controller(pm)._in_graph_scores()
+      result[fw + "_" + name] = {k: v.tolist() for k, v in got.items()}
+    except Exception as e:  # reported, so the test shows the error
+      result[fw + "_" + name] = f"{type(e).__name__}: {e}"[:300]
+print("RESULT" + json.dumps(result))
+"""
+
+
+def test_entropy_training_statistics_under_mirrored_strategy_match_one_device():
+  # The running histogram's edges are set on the first batch. Under a
+  # MirroredStrategy the wrapper's statistics are summed across replicas:
+  # they used to be set by `assign` (the same constant from every replica
+  # cannot be summed: a ValueError), and must be the whole batch's edges.
+  import json  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  out = subprocess.run([sys.executable, "-c", _ENTROPY_MIRRORED],
+                       capture_output=True, text=True, timeout=600)
+  line = [l for l in out.stdout.splitlines() if l.startswith("RESULT")]
+  assert line, out.stderr[-3000:]
+  result = json.loads(line[0][len("RESULT"):])
+  for fw in ("tf_keras", "keras3"):
+    one, mirrored = result[fw + "_one"], result[fw + "_mirrored"]
+    assert isinstance(one, dict) and list(one) == ["c1"], one
+    assert isinstance(mirrored, dict), mirrored
+    np.testing.assert_allclose(mirrored["c1"], one["c1"], rtol=1e-6,
+                               err_msg=fw)
+    assert len(set(np.round(one["c1"], 6))) > 1   # the channels differ

@@ -64,26 +64,46 @@ class Entropy(ActivationCriterion):
   # 5% of the span on each side); later values beyond them fall into the
   # end bins. An approximation of the one-pass histogram above, which sees all
   # values before choosing edges.
+  #
+  # The wrapper's statistics are summed across replicas under a
+  # tf.distribute strategy (MirroredStrategy): a plain `assign` would add up
+  # the replicas' values (the edges doubling at every step with two
+  # replicas), and the same constant from every replica cannot be summed at
+  # all. So every variable moves by `assign_add` of a per-replica share, the
+  # first batch's edges are the min and max over all replicas' shards (the
+  # edges one device would take from the whole batch), and each replica bins
+  # its shard with the edges as stored.
   def stream_spec(self, width):
     return {"hist": ((self.bins, width), 0.0), "lo": ((width,), 0.0),
             "hi": ((width,), 0.0), "ready": ((), 0.0)}
 
   def stream_update(self, variables, y, grad):
     del grad
+    replica = tf.distribute.get_replica_context()
+    replicas = replica.num_replicas_in_sync if replica is not None else 1
     pooled = tf.reduce_mean(y, axis=1)            # (B, C)
     lo_b, hi_b = tf.reduce_min(pooled, 0), tf.reduce_max(pooled, 0)
+    if replicas > 1:   # the whole batch's min and max, over every shard
+      lo_b = tf.reduce_min(replica.all_gather(lo_b[None], axis=0), 0)
+      hi_b = tf.reduce_max(replica.all_gather(hi_b[None], axis=0), 0)
     span = tf.maximum(hi_b - lo_b, 1e-6)
     first = variables["ready"] < 0.5
-    lo = tf.where(first, lo_b - 0.05 * span, variables["lo"])
-    hi = tf.where(first, hi_b + 0.05 * span, variables["hi"])
-    ops = [variables["lo"].assign(lo), variables["hi"].assign(hi),
-           variables["ready"].assign(1.0)]
+    share = 1.0 / replicas   # each replica adds its share of a change
+    moves = [
+        variables["lo"].assign_add(tf.where(
+            first, lo_b - 0.05 * span - variables["lo"], 0.0) * share),
+        variables["hi"].assign_add(tf.where(
+            first, hi_b + 0.05 * span - variables["hi"], 0.0) * share),
+        variables["ready"].assign_add(tf.where(first, share, 0.0))]
+    with tf.control_dependencies(moves):
+      lo = tf.identity(variables["lo"])
+      hi = tf.identity(variables["hi"])
     width = tf.maximum(hi - lo, 1e-12) / self.bins
     idx = tf.clip_by_value(tf.cast(tf.floor((pooled - lo) / width), tf.int32),
                            0, self.bins - 1)                    # (B, C)
     onehot = tf.one_hot(idx, self.bins, axis=1)                 # (B, bins, C)
-    ops.append(variables["hist"].assign_add(tf.reduce_sum(onehot, axis=0)))
-    return ops
+    return moves + [variables["hist"].assign_add(
+        tf.reduce_sum(onehot, axis=0))]
 
   def stream_finalize(self, values):
     counts = values["hist"].astype(np.float64)                  # (bins, C)
