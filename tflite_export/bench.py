@@ -72,6 +72,7 @@ def benchmark(tflite_path, *, runs=200, warmup=20, threads=1, seed=0,
     A `BenchmarkReport`.
 
   Raises:
+    FileNotFoundError: `tflite_path` is not a file.
     ValueError: a bad `runs`, `warmup` or `threads`; an input with a free
       size and no `input_shape`, or an `input_shape` that does not fit.
   """

@@ -32,6 +32,9 @@ def interpreter(path=None, content=None, threads=None, delegates=True):
   `_get_ops_details` lists the file's own ops rather than delegate nodes.
   """
   from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  if content is None and not (isinstance(path, (str, os.PathLike))
+                              and os.path.isfile(path)):
+    raise FileNotFoundError(f"tflite_path {path!r} is not a file")
   kwargs = {}
   if not delegates:
     kwargs["experimental_op_resolver_type"] = (

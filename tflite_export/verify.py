@@ -95,13 +95,34 @@ def _from_output(y, detail):
   return y.astype(np.float64)
 
 
+def _single_io_interpreter(tflite_path):
+  """An interpreter of the file, which must have one input and one output.
+
+  Raises:
+    FileNotFoundError: `tflite_path` is not a file.
+    ValueError: the file has several inputs or outputs.
+  """
+  interp = interpreter(tflite_path)
+  ins, outs = interp.get_input_details(), interp.get_output_details()
+  if len(ins) != 1 or len(outs) != 1:
+    raise ValueError(
+        f"`tflite_path` {str(tflite_path)!r} has {len(ins)} inputs and "
+        f"{len(outs)} outputs; run_tflite and verify take a file of one "
+        "input and one output")
+  return interp
+
+
 def run_tflite(tflite_path, inputs):
   """Runs single samples (batch 1) through the file; returns (N, ...) outputs.
 
   A file with a free input size (e.g. from `Input((None, None, 3))`) is
   resized to the samples' size.
+
+  Raises:
+    FileNotFoundError: `tflite_path` is not a file.
+    ValueError: the file has several inputs or outputs.
   """
-  interp = interpreter(tflite_path)
+  interp = _single_io_interpreter(tflite_path)
   inp = interp.get_input_details()[0]
   results = []
   for sample in inputs:
@@ -137,8 +158,9 @@ def verify(model, tflite_path, data, *, max_samples=256, rtol=1e-4,
 
   Raises:
     ValueError: `max_samples` is not an int >= 1; `data` holds no
-      samples; a model of several inputs or outputs; a file whose output
-      shape is not the model's.
+      samples; a model or file of several inputs or outputs; a file whose
+      output shape is not the model's.
+    FileNotFoundError: `tflite_path` is not a file.
   """
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
   frameworks.check_model(model, "model")
@@ -151,6 +173,7 @@ def verify(model, tflite_path, data, *, max_samples=256, rtol=1e-4,
     raise ValueError("verify supports models with one input and one output; "
                      f"{model.name!r} has {len(model.inputs)} and "
                      f"{len(model.outputs)}")
+  _single_io_interpreter(tflite_path)   # before the model runs
   samples = list(representative_samples(data, max_samples,
                                         input_dtypes(model)[0]))
   if not samples:

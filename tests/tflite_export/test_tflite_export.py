@@ -448,3 +448,40 @@ def test_int8_calibration_samples_must_fit_the_model_inputs(tmp_path):
   assert tflite_export.convert(
       free, str(path), quantization="int8",
       representative_data=np.zeros((4, 10, 10, 3), "float32")).fully_integer
+
+
+def test_verify_and_benchmark_name_a_missing_or_mismatched_file(
+    tmp_path, monkeypatch):
+  inputs = keras.Input((4,))
+  model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+  x = np.random.default_rng(0).random((4, 4)).astype("float32")
+  missing = str(tmp_path / "nope.tflite")
+  calls = []
+  def no_run():   # errors come before the model runs
+    monkeypatch.setattr(type(model), "__call__",
+                        lambda *a, **k: calls.append(a))
+  no_run()
+  with pytest.raises(FileNotFoundError, match=f"tflite_path '{missing}' is "
+                     "not a file"):
+    tflite_export.verify(model, missing, x)
+  assert not calls
+  for call in (lambda: tflite_export.benchmark(missing, runs=1),
+               lambda: tflite_export.run_tflite(missing, x)):
+    with pytest.raises(FileNotFoundError, match="tflite_path"):
+      call()
+  # A file of two inputs and two outputs, whose first input and output have
+  # the model's shapes: its second input was left at zeros.
+  a, b = keras.Input((4,)), keras.Input((4,))
+  two = keras.Model([a, b], [keras.layers.Dense(3)(a),
+                             keras.layers.Dense(2)(b)])
+  path = str(tmp_path / "two.tflite")
+  monkeypatch.undo()
+  tflite_export.convert(two, path)
+  no_run()
+  for call in (lambda: tflite_export.verify(model, path, x),
+               lambda: tflite_export.run_tflite(path, x)):
+    with pytest.raises(ValueError, match=f"`tflite_path` '{path}' has 2 "
+                       "inputs and 2 outputs; run_tflite and verify take a "
+                       "file of one input and one output"):
+      call()
+  assert not calls
