@@ -26,3 +26,9 @@ class UnreachableTargetError(ValueError):
     super().__init__(
         f"`{argument}`={target} is unreachable: the largest {quantity} "
         f"reduction is {best:.3f}{note}, with " + "; ".join(self.limits))
+
+
+class UnknownSizeError(ValueError):
+  """MACs cannot be counted: an input's spatial size or number of time
+  steps is free (None). Subclasses `ValueError`; the message names it and
+  asks for a fixed input size."""

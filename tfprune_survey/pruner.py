@@ -9,7 +9,9 @@ from tfprune_survey import data as data_lib
 from tfprune_survey import frameworks
 from tfprune_survey import planning
 from tfprune_survey.bn import recalibrate_bn
+from tfprune_survey.errors import UnknownSizeError
 from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.graph.walker import input_layer_paths
 from tfprune_survey.metrics.macs import count_macs
 from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.reconstruct import check_option as check_reconstruct
@@ -101,10 +103,8 @@ def _count_macs_or_none(model):
   """count_macs(model), or None when a layer's input size is free."""
   try:
     return count_macs(model)
-  except ValueError as e:
-    if str(e).startswith("cannot count MACs"):
-      return None
-    raise
+  except UnknownSizeError:
+    return None
 
 
 def _not_a_group(graph, name):
@@ -123,7 +123,7 @@ def _not_a_group(graph, name):
       return (f"{name!r} is a nested model"
               + (f", whose layers are in groups {inside}" if inside else
                  ", with no prunable group"))
-    inputs = _input_layer_paths(graph.model)
+    inputs = input_layer_paths(graph.model)
     if name in inputs or name in {p.split("/")[-1] for p in inputs}:
       return f"{name!r} is an input layer, with no channels to prune"
     return f"{name!r} is no group or layer of the model"
@@ -150,19 +150,6 @@ def _not_a_group(graph, name):
             f"group{'s' * (len(passed) > 1)} " +
             ", ".join(repr(gid) for gid in passed))
   return f"{name!r} is a layer of no prunable group"
-
-
-def _input_layer_paths(model, prefix=""):
-  """Paths of the InputLayers among `model.layers`, nested models' too."""
-  from tfprune_survey.graph.walker import is_submodel  # pylint: disable=g-import-not-at-top
-  out = set()
-  for layer in getattr(model, "layers", ()):
-    path = prefix + layer.name
-    if type(layer).__name__ == "InputLayer":
-      out.add(path)
-    elif is_submodel(layer):
-      out |= _input_layer_paths(layer, path + "/")
-  return out
 
 
 def _live_ids(original_graph, graph):
@@ -455,7 +442,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
   # An InputLayer is a layer of the model (model.get_layer finds it) but no
   # layer call: it is a known name whose channels (the model's input) are
   # never pruned, so it leaves nothing whole.
-  paths |= _input_layer_paths(model)
+  paths |= input_layer_paths(model)
   # Layers of dead branches are known names; they go whole anyway.
   paths |= set(dropped)
   own_names = {part for p in paths for part in p.split("/")}

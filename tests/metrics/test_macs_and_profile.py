@@ -104,3 +104,28 @@ def test_profile_counts_a_layer_shared_with_a_nested_model_once(framework):
   assert prof.total_params == model.count_params() == 148
   assert prof.total_macs == 2 * 36 * 36 * 4
 
+
+
+@pytest.mark.parametrize("framework", ["tf_keras", "keras3"])
+def test_free_input_size_raises_unknown_size_error_naming_the_layer(
+    framework):
+  from tfprune_survey import errors  # pylint: disable=g-import-not-at-top
+  k = frameworks.get(framework).keras
+  inp = k.Input((None, None, 3))
+  conv = k.Model(inp, k.layers.Conv2D(4, 3, name="c")(inp))
+  with pytest.raises(errors.UnknownSizeError,
+                     match=r"^cannot count MACs: unknown spatial size in "
+                     r"\(None, None, None, 4\) \('c'\); build the model "
+                     r"with a fixed input size$"):
+    tps.count_macs(conv)
+  seq = k.Input((None, 3))
+  rnn = k.Model(seq, k.layers.TimeDistributed(k.layers.Dense(4),
+                                              name="r")(seq))
+  with pytest.raises(errors.UnknownSizeError,
+                     match=r"unknown number of time steps in .*\('r'\)"):
+    tps.count_macs(rnn)
+  # A ValueError, as before: code catching that still does.
+  assert issubclass(errors.UnknownSizeError, ValueError)
+  # prune's ratio needs no MACs: the report leaves them unknown.
+  result = tps.prune(conv, "l1", ratio=0.5)
+  assert result.report.macs_before is None

@@ -15,6 +15,7 @@ is counted once per time step.
 import math
 
 from tfprune_survey import frameworks
+from tfprune_survey.errors import UnknownSizeError
 from tfprune_survey.graph.walker import Walker
 
 _MAC_RULES = {}
@@ -42,8 +43,10 @@ def _positions(shape, layer=None):
   channels_first = getattr(layer, "data_format", None) == "channels_first"
   inner = shape[2:] if channels_first else shape[1:-1]
   if any(d is None for d in inner):
-    raise ValueError(f"cannot count MACs: unknown spatial size in {shape}; "
-                     "build the model with a fixed input size")
+    where = f" ('{layer.name}')" if layer is not None else ""
+    raise UnknownSizeError(f"cannot count MACs: unknown spatial size in "
+                           f"{shape}{where}; build the model with a fixed "
+                           "input size")
   return int(math.prod(inner)) if inner else 1
 
 
@@ -84,9 +87,9 @@ def _time_distributed(layer, in_shape, out_shape):
     return 0
   steps = out_shape[1]
   if steps is None:
-    raise ValueError(f"cannot count MACs: unknown number of time steps in "
-                     f"{out_shape} ('{layer.name}'); build the model with a "
-                     "fixed input size")
+    raise UnknownSizeError(f"cannot count MACs: unknown number of time "
+                           f"steps in {out_shape} ('{layer.name}'); build the "
+                           "model with a fixed input size")
 
   def step(shape):
     return None if shape is None else tuple(shape[:1]) + tuple(shape[2:])
