@@ -34,6 +34,20 @@ def is_submodel(layer):
   return name is not None and frameworks.get(name).is_submodel(layer)
 
 
+def input_layer_paths(model, prefix=""):
+  """Paths ('inp', 'outer/inp') of the InputLayers among `model.layers`,
+  nested models' too: layers `model.get_layer` finds that are no call of
+  the graph."""
+  out = set()
+  for layer in getattr(model, "layers", ()):
+    path = prefix + layer.name
+    if type(layer).__name__ == "InputLayer":
+      out.add(path)
+    elif is_submodel(layer):
+      out |= input_layer_paths(layer, path + "/")
+  return out
+
+
 def model_config(model):
   """`model.get_config()`, or an error naming the layer or op it fails on.
 

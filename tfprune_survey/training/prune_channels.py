@@ -124,8 +124,8 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     # An InputLayer is a layer of the model (get_layer finds it) but no
     # layer call: a known name that selects nothing (the model's input
     # channels are never pruned), as in tps.prune's `ignore`.
-    from tfprune_survey.pruner import _input_layer_paths  # pylint: disable=g-import-not-at-top
-    names = {c.path for c in graph.calls} | _input_layer_paths(to_prune)
+    from tfprune_survey.graph.walker import input_layer_paths  # pylint: disable=g-import-not-at-top
+    names = {c.path for c in graph.calls} | input_layer_paths(to_prune)
     unknown = sorted(wanted - names)
     if unknown:
       raise ValueError(f"`pruning_policy` names unknown layers {unknown}")
