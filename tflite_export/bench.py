@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from tflite_export.inspect_model import check_int
 from tflite_export.inspect_model import fit_input
 from tflite_export.inspect_model import interpreter
 
@@ -61,7 +62,7 @@ def benchmark(tflite_path, *, runs=200, warmup=20, threads=1, seed=0,
     runs: timed runs; >= 1. Defaults to 200.
     warmup: untimed runs first; >= 0. Defaults to 20.
     threads: interpreter threads; >= 1. Defaults to 1.
-    seed: seed of the random input. Defaults to 0.
+    seed: seed of the random input; an int >= 0. Defaults to 0.
     input_shape: the shape to time each input at, batch included (e.g.
       (1, 224, 224, 3)), or a list of one per input. Needed for a file
       with a free input size (a model built on `Input((None, None, 3))`);
@@ -73,12 +74,17 @@ def benchmark(tflite_path, *, runs=200, warmup=20, threads=1, seed=0,
 
   Raises:
     FileNotFoundError: `tflite_path` is not a file.
-    ValueError: a bad `runs`, `warmup` or `threads`; an input with a free
-      size and no `input_shape`, or an `input_shape` that does not fit.
+    TypeError: `runs`, `warmup`, `threads` or `seed` is not an int (a
+      bool, float, str or None); the message names it.
+    ValueError: `runs`, `warmup`, `threads` or `seed` is out of range (the
+      message names it); an input with a free size and no `input_shape`,
+      or an `input_shape` that does not fit.
   """
-  if runs < 1 or warmup < 0 or threads < 1:
-    raise ValueError(f"need runs >= 1, warmup >= 0, threads >= 1; got "
-                     f"runs={runs}, warmup={warmup}, threads={threads}")
+  # Before the file is opened: a bad count is an error however the file is.
+  runs = check_int(runs, "runs", 1)
+  warmup = check_int(warmup, "warmup", 0)
+  threads = check_int(threads, "threads", 1)
+  seed = check_int(seed, "seed", 0)
   interp = interpreter(tflite_path, threads=threads)
   details = interp.get_input_details()
   for d, shape in zip(details, _shapes(input_shape, len(details))):

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from tflite_export.inspect_model import ModelInfo, describe
+from tflite_export.inspect_model import ModelInfo, check_int, describe
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 
@@ -216,7 +216,8 @@ def convert(model, path, *, quantization="none", representative_data=None,
       `(x0, x1, ...)`, `((x0, x1, ...), y)`, or an iterable or
       `tf.data.Dataset` of such batches.
     int8_io: with 'int8', make the model's inputs and outputs int8 too.
-    representative_steps: how many calibration samples to use.
+    representative_steps: how many calibration samples to use at most; an
+      int >= 1. Defaults to 100.
 
   Returns:
     A `ConversionReport`: size, op counts, float ops, I/O dtypes.
@@ -224,9 +225,11 @@ def convert(model, path, *, quantization="none", representative_data=None,
   Raises:
     ValueError: unknown `quantization`, 'int8' without data (or with data
       that does not give one array per input, or samples of another shape
-      than the model's inputs), or `int8_io` without 'int8'.
+      than the model's inputs), `int8_io` without 'int8', or
+      `representative_steps` below 1.
     FileNotFoundError: the directory of `path` does not exist.
-    TypeError: `model` is not a Keras model.
+    TypeError: `model` is not a Keras model, or `representative_steps` is
+      not an int.
     NotImplementedError: a Keras 3 model on the JAX or PyTorch backend.
   """
   from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top
@@ -239,6 +242,8 @@ def convert(model, path, *, quantization="none", representative_data=None,
   if int8_io and quantization != "int8":
     raise ValueError(f"int8_io=True needs quantization='int8', got "
                      f"{quantization!r}")
+  representative_steps = check_int(representative_steps,
+                                   "representative_steps", 1)
   _check_path(path)
   fw = frameworks.check_model(model, "model")
   if fw.backend() != "tensorflow":

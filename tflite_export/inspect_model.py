@@ -2,6 +2,7 @@
 
 import collections
 import dataclasses
+import numbers
 import os
 
 import numpy as np
@@ -10,6 +11,23 @@ _FLOAT = (np.float32, np.float16, np.float64)
 # Quantize/Dequantize at the model's edges convert float I/O to int8 and back;
 # an Edge TPU graph keeps them on the CPU, so they do not make a model float.
 _EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def check_int(value, argument, minimum):
+  """`value` as an int, refusing anything but an int >= `minimum`.
+
+  Raises:
+    TypeError: `value` is not an int (a bool, float, str or None); the
+      message names `argument`.
+    ValueError: `value` is below `minimum`; the message names `argument`.
+  """
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    raise TypeError(f"`{argument}` must be an int >= {minimum}, got "
+                    f"{value!r} ({type(value).__name__})")
+  if value < minimum:
+    raise ValueError(f"`{argument}` must be an int >= {minimum}, got "
+                     f"{value!r}")
+  return int(value)
 
 
 def has_free_size(detail):

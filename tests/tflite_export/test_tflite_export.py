@@ -2,6 +2,8 @@
 
 import functools
 import os
+import re
+import sys
 
 import numpy as np
 import pytest
@@ -153,6 +155,60 @@ def test_benchmark_reports_latency(tmp_path):
     tflite_export.benchmark(path, runs=0)
   with pytest.raises(FileNotFoundError, match="nope"):
     tflite_export.describe(str(tmp_path / "nope.tflite"))
+
+
+@pytest.mark.parametrize("argument,value,error,text", [
+    ("runs", None, TypeError, "`runs` must be an int >= 1, got None"),
+    ("runs", 2.5, TypeError, "`runs` must be an int >= 1, got 2.5"),
+    ("runs", True, TypeError, "`runs` must be an int >= 1, got True"),
+    ("runs", 0, ValueError, "`runs` must be an int >= 1, got 0"),
+    ("warmup", None, TypeError, "`warmup` must be an int >= 0, got None"),
+    ("warmup", -1, ValueError, "`warmup` must be an int >= 0, got -1"),
+    ("threads", "2", TypeError, "`threads` must be an int >= 1, got '2'"),
+    ("threads", 0, ValueError, "`threads` must be an int >= 1, got 0"),
+    ("seed", "a", TypeError, "`seed` must be an int >= 0, got 'a'"),
+    ("seed", -1, ValueError, "`seed` must be an int >= 0, got -1"),
+])
+def test_benchmark_names_a_bad_count_before_opening_the_file(
+    argument, value, error, text, tmp_path):
+  # The file does not exist: the argument is checked first.
+  with pytest.raises(error, match=re.escape(text)):
+    tflite_export.benchmark(str(tmp_path / "nope.tflite"),
+                            **{argument: value})
+
+
+@pytest.mark.parametrize("value,error,text", [
+    (None, TypeError, "`representative_steps` must be an int >= 1, got None"),
+    (2.5, TypeError, "`representative_steps` must be an int >= 1, got 2.5"),
+    ("10", TypeError, "`representative_steps` must be an int >= 1, got '10'"),
+    (0, ValueError, "`representative_steps` must be an int >= 1, got 0"),
+    (-3, ValueError, "`representative_steps` must be an int >= 1, got -3"),
+])
+def test_convert_names_a_bad_representative_steps_before_converting(
+    value, error, text, tmp_path, monkeypatch):
+  inputs = keras.Input((4,))
+  model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+  x = np.zeros((8, 4), "float32")
+  module = sys.modules["tflite_export.convert"]
+  calls = []
+  monkeypatch.setattr(module, "calibration_samples",
+                      lambda *a, **k: calls.append(a))
+  path = tmp_path / "m.tflite"
+  with pytest.raises(error, match=re.escape(text)):
+    tflite_export.convert(model, str(path), quantization="int8",
+                          representative_data=x,
+                          representative_steps=value)
+  assert not calls and not path.exists()
+  monkeypatch.undo()
+  # A numpy int is an int; 3 steps calibrate on 3 samples.
+  seen = []
+  real = module.calibration_samples
+  monkeypatch.setattr(module, "calibration_samples",
+                      lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+  assert tflite_export.convert(model, str(path), quantization="int8",
+                               representative_data=x,
+                               representative_steps=np.int64(3)).fully_integer
+  assert len(seen) == 1 and len(seen[0]) == 3
 
 
 def test_errors_are_clear_and_early(tmp_path):
