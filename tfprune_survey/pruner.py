@@ -565,11 +565,8 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     fixed = None if ratios is None else {
         gid: n for gid, n in planner.counts_per_group(ratios).items()
         if gid in ratios}
-    if not dropped:
-      counts, latency = latency_lib.plan_latency(
-          model, graph, planner, args.target_latency, latency, round_to,
-          scope, verbose, fixed, left_whole)
-    elif live_target > 0:
+    # `latency` was checked, and `scope`, before scoring.
+    if live_target > 0:
       with _dead_branches_in_message(latency, live_latency,
                                      args.target_latency):
         counts = latency_lib.search_latency(planner, live_latency,
