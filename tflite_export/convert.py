@@ -185,12 +185,23 @@ def _multi_input_samples(data, count, limit, dtypes):
 
 
 def _check_path(path):
-  if not isinstance(path, (str, os.PathLike)) or not str(path):
-    raise ValueError(f"path must be a file path, got {path!r}")
+  """Refuses, before any work, a `path` that cannot be written as a file."""
+  if isinstance(path, os.PathLike):
+    path = os.fspath(path)
+  if not isinstance(path, str) or not path:
+    raise ValueError(f"`path` must be a file path, got {path!r}")
+  if path.endswith((os.sep, "/")) or os.path.isdir(path):
+    raise IsADirectoryError(
+        f"`path` {path!r} names a folder; give the .tflite file's own path "
+        f"(e.g. {os.path.join(path, 'model.tflite')!r})")
   folder = os.path.dirname(os.path.abspath(path))
+  if os.path.exists(folder) and not os.path.isdir(folder):
+    raise NotADirectoryError(
+        f"cannot write `path` {path!r}: {folder!r} is a file, not a folder")
   if not os.path.isdir(folder):
     raise FileNotFoundError(
-        f"cannot write {str(path)!r}: its directory {folder!r} does not exist")
+        f"cannot write `path` {path!r}: its directory {folder!r} does not "
+        "exist")
 
 
 def convert(model, path, *, quantization="none", representative_data=None,
@@ -205,7 +216,8 @@ def convert(model, path, *, quantization="none", representative_data=None,
   Args:
     model: a tf_keras model, or a Keras 3 model on the TensorFlow backend
       (slim or not). It is not modified.
-    path: where to write the .tflite file; its directory must exist.
+    path: where to write the .tflite file (not a folder); its directory
+      must exist.
     quantization: 'none' (float32), 'dynamic' (int8 weights, float
       activations), 'float16' (float16 weights) or 'int8' (full-integer with
       calibration on `representative_data`; what Edge TPU needs). Ops that
@@ -228,6 +240,8 @@ def convert(model, path, *, quantization="none", representative_data=None,
       than the model's inputs), `int8_io` without 'int8', or
       `representative_steps` below 1.
     FileNotFoundError: the directory of `path` does not exist.
+    IsADirectoryError: `path` is a folder (or ends in a separator).
+    NotADirectoryError: the directory of `path` is a file.
     TypeError: `model` is not a Keras model, or `representative_steps` is
       not an int.
     NotImplementedError: a Keras 3 model on the JAX or PyTorch backend.

@@ -211,6 +211,44 @@ def test_convert_names_a_bad_representative_steps_before_converting(
   assert len(seen) == 1 and len(seen[0]) == 3
 
 
+def test_convert_refuses_a_folder_path_before_converting(tmp_path,
+                                                        monkeypatch):
+  inputs = keras.Input((4,))
+  model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+  module = sys.modules["tflite_export.convert"]
+  calls = []
+  monkeypatch.setattr(module, "_run_converter",
+                      lambda *a, **k: calls.append(a))
+  folder = tmp_path / "out"
+  folder.mkdir()
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  cases = [
+      (str(folder), IsADirectoryError,
+       f"`path` '{folder}' names a folder; give the .tflite file's own path "
+       f"(e.g. '{folder}/model.tflite')"),
+      (folder, IsADirectoryError, f"`path` '{folder}' names a folder"),
+      (str(folder) + "/", IsADirectoryError, "names a folder"),
+      (str(tmp_path / "new") + "/", IsADirectoryError, "names a folder"),
+      (str(a_file / "m.tflite"), NotADirectoryError,
+       f"cannot write `path` '{a_file}/m.tflite': '{a_file}' is a file, "
+       "not a folder"),
+      (str(tmp_path / "nodir" / "m.tflite"), FileNotFoundError,
+       f"cannot write `path` '{tmp_path}/nodir/m.tflite': its directory "
+       f"'{tmp_path}/nodir' does not exist"),
+  ]
+  for path, error, text in cases:
+    with pytest.raises(error, match=re.escape(text)):
+      tflite_export.convert(model, path)
+  assert not calls   # refused before the converter ran
+  assert sorted(os.listdir(tmp_path)) == ["a_file", "out"]
+  assert not os.listdir(folder) and a_file.read_text() == "x"
+  monkeypatch.undo()
+  # A path-like file path inside the folder is written.
+  assert tflite_export.convert(model, folder / "m.tflite").size_bytes > 0
+  assert os.listdir(folder) == ["m.tflite"]
+
+
 def test_errors_are_clear_and_early(tmp_path):
   model, x = _models("residual")
   with pytest.raises(ValueError, match="representative_data"):
