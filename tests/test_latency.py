@@ -717,3 +717,46 @@ def test_time_tflite_refuses_a_file_of_free_input_size(tmp_path):
   tflite_export.convert(model, path)
   with pytest.raises(ValueError, match="free size.*input_shape"):
     latency.time_tflite(path)
+
+
+def test_time_tflite_errors_name_its_own_arguments(tmp_path, monkeypatch):
+  import tflite_export  # pylint: disable=g-import-not-at-top
+  missing = str(tmp_path / "nope.tflite")
+  with pytest.raises(FileNotFoundError,
+                     match=re.escape(f"path '{missing}' is not a file")) as e:
+    latency.time_tflite(missing)
+  assert "tflite_path" not in str(e.value)
+  with pytest.raises(FileNotFoundError) as e:
+    tflite_export.describe(missing)
+  assert str(e.value) == f"path '{missing}' is not a file"
+  keras = frameworks.get("keras3").keras
+  inp = keras.Input((4,))
+  path = str(tmp_path / "m.tflite")
+  tflite_export.convert(keras.Model(inp, keras.layers.Dense(3)(inp)), path)
+  # Checked before the file is opened (rounds=0 divided by zero, a delegate
+  # or clock it does not know was timed without a word).
+  opened = []
+  monkeypatch.setattr("tflite_export.inspect_model.interpreter",
+                      lambda *a, **k: opened.append(a))
+  for kwargs, error, text in [
+      ({"rounds": 0}, ValueError, "`rounds` must be an int >= 1, got 0"),
+      ({"rounds": 2.0}, TypeError, "`rounds` must be an int >= 1, got 2.0"),
+      ({"threads": None}, TypeError,
+       "`threads` must be an int >= 1, got None"),
+      ({"threads": 0}, ValueError, "`threads` must be an int >= 1, got 0"),
+      ({"budget_ms": 0}, ValueError,
+       "`budget_ms` must be a finite number > 0, got 0"),
+      ({"budget_ms": float("nan")}, ValueError,
+       "`budget_ms` must be a finite number > 0, got nan"),
+      ({"delegate": "gpu"}, ValueError,
+       "`delegate` must be one of ('xnnpack', 'none'), got 'gpu'"),
+      ({"clock": "process"}, ValueError,
+       "`clock` must be one of ('auto', 'cpu', 'wall'), got 'process'"),
+  ]:
+    with pytest.raises(error, match=re.escape("time_tflite: " + text)):
+      latency.time_tflite(path, **kwargs)
+  assert not opened
+  monkeypatch.undo()
+  ms = latency.time_tflite(path, rounds=np.int64(1), budget_ms=1,
+                           delegate="none", clock="wall")
+  assert 0 < ms < 1e3

@@ -37,7 +37,8 @@ def has_free_size(detail):
              for d in detail.get("shape_signature", detail["shape"]))
 
 
-def interpreter(path=None, content=None, threads=None, delegates=True):
+def interpreter(path=None, content=None, threads=None, delegates=True,
+                argument="tflite_path"):
   """An `ai_edge_litert` interpreter, allocated unless an input has a free
   size.
 
@@ -48,11 +49,15 @@ def interpreter(path=None, content=None, threads=None, delegates=True):
 
   With `delegates=False` the default delegate (XNNPACK) is not applied, so
   `_get_ops_details` lists the file's own ops rather than delegate nodes.
+
+  Raises:
+    FileNotFoundError: `path` is not a file (without `content`); the
+      message names `argument`, the caller's name for the path.
   """
   from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
   if content is None and not (isinstance(path, (str, os.PathLike))
                               and os.path.isfile(path)):
-    raise FileNotFoundError(f"tflite_path {path!r} is not a file")
+    raise FileNotFoundError(f"{argument} {path!r} is not a file")
   kwargs = {}
   if not delegates:
     kwargs["experimental_op_resolver_type"] = (
@@ -132,9 +137,7 @@ class ModelInfo:
 
 def describe(path):
   """Returns a `ModelInfo` for the .tflite file at `path`."""
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"tflite_path {path!r} is not a file")
-  interp = interpreter(path, delegates=False)
+  interp = interpreter(path, delegates=False, argument="path")
   tensors = {t["index"]: t for t in interp.get_tensor_details()}
   inputs = {d["index"] for d in interp.get_input_details()}
   outputs = {d["index"] for d in interp.get_output_details()}

@@ -950,12 +950,41 @@ def time_tflite(path, *, threads=1, delegate="xnnpack", budget_ms=40.0,
   for 3.65 ms of CPU time under a load of 15 on 2 cores, while short
   invokes were not affected. CPU time is what the invoke costs on an idle
   core.
+
+  Args:
+    path: the .tflite file, of fixed input sizes.
+    threads: LiteRT threads; an int >= 1.
+    delegate: 'xnnpack' (LiteRT's default CPU path) or 'none' (the builtin
+      kernels).
+    budget_ms: about how long to spend timing; a number > 0.
+    rounds: medians taken; an int >= 1.
+    clock: 'auto', 'cpu' or 'wall'.
+
+  Raises:
+    FileNotFoundError: `path` is not a file.
+    TypeError, ValueError: a bad argument (the message names it), or a
+      file with a free input size.
   """
+  for name, value in (("threads", threads), ("rounds", rounds)):
+    if not _is_int(value):
+      raise TypeError(f"time_tflite: `{name}` must be an int >= 1, got "
+                      f"{value!r} ({type(value).__name__})")
+    if value < 1:
+      raise ValueError(f"time_tflite: `{name}` must be an int >= 1, got "
+                       f"{value!r}")
+  if not _is_ms(budget_ms) or budget_ms == 0:
+    raise ValueError(f"time_tflite: `budget_ms` must be a finite number > 0, "
+                     f"got {budget_ms!r}")
+  for name, value, allowed in (("delegate", delegate, ("xnnpack", "none")),
+                               ("clock", clock, ("auto", "cpu", "wall"))):
+    if not isinstance(value, str) or value not in allowed:
+      raise ValueError(f"time_tflite: `{name}` must be one of {allowed}, "
+                       f"got {value!r}")
   clock = ("cpu" if threads == 1 else "wall") if clock == "auto" else clock
   now = time.thread_time if clock == "cpu" else time.perf_counter
   from tflite_export.inspect_model import has_free_size, interpreter  # pylint: disable=g-import-not-at-top
   interp = interpreter(path, threads=threads,
-                       delegates=delegate == "xnnpack")
+                       delegates=delegate == "xnnpack", argument="path")
   free = [d["name"] for d in interp.get_input_details() if has_free_size(d)]
   if free:
     raise ValueError(
