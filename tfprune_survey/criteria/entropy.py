@@ -22,6 +22,12 @@ def channel_entropy(values, bins):
   return out
 
 
+def _min_max(strategy, lo, hi):
+  """In a merge_call: the min of `lo` and max of `hi` over the replicas."""
+  return (tf.reduce_min(tf.stack(strategy.experimental_local_results(lo)), 0),
+          tf.reduce_max(tf.stack(strategy.experimental_local_results(hi)), 0))
+
+
 @register_criterion("entropy")
 class Entropy(ActivationCriterion):
   """Entropy of each channel's global-average-pooled activation over samples.
@@ -71,8 +77,9 @@ class Entropy(ActivationCriterion):
   # replicas), and the same constant from every replica cannot be summed at
   # all. So every variable moves by `assign_add` of a per-replica share, the
   # first batch's edges are the min and max over all replicas' shards (the
-  # edges one device would take from the whole batch), and each replica bins
-  # its shard with the edges as stored.
+  # edges one device takes from the whole batch; read in a merge_call, not
+  # by collective ops), and each replica bins its shard with the edges as
+  # stored.
   def stream_spec(self, width):
     return {"hist": ((self.bins, width), 0.0), "lo": ((width,), 0.0),
             "hi": ((width,), 0.0), "ready": ((), 0.0)}
@@ -84,8 +91,7 @@ class Entropy(ActivationCriterion):
     pooled = tf.reduce_mean(y, axis=1)            # (B, C)
     lo_b, hi_b = tf.reduce_min(pooled, 0), tf.reduce_max(pooled, 0)
     if replicas > 1:   # the whole batch's min and max, over every shard
-      lo_b = tf.reduce_min(replica.all_gather(lo_b[None], axis=0), 0)
-      hi_b = tf.reduce_max(replica.all_gather(hi_b[None], axis=0), 0)
+      lo_b, hi_b = replica.merge_call(_min_max, args=(lo_b, hi_b))
     span = tf.maximum(hi_b - lo_b, 1e-6)
     first = variables["ready"] < 0.5
     share = 1.0 / replicas   # each replica adds its share of a change
