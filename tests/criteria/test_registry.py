@@ -85,3 +85,39 @@ def test_register_a_users_criterion(model):
   finally:
     from tfprune_survey.criteria import registry
     registry._REGISTRY.pop("first_weight")  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize("name, arg, value, error, text", [
+    ("random", "seed", None, TypeError, "got None of type NoneType"),
+    ("random", "seed", "a", TypeError, "got 'a' of type str"),
+    ("random", "seed", 1.7, TypeError, "got 1.7 of type float"),
+    ("random", "seed", -1, ValueError, "got -1"),
+    ("entropy", "bins", None, TypeError, "got None of type NoneType"),
+    ("entropy", "bins", 2.5, TypeError, "got 2.5 of type float"),
+    ("entropy", "bins", "x", TypeError, "got 'x' of type str"),
+    ("entropy", "bins", 1, ValueError, "got 1"),
+    ("entropy", "bins", True, TypeError, "got True of type bool")])
+def test_bad_arguments_are_named_at_construction(name, arg, value, error,
+                                                 text):
+  # A seed or a bin count that is no whole number used to be truncated
+  # (seed 1.7 ran as 1, bins 2.5 as 2) or fail inside int() without naming
+  # the argument; a negative seed failed only when scoring.
+  with pytest.raises(error) as info:
+    tps.criteria.deserialize({"class_name": name, "config": {arg: value}})
+  msg = str(info.value)
+  assert f"criterion '{name}': `{arg}` must be an int >=" in msg, msg
+  assert text in msg, msg
+
+
+def test_whole_number_arguments_are_taken_as_ints(model):
+  crit = tps.criteria.deserialize({"class_name": "random",
+                                   "config": {"seed": 3.0}})
+  assert crit.get_config()["seed"] == 3 and type(crit.seed) is int
+  assert tps.criteria.deserialize(
+      {"class_name": "entropy", "config": {"bins": np.int64(7)}}).bins == 7
+  want = tps.score(model, tps.criteria.deserialize(
+      {"class_name": "random", "config": {"seed": 3}}))
+  got = tps.score(model, crit)
+  assert got.keys() == want.keys()
+  for gid in want:
+    np.testing.assert_array_equal(got[gid], want[gid])

@@ -1,10 +1,30 @@
 """The Criterion interface and the shared reduction of per-layer scores."""
 
+import numbers
 import warnings
 
 import numpy as np
 
 REDUCTIONS = ("mean", "sum", "max")
+
+
+def check_int(value, name, minimum, owner):
+  """`value` as an int, or an error naming the argument and its owner.
+
+  Whole floats (3.0, e.g. from a config file) are taken as ints.
+
+  Raises:
+    TypeError: for a bool, None, a string, or a number that is not whole.
+    ValueError: for an int below `minimum`.
+  """
+  if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
+      int(value) != value):
+    raise TypeError(f"{owner}: `{name}` must be an int >= {minimum}, got "
+                    f"{value!r} of type {type(value).__name__}")
+  if value < minimum:
+    raise ValueError(f"{owner}: `{name}` must be an int >= {minimum}, got "
+                     f"{value!r}")
+  return int(value)
 
 
 def reduce_scores(parts, reduction):

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfprune_survey.criteria.activation import ActivationCriterion
 from tfprune_survey.criteria.activation import stat_ops
+from tfprune_survey.criteria.base import check_int
 from tfprune_survey.criteria.registry import register_criterion
 
 
@@ -44,8 +45,12 @@ class Entropy(ActivationCriterion):
   CNN compression", arXiv:1706.05791.
 
   Args:
-    bins: number of histogram bins. Defaults to 100.
+    bins: number of histogram bins, an int >= 2. Defaults to 100.
     reduction: 'mean' (default), 'sum' or 'max' across feature maps.
+
+  Raises:
+    TypeError: for `bins` that is not a whole number (e.g. None, 2.5).
+    ValueError: for `bins` < 2, or an unknown `reduction`.
   """
 
   name = "entropy"
@@ -53,9 +58,7 @@ class Entropy(ActivationCriterion):
 
   def __init__(self, bins=100, reduction="mean"):
     super().__init__(reduction)
-    if int(bins) < 2:
-      raise ValueError(f"`bins` must be >= 2, got {bins}")
-    self.bins = int(bins)
+    self.bins = check_int(bins, "bins", 2, "criterion 'entropy'")
 
   def batch_stats(self, y, grad, ops=None):
     del grad

@@ -3,6 +3,7 @@
 import numpy as np
 
 from tfprune_survey.criteria.base import Criterion
+from tfprune_survey.criteria.base import check_int
 from tfprune_survey.criteria.registry import register_criterion
 
 
@@ -19,14 +20,18 @@ class Random(Criterion):
   random pruning", Machine Vision and Applications.
 
   Args:
-    seed: the random seed. Defaults to 0.
+    seed: the random seed, an int >= 0. Defaults to 0.
+
+  Raises:
+    TypeError: for a seed that is not a whole number (e.g. None).
+    ValueError: for a negative seed.
   """
 
   name = "random"
 
   def __init__(self, seed=0, reduction="mean"):
     super().__init__(reduction)
-    self.seed = int(seed)
+    self.seed = check_int(seed, "seed", 0, "criterion 'random'")
 
   def score(self, ctx):
     rng = np.random.default_rng(self.seed)
