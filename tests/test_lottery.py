@@ -321,3 +321,30 @@ def test_the_default_loss_reads_the_layer_that_makes_the_output(framework):
     if from_logits == softmax:
       wrong[name] = from_logits
   assert not wrong, f"from_logits wrong for {wrong}"
+
+
+def test_masked_rounds_of_a_softmax_model_take_its_probabilities(xy):
+  """tf_keras' masked rounds train under tfmot's wrapper, which hides the
+  output layer's softmax: the default loss is judged from the plain model,
+  so no round treats the probabilities as logits (tf_keras would only warn
+  and take the softmax's input), and the loss is the explicit one's."""
+  import warnings  # pylint: disable=g-import-not-at-top
+  keras = frameworks.get("tf_keras").keras
+
+  def model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((12,)),
+        keras.layers.Dense(16, activation="relu", name="fc1"),
+        keras.layers.Dense(3, activation="softmax", name="out")])
+  kwargs = dict(rounds=2, prune_fraction=0.5, epochs=2)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    default = tps.lottery.find_ticket(model(), xy, **kwargs)
+  assert not [w for w in caught if "from_logits=True" in str(w.message)]
+  explicit = tps.lottery.find_ticket(
+      model(), xy, loss=keras.losses.SparseCategoricalCrossentropy(
+          from_logits=False), **kwargs)
+  for got, want in zip(default.histories, explicit.histories):
+    np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
+

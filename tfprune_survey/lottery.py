@@ -494,14 +494,17 @@ class _Trainer:
                for n in _prunable_layers(trained)}
     return TrainedModel(trained, masks, accuracy, history)
 
-  def _fit(self, model, callbacks):
+  def _fit(self, model, callbacks, loss_model=None):
+    """Compiles and fits `model`; the default loss is judged from
+    `loss_model` (the plain model `model` wraps), else from `model`."""
     if self.train_fn is not None:
       self.train_fn(model, callbacks)
       return None
     keras = self.fw.keras
     optimizer = (self.optimizer() if self.optimizer is not None
                  else keras.optimizers.Adam(1.2e-3))
-    loss = self.loss if self.loss is not None else _default_loss(model)
+    loss = self.loss if self.loss is not None else _default_loss(
+        model if loss_model is None else loss_model)
     model.compile(optimizer, loss, metrics=["accuracy"])
     kwargs = dict(epochs=self.epochs, verbose=0, callbacks=callbacks,
                   validation_data=self.validation_data)
@@ -536,7 +539,10 @@ class _Trainer:
         (weight, mask, _), = target.pruning_vars
         mask.assign(masks[path].astype(mask.dtype.as_numpy_dtype))
         weight.assign(weight.numpy() * masks[path])
-    history = self._fit(wrapped, [sparsity.UpdatePruningStep()] + callbacks)
+    # tfmot's wrapper hides the output layer's activation: the default loss
+    # is judged from the plain model, as in round 0.
+    history = self._fit(wrapped, [sparsity.UpdatePruningStep()] + callbacks,
+                        loss_model=model)
     return sparsity.strip_pruning(wrapped), history
 
 
