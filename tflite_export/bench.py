@@ -8,6 +8,7 @@ import numpy as np
 
 from tflite_export.inspect_model import check_int
 from tflite_export.inspect_model import fit_input
+from tflite_export.inspect_model import has_quantization
 from tflite_export.inspect_model import interpreter
 
 
@@ -57,6 +58,13 @@ def benchmark(tflite_path, *, runs=200, warmup=20, threads=1, seed=0,
   The interpreter is LiteRT's default, which applies the XNNPACK delegate
   to float and int8 graphs.
 
+  Each input is filled by its dtype: a float input with random values in
+  [0, 1); a quantized integer input (int8 I/O) with random values over its
+  dtype's range; an integer input without quantization parameters (token
+  ids for an Embedding, an index, a uint8 image) with zeros, which every
+  id-taking op accepts (random ids would fall outside a vocabulary, and
+  LiteRT's GATHER would fail on them).
+
   Args:
     tflite_path: the .tflite file.
     runs: timed runs; >= 1. Defaults to 200.
@@ -101,7 +109,9 @@ def benchmark(tflite_path, *, runs=200, warmup=20, threads=1, seed=0,
   details = interp.get_input_details()
   for d in details:
     dtype = np.dtype(d["dtype"])
-    if dtype.kind in "iu":
+    if dtype.kind in "iu" and not has_quantization(d):
+      value = np.zeros(d["shape"])   # ids, indices: zero is always valid
+    elif dtype.kind in "iu":
       info = np.iinfo(dtype)
       value = rng.integers(info.min, info.max, d["shape"], endpoint=True)
     else:

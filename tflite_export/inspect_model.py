@@ -30,6 +30,17 @@ def check_int(value, argument, minimum):
   return int(value)
 
 
+def has_quantization(tensor):
+  """Whether a tensor or I/O `tensor` detail carries quantization
+  parameters (per tensor or per channel), as int8 weights and activations,
+  and an int8 I/O file's inputs, do; a plain integer (token ids, a uint8
+  image) does not."""
+  params = tensor.get("quantization_parameters")
+  if params is not None:
+    return np.size(params["scales"]) > 0
+  return tensor["quantization"][0] != 0
+
+
 def has_free_size(detail):
   """Whether an input or output `detail` has a free (-1) size in its
   shape_signature (e.g. from `Input((None, None, 3))`)."""

@@ -8,6 +8,7 @@ import numpy as np
 from tflite_export.convert import input_dtypes
 from tflite_export.convert import representative_samples
 from tflite_export.inspect_model import fit_input
+from tflite_export.inspect_model import has_quantization
 from tflite_export.inspect_model import interpreter
 
 
@@ -52,17 +53,8 @@ class VerifyReport:
             f"{f' (quantized: judged on {judged})' if self.quantized else ''}")
 
 
-def _has_quantization(tensor):
-  """Whether `tensor` carries quantization parameters (per tensor or per
-  channel), as int8 weights and activations do."""
-  params = tensor.get("quantization_parameters")
-  if params is not None:
-    return np.size(params["scales"]) > 0
-  return tensor["quantization"][0] != 0
-
-
 def _is_quantized(interp):
-  return any(_has_quantization(t) or np.dtype(t["dtype"]) == np.float16
+  return any(has_quantization(t) or np.dtype(t["dtype"]) == np.float16
              for t in interp.get_tensor_details())
 
 

@@ -249,6 +249,63 @@ def test_convert_refuses_a_folder_path_before_converting(tmp_path,
   assert os.listdir(folder) == ["m.tflite"]
 
 
+def _recording_set_tensor(monkeypatch):
+  """Records {input name: value} of every set_tensor `benchmark` makes."""
+  module = sys.modules["tflite_export.bench"]
+  real = module.interpreter
+  seen = {}
+  def recording(*args, **kwargs):
+    interp = real(*args, **kwargs)
+    names = {d["index"]: d["name"] for d in interp.get_input_details()}
+    set_tensor = interp.set_tensor
+    def record(index, value):
+      seen[names[index]] = np.array(value)
+      set_tensor(index, value)
+    interp.set_tensor = record
+    return interp
+  monkeypatch.setattr(module, "interpreter", recording)
+  return seen
+
+
+def test_benchmark_times_token_ids_on_zeros(tmp_path, monkeypatch):
+  # Ids from a vocabulary of 10, as int32 and int64: random values over the
+  # int32 range made LiteRT's GATHER fail ("gather index out of bounds").
+  ids32 = keras.Input((5,), dtype="int32", name="ids32")
+  ids64 = keras.Input((3,), dtype="int64", name="ids64")
+  pool = keras.layers.GlobalAveragePooling1D()
+  h = keras.layers.Concatenate()([
+      pool(keras.layers.Embedding(10, 4)(ids32)),
+      pool(keras.layers.Embedding(7, 4)(ids64))])
+  model = keras.Model([ids32, ids64], keras.layers.Dense(2)(h))
+  path = str(tmp_path / "ids.tflite")
+  tflite_export.convert(model, path)
+  seen = _recording_set_tensor(monkeypatch)
+  bench = tflite_export.benchmark(path, runs=3, warmup=1)
+  assert bench.runs == 3 and bench.median_ms > 0
+  assert sorted(bench.input_shapes) == [(1, 3), (1, 5)]
+  assert len(seen) == 2 and all(
+      v.dtype.kind == "i" and v.size and not v.any() for v in seen.values())
+  # A float input keeps random values in [0, 1), and an int8 I/O file's
+  # quantized input random values over the int8 range.
+  seen.clear()
+  inputs = keras.Input((16,))
+  dense = keras.Model(inputs, keras.layers.Dense(4)(inputs))
+  x = np.random.default_rng(0).random((32, 16)).astype("float32")
+  for int8_io in (False, True):
+    tflite_export.convert(dense, path, quantization="int8" if int8_io
+                          else "none", representative_data=x if int8_io
+                          else None, int8_io=int8_io)
+    tflite_export.benchmark(path, runs=1, warmup=0)
+    (value,) = seen.values()
+    seen.clear()
+    if int8_io:
+      assert value.dtype == np.int8 and len(np.unique(value)) > 8
+      assert value.min() < 0 < value.max()
+    else:
+      assert value.dtype == np.float32 and np.all((0 <= value) & (value < 1))
+      assert len(np.unique(value)) == 16
+
+
 def test_errors_are_clear_and_early(tmp_path):
   model, x = _models("residual")
   with pytest.raises(ValueError, match="representative_data"):
