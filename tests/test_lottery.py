@@ -348,3 +348,31 @@ def test_masked_rounds_of_a_softmax_model_take_its_probabilities(xy):
   for got, want in zip(default.histories, explicit.histories):
     np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
 
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_layers_whose_kernels_live_in_cells_or_sublayers_are_not_pruned(
+    framework):
+  """An LSTM's kernels are its cell's, a MultiHeadAttention's its inner
+  dense layers': neither layer has a `kernel` of its own, so neither is
+  pruned (they were an AttributeError); the Dense kernels are."""
+  keras = frameworks.get(framework).keras
+  keras.utils.set_random_seed(0)
+  inp = keras.Input((6, 4))
+  h = keras.layers.MultiHeadAttention(2, 4, name="mha")(inp, inp)
+  h = keras.layers.Dense(5, name="proj")(h)
+  h = keras.layers.LSTM(5, name="rnn")(h)
+  model = keras.Model(inp, keras.layers.Dense(3, name="out")(h))
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(32, 6, 4)).astype("float32")
+  y = rng.integers(0, 3, 32)
+  result = tps.lottery.find_ticket(model, (x, y), rounds=1,
+                                   prune_fraction=0.5)
+  assert [list(m) for m in result.masks] == [["proj", "out"]] * 2
+  assert result.remaining[1] == pytest.approx(0.5, abs=0.02)
+  for path, mask in result.masks[1].items():
+    kernel = result.model.get_layer(path).kernel.numpy()
+    assert 0 < mask.sum() < mask.size
+    np.testing.assert_array_equal(kernel[~mask], 0.0)
+  with pytest.raises(ValueError, match=r"\['rnn'\] that have no kernel"):
+    tps.lottery.find_ticket(model, (x, y), rounds=1, scope="layer",
+                            prune_fraction={"rnn": 0.5})

@@ -25,7 +25,8 @@ How the masks are held during training:
   specific to TensorFlow, but the tests run on the TensorFlow backend.
 
 Only kernels (`kernel` of Dense and convolutions) are pruned, as in the
-paper; biases and BatchNormalization parameters are not. Kernels of layers
+paper; biases and BatchNormalization parameters are not, nor layers whose
+kernels belong to cells or inner layers (LSTM, GRU, MultiHeadAttention). Kernels of layers
 inside nested Sequential/Functional sub-models (at any depth) are pruned
 too; the masks name them by path, 'outer/inner' (a top-level layer by its
 name). A layer shared between a nested model and its parent (or between
@@ -214,7 +215,7 @@ def find_ticket(model, data, *, rounds, prune_fraction=0.2, scope="global",
   trainer = _Trainer(fw, data, epochs, batch_size, optimizer, loss,
                      validation_data, eval_data, callbacks, seed, verbose)
   leaves = _leaves(base)
-  masks = {path: np.ones(tuple(leaves[path].kernel.shape), bool)
+  masks = {path: np.ones(tuple(_kernel(leaves[path]).shape), bool)
            for path in prunable}
   bar = trainer.progbar(rounds + 1)
   extra = [rewind] if not isinstance(rewind, str) else []
@@ -257,7 +258,7 @@ def prune_masks(trained, masks, fractions, scope):
 
   def drop(names, fraction):
     values = np.concatenate([
-        np.where(masks[n], np.abs(leaves[n].kernel.numpy()),
+        np.where(masks[n], np.abs(np.asarray(_kernel(leaves[n]))),
                  np.inf).ravel() for n in names])
     kept = int(sum(masks[n].sum() for n in names))
     count = int(round(fraction * kept))
@@ -490,7 +491,7 @@ class _Trainer:
       accuracy = evaluate_accuracy(trained, self.eval_data)
     if masks is None:
       leaves = _leaves(trained)
-      masks = {n: np.ones(tuple(leaves[n].kernel.shape), bool)
+      masks = {n: np.ones(tuple(_kernel(leaves[n]).shape), bool)
                for n in _prunable_layers(trained)}
     return TrainedModel(trained, masks, accuracy, history)
 
@@ -565,7 +566,7 @@ def _constrain(model, masks):
   saved = []
   leaves = _leaves(model)
   for name, m in masks.items():
-    var = leaves[name].kernel
+    var = _kernel(leaves[name])
     saved.append((var, var.constraint))
     var.constraint = MaskConstraint(m.astype("float32"), var.constraint)
 
@@ -646,18 +647,30 @@ def _masked_weights(layer, mask):
   values = layer.get_weights()
   if mask is None:
     return values
-  names = [frameworks.Framework.short_name(w) for w in layer.weights]
-  i = names.index("kernel")
+  kernel = _kernel(layer)
+  i = next(i for i, w in enumerate(layer.weights) if w is kernel)
   values[i] = values[i] * mask
   return values
+
+
+def _kernel(layer):
+  """The layer's own `kernel` variable (a Dense's or a convolution's), or
+  None. A layer whose kernels belong to inner layers or cells
+  (MultiHeadAttention, LSTM, GRU) has none of its own and is not pruned."""
+  try:
+    kernel = getattr(layer, "kernel", None)
+  except Exception:  # pylint: disable=broad-except
+    return None
+  if kernel is None or not any(w is kernel for w in layer.weights):
+    return None
+  return kernel
 
 
 def _prunable_layers(model):
   """The paths (see `_leaves`) of the layers with a kernel, nested ones
   included, each layer once."""
   names = [path for path, layer in _leaves(model).items()
-           if any(frameworks.Framework.short_name(w) == "kernel"
-                  for w in layer.weights)
+           if _kernel(layer) is not None
            and not frameworks.of(model).is_model(layer)]
   if not names:
     raise ValueError(f"model {model.name!r} has no layer with a kernel to "
