@@ -74,11 +74,13 @@ class SensitivityResult:
     return json.dumps(dataclasses.asdict(self), indent=2)
 
   def plot(self, path, title=None):
-    """One curve per group: metric against the fraction removed."""
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    """One curve per group: metric against the fraction removed.
+
+    Drawn on a standalone matplotlib Figure: pyplot's backend and open
+    figures (a notebook's inline plots) are left as they are."""
+    from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
     ratios = [100 * r for r in self.ratios]
     for gid, values in self.table.items():
       ax.plot(ratios, values, marker="o", ms=3, label=f"{gid} ({self.sizes[gid]})")
@@ -89,7 +91,6 @@ class SensitivityResult:
     ax.legend(fontsize=7, ncol=2 if len(self.table) > 8 else 1)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
