@@ -179,6 +179,30 @@ def test_sample_weights_weight_the_loss_and_metrics(fw):
   assert ev["wacc"] == pytest.approx(np.sum(hit * w) / np.sum(w), rel=1e-5)
 
 
+
+@pytest.mark.parametrize("fw", ["tf_keras", "keras3"])
+def test_temperature_and_alpha_are_checked_by_name(fw):
+  teacher, student = _small_pair(fw, None)
+  for kwargs, kind, words in [
+      (dict(temperature=None), TypeError, "`temperature` must be a number"),
+      (dict(temperature="4"), TypeError, "`temperature` must be a number"),
+      (dict(alpha=None), TypeError, "`alpha` must be a number"),
+      (dict(alpha=[0.5]), TypeError, "`alpha` must be a number"),
+      (dict(alpha=True), TypeError, "`alpha` must be a number"),
+      # T = inf gives T^2 * KL = inf * 0: NaN from the first step.
+      (dict(temperature=float("inf")), ValueError,
+       "`temperature` must be a finite number > 0, got inf"),
+      (dict(temperature=0.0), ValueError, "`temperature` must be a finite"),
+      (dict(alpha=float("nan")), ValueError, "`alpha` must be in [0, 1]"),
+  ]:
+    with pytest.raises(kind) as info:
+      tps.DistillationModel(student, teacher, **kwargs)
+    assert words in str(info.value), (kwargs, str(info.value))
+  dm = tps.DistillationModel(student, teacher, temperature=np.float32(2),
+                             alpha=np.float64(0.5))   # numpy scalars are fine
+  assert (dm.temperature, dm.alpha) == (2.0, 0.5)
+
+
 # --- reinitialize ---------------------------------------------------------------
 
 

@@ -2,6 +2,8 @@
 2015), and re-initialising a slim architecture (Liu et al., 2019)."""
 
 import copy
+import math
+import numbers
 
 from tfprune_survey import frameworks
 from tfprune_survey.frameworks import classes
@@ -57,8 +59,14 @@ def _check_args(student, teacher, temperature, alpha):
     raise TypeError("`student` and `teacher` must come from the same Keras; "
                     f"got {frameworks.detect(student)} and "
                     f"{frameworks.detect(teacher)}")
-  if not float(temperature) > 0:
-    raise ValueError(f"`temperature` must be > 0, got {temperature!r}")
+  for value, name in ((temperature, "temperature"), (alpha, "alpha")):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+      raise TypeError(f"`{name}` must be a number, got {value!r} of type "
+                      f"{type(value).__name__}")
+  # An infinite T makes T^2 * KL = inf * 0: a NaN loss from the first step.
+  if not (math.isfinite(temperature) and temperature > 0):
+    raise ValueError(f"`temperature` must be a finite number > 0, got "
+                     f"{temperature!r}")
   if not 0.0 <= float(alpha) <= 1.0:
     raise ValueError(f"`alpha` must be in [0, 1], got {alpha!r}")
   s_out, t_out = student.outputs[0].shape[-1], teacher.outputs[0].shape[-1]
@@ -261,8 +269,10 @@ class DistillationModel(metaclass=classes.dispatcher_meta(_CLASSES)):
     alpha: weight of the soft (distillation) term in [0, 1]. Defaults to 0.9.
 
   Raises:
-    TypeError: for non-models or models of two different Kerases.
-    ValueError: for a bad temperature or alpha, or different output sizes.
+    TypeError: for non-models or models of two different Kerases, or a
+      `temperature` or `alpha` that is not a number (the message names it).
+    ValueError: for a temperature that is not finite and > 0, an alpha
+      outside [0, 1], or different output sizes.
 
   Usage:
     dm = tps.DistillationModel(slim, original)
