@@ -4,6 +4,38 @@ from tfprune_survey.graph.handlers import common
 from tfprune_survey.graph.handlers.registry import LayerHandler
 
 
+#: Keras 3 quantization modes whose weights a pruned layer keeps exactly:
+#: float8 keeps a float kernel with per-tensor scales (scalars and amax
+#: histories, unchanged by removing channels); int8 adds a per-output-channel
+#: kernel_scale, sliced with the output channels.
+SUPPORTED_QUANTIZATION = (None, "float8", "int8")
+
+
+def quantization_mode(call):
+  """The Keras 3 quantization mode of the layer ('int8', ...), or None."""
+  mode = getattr(getattr(call, "layer", None), "quantization_mode", None)
+  return mode if isinstance(mode, str) else None
+
+
+def quantization_reason(call):
+  """Why the layer's quantized weights block its channels ('' if they don't).
+
+  Keras 3's `model.quantize` quantizes Dense (int8, int4, float8; gptq and
+  awq with a calibration config). int4 packs two output channels per byte
+  and scales blocks of input channels (kernel_zero, g_idx), and gptq/awq
+  store a transposed packed kernel; their layout is not sliced, so the
+  channels they touch are not pruned.
+  """
+  mode = quantization_mode(call)
+  if mode in SUPPORTED_QUANTIZATION and not (
+      mode == "int8" and call.class_name != "Dense"):
+    return ""
+  return (f"'{call.path}' ({call.class_name}) is quantized with mode "
+          f"{mode!r}, whose weight layout is not sliced; prune the float "
+          "model before quantizing it (int8 and float8 Dense layers are "
+          "pruned)")
+
+
 class Producer(LayerHandler):
   """Conv/Dense-like: kernel's `in_axis` reads inputs, `out_axis` writes outputs.
 
@@ -25,6 +57,11 @@ class Producer(LayerHandler):
       return common.block_channels_first(call, b)
     groups = call.config.get("groups", 1) or 1
     lora = bool(call.config.get("lora_rank"))
+    quantized = quantization_reason(call)
+    if quantized:
+      out = b.producer(call, size)
+      b.block([in_lay, out], quantized)
+      return [out]
     if lora and (groups > 1 or self.in_axis not in (-2, 0)):
       out = b.producer(call, size)   # a grouped or transposed conv
       b.block([in_lay, out], f"'{call.path}' ({call.class_name}) has LoRA "
@@ -45,6 +82,11 @@ class Producer(LayerHandler):
   def _outputs(self, call, b, out):
     """Records the output-channel slices of a producer; returns [out]."""
     b.slice(call, "kernel", self.out_axis, out, "producer")
+    if quantization_mode(call) == "int8":
+      # Keras 3 int8: the kernel holds int8 values, and the layer divides
+      # its output channel c by kernel_scale[c]. The scale must stay finite
+      # (mask_channels zeroes the int8 kernel, never the scale).
+      b.slice(call, "kernel_scale", -1, out, "producer", zero=False)
     if call.config.get("lora_rank"):
       b.slice(call, "lora_kernel_b", -1, out, "producer")
     b.slice(call, "bias", 0, out, "producer",
