@@ -203,6 +203,42 @@ def test_temperature_and_alpha_are_checked_by_name(fw):
   assert (dm.temperature, dm.alpha) == (2.0, 0.5)
 
 
+@pytest.mark.parametrize("fw", ["tf_keras", "keras3"])
+def test_teacher_sharing_a_layer_with_a_nested_model(fw):
+  # A teacher whose Dense 'shared' is called both by the parent and inside
+  # its nested model 'sub': Keras 3's clone_model unshares it (6 weights for
+  # the 4 of the teacher), which made the frozen copy fail in set_weights.
+  from tests.test_lottery import layer_at, nested_mlp  # pylint: disable=g-import-not-at-top
+  keras = frameworks.get(fw).keras
+  teacher = nested_mlp(fw, shared=True)
+  keras.utils.set_random_seed(3)
+  inp = keras.Input((12,))
+  student = keras.Model(inp, keras.layers.Dense(3, name="s_out")(
+      keras.layers.Dense(4, activation="relu")(inp)))
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((32, 12)).astype("float32")
+  y = rng.integers(0, 3, 32)
+  before = _weights(teacher)
+  n_weights = len(teacher.weights)
+  dm = tps.DistillationModel(student, teacher, temperature=2.0, alpha=0.5)
+  # The teacher dm holds computes what the caller's teacher computes.
+  np.testing.assert_array_equal(
+      np.asarray(dm.teacher(x, training=False)),
+      np.asarray(teacher(x, training=False)))
+  s = np.asarray(student(x, training=True), np.float64)
+  t = np.asarray(teacher(x, training=False), np.float64)
+  dm.compile(keras.optimizers.SGD(0.0))
+  got = dm.train_on_batch(x, y, return_dict=True)["loss"]
+  assert got == pytest.approx(_np_distill_loss(y, s, t, 2.0, 0.5), rel=1e-4)
+  dm.compile(keras.optimizers.SGD(0.1))
+  dm.fit(x, y, epochs=1, batch_size=16, verbose=0)
+  # The caller's teacher is untouched: weights, sharing and trainability.
+  assert _same(before, _weights(teacher))
+  assert len(teacher.weights) == n_weights
+  assert layer_at(teacher, "sub/shared") is teacher.get_layer("shared")
+  assert teacher.trainable and all(l.trainable for l in teacher.layers)
+
+
 # --- reinitialize ---------------------------------------------------------------
 
 

@@ -165,8 +165,11 @@ def _keras3_class():
                  **kwargs):
       super().__init__(**kwargs)
       self.student = student
-      frozen = keras.models.clone_model(teacher)
-      frozen.set_weights(teacher.get_weights())
+      # lottery's copy, not clone_model: clone_model rebuilds a nested
+      # model from its config, unsharing a layer it shares with its parent
+      # (and set_weights then fails on the extra weights).
+      from tfprune_survey.lottery import _copy  # pylint: disable=g-import-not-at-top
+      frozen = _copy(teacher)
       frozen.trainable = False
       self.teacher = frozen
       self._softmax_out = (_ends_in_softmax(student), _ends_in_softmax(teacher))
