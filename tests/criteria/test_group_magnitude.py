@@ -187,3 +187,111 @@ def test_producer_scores_read_the_lora_effective_kernel():
     for gid, f in filters.items():
       np.testing.assert_allclose(got[gid], ref(f), rtol=1e-5,
                                  err_msg=f"{name} {gid}")
+
+
+def _int8_model(kind):
+  """A Keras 3 Dense MLP or small CNN, quantized with model.quantize('int8').
+
+  Returns (model, {Dense name: its float kernel before quantizing}).
+  Keras 3.15 quantizes Dense layers only, so the CNN's convs stay float.
+  """
+  keras = frameworks.get("keras3").keras
+  L = keras.layers
+  if kind == "mlp":
+    inp = keras.Input((8,))
+    x = L.Dense(16, activation="relu", name="d1")(inp)
+    x = L.Dense(12, activation="relu", name="d2")(x)
+  else:
+    inp = keras.Input((6, 6, 2))
+    x = L.Conv2D(4, 3, activation="relu", name="c1")(inp)
+    x = L.Conv2D(3, 3, activation="relu", name="c2")(x)
+    x = L.Flatten()(x)
+    x = L.Dense(5, activation="relu", name="d2")(x)
+  model = keras.Model(inp, L.Dense(2, name="head")(x))
+  rng = np.random.default_rng(1)
+  for layer in model.layers:
+    for v in layer.weights:
+      # columns of very different magnitudes: their int8 scales differ
+      v.assign((rng.standard_normal(v.shape) *
+                rng.uniform(0.01, 3.0, v.shape[-1])).astype("float32"))
+  floats = {layer.name: np.asarray(layer.kernel, np.float64)
+            for layer in model.layers
+            if isinstance(layer, L.Dense)}
+  model.quantize("int8")
+  return model, floats
+
+
+def _dequantized(model, name):
+  layer = model.get_layer(name)
+  return (np.asarray(layer._kernel, np.float64) /   # pylint: disable=protected-access
+          np.asarray(layer.kernel_scale, np.float64))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_scores_read_the_dequantized_int8_kernel(kind):
+  """A Dense quantized with model.quantize('int8') holds int8 values and a
+  per-output kernel_scale, and computes with int8 / kernel_scale; l1, l2
+  and fpgm (producers, and include='group' over every slice) score that
+  kernel, not the raw int8 values (which rank a column of small weights
+  like one of large weights), and never the scales themselves."""
+  model, floats = _int8_model(kind)
+  dense = "d1" if kind == "mlp" else "d2"
+  deq = {n: _dequantized(model, n) for n in floats}
+  for n, k in deq.items():   # what the layer computes with: the float kernel
+    step = np.abs(floats[n]).max(axis=0) / 127
+    assert (np.abs(k - floats[n]) <= step * 0.51 + 1e-6).all(), n
+  assert str(model.get_layer(dense)._kernel.dtype) == "int8"  # pylint: disable=protected-access
+  filters = {dense: deq[dense].T}
+  if kind == "mlp":
+    filters["d2"] = deq["d2"].T
+  else:
+    filters["c1"] = w(model, "c1", 0).reshape(-1, 4).T
+    filters["c2"] = w(model, "c2", 0).reshape(-1, 3).T
+  refs = {
+      "l1": lambda f: np.abs(f).sum(1),
+      "l2": lambda f: np.linalg.norm(f, axis=1),
+      "fpgm": lambda f: np.array([np.linalg.norm(f - r, axis=1).sum()
+                                  for r in f])}
+  for name, ref in refs.items():
+    got = tps.score(model, name)
+    assert set(got) == set(filters)
+    for gid, f in filters.items():
+      np.testing.assert_allclose(got[gid], ref(f), rtol=1e-5,
+                                 err_msg=f"{name} {gid}")
+  bias = model.get_layer(dense).bias.numpy().astype(np.float64)[:, None]
+  rows = [deq[dense].T, bias, deq["head"]]
+  if kind == "mlp":
+    rows[2] = deq["d2"]
+  got = tps.score(model, tps.criteria.L1Norm(include="group"))[dense]
+  np.testing.assert_allclose(got, reference(rows, 1), rtol=1e-5)
+  if kind == "cnn":    # c2's consumer: d2's dequantized rows after Flatten
+    c2k = w(model, "c2", 0)
+    c2rows = [c2k.reshape(-1, 3).T, w(model, "c2", 1)[:, None],
+              np.stack([deq["d2"][np.arange(4) * 3 + c].ravel()
+                        for c in range(3)])]
+    got = tps.score(model, tps.criteria.L1Norm(include="group"))["c2"]
+    np.testing.assert_allclose(got, reference(c2rows, 1), rtol=1e-5)
+
+
+def test_scores_read_the_float8_quantize_dequantized_kernel():
+  """A Dense quantized with model.quantize('float8') keeps a float kernel
+  but computes with it quantize-dequantized to float8_e4m3fn at its
+  per-tensor kernel_scale; l1 scores that kernel (Keras' own
+  quantize_and_dequantize is the reference)."""
+  keras = frameworks.get("keras3").keras
+  L = keras.layers
+  inp = keras.Input((8,))
+  x = L.Dense(6, activation="relu", name="d1")(inp)
+  model = keras.Model(inp, L.Dense(2, name="head")(x))
+  model.quantize("float8")
+  layer = model.get_layer("d1")
+  rng = np.random.default_rng(2)
+  layer._kernel.assign(   # pylint: disable=protected-access
+      (rng.standard_normal((8, 6)) * 40).astype("float32"))
+  layer.kernel_scale.assign(0.05)   # values beyond 448 * 0.05 clip
+  k = np.asarray(layer._kernel)     # pylint: disable=protected-access
+  qdq = np.asarray(keras.quantizers.quantize_and_dequantize(
+      k, np.float32(0.05), "float8_e4m3fn", "float32"), np.float64)
+  assert np.abs(qdq - k).max() > 1.0        # clipped and rounded
+  np.testing.assert_allclose(tps.score(model, "l1")["d1"],
+                             np.abs(qdq).sum(0), rtol=1e-6)

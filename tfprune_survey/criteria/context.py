@@ -7,6 +7,30 @@ from tfprune_survey.frameworks import Framework
 # Per-channel weights that are running statistics, not parameters.
 STATISTICS = ("moving_mean", "moving_variance")
 
+# Per-channel weights of a Keras 3 quantized layer that scale its kernel.
+QUANTIZATION_SCALES = ("kernel_scale",)
+
+
+def _dequantized(layer, kernel, weights):
+  """The float64 kernel a Keras 3 quantized layer computes with.
+
+  int8 (`model.quantize('int8')`): output channel c is the int8 column
+  divided by kernel_scale[c]. float8: the float kernel quantize-dequantized
+  to float8_e4m3fn with the per-tensor kernel_scale, as the layer's call
+  does. Any other layer's kernel is returned unchanged.
+  """
+  mode = getattr(layer, "quantization_mode", None)
+  if mode == "int8" and "kernel_scale" in weights:
+    return kernel / np.asarray(weights["kernel_scale"], np.float64)
+  if mode == "float8" and "kernel_scale" in weights:
+    import ml_dtypes  # pylint: disable=g-import-not-at-top
+    scale = np.float32(weights["kernel_scale"])
+    top = np.float32(ml_dtypes.finfo(ml_dtypes.float8_e4m3fn).max)
+    x = np.clip(np.asarray(weights["kernel"], np.float32) / scale, -top, top)
+    return (x.astype(ml_dtypes.float8_e4m3fn).astype(np.float32) *
+            scale).astype(np.float64)
+  return kernel
+
 
 class ScoringContext:
   """Read-only access to a model for criteria.
@@ -45,13 +69,19 @@ class ScoringContext:
 
     With Keras 3 LoRA enabled the layer computes with kernel +
     (lora_alpha / lora_rank) * lora_kernel_a @ lora_kernel_b, not with its
-    (frozen) base kernel alone; any other weight is returned as stored.
+    (frozen) base kernel alone. A Keras 3 layer quantized with
+    `model.quantize` computes with its dequantized kernel: int8 values
+    divided by each output channel's kernel_scale, or the float8
+    quantize-dequantized kernel. Any other weight is returned as stored.
     """
     weights = self.weights(path)
     w = np.asarray(weights[weight], np.float64)
-    if weight != "kernel" or "lora_kernel_b" not in weights:
+    if weight != "kernel":
       return w
     layer = self.graph.layer(path)
+    w = _dequantized(layer, w, weights)
+    if "lora_kernel_b" not in weights:
+      return w
     rank = float(layer.lora_rank)
     # Keras 3 versions without lora_alpha scale by 1.
     scale = float(getattr(layer, "lora_alpha", None) or rank) / rank
@@ -92,6 +122,10 @@ class ScoringContext:
     """
     if array is None:
       array = self.weights(sl.path)[sl.weight]
+      if sl.weight == "kernel":
+        array = _dequantized(self.graph.layer(sl.path),
+                             np.asarray(array, np.float64),
+                             self.weights(sl.path))
     moved = np.moveaxis(np.asarray(array, np.float64), sl.axis, 0)
     lay = sl.layout
     own = (base + np.arange(group.size)[:, None] * seg.repeat +
@@ -107,11 +141,12 @@ class ScoringContext:
     biases, per-channel parameters (BN gamma and beta, ChannelScale scale,
     PReLU alpha, DepthwiseConv bias) and consumers' input slices (after a
     Flatten, all spatial positions of the channel). BN's moving statistics
-    are not parameters and are left out.
+    are not parameters and are left out, as are int8 kernel scales (the
+    kernel's rows are read dequantized).
     """
     return [(sl, self.channel_rows(group, sl, base, seg))
             for sl, base, seg in self.graph.group_segments(group)
-            if sl.weight not in STATISTICS]
+            if sl.weight not in STATISTICS + QUANTIZATION_SCALES]
 
   def param_vectors(self, group, weight, layer_type=None):
     """(path, vector) of per-channel parameters named `weight` in the group.
