@@ -376,3 +376,63 @@ def test_layers_whose_kernels_live_in_cells_or_sublayers_are_not_pruned(
   with pytest.raises(ValueError, match=r"\['rnn'\] that have no kernel"):
     tps.lottery.find_ticket(model, (x, y), rounds=1, scope="layer",
                             prune_fraction={"rnn": 0.5})
+
+
+def depthwise_net(framework):
+  """conv -> depthwise -> pool -> out, with the same weights in either
+  Keras (drawn in numpy)."""
+  keras = frameworks.get(framework).keras
+  layers = keras.layers
+  inp = keras.Input((6, 6, 2))
+  h = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
+  h = layers.DepthwiseConv2D(3, activation="relu", name="dw")(h)
+  h = layers.GlobalAveragePooling2D()(h)
+  model = keras.Model(inp, layers.Dense(3, name="out")(h))
+  rng = np.random.default_rng(0)
+  model.set_weights([rng.normal(size=w.shape).astype("float32")
+                     for w in model.get_weights()])
+  return model
+
+
+def test_depthwise_kernels_are_pruned_alike_in_both_kerases():
+  # A depthwise kernel is a kernel: Keras 3 (whose DepthwiseConv2D holds
+  # `kernel`) pruned it, tf_keras (`depthwise_kernel`) left it whole, so
+  # the same model got other masks and remaining fractions.
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(32, 6, 6, 2)).astype("float32")
+  y = rng.integers(0, 3, 32)
+  paths = ["conv", "dw", "out"]
+  shapes = {"conv": (3, 3, 2, 4), "dw": (3, 3, 4, 1), "out": (4, 3)}
+  init = {}
+  found = {}
+  for fw in FRAMEWORKS:
+    model = depthwise_net(fw)
+    w = model.get_weights()
+    init[fw] = {"conv": w[0], "dw": w[2], "out": w[4]}
+    # Untrained rounds: the masks are those of the same weights.
+    found[fw] = tps.lottery.find_ticket(
+        model, lambda m, callbacks: None, rounds=2, prune_fraction=0.5)
+  for fw in FRAMEWORKS:
+    assert [list(m) for m in found[fw].masks] == [paths] * 3, fw
+    assert {p: m.shape for p, m in found[fw].masks[2].items()} == shapes
+    assert found[fw].remaining == pytest.approx([1.0, 0.5, 0.25]), fw
+  # Both Kerases find the numpy reference masks.
+  total = sum(int(np.prod(s)) for s in shapes.values())
+  values = np.sort(np.concatenate(
+      [np.abs(init["keras3"][p]).ravel() for p in paths]))
+  threshold = values[total // 2 - 1]
+  for fw in FRAMEWORKS:
+    np.testing.assert_array_equal(init[fw]["dw"], init["keras3"]["dw"])
+    for p in paths:
+      np.testing.assert_array_equal(found[fw].masks[1][p],
+                                    np.abs(init[fw][p]) > threshold)
+  # Trained under the masks, the pruned depthwise weights stay zero.
+  for fw in FRAMEWORKS:
+    result = tps.lottery.find_ticket(depthwise_net(fw), (x, y), rounds=1,
+                                     prune_fraction=0.5, epochs=2)
+    dw = result.model.get_layer("dw")
+    kernel = np.asarray(dw.weights[0])
+    mask = result.masks[1]["dw"]
+    assert kernel.shape == mask.shape and 0 < mask.sum() < mask.size
+    np.testing.assert_array_equal(kernel[~mask], 0.0)
+    assert not np.allclose(kernel[mask], init[fw]["dw"][mask]), fw

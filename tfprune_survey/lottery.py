@@ -18,14 +18,18 @@ How the masks are held during training:
   `PruneLowMagnitude` mask variables are set to the ticket's masks, and
   tfmot applies them (weights * mask in every training call, and at each
   epoch end through `UpdatePruningStep`). tfmot is imported only then.
+  tfmot does not prune a DepthwiseConv2D: its `depthwise_kernel` is held
+  by a constraint on the trained copy instead, as in Keras 3, and the
+  trained model returned is a plain copy without it.
 - Keras 3: tfmot does not work there. Each masked kernel gets a Keras
   constraint multiplying it by its mask, which Keras 3's optimizer applies
   right after every update; the weights start masked. The constraint is
   removed (the layer's own restored) after training. Nothing here is
   specific to TensorFlow, but the tests run on the TensorFlow backend.
 
-Only kernels (`kernel` of Dense and convolutions) are pruned, as in the
-paper; biases and BatchNormalization parameters are not, nor layers whose
+Only kernels (`kernel` of Dense and convolutions, a DepthwiseConv2D's
+depthwise kernel included in both Kerases) are pruned, as in the paper
+(a SeparableConv2D, with two kernels, is not pruned); biases and BatchNormalization parameters are not, nor layers whose
 kernels belong to cells or inner layers (LSTM, GRU, MultiHeadAttention). Kernels of layers
 inside nested Sequential/Functional sub-models (at any depth) are pruned
 too; the masks name them by path, 'outer/inner' (a top-level layer by its
@@ -522,21 +526,31 @@ class _Trainer:
     sparsity = tfmot.sparsity.keras
     schedule = sparsity.ConstantSparsity(0.0, begin_step=_NEVER)
     leaves = _leaves(model)
-    masked = {id(leaves[path]) for path in masks}
+    # tfmot wraps the layers whose kernel is `kernel`; it does not prune a
+    # DepthwiseConv2D's `depthwise_kernel`, held by a constraint instead
+    # (set before the clone is built, so that its variable carries it).
+    constrained = {id(leaves[path]): masks[path] for path in masks
+                   if _kernel(leaves[path]) is not getattr(
+                       leaves[path], "kernel", None)}
+    wrapped_ids = {id(leaves[path]) for path in masks} - set(constrained)
     clones = {}   # id(layer of `model`) -> its (wrapped) clone
 
     def clone(layer):
       fresh = type(layer).from_config(layer.get_config())
-      if id(layer) in masked:
+      if id(layer) in constrained:
+        fresh.depthwise_constraint = _tf_mask_constraint(
+            constrained[id(layer)], fresh.depthwise_constraint)
+      elif id(layer) in wrapped_ids:
         fresh = sparsity.prune_low_magnitude(fresh, pruning_schedule=schedule)
       clones[id(layer)] = fresh
       return fresh
     wrapped = _clone(model, clone)
     for path, layer in leaves.items():
       target = clones[id(layer)]
-      inner = target.layer if path in masks else target
+      is_wrapped = id(layer) in wrapped_ids
+      inner = target.layer if is_wrapped else target
       inner.set_weights(layer.get_weights())
-      if path in masks:
+      if is_wrapped:
         (weight, mask, _), = target.pruning_vars
         mask.assign(masks[path].astype(mask.dtype.as_numpy_dtype))
         weight.assign(weight.numpy() * masks[path])
@@ -544,7 +558,28 @@ class _Trainer:
     # is judged from the plain model, as in round 0.
     history = self._fit(wrapped, [sparsity.UpdatePruningStep()] + callbacks,
                         loss_model=model)
-    return sparsity.strip_pruning(wrapped), history
+    trained = sparsity.strip_pruning(wrapped)
+    if constrained:   # a plain copy, without the mask constraints
+      plain = _copy(model)
+      _assign(plain, trained)
+      trained = plain
+    return trained, history
+
+
+def _tf_mask_constraint(mask, inner):
+  """tf_keras: a constraint multiplying a kernel by `mask` (after the
+  layer's own constraint `inner`), applied by the optimizer after every
+  update."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras as keras  # pylint: disable=g-import-not-at-top
+
+  class MaskConstraint(keras.constraints.Constraint):
+
+    def __call__(self, w):
+      if inner is not None:
+        w = inner(w)
+      return w * tf.constant(mask, w.dtype)
+  return MaskConstraint()
 
 
 def _constrain(model, masks):
@@ -655,15 +690,22 @@ def _masked_weights(layer, mask):
 
 def _kernel(layer):
   """The layer's own `kernel` variable (a Dense's or a convolution's), or
-  None. A layer whose kernels belong to inner layers or cells
+  None. A depthwise convolution's kernel is one too, whether its Keras
+  calls it `kernel` (Keras 3) or `depthwise_kernel` (tf_keras, where
+  tfmot does not prune it and a constraint holds its mask). A separable convolution, with a depthwise and
+  a pointwise kernel, has no single kernel and is not pruned, in either
+  Keras. A layer whose kernels belong to inner layers or cells
   (MultiHeadAttention, LSTM, GRU) has none of its own and is not pruned."""
-  try:
-    kernel = getattr(layer, "kernel", None)
-  except Exception:  # pylint: disable=broad-except
-    return None
-  if kernel is None or not any(w is kernel for w in layer.weights):
-    return None
-  return kernel
+  for name in ("kernel", "depthwise_kernel"):
+    if name == "depthwise_kernel" and hasattr(layer, "pointwise_kernel"):
+      return None
+    try:
+      kernel = getattr(layer, name, None)
+    except Exception:  # pylint: disable=broad-except
+      kernel = None
+    if kernel is not None and any(w is kernel for w in layer.weights):
+      return kernel
+  return None
 
 
 def _prunable_layers(model):
