@@ -310,6 +310,32 @@ def test_plot_panels_by_hand(tmp_path):
     lm.plot(str(tmp_path / "x.png"), max_layers=0)
 
 
+def test_plot_leaves_pyplot_backend_and_figures_alone(tmp_path):
+  """plot writes the PNG without switching pyplot's backend (a notebook's
+  inline one) or touching the caller's open figures."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  lm = fake_table()
+  saved = matplotlib.get_backend()
+  try:
+    plt.switch_backend("pdf")   # stands for the caller's own backend
+    mine = plt.figure()
+    path = str(tmp_path / "lat.png")
+    assert latency_plot.plot(lm, path, {"c1": 8, "c2": 4}) == path
+    assert lm.plot(str(tmp_path / "lat2.png")) == str(tmp_path / "lat2.png")
+    assert matplotlib.get_backend() == "pdf"
+    assert plt.get_fignums() == [mine.number]
+  finally:
+    plt.close("all")
+    plt.switch_backend(saved)
+  with open(path, "rb") as f:
+    head = f.read(24)
+  assert head[:8] == b"\x89PNG\r\n\x1a\n"
+  # 3 panels in a row of 3.4 x 2.6 in each, at 120 dpi.
+  assert (int.from_bytes(head[16:20], "big"),
+          int.from_bytes(head[20:24], "big")) == (1224, 312)
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_kept_widths_of_a_model_match_its_keep(framework):
   model = small_model(framework)

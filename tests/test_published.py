@@ -447,15 +447,48 @@ def test_load_reads_the_metric_in_any_spelling_and_refuses_others(tmp_path):
       published.load(str(path))
 
 
+def _keep_figures(monkeypatch):
+  """The figures saved from now on, kept to look at."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  figs, save = [], Figure.savefig
+
+  def keep(fig, *args, **kwargs):
+    figs.append(fig)
+    return save(fig, *args, **kwargs)
+  monkeypatch.setattr(Figure, "savefig", keep)
+  return figs
+
+
+def test_plot_leaves_pyplot_backend_and_figures_alone(csv_path, tmp_path):
+  """plot writes the PNG without switching pyplot's backend (a notebook's
+  inline one) or touching the caller's open figures."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  saved = matplotlib.get_backend()
+  try:
+    plt.switch_backend("pdf")   # stands for the caller's own backend
+    mine = plt.figure()
+    path = str(tmp_path / "p.png")
+    assert published.plot(published.load(csv_path), [], path) == []
+    assert matplotlib.get_backend() == "pdf"
+    assert plt.get_fignums() == [mine.number]
+  finally:
+    plt.close("all")
+    plt.switch_backend(saved)
+  with open(path, "rb") as f:
+    head = f.read(24)
+  assert head[:8] == b"\x89PNG\r\n\x1a\n"
+  assert (int.from_bytes(head[16:20], "big"),
+          int.from_bytes(head[20:24], "big")) == (715, 528)  # 6.5x4.8 in, 110 dpi
+
+
 def test_plot_does_not_pass_params_or_top5_figures_off_as_flops_top1(
     csv_path, tmp_path, monkeypatch):
-  import matplotlib.pyplot as plt
   rows = published.load(csv_path) + [
       {"method": "Eps", "model": "ResNet56", "dataset": "CIFAR10",
        "delta_top1": -0.3, "flops_reduction_pct": None,
        "params_reduction_pct": 45.0, "metric": "top1"}]
-  figs, close = [], plt.close
-  monkeypatch.setattr(plt, "close", figs.append)   # keep the figure
+  figs = _keep_figures(monkeypatch)
   published.plot(rows, [], str(tmp_path / "p.png"))
   ax = figs[0].axes[0]
   points = {}
@@ -473,7 +506,6 @@ def test_plot_does_not_pass_params_or_top5_figures_off_as_flops_top1(
   assert "published, params (FLOPs unknown) reduction" in labels
   assert "published, FLOPs reduction, top-5" in labels
   assert "Beta (top5)" in [t.get_text() for t in ax.texts]
-  close(figs[0])
 
 
 def test_an_empty_delta_is_computed_from_base_and_pruned_top1(
@@ -492,14 +524,11 @@ def test_an_empty_delta_is_computed_from_base_and_pruned_top1(
   assert published.delta(rows[0]) == pytest.approx(-1.25)
   assert published.delta(rows[0]) == pytest.approx(want)
   assert published.delta(rows[1]) is None    # pruned unknown: unknown
-  import matplotlib.pyplot as plt
-  figs, close = [], plt.close
-  monkeypatch.setattr(plt, "close", figs.append)   # keep the figure
+  figs = _keep_figures(monkeypatch)
   published.plot(rows, [], str(tmp_path / "p.png"))
   points = [tuple(float(v) for v in xy) for c in figs[0].axes[0].collections
             for xy in c.get_offsets()]
   assert points == [(40.0, pytest.approx(want))]
-  close(figs[0])
 
 
 def test_pairs_draws_every_run_of_ours(csv_path, tmp_path):

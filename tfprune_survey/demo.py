@@ -374,11 +374,13 @@ def _write(out_dir, rows, table, dataset, note, base_acc, total, config,
 
 
 def plot_tradeoff(rows, path, dataset):
-  """Top-1 against MACs and against float TFLite latency, one marker each."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+  """Top-1 against MACs and against float TFLite latency, one marker each.
+
+  Drawn on a standalone matplotlib Figure: pyplot's backend and open
+  figures (a notebook's inline plots) are left as they are."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=(10, 4.2))
+  axes = fig.subplots(1, 2, sharey=True)
   markers = "*osD^vP"
   for i, r in enumerate(rows):
     for ax, key, scale in ((axes[0], "macs", 1e-6), (axes[1], "float_ms", 1)):
@@ -393,4 +395,3 @@ def plot_tradeoff(rows, path, dataset):
   fig.suptitle(f"Accuracy against cost after 2x MACs pruning ({dataset})")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
-  plt.close(fig)

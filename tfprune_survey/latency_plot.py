@@ -64,15 +64,16 @@ def panels(lm, keep=None, layers=None, max_layers=12):
 
 
 def plot(lm, path, keep=None, layers=None, max_layers=12, title=None):
-  """Draws `panels(lm, keep, layers, max_layers)` to `path`; returns it."""
+  """Draws `panels(lm, keep, layers, max_layers)` to `path`; returns it.
+
+  Drawn on a standalone matplotlib Figure: pyplot's backend and open
+  figures (a notebook's inline plots) are left as they are."""
   parts = panels(lm, keep, layers, max_layers)
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   cols = min(4, len(parts))
   rows = math.ceil(len(parts) / cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows),
-                           squeeze=False)
+  fig = Figure(figsize=(3.4 * cols, 2.6 * rows))
+  axes = fig.subplots(rows, cols, squeeze=False)
   for ax, p in zip(axes.flat, parts):
     for axis, color, label in (("out", "C0", "output channels"),
                                ("in", "C1", "input channels")):
@@ -106,5 +107,4 @@ def plot(lm, path, keep=None, layers=None, max_layers=12, title=None):
                fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
-  plt.close(fig)
   return path

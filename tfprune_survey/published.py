@@ -393,7 +393,9 @@ def plot(published, ours, path):
   Published points are grey squares, labelled with their method; a point
   whose FLOPs reduction is unknown is drawn hollow at its parameter
   reduction, and a top-5 figure is a triangle. Ours are in colour, one per
-  criterion. Returns the warnings of `pairs`.
+  criterion. Returns the warnings of `pairs`. Drawn on a standalone
+  matplotlib Figure: pyplot's backend and open figures (a notebook's
+  inline plots) are left as they are.
 
   Raises:
     ValueError: `path` is a folder, or its extension (none included) names
@@ -401,14 +403,13 @@ def plot(published, ours, path):
   """
   check_plot_path(path)
   import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   if ours:
     panels, warnings = pairs(published, ours)
   else:
     panels, warnings = [("published results", published, [])], []
-  fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8),
-                           squeeze=False)
+  fig = Figure(figsize=(6.5 * len(panels), 4.8))
+  axes = fig.subplots(1, len(panels), squeeze=False)
   for ax, (title, pub, own) in zip(axes[0], panels):
     shown = [r for r in pub if delta(r) is not None and
              reduction(r) is not None]
@@ -428,7 +429,7 @@ def plot(published, ours, path):
                   (reduction(r), delta(r)), fontsize=6,
                   color="0.35", xytext=(3, 2), textcoords="offset points")
     crits = sorted({r["method"] for r in own})
-    cmap = plt.get_cmap("tab20")
+    cmap = matplotlib.colormaps["tab20"]
     for i, method in enumerate(crits):
       pts = [r for r in own if r["method"] == method]
       ax.scatter([reduction(r) for r in pts], [r["delta_top1"] for r in pts],
@@ -446,5 +447,4 @@ def plot(published, ours, path):
              fontsize=7, wrap=True, color="firebrick")
   fig.tight_layout(rect=(0, 0.05 if warnings else 0, 1, 1))
   fig.savefig(path, dpi=110)
-  plt.close(fig)
   return warnings
