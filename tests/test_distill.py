@@ -256,3 +256,28 @@ def test_reinitialize_keeps_architecture_changes_weights(trained):
   other = tps.reinitialize(trained, seed=2)
   assert _same(_weights(fresh), _weights(again))
   assert not _same(_weights(fresh), _weights(other))
+
+
+@pytest.mark.parametrize("fw", ["tf_keras", "keras3"])
+def test_reinitialize_keeps_a_layer_shared_with_a_nested_model(fw):
+  # A Dense 'shared' called by the parent and inside the nested 'sub': the
+  # model rebuilt from its config held two unshared copies of it (419
+  # parameters for 347), not the same architecture.
+  from tests.test_lottery import layer_at, nested_mlp  # pylint: disable=g-import-not-at-top
+  model = nested_mlp(fw, shared=True)
+  before = _weights(model)
+  fresh = tps.reinitialize(model, seed=1)
+  assert _same(before, _weights(model))
+  assert fresh.count_params() == model.count_params() == 347
+  assert [w.shape for w in fresh.weights] == [w.shape for w in model.weights]
+  assert layer_at(fresh, "sub/shared") is fresh.get_layer("shared")
+  for path in ("fc1", "shared", "sub/fc2", "sub/deep/fc3", "out"):
+    assert not np.allclose(layer_at(fresh, path).kernel.numpy(),
+                           layer_at(model, path).kernel.numpy()), path
+  # The same function of its input as the model given its weights.
+  x = np.random.default_rng(0).standard_normal((4, 12)).astype("float32")
+  model.set_weights(fresh.get_weights())
+  np.testing.assert_allclose(np.asarray(model(x)), np.asarray(fresh(x)),
+                             rtol=1e-6, atol=1e-6)
+  model.set_weights(before)
+  assert _same(_weights(tps.reinitialize(model, seed=1)), _weights(fresh))

@@ -297,7 +297,8 @@ def reinitialize(model, seed=0):
   `seed`, so the result is reproducible without touching global random
   state. BatchNormalization statistics restart at 0 / 1. This is the
   "train the slim architecture from scratch" control of Liu et al. (2019),
-  "Rethinking the value of network pruning".
+  "Rethinking the value of network pruning". A layer shared between a
+  nested model and its parent stays shared (one set of fresh weights).
   """
   frameworks.check_model(model)
   if isinstance(seed, bool) or not isinstance(seed, int):
@@ -320,4 +321,13 @@ def reinitialize(model, seed=0):
 
   seed_initializers(config)
   from tfprune_survey.strip.surgery import rebuild  # pylint: disable=g-import-not-at-top
-  return rebuild(model, config)
+  fresh = rebuild(model, config)
+  if len(fresh.weights) != len(model.weights):
+    # Rebuilt from its config, a nested model holds its own copy of a layer
+    # it shares with its parent: the fresh weights go into a copy that
+    # keeps it shared, each shared layer taking those of its first path.
+    from tfprune_survey import lottery  # pylint: disable=g-import-not-at-top
+    shared = lottery._copy(model)  # pylint: disable=protected-access
+    lottery._assign(shared, fresh)  # pylint: disable=protected-access
+    fresh = shared
+  return fresh
