@@ -251,3 +251,48 @@ def test_dead_branch_model_with_an_unserializable_op_is_named():
     with pytest.raises(tps.UnsupportedModelError) as e:
       fn()
     assert "(Clip)" in str(e.value) and "NumPy array" in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_float8_quantized_dense_keeps_its_scales_by_name(kind):
+  """A Keras 3 Dense quantized with model.quantize('float8') adds per-tensor
+  scales and amax histories after its kernel and bias, but a Dense rebuilt
+  from its config creates them first: materialize and mask_channels used to
+  fail ('weights of layer 'd1' do not fit the rebuilt layer'); weights are
+  now matched by name, each scale lands in its own variable, and the slim
+  model computes what the masked one does."""
+  import keras as keras3  # pylint: disable=g-import-not-at-top
+  K = keras3.layers
+  if kind == "mlp":
+    inp = keras3.Input((8,))
+    x = K.Dense(16, activation="relu", name="d1")(inp)
+  else:
+    inp = keras3.Input((8, 8, 3))
+    x = K.Conv2D(6, 3, activation="relu", name="c1")(inp)
+    x = K.Flatten()(x)
+    x = K.Dense(16, activation="relu", name="d1")(x)
+  m = keras3.Model(inp, K.Dense(3, name="head")(x))
+  m.quantize("float8")
+  rng = np.random.default_rng(0)
+  for layer in m.layers:     # distinct values, so a mix-up would show
+    for i, v in enumerate(layer.weights):
+      if len(v.shape) == 0:
+        v.assign(0.01 * (i + 1))
+      elif "amax_history" in v.path:
+        v.assign(rng.random(v.shape).astype("float32"))
+  x = rng.standard_normal((4,) + inp.shape[1:]).astype("float32")
+  keep = {"d1": [0, 3, 5, 6, 9, 12, 15]}
+  if kind == "cnn":
+    keep["c1"] = [1, 2, 4]
+  slim = tps.materialize(m, keep)
+  ref = np.asarray(tps.mask_channels(m, keep)(x))
+  np.testing.assert_allclose(np.asarray(slim(x)), ref, rtol=1e-5, atol=1e-6)
+  for name in ("d1", "head"):
+    old, new = m.get_layer(name), slim.get_layer(name)
+    for attr in ("inputs_scale", "kernel_scale", "outputs_grad_scale",
+                 "inputs_amax_history", "kernel_amax_history"):
+      np.testing.assert_array_equal(np.asarray(getattr(new, attr)),
+                                    np.asarray(getattr(old, attr)))
+  np.testing.assert_array_equal(
+      np.asarray(slim.get_layer("d1").bias),
+      np.asarray(m.get_layer("d1").bias)[keep["d1"]])

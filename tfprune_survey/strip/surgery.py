@@ -63,6 +63,7 @@ def transfer_weights(old, new, graph, keep_of, mode):
     for gs in grouped.get(path, ()):
       i = names.index(gs.weight)
       values[i] = grouped_weight(values[i], gs, keep_of, mode)
+    values = _in_order_of(values, names, b, path)
     expected = [tuple(w.shape) for w in b.weights]
     got = [v.shape for v in values]
     if expected != got:
@@ -70,6 +71,23 @@ def transfer_weights(old, new, graph, keep_of, mode):
           f"internal error: weights of layer '{path}' do not fit the rebuilt "
           f"layer ({got} vs {expected})")
     b.set_weights(values)
+
+
+def _in_order_of(values, names, new_layer, path):
+  """`values` (named `names`) in the order of `new_layer`'s weights.
+
+  A layer rebuilt from its config may create the same weights in another
+  order: a Keras 3 float8 Dense built from config creates its scales and
+  amax histories before its kernel and bias, while `quantize('float8')`
+  added them after. Weights are matched by name when the names agree as a
+  set; otherwise the order is kept (and checked by shape).
+  """
+  new_names = [frameworks.Framework.short_name(w) for w in new_layer.weights]
+  if new_names == names or sorted(new_names) != sorted(names) or len(
+      set(names)) != len(names):
+    return values
+  by_name = dict(zip(names, values))
+  return [by_name[n] for n in new_names]
 
 
 def grouped_weight(value, gs, keep_of, mode):
