@@ -1,5 +1,6 @@
 """Shared helpers for the tests."""
 
+import contextlib
 import functools
 import os
 
@@ -159,3 +160,30 @@ def tied_ranking_model(framework):
     layer.set_weights([np.broadcast_to(np.arange(1.0, 17.0), kernel.shape)
                        .astype("float32"), np.zeros_like(bias)])
   return model
+
+
+@contextlib.contextmanager
+def callers_pyplot():
+  """Stands for a caller's own pyplot (backend 'pdf', one open figure) in
+  its block, and asserts at the end that the block left both alone."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  saved = matplotlib.get_backend()
+  try:
+    plt.switch_backend("pdf")
+    mine = plt.figure()
+    yield
+    assert matplotlib.get_backend() == "pdf"
+    assert plt.get_fignums() == [mine.number]
+  finally:
+    plt.close("all")
+    plt.switch_backend(saved)
+
+
+def png_size(path):
+  """(width, height) in pixels of the PNG at `path`; asserts it is one."""
+  with open(path, "rb") as f:
+    head = f.read(24)
+  assert head[:8] == b"\x89PNG\r\n\x1a\n"
+  return (int.from_bytes(head[16:20], "big"),
+          int.from_bytes(head[20:24], "big"))

@@ -9,6 +9,8 @@ import pytest
 import tfprune_survey as tps
 from tfprune_survey import cli
 from tfprune_survey import zoo
+from tests.conftest import callers_pyplot
+from tests.conftest import png_size
 
 @pytest.fixture(autouse=True)
 def fresh_flags():
@@ -589,27 +591,13 @@ def _demo_row(name, target, top1, macs, float_ms):
 def test_demo_plot_leaves_pyplot_backend_and_figures_alone(tmp_path):
   """plot_tradeoff writes the PNG without switching pyplot's backend (a
   notebook's inline one) or touching the caller's open figures."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   from tfprune_survey import demo  # pylint: disable=g-import-not-at-top
   rows = [_demo_row("unpruned", "-", 0.9, 2000, 1.0),
           _demo_row("l1", "2x", 0.85, 1000, 0.6)]
-  saved = matplotlib.get_backend()
-  try:
-    plt.switch_backend("pdf")   # stands for the caller's own backend
-    mine = plt.figure()
+  with callers_pyplot():
     path = str(tmp_path / "tradeoff.png")
     demo.plot_tradeoff(rows, path, "digits")
-    assert matplotlib.get_backend() == "pdf"
-    assert plt.get_fignums() == [mine.number]
-  finally:
-    plt.close("all")
-    plt.switch_backend(saved)
-  with open(path, "rb") as f:
-    head = f.read(24)
-  assert head[:8] == b"\x89PNG\r\n\x1a\n"
-  assert (int.from_bytes(head[16:20], "big"),
-          int.from_bytes(head[20:24], "big")) == (1100, 462)  # 10x4.2 in, 110 dpi
+  assert png_size(path) == (1100, 462)  # 10x4.2 in, 110 dpi
 
 
 def test_demo_says_why_the_latency_row_is_skipped(tmp_path, capsys,

@@ -15,6 +15,8 @@ from tfprune_survey import latency_plot
 from tfprune_survey import planning
 from tests.latency_tables import fake_table
 from tests.latency_tables import small_model
+from tests.conftest import callers_pyplot
+from tests.conftest import png_size
 
 FRAMEWORKS = ("tf_keras", "keras3")
 SAMPLE = os.path.join(os.path.dirname(__file__), "data",
@@ -313,27 +315,13 @@ def test_plot_panels_by_hand(tmp_path):
 def test_plot_leaves_pyplot_backend_and_figures_alone(tmp_path):
   """plot writes the PNG without switching pyplot's backend (a notebook's
   inline one) or touching the caller's open figures."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   lm = fake_table()
-  saved = matplotlib.get_backend()
-  try:
-    plt.switch_backend("pdf")   # stands for the caller's own backend
-    mine = plt.figure()
+  with callers_pyplot():
     path = str(tmp_path / "lat.png")
     assert latency_plot.plot(lm, path, {"c1": 8, "c2": 4}) == path
     assert lm.plot(str(tmp_path / "lat2.png")) == str(tmp_path / "lat2.png")
-    assert matplotlib.get_backend() == "pdf"
-    assert plt.get_fignums() == [mine.number]
-  finally:
-    plt.close("all")
-    plt.switch_backend(saved)
-  with open(path, "rb") as f:
-    head = f.read(24)
-  assert head[:8] == b"\x89PNG\r\n\x1a\n"
   # 3 panels in a row of 3.4 x 2.6 in each, at 120 dpi.
-  assert (int.from_bytes(head[16:20], "big"),
-          int.from_bytes(head[20:24], "big")) == (1224, 312)
+  assert png_size(path) == (1224, 312)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

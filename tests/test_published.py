@@ -6,6 +6,8 @@ import pytest
 
 from tfprune_survey import cli
 from tfprune_survey import published
+from tests.conftest import callers_pyplot
+from tests.conftest import png_size
 
 FIXTURE = """\
 method,model,dataset,base_top1,pruned_top1,delta_top1,flops_reduction_pct,params_reduction_pct,metric,source,basis,notes
@@ -462,24 +464,10 @@ def _keep_figures(monkeypatch):
 def test_plot_leaves_pyplot_backend_and_figures_alone(csv_path, tmp_path):
   """plot writes the PNG without switching pyplot's backend (a notebook's
   inline one) or touching the caller's open figures."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  saved = matplotlib.get_backend()
-  try:
-    plt.switch_backend("pdf")   # stands for the caller's own backend
-    mine = plt.figure()
+  with callers_pyplot():
     path = str(tmp_path / "p.png")
     assert published.plot(published.load(csv_path), [], path) == []
-    assert matplotlib.get_backend() == "pdf"
-    assert plt.get_fignums() == [mine.number]
-  finally:
-    plt.close("all")
-    plt.switch_backend(saved)
-  with open(path, "rb") as f:
-    head = f.read(24)
-  assert head[:8] == b"\x89PNG\r\n\x1a\n"
-  assert (int.from_bytes(head[16:20], "big"),
-          int.from_bytes(head[20:24], "big")) == (715, 528)  # 6.5x4.8 in, 110 dpi
+  assert png_size(path) == (715, 528)  # 6.5x4.8 in, 110 dpi
 
 
 def test_plot_does_not_pass_params_or_top5_figures_off_as_flops_top1(

@@ -14,6 +14,8 @@ from tfprune_survey.metrics.accuracy import evaluate_accuracy
 from tfprune_survey.sensitivity import depth_order
 from tests.conftest import two_input_arrays
 from tests.conftest import two_input_model
+from tests.conftest import callers_pyplot
+from tests.conftest import png_size
 
 
 
@@ -114,27 +116,13 @@ def test_ratios_from_sensitivity_picks_the_largest_safe_ratio():
 def test_plot_leaves_pyplot_backend_and_figures_alone(tmp_path):
   """plot writes the PNG without switching pyplot's backend (a notebook's
   inline one) or touching the caller's open figures."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   result = tps.SensitivityResult(
       criterion="l1", metric="accuracy", baseline=0.9, ratios=(0.2, 0.5),
       table={"a": [0.8, 0.5], "b": [0.9, 0.7]}, sizes={"a": 4, "b": 8},
       kept={"a": [4, 2], "b": [7, 4]})
-  saved = matplotlib.get_backend()
-  try:
-    plt.switch_backend("pdf")   # stands for the caller's own backend
-    mine = plt.figure()
+  with callers_pyplot():
     path = result.plot(str(tmp_path / "sens.png"))
-    assert matplotlib.get_backend() == "pdf"
-    assert plt.get_fignums() == [mine.number]
-  finally:
-    plt.close("all")
-    plt.switch_backend(saved)
-  with open(path, "rb") as f:
-    head = f.read(24)
-  assert head[:8] == b"\x89PNG\r\n\x1a\n"
-  assert (int.from_bytes(head[16:20], "big"),
-          int.from_bytes(head[20:24], "big")) == (840, 504)   # 7x4.2 in, 120 dpi
+  assert png_size(path) == (840, 504)   # 7x4.2 in, 120 dpi
 
 
 def test_sensitivity_ratios_feed_prune(trained, digits):
