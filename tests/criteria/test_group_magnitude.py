@@ -13,6 +13,12 @@ from tfprune_survey import frameworks
 
 RTOL = 1e-6
 FRAMEWORKS = ("tf_keras", "keras3")
+# Per-filter references of the producer criteria, on (filters, fan-in) rows.
+FILTER_REFS = {
+    "l1": lambda f: np.abs(f).sum(1),
+    "l2": lambda f: np.linalg.norm(f, axis=1),
+    "fpgm": lambda f: np.array([np.linalg.norm(f - r, axis=1).sum()
+                                for r in f])}
 
 
 def build(framework, seed=0):
@@ -177,12 +183,7 @@ def test_producer_scores_read_the_lora_effective_kernel():
     base = w(model, gid, 0)
     assert np.abs(k - base).max() > 0.5     # the LoRA part is not negligible
     filters[gid] = np.moveaxis(k, axis, 0).reshape(k.shape[axis], -1)
-  refs = {
-      "l1": lambda f: np.abs(f).sum(1),
-      "l2": lambda f: np.linalg.norm(f, axis=1),
-      "fpgm": lambda f: np.array([np.linalg.norm(f - r, axis=1).sum()
-                                  for r in f])}
-  for name, ref in refs.items():
+  for name, ref in FILTER_REFS.items():
     got = tps.score(model, name)
     for gid, f in filters.items():
       np.testing.assert_allclose(got[gid], ref(f), rtol=1e-5,
@@ -247,12 +248,7 @@ def test_scores_read_the_dequantized_int8_kernel(kind):
   else:
     filters["c1"] = w(model, "c1", 0).reshape(-1, 4).T
     filters["c2"] = w(model, "c2", 0).reshape(-1, 3).T
-  refs = {
-      "l1": lambda f: np.abs(f).sum(1),
-      "l2": lambda f: np.linalg.norm(f, axis=1),
-      "fpgm": lambda f: np.array([np.linalg.norm(f - r, axis=1).sum()
-                                  for r in f])}
-  for name, ref in refs.items():
+  for name, ref in FILTER_REFS.items():
     got = tps.score(model, name)
     assert set(got) == set(filters)
     for gid, f in filters.items():
