@@ -2,7 +2,6 @@
 
 import collections
 import dataclasses
-import numbers
 import os
 
 import numpy as np
@@ -21,13 +20,8 @@ def check_int(value, argument, minimum):
       message names `argument`.
     ValueError: `value` is below `minimum`; the message names `argument`.
   """
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-    raise TypeError(f"`{argument}` must be an int >= {minimum}, got "
-                    f"{value!r} ({type(value).__name__})")
-  if value < minimum:
-    raise ValueError(f"`{argument}` must be an int >= {minimum}, got "
-                     f"{value!r}")
-  return int(value)
+  from tfprune_survey import planning  # pylint: disable=g-import-not-at-top
+  return planning.check_int(value, argument, minimum)
 
 
 def has_quantization(tensor):
