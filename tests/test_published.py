@@ -63,6 +63,33 @@ def test_load_errors_name_the_line_and_column(tmp_path):
     published.load(str(tmp_path / "nope.csv"))
 
 
+def test_load_refuses_a_delta_that_contradicts_both_top1(tmp_path):
+  # 92.5 - 93.0 is -0.5: a delta of +0.5 (a sign slip) was taken as it was.
+  bad = tmp_path / "bad.csv"
+  bad.write_text(FIXTURE.replace("93.0,92.5,-0.5", "93.0,92.5,0.5"))
+  with pytest.raises(ValueError) as info:
+    published.load(str(bad))
+  assert str(info.value) == (
+      "line 2: column 'delta_top1' is '0.5', but pruned_top1 - base_top1 is "
+      "-0.5 (92.5 - 93.0), beyond the rounding of the cells; correct one of "
+      "them, or leave delta_top1 empty to have it computed")
+  # Within the rounding of the cells given: 76.1 - 75.3 may be -0.85.
+  ok = tmp_path / "ok.csv"
+  ok.write_text(FIXTURE.replace("93.0,92.5,-0.5", "76.1,75.3,-0.85"))
+  assert published.load(str(ok))[0]["delta_top1"] == -0.85
+  # Two decimals each: at most 0.015 apart.
+  for delta, good in (("-0.51", True), ("-0.52", False)):
+    path = tmp_path / "two.csv"
+    path.write_text(FIXTURE.replace("93.0,92.5,-0.5", "93.00,92.50," + delta))
+    if good:
+      assert published.load(str(path))[0]["delta_top1"] == float(delta)
+    else:
+      with pytest.raises(ValueError, match="line 2: column 'delta_top1'"):
+        published.load(str(path))
+  # The bundled file is consistent.
+  assert published.load()
+
+
 def test_select_ignores_case_and_punctuation(csv_path):
   rows = published.load(csv_path)
   got = published.select(rows, model="resnet_56")

@@ -74,6 +74,31 @@ def _number(text, column, line):
   return value
 
 
+def _half_unit(text):
+  """Half a unit of the last decimal `text` gives: how far rounding to it
+  may have moved the value ('93.26' -> 0.005, '76' -> 0.5)."""
+  text = text.strip().lower().split("e")[0]
+  decimals = len(text.split(".")[1]) if "." in text else 0
+  return 0.5 * 10.0 ** -decimals
+
+
+def _check_delta(row, raw, line):
+  """A delta_top1 given beside both top-1 figures must be their difference,
+  up to the rounding of the three cells."""
+  base, pruned, d = row["base_top1"], row["pruned_top1"], row["delta_top1"]
+  if None in (base, pruned, d):
+    return
+  slack = sum(_half_unit(raw[c]) for c in
+              ("base_top1", "pruned_top1", "delta_top1")) + 1e-9
+  if abs((pruned - base) - d) > slack:
+    raise ValueError(
+        f"line {line}: column 'delta_top1' is {raw['delta_top1'].strip()!r}, "
+        f"but pruned_top1 - base_top1 is {pruned - base:+.4g} "
+        f"({raw['pruned_top1'].strip()} - {raw['base_top1'].strip()}), "
+        "beyond the rounding of the cells; correct one of them, or leave "
+        "delta_top1 empty to have it computed")
+
+
 def load(path=None):
   """The rows of the CSV as dicts; numeric columns are floats or None.
 
@@ -82,7 +107,9 @@ def load(path=None):
     ValueError: a missing column, a non-numeric figure, a reduction
       outside [0, 100), a metric other
       than top1/top5 ('Top-5' reads as top5), an empty method, model or
-      dataset, or a row of more cells than the header, with its line; a
+      dataset, a delta_top1 that is not pruned_top1 - base_top1 (up to
+      the rounding of the cells) where all three are given, or a row of
+      more cells than the header, with its line; a
       file that is not UTF-8 text. A row whose cells are all empty (a
       spreadsheet's ',,,,') is skipped.
   """
@@ -136,6 +163,7 @@ def _read(path):
           raise ValueError(
               f"line {line}: column {c!r} must be a percentage in [0, 100) "
               f"(what pruning removed), got {raw[c].strip()!r}")
+      _check_delta(row, raw, line)
       metric = normalize(row["metric"])   # 'Top-5' is top5
       if metric not in METRICS:
         raise ValueError(f"line {line}: column 'metric' must be one of "
