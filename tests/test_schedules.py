@@ -401,3 +401,23 @@ def test_import_pulls_in_no_keras():
   out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                        text=True, check=True, timeout=60)
   assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("power, error, text", [
+    ("3", TypeError, "`power` must be a real number, got str: '3'"),
+    (None, TypeError, "`power` must be a real number, got NoneType: None"),
+    (2 + 1j, TypeError, "`power` must be a real number, got complex"),
+    (True, TypeError, "`power` must be a real number, got bool: True"),
+    (float("nan"), ValueError, "`power` must be a number, got nan"),
+])
+def test_bad_power_is_rejected_naming_it(power, error, text):
+  # Accepted before, then a TypeError naming no argument at the first
+  # pruning step ("3", None, complex), or NaN sparsities (nan).
+  with pytest.raises(error) as info:
+    PolynomialDecay(0.0, 0.5, begin_step=0, end_step=10, power=power)
+  assert text in str(info.value)
+  # Real numbers of any kind (negative too, as in tfmot) still work.
+  for ok in (np.float32(0.5), np.int64(2), -1, math.inf):
+    sched = PolynomialDecay(0.0, 0.5, begin_step=0, end_step=10, power=ok,
+                            frequency=5)
+    assert sched(10) == (True, 0.5 if ok != -1 else -math.inf)

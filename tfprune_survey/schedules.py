@@ -67,6 +67,24 @@ def _check_integer(value, name):
                     f"{type(value).__name__}: {value!r}")
 
 
+def _check_power(power):
+  """Raises naming `power` unless it is a real number other than NaN (tfmot
+  takes any value and fails, or returns NaN sparsities, at its first call)."""
+  if isinstance(power, (bool, str, bytes)) or power is None:
+    ok = False
+  else:
+    try:
+      value = float(power)
+      ok = not isinstance(power, complex)
+    except (TypeError, ValueError):
+      ok = False
+  if not ok:
+    raise TypeError(f"`power` must be a real number, got "
+                    f"{type(power).__name__}: {power!r}")
+  if math.isnan(value):
+    raise ValueError(f"`power` must be a number, got {power!r}")
+
+
 class PruningSchedule(abc.ABC):
   """Base class: says whether to prune at a step, and at what sparsity.
 
@@ -313,8 +331,10 @@ class PolynomialDecay(PruningSchedule):
 
   Raises:
     TypeError: a step argument is not an integer (a float such as 2.0
-      too), or a sparsity not a number; the message names it.
-    ValueError: an argument is out of range; the message names it.
+      too), a sparsity not a number, or `power` not a real number; the
+      message names it.
+    ValueError: an argument is out of range (`power` NaN); the message
+      names it.
 
   Example:
     >>> schedule = PolynomialDecay(0.0, 0.8, begin_step=0, end_step=100,
@@ -334,6 +354,7 @@ class PolynomialDecay(PruningSchedule):
     self._validate_step(begin_step, end_step, frequency, False)
     self._validate_sparsity(initial_sparsity, "initial_sparsity")
     self._validate_sparsity(final_sparsity, "final_sparsity")
+    _check_power(power)
 
   def _progress(self, step):
     """The fraction p in [0, 1] of the way from begin_step to end_step."""
