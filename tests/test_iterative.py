@@ -155,6 +155,13 @@ def test_bad_steps_is_refused_even_when_no_round_prunes(framework, mode,
     ({"loss": "no_such_loss"}, ValueError,
      r"`finetune\['loss'\]`='no_such_loss' is no loss"),
     ({"x": "shape", "y": "labels"}, ValueError, r"`finetune\['x'\]`"),
+    # Compile kept a misspelt metric name until fit (Keras 3: 'Could not
+    # interpret metric identifier'; tf_keras: "'str' object is not callable"
+    # in the train function).
+    ({"metrics": ["accuracy", "acuracy"]}, ValueError,
+     r"`finetune\['metrics'\]` has 'acuracy', which is no metric"),
+    ({"metrics": [42]}, ValueError,
+     r"`finetune\['metrics'\]` has 42, which is no metric"),
 ])
 def test_bad_finetune_dict_fails_before_any_scoring(framework, spec, error,
                                                     match, monkeypatch):
@@ -185,13 +192,31 @@ def test_finetune_dict_of_known_names_and_objects_still_runs(framework):
   x = np.random.default_rng(0).normal(size=(8, 8, 8, 1)).astype(np.float32)
   y = np.arange(8) % 10
   loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-  for opt, lo in (("sgd", "sparse_categorical_crossentropy"),
-                  (keras.optimizers.SGD(0.01), loss)):
+  for opt, lo, metrics in (
+      ("sgd", "sparse_categorical_crossentropy", ["acc", "sparse_categorical_accuracy"]),
+      (keras.optimizers.SGD(0.01), loss,
+       [keras.metrics.SparseCategoricalAccuracy(), "Accuracy"])):
     result = tps.iterative_prune(
         model, "l1", target_macs=0.3, rounds=1, verbose=0,
         finetune={"x": x, "y": y, "epochs": 1, "batch_size": 8,
-                  "optimizer": opt, "loss": lo})
+                  "optimizer": opt, "loss": lo, "metrics": metrics})
     assert result.macs_reduction >= 0.3
+
+
+def test_bare_metric_name_of_a_keras3_finetune_dict_fails_first(
+    monkeypatch):
+  # Keras 3's compile takes a list, tuple or dict only; it refused 'accuracy'
+  # after the first round of scoring and pruning. tf_keras takes it.
+  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
+  model = zoo.vgg_small(input_shape=(8, 8, 1), widths=(4, 8, 8), fc=8,
+                        framework="keras3")
+  crit = tps.criteria.get("l1")
+  monkeypatch.setattr(type(crit), "score", lambda self, ctx: 1 / 0)
+  with pytest.raises(TypeError, match=r"`finetune\['metrics'\]` must be a "
+                     r"list, tuple or dict of metrics for a Keras 3 model, "
+                     r"got 'accuracy'"):
+    tps.iterative_prune(model, crit, target_macs=0.3, rounds=1, verbose=0,
+                        finetune={"epochs": 1, "metrics": "accuracy"})
 
 
 def bn_and_plain_model(framework):

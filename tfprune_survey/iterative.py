@@ -37,9 +37,9 @@ def make_finetune(finetune, model=None):
   optimizer is made for every call, since each call may see a new model.
 
   With `model` (the model the fine-tuned ones are pruned from), a dict is
-  checked now: its keys against `model.fit`'s arguments, its 'optimizer'
-  and 'loss' as Keras resolves them, and an array 'x' against the model's
-  input shape; the errors name the key.
+  checked now: its keys against `model.fit`'s arguments, its 'optimizer',
+  'loss' and 'metrics' names as Keras resolves them, and an array 'x'
+  against the model's input shape; the errors name the key.
   """
   if callable(finetune):
     def run(model):
@@ -102,12 +102,54 @@ def _check_fit_spec(model, spec, compile_args, make_optimizer):
     except (ValueError, TypeError) as e:
       raise ValueError(f"`finetune['{key}']`={compile_args[key]!r:.80} is "
                        f"no {key} Keras knows: {e}") from None
+  if compile_args.get("metrics") is not None:
+    tf_keras = frameworks.detect(model) == frameworks.TF_KERAS
+    if not tf_keras and not isinstance(compile_args["metrics"],
+                                       (list, tuple, dict)):
+      raise TypeError("`finetune['metrics']` must be a list, tuple or dict "
+                      "of metrics for a Keras 3 model, got "
+                      f"{compile_args['metrics']!r:.80}; e.g. ['accuracy']")
+    _check_metrics(keras, compile_args["metrics"], tf_keras)
   x = spec.get("x")
   if isinstance(x, np.ndarray) or (
       isinstance(x, (list, tuple, dict)) and x and all(
           isinstance(v, np.ndarray)
           for v in (x.values() if isinstance(x, dict) else x))):
     data_lib.check_data_now(model, (x,), "finetune['x']")
+
+
+def _check_metrics(keras, metrics, tf_keras):
+  """Raises, naming `finetune['metrics']`, for an entry compile would refuse
+  only at the first fit (Keras 3) or whose first update would fail (tf_keras
+  returns an unknown name as it is)."""
+  if isinstance(metrics, dict):
+    leaves = metrics.values()
+  elif isinstance(metrics, (list, tuple)):
+    leaves = metrics
+  else:
+    leaves = [metrics]
+  for m in leaves:
+    if isinstance(m, (dict, list, tuple)):
+      _check_metrics(keras, m, tf_keras)
+      continue
+    if m is None or callable(m):
+      continue
+    if isinstance(m, str):
+      # Names compile resolves itself, by the labels' and outputs' shapes.
+      special = ["accuracy", "acc"] + (
+          ["crossentropy", "ce"] if tf_keras else [])
+      if m.lower() in special:
+        continue
+      try:
+        resolved = keras.metrics.get(m)
+      except (ValueError, TypeError):
+        resolved = None
+      if resolved is not None and not isinstance(resolved, str):
+        continue
+    raise ValueError(f"`finetune['metrics']` has {m!r:.80}, which is no "
+                     "metric Keras knows: give a metric name (e.g. "
+                     "'accuracy'), a keras.metrics.Metric or a function "
+                     "(y_true, y_pred)")
 
 
 @dataclasses.dataclass
