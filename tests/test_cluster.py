@@ -534,6 +534,10 @@ def test_data_scores_of_maps_with_a_large_mean(framework, metric):
      ["data"]),
     (dict(ratio=0.5, data=np.zeros((4, 8, 8, 3), np.float32), steps=0),
      ValueError, ["steps"]),
+    # A string verbose was truthy: '0' showed the progress bar.
+    (dict(ratio=0.5, data=np.zeros((4, 8, 8, 3), np.float32), verbose="0"),
+     TypeError, ["`verbose` must be 0 (quiet) or 1 (progress)", "'0'"]),
+    (dict(threshold=0.9, verbose=-1), ValueError, ["`verbose`", "-1"]),
 ])
 def test_bad_input_is_rejected(kwargs, exc, words):
   model = conv_model("tf_keras", widths=(4,), units=4)

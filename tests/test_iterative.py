@@ -146,6 +146,21 @@ def test_bad_steps_is_refused_even_when_no_round_prunes(framework, mode,
                         finetune=lambda m: None, steps=steps, verbose=0)
 
 
+@pytest.mark.parametrize("verbose, error", [("0", TypeError),
+                                            (0.5, TypeError),
+                                            (-1, ValueError)])
+def test_bad_verbose_is_refused_before_any_work(verbose, error, capsys):
+  # A string was truthy: verbose='0' printed every step; 0.5 too.
+  model = dead_branch_model("keras3")
+  tuned = []
+  with pytest.raises(error, match=r"`verbose` must be 0 \(quiet\) or 1 "
+                     r"\(progress\)"):
+    tps.iterative_prune(model, "l1", target_macs=0.3, rounds=1,
+                        finetune=tuned.append, verbose=verbose)
+  assert not tuned
+  assert "[iterative_prune]" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
 @pytest.mark.parametrize("spec, error, match", [
     ({"epochs": 1, "bogus": 3}, TypeError,

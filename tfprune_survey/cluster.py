@@ -19,6 +19,7 @@ from tfprune_survey import planning
 from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.criteria.context import ScoringContext
 from tfprune_survey.graph.channel_graph import ChannelGraph
+from tfprune_survey.iterative import check_verbose
 from tfprune_survey.metrics.macs import count_macs
 from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.pruner import _check_recalibrate
@@ -114,7 +115,8 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
     steps: optional maximum number of data batches.
     recalibrate: optional data on which the merged model's BN statistics are
       re-estimated (`tps.recalibrate_bn`).
-    verbose: 1 shows a progress bar while data is streamed.
+    verbose: 1 shows a progress bar while data is streamed. An int >= 0
+      or a bool.
 
   Returns:
     A `PruneResult`: `.model` (the merged slim model, of the model's
@@ -156,6 +158,7 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
       target="none" if threshold is not None else "one")
   cut = None if threshold is None else _check_threshold(threshold, metric)
   seed = planning.check_int(seed, "seed", 0)
+  verbose = check_verbose(verbose)
   if steps is not None:
     planning.check_int(steps, "steps", 1)
   if data is not None:
