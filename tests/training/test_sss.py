@@ -148,3 +148,37 @@ def test_add_scaling_factors_names_an_unserializable_op():
     with pytest.raises(tps.UnsupportedModelError) as e:
       tps.add_scaling_factors(m, granularity=granularity)
     assert "(Clip)" in str(e.value)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_add_scaling_factors_refuses_a_taken_scale_name(framework):
+  # Adding scales twice (or to a model with a layer named as a scale) failed
+  # inside Keras ("has loops or disconnected nodes") naming no layer.
+  keras = keras_of(framework)
+  L = keras.layers
+  inp = keras.Input((6, 6, 4))
+  c0 = L.Conv2D(4, 3, padding="same", name="c0")(inp)
+  h = L.Conv2D(4, 3, padding="same", name="branch")(c0)
+  h = L.BatchNormalization(name="bn")(h)
+  h = L.Add(name="add")([c0, h])
+  model = keras.Model(inp, L.Conv2D(2, 3, name="out")(h), name="res")
+  for granularity, taken in (("channel", "c0_sss"),
+                             ("block", "add_branch_sss")):
+    scaled = tps.add_scaling_factors(model, granularity=granularity)
+    with pytest.raises(ValueError) as e:
+      tps.add_scaling_factors(scaled, granularity=granularity)
+    assert str(e.value) == (
+        f"model {scaled.name!r} already has a layer named {taken!r}, the "
+        "name of the scale add_scaling_factors would insert (scaling "
+        "factors were already added to this model)")
+  # A layer of the user's own under that name is named too.
+  h = L.Conv2D(4, 3, padding="same", name="c1")(inp)
+  h = L.Activation("relu", name="c1_sss")(h)
+  other = keras.Model(inp, L.Conv2D(2, 3, name="c2")(h))
+  with pytest.raises(ValueError, match="already has a layer named 'c1_sss'"
+                     ", the name of the scale add_scaling_factors would "
+                     "insert: rename that layer"):
+    tps.add_scaling_factors(other)
+  # The other layers' scales still go in when no name is taken.
+  assert [l.name for l in tps.add_scaling_factors(model).layers
+          if isinstance(l, tps.ChannelScale)] == ["c0_sss", "bn_sss"]

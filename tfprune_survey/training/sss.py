@@ -22,6 +22,19 @@ def _scale_entry(fw, name, l1, shared):
           "registered_name": "tfprune_survey>ChannelScale"}
 
 
+def _free_name(entries, name, model):
+  """`name` for a new scale layer, unless the model has a layer so named
+  (e.g. scales already added): then a ValueError naming it."""
+  if name in entries:
+    raise ValueError(
+        f"model {model.name!r} already has a layer named {name!r}, the name "
+        f"of the scale add_scaling_factors would insert"
+        + (" (scaling factors were already added to this model)"
+           if entries[name]["class_name"] == "ChannelScale" else
+           ": rename that layer"))
+  return name
+
+
 def add_scaling_factors(model, l1=1e-4, granularity="channel"):
   """Inserts SSS scaling factors with an L1 penalty; returns a new model.
 
@@ -52,8 +65,10 @@ def add_scaling_factors(model, l1=1e-4, granularity="channel"):
     function).
 
   Raises:
-    ValueError: for a bad `l1` or `granularity`, a Sequential model, or a
-      model with nowhere to put scales.
+    ValueError: for a bad `l1` or `granularity`, a Sequential model, a
+      model with nowhere to put scales, or one that already has a layer
+      with the name of a scale to insert (`<layer>_sss`,
+      `<add>_branch_sss`; e.g. scales were already added).
   """
   fw = frameworks.check_model(model, "model")
   if granularity not in GRANULARITIES:
@@ -81,8 +96,8 @@ def add_scaling_factors(model, l1=1e-4, granularity="channel"):
         if p not in targets:
           targets.append(p)
     for t in targets:
-      edges.insert_after(config, t, _scale_entry(fw, f"{t}_sss", l1, False),
-                         fw)
+      edges.insert_after(config, t, _scale_entry(
+          fw, _free_name(entries, f"{t}_sss", model), l1, False), fw)
       added += 1
   else:
     for name, entry in list(entries.items()):
@@ -91,9 +106,10 @@ def add_scaling_factors(model, l1=1e-4, granularity="channel"):
       src = edges.residual_branch(config, name, fw)
       if src is None:
         continue
-      edges.insert_after(config, src,
-                         _scale_entry(fw, f"{name}_branch_sss", l1, True),
-                         fw, only_into=name)
+      edges.insert_after(
+          config, src,
+          _scale_entry(fw, _free_name(entries, f"{name}_branch_sss", model),
+                       l1, True), fw, only_into=name)
       added += 1
   if not added:
     raise ValueError(f"model {model.name!r} has nowhere to put "
