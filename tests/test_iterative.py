@@ -4,6 +4,7 @@ Keras 3."""
 # `digits` and `trained` (the digits CNN, once per Keras) are fixtures of
 # tests/conftest.py.
 
+import numpy as np
 import pytest
 
 import tfprune_survey as tps
@@ -177,9 +178,18 @@ def test_bad_verbose_is_refused_before_any_work(verbose, error, capsys):
      r"`finetune\['metrics'\]` has 'acuracy', which is no metric"),
     ({"metrics": [42]}, ValueError,
      r"`finetune\['metrics'\]` has 42, which is no metric"),
+    # After a round of pruning, model.fit failed: "pop from an empty set"
+    # (KeyError) without 'x', "None values not supported" without 'y',
+    # "Data cardinality is ambiguous" for 8 samples and 5 labels.
+    ({"epochs": 1}, ValueError, r"`finetune` has no 'x'"),
+    ({"x": "ok"}, ValueError,
+     r"`finetune\['x'\]` is an array but `finetune\['y'\]` is missing"),
+    ({"x": "ok", "y": np.zeros(5, np.int64)}, ValueError,
+     r"`finetune\['y'\]` has 5 rows but `finetune\['x'\]` 8"),
 ])
 def test_bad_finetune_dict_fails_before_any_scoring(framework, spec, error,
                                                     match, monkeypatch):
+  spec = dict(spec)
   # Each failed at the first fine-tuning, after a round of scoring and
   # pruning (Model.fit's 'unexpected keyword argument', Keras's 'Unknown
   # optimizer', ...).
@@ -187,9 +197,11 @@ def test_bad_finetune_dict_fails_before_any_scoring(framework, spec, error,
   from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
   model = zoo.vgg_small(input_shape=(8, 8, 1), widths=(4, 8, 8), fc=8,
                         framework=framework)
-  if spec.get("x") == "shape":   # 5x5 inputs for an 8x8 model
-    spec = {"x": np.zeros((4, 5, 5, 1), np.float32),
+  if isinstance(spec.get("x"), str) and spec["x"] == "shape":
+    spec = {"x": np.zeros((4, 5, 5, 1), np.float32),   # 8x8 model
             "y": np.zeros(4, np.int64)}
+  elif isinstance(spec.get("x"), str) and spec["x"] == "ok":
+    spec = dict(spec, x=np.zeros((8, 8, 8, 1), np.float32))
   crit = tps.criteria.get("l1")
   monkeypatch.setattr(type(crit), "score", lambda self, ctx: 1 / 0)
   with pytest.raises(error, match=match):

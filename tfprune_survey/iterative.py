@@ -39,8 +39,9 @@ def make_finetune(finetune, model=None):
 
   With `model` (the model the fine-tuned ones are pruned from), a dict is
   checked now: its keys against `model.fit`'s arguments, its 'optimizer',
-  'loss' and 'metrics' names as Keras resolves them, and an array 'x'
-  against the model's input shape; the errors name the key.
+  'loss' and 'metrics' names as Keras resolves them, that there is an 'x',
+  and an array 'x' against the model's input shape and its 'y' (needed
+  unless a 'loss' is given; as many rows); the errors name the key.
   """
   if callable(finetune):
     def run(model):
@@ -112,11 +113,28 @@ def _check_fit_spec(model, spec, compile_args, make_optimizer):
                       f"{compile_args['metrics']!r:.80}; e.g. ['accuracy']")
     _check_metrics(keras, compile_args["metrics"], tf_keras)
   x = spec.get("x")
+  if x is None:
+    raise ValueError("`finetune` has no 'x': a dict of fine-tuning "
+                     "arguments is passed to model.fit, which needs the "
+                     "training data, e.g. {'x': x_train, 'y': y_train, "
+                     "'epochs': 1}")
   if isinstance(x, np.ndarray) or (
       isinstance(x, (list, tuple, dict)) and x and all(
           isinstance(v, np.ndarray)
           for v in (x.values() if isinstance(x, dict) else x))):
     data_lib.check_data_now(model, (x,), "finetune['x']")
+    y = spec.get("y")
+    if y is None and "loss" not in compile_args:
+      raise ValueError("`finetune['x']` is an array but `finetune['y']` is "
+                       "missing: the default loss compares the outputs to "
+                       "labels; give 'y'")
+    if isinstance(y, np.ndarray):
+      first = next(iter(x.values())) if isinstance(x, dict) else (
+          x if isinstance(x, np.ndarray) else x[0])
+      if y.shape[:1] != first.shape[:1]:
+        raise ValueError(f"`finetune['y']` has {y.shape[0] if y.ndim else 0} "
+                         f"rows but `finetune['x']` {first.shape[0]}: give "
+                         "one label row per sample")
 
 
 def _check_metrics(keras, metrics, tf_keras):
