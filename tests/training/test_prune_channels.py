@@ -513,3 +513,25 @@ def test_steps_per_execution_keeps_the_schedule(xy, framework):
   assert sorted(seen[3]) == [2, 5, 7, 10, 13, 15]
   assert {s: seen[1][s] for s in seen[3]} == seen[3]
   assert seen[3][15] == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_model_already_wrapped_is_refused_naming_its_wrappers(framework):
+  # prune_channels(pm) said the model "has no prunable channel group to
+  # prune" (its wrappers hide every group), not that it was wrapped.
+  model = build(framework)
+  pm = tps.prune_channels(model, "l1", every_step())
+  names = [l.name for l in pm.layers
+           if isinstance(l, tps.ChannelPruneWrapper)]
+  assert names
+  with pytest.raises(ValueError) as e:
+    tps.prune_channels(pm, "l1", every_step())
+  assert str(e.value) == (
+      f"model {pm.name!r} already holds channel pruning wrappers {names}: "
+      "pass the model before tps.prune_channels, or "
+      "tps.strip_channel_pruning(model) first")
+  # The stripped model can be wrapped again.
+  again = tps.prune_channels(tps.strip_channel_pruning(pm), "l1",
+                             every_step())
+  assert [l.name for l in again.layers
+          if isinstance(l, tps.ChannelPruneWrapper)] == names

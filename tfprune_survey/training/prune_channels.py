@@ -104,7 +104,8 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     TypeError: for a schedule that is not one, or an argument of the wrong
       type.
     ValueError: for a bad argument value, unknown `pruning_policy` layers,
-      a model with nothing to prune, a data criterion without `data` that
+      a model with nothing to prune, a model that already holds
+      `ChannelPruneWrapper`s, a data criterion without `data` that
       cannot read the training batches (and any in the layer form), or
       `data` whose input shape or labels do not fit the model.
     NotImplementedError: for Keras 3 on the JAX or PyTorch backend.
@@ -114,6 +115,7 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
                         round_to, min_channels, soft)
   fw = frameworks.check_model(to_prune, "to_prune")
   check_backend(fw)
+  _check_not_wrapped(to_prune)
   crit, schedule, args = _check_args(criterion, pruning_schedule, scope,
                                      round_to, min_channels)
   soft = _check_soft(soft)
@@ -183,6 +185,19 @@ def prune_channels(to_prune, criterion="l1", pruning_schedule=None, *,
     inner = target.layer if isinstance(target, ChannelPruneWrapper) else target
     inner.set_weights(layer.get_weights())
   return wrapped
+
+
+def _check_not_wrapped(model):
+  """A model from prune_channels (or with its wrappers) is not wrapped
+  again: its wrappers would hide every group (as tfmot refuses to wrap a
+  pruning wrapper)."""
+  wrapped = [layer.name for layer in model.layers
+             if isinstance(layer, ChannelPruneWrapper)]
+  if wrapped:
+    raise ValueError(
+        f"model {model.name!r} already holds channel pruning wrappers "
+        f"{wrapped}: pass the model before tps.prune_channels, or "
+        "tps.strip_channel_pruning(model) first")
 
 
 def _is_plain_layer(obj):
