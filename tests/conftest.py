@@ -164,17 +164,21 @@ def tied_ranking_model(framework):
 
 @contextlib.contextmanager
 def callers_pyplot():
-  """Stands for a caller's own pyplot (backend 'pdf', one open figure) in
-  its block, and asserts at the end that the block left both alone."""
+  """Stands for a caller's own pyplot (backend 'pdf', an open figure of
+  its own) in its block, and asserts at the end that the block left both
+  alone: the same backend, and the same open figures (another test of the
+  worker may have left one open too)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   saved = matplotlib.get_backend()
   try:
     plt.switch_backend("pdf")
     mine = plt.figure()
+    before = plt.get_fignums()
+    assert mine.number in before
     yield
     assert matplotlib.get_backend() == "pdf"
-    assert plt.get_fignums() == [mine.number]
+    assert plt.get_fignums() == before
   finally:
     plt.close("all")
     plt.switch_backend(saved)
