@@ -19,7 +19,6 @@ from tfprune_survey import planning
 from tfprune_survey.bn import recalibrate_bn
 from tfprune_survey.criteria.context import ScoringContext
 from tfprune_survey.graph.channel_graph import ChannelGraph
-from tfprune_survey.iterative import check_verbose
 from tfprune_survey.metrics.macs import count_macs
 from tfprune_survey.metrics.macs_model import MacsModel
 from tfprune_survey.pruner import _check_recalibrate
@@ -158,7 +157,7 @@ def cluster_prune(model, *, threshold=None, ratio=None, target_macs=None,
       target="none" if threshold is not None else "one")
   cut = None if threshold is None else _check_threshold(threshold, metric)
   seed = planning.check_int(seed, "seed", 0)
-  verbose = check_verbose(verbose)
+  verbose = planning.check_verbose(verbose)
   if steps is not None:
     planning.check_int(steps, "steps", 1)
   if data is not None:

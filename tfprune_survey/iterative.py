@@ -3,7 +3,6 @@ Li et al. 2017; Polyak and Wolf 2015; Luo et al. 2017, ThiNet)."""
 
 import dataclasses
 import inspect
-import numbers
 import warnings
 
 import numpy as np
@@ -171,26 +170,6 @@ def _check_metrics(keras, metrics, tf_keras):
                      "(y_true, y_pred)")
 
 
-def check_verbose(verbose):
-  """`verbose` as an int >= 0 (a bool as 0 or 1).
-
-  Raises:
-    TypeError: naming `verbose` for anything else: a string such as '0' is
-      truthy and would show the output it was meant to hide.
-    ValueError: for a negative int.
-  """
-  if isinstance(verbose, bool):
-    return int(verbose)
-  if not isinstance(verbose, numbers.Integral):
-    raise TypeError("`verbose` must be 0 (quiet) or 1 (progress), an int or "
-                    f"a bool, got {verbose!r:.80} of type "
-                    f"{type(verbose).__name__}")
-  if verbose < 0:
-    raise ValueError("`verbose` must be 0 (quiet) or 1 (progress), got "
-                     f"{verbose!r}")
-  return int(verbose)
-
-
 @dataclasses.dataclass
 class IterativeResult:
   """What `iterative_prune` returns.
@@ -285,7 +264,7 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
     round_to, min_channels: as in `tps.prune`.
     steps: optional maximum number of batches for scoring.
     verbose: 1 prints one line per step (MACs and accuracy) and shows the
-      scoring progress bar An int >= 0 or a bool.
+      scoring progress bar. An int >= 0 or a bool.
 
   Returns:
     An `IterativeResult` with the slim `.model`, `.history` and `.visited`.
@@ -314,7 +293,7 @@ def iterative_prune(model, criterion, *, target_macs, rounds=3, finetune,
   round_to, min_channels = args.round_to, args.min_channels
   mode = planning.check_choice(mode, "mode", MODES)
   rounds = planning.check_int(rounds, "rounds", 1)
-  verbose = check_verbose(verbose)
+  verbose = planning.check_verbose(verbose)
   if steps is not None:
     # `prune` checks it only when it runs: a round whose model already meets
     # its goal (dead branches dropped) runs none.

@@ -48,6 +48,26 @@ def check_int(value, name, minimum):
   return int(value)
 
 
+def check_verbose(verbose):
+  """`verbose` as an int >= 0 (a bool as 0 or 1).
+
+  Raises:
+    TypeError: naming `verbose` for anything else: a string such as '0' is
+      truthy and would show the output it was meant to hide.
+    ValueError: for a negative int.
+  """
+  if isinstance(verbose, bool):
+    return int(verbose)
+  if not isinstance(verbose, numbers.Integral):
+    raise TypeError("`verbose` must be 0 (quiet) or 1 (progress), an int or "
+                    f"a bool, got {verbose!r:.80} of type "
+                    f"{type(verbose).__name__}")
+  if verbose < 0:
+    raise ValueError("`verbose` must be 0 (quiet) or 1 (progress), got "
+                     f"{verbose!r}")
+  return int(verbose)
+
+
 def check_fraction(value, name, low_open=False):
   """`value` as a float in [0, 1) (or (0, 1) when `low_open`).
 
@@ -509,7 +529,8 @@ def search_macs(planner, macs_model, macs_before, target, scope="global",
 
 
 __all__ = ["PlanArgs", "Planner", "SCOPES", "check_choice", "check_fraction",
-           "check_int", "check_names", "check_plan_args", "check_ratios",
+           "check_int", "check_names", "check_verbose", "check_plan_args",
+           "check_ratios",
            "check_reachable",
            "check_local_only", "check_scope", "search_macs",
            "UnreachableTargetError"]
