@@ -592,18 +592,28 @@ def test_recalibrate_and_progress_bar(framework, capsys):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("steps", [None, 10])
-def test_progress_bar_ends_its_line_at_the_batches_read(framework, steps,
-                                                        capsys):
+@pytest.mark.parametrize("feed,steps,shown", [("numpy", None, "2/2"),
+                                              ("unsized", 10, "2/10")])
+def test_progress_bar_ends_its_line_at_the_batches_read(framework, feed, steps,
+                                                        shown, capsys):
   # 64 samples are 2 batches; without `steps` (or with more) the bar never
   # reached its target, so it stayed at "1/Unknown" or "1/10" and whatever
-  # was printed next continued its line.
+  # was printed next continued its line. Numpy data has a known batch count,
+  # the bar's target (it showed "2/Unknown"); a generator's is unknown.
   model = conv_model(framework)
-  tps.cluster_prune(model, ratio=0.5, data=inputs(64), steps=steps,
-                    verbose=1)
+  x = inputs(64)
+  data = x
+  if feed == "unsized":
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    data = tf.data.Dataset.from_generator(
+        lambda: (x[i:i + 32] for i in range(0, 64, 32)),
+        output_signature=tf.TensorSpec((None,) + x.shape[1:], tf.float32))
+  tps.cluster_prune(model, ratio=0.5, data=data, steps=steps, verbose=1)
   out = capsys.readouterr().out
-  assert ("2/Unknown" if steps is None else "2/10") in out, out
+  assert shown in out, out
   assert out.endswith("\n"), repr(out[-80:])
+  if feed == "numpy":
+    assert "Unknown" not in out, out
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

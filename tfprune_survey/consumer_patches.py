@@ -21,6 +21,7 @@ import dataclasses
 import numpy as np
 
 from tfprune_survey import frameworks
+from tfprune_survey.data import batch_count
 from tfprune_survey.data import batch_size_of
 from tfprune_survey.data import iterate_batches
 from tfprune_survey.data import map_inputs
@@ -535,8 +536,9 @@ def group_grams(ctx, per_sample, seed):
                       [e[1:] for e in readers[p][1]], use_tf)
   rng = np.random.default_rng(seed)
   fw = frameworks.of(model)
-  for x in with_progress(batches(ctx.data, None, ctx.steps), ctx.steps,
-                         ctx.verbose, fw.keras):
+  for x in with_progress(batches(ctx.data, None, ctx.steps),
+                         batch_count(ctx.data, ctx.steps), ctx.verbose,
+                         fw.keras):
     for path, feat in zip(order, read(x)):
       consumer = readers[path][0]
       pos = sample_positions(rng, batch_size_of(x),

@@ -54,6 +54,30 @@ def iterate_batches(data, steps=None, batch_size=32, arg_name="data"):
     raise ValueError(f"`{arg_name}` yielded no batches")
 
 
+def batch_count(data, steps=None, batch_size=32):
+  """How many batches `iterate_batches(data, steps, batch_size)` yields, as
+  far as is known before reading: numpy data and datasets of known
+  cardinality give their count (at most `steps`); otherwise `steps`, which
+  may be None (a progress bar then counts up to 'Unknown')."""
+  if isinstance(data, CheckedData):
+    data = data.data
+  count = None
+  try:
+    if isinstance(data, tf.data.Dataset):
+      card = int(data.cardinality())
+      count = card if card >= 0 else None
+    elif isinstance(data, (tuple, list)) and len(data) in (1, 2) and all(
+        _is_arrays(d) for d in data):
+      count = -(-batch_size_of(data[0]) // batch_size)
+    elif isinstance(data, (np.ndarray, dict)) and _is_arrays(data):
+      count = -(-batch_size_of(data) // batch_size)
+  except (TypeError, ValueError, IndexError):
+    count = None   # malformed data: `iterate_batches` says what is wrong
+  if count is None or count == 0:
+    return steps
+  return count if steps is None else min(count, steps)
+
+
 def with_progress(items, steps, verbose, keras):
   """Yields `items` (a data pass's batches), showing a Keras progress bar.
 
@@ -64,7 +88,8 @@ def with_progress(items, steps, verbose, keras):
 
   Args:
     items: an iterable of batches.
-    steps: the expected number of batches (the bar's target), or None.
+    steps: the expected number of batches (the bar's target), or None;
+      `batch_count` gives it for a data source.
     verbose: falsy for no bar (the items are then yielded as they are).
     keras: the Keras module whose `utils.Progbar` draws the bar.
   """

@@ -304,22 +304,38 @@ def test_a_group_read_only_inside_a_nested_model_is_named_in_a_warning(
                                -(b2 <= 0).reshape(-1, 5).mean(axis=0))
 
 
-@pytest.mark.parametrize("steps", [None, 10])
+def _unsized(x, y, batch=32):
+  """(x, y) as a dataset of batches whose count tf.data does not know."""
+  def gen():
+    for i in range(0, len(x), batch):
+      yield x[i:i + batch], y[i:i + batch]
+  return tf.data.Dataset.from_generator(gen, output_signature=(
+      tf.TensorSpec((None,) + x.shape[1:], tf.float32),
+      tf.TensorSpec((None,), tf.int64)))
+
+
+@pytest.mark.parametrize("feed,steps,shown", [("numpy", 10, "2/2"),
+                                              ("unsized", None, "2/Unknown")])
 @pytest.mark.parametrize("name", ["apoz", "obd", "taylor_fo", "thinet"])
-def test_progress_bar_ends_its_line_at_the_batches_read(case, name, steps,
-                                                        capsys):
+def test_progress_bar_ends_its_line_at_the_batches_read(case, name, feed,
+                                                        steps, shown, capsys):
   # 48 samples are 2 batches of 32. The data passes of the activation
   # criteria (apoz), the curvature ones (obd), taylor_fo and the
   # reconstruction ones (thinet) each drew their own bar, which without
   # `steps` (or with more) never reached its target: it stayed at
   # "1/Unknown" or "1/10" and whatever was printed next continued its line.
+  # Numpy data has a known batch count, which is the bar's target (it
+  # showed "2/10"); a generator's is unknown until it is read.
   model, x, y, _ = case
+  data = (x, y) if feed == "numpy" else _unsized(x, y.astype("int64"))
   capsys.readouterr()
-  tps.score(model, name, (x, y), steps=steps, verbose=1)
+  tps.score(model, name, data, steps=steps, verbose=1)
   out = capsys.readouterr().out
   assert out.endswith("\n"), repr(out[-80:])
   last = out.rstrip("\n").split("\n")[-1].split("\r")[-1]
-  assert ("2/Unknown" if steps is None else "2/10") in last, repr(out)
+  assert shown in last, repr(out)
+  assert "/10" not in out and (feed == "unsized" or "Unknown" not in out), (
+      repr(out))
 
 
 _ENTROPY_MIRRORED = r"""

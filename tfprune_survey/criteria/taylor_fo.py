@@ -7,6 +7,7 @@ from tfprune_survey import frameworks
 from tfprune_survey.criteria.base import Criterion
 from tfprune_survey.criteria.base import reduce_scores
 from tfprune_survey.criteria.registry import register_criterion
+from tfprune_survey.data import batch_count
 from tfprune_survey.data import iterate_batches
 from tfprune_survey.data import map_inputs
 from tfprune_survey.data import to_tensors
@@ -139,7 +140,8 @@ class TaylorFO(Criterion):
     sums = [np.zeros((len(layers[g.id]), g.size)) for g in groups]
     batches = 0
     for x, y in with_progress(iterate_batches(ctx.data, ctx.steps),
-                              ctx.steps, ctx.verbose, fw.keras):
+                              batch_count(ctx.data, ctx.steps), ctx.verbose,
+                              fw.keras):
       if y is None:
         raise ValueError("criterion 'taylor_fo' needs labels: pass data as "
                          "(x, y)")
