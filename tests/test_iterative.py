@@ -210,6 +210,30 @@ def test_bad_finetune_dict_fails_before_any_scoring(framework, spec, error,
 
 
 @pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
+@pytest.mark.parametrize("metrics", (["accuracy", None], {"dense_1": None}))
+def test_none_metric_is_refused_first_by_keras3_only(framework, metrics,
+                                                     monkeypatch):
+  # Keras 3 compiled it and failed at the first fit, after a round of
+  # pruning: "Expected metric, received `None`". tf_keras skips it.
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top
+  model = zoo.vgg_small(input_shape=(8, 8, 1), widths=(4, 8, 8), fc=8,
+                        framework=framework)
+  crit = tps.criteria.get("l1")
+  monkeypatch.setattr(type(crit), "score", lambda self, ctx: 1 / 0)
+  spec = {"x": np.zeros((8, 8, 8, 1), np.float32), "y": np.zeros(8, np.int64),
+          "metrics": metrics}
+  if framework == "keras3":
+    with pytest.raises(ValueError, match=r"`finetune\['metrics'\]` has None"):
+      tps.iterative_prune(model, crit, target_macs=0.3, rounds=1,
+                          finetune=spec, verbose=0)
+  else:   # the checks pass, and scoring is reached
+    with pytest.raises(ZeroDivisionError):
+      tps.iterative_prune(model, crit, target_macs=0.3, rounds=1,
+                          finetune=spec, verbose=0)
+
+
+@pytest.mark.parametrize("framework", ("tf_keras", "keras3"))
 def test_finetune_dict_of_known_names_and_objects_still_runs(framework):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from tfprune_survey import zoo  # pylint: disable=g-import-not-at-top

@@ -150,6 +150,11 @@ def _check_metrics(keras, metrics, tf_keras):
     if isinstance(m, (dict, list, tuple)):
       _check_metrics(keras, m, tf_keras)
       continue
+    if m is None and not tf_keras:
+      # tf_keras skips it; Keras 3 refuses it only at the first fit
+      # ('Expected metric, received `None`').
+      raise ValueError("`finetune['metrics']` has None, which Keras 3 "
+                       "refuses (at the first fit): leave the entry out")
     if m is None or callable(m):
       continue
     if isinstance(m, str):
