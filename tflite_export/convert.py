@@ -202,6 +202,11 @@ def _check_path(path):
     raise FileNotFoundError(
         f"cannot write `path` {path!r}: its directory {folder!r} does not "
         "exist")
+  if not os.access(folder, os.W_OK | os.X_OK):
+    # Otherwise found only when the converted file is written.
+    raise PermissionError(
+        f"cannot write `path` {path!r}: its directory {folder!r} is not "
+        "writable")
 
 
 def convert(model, path, *, quantization="none", representative_data=None,
@@ -242,6 +247,7 @@ def convert(model, path, *, quantization="none", representative_data=None,
     FileNotFoundError: the directory of `path` does not exist.
     IsADirectoryError: `path` is a folder (or ends in a separator).
     NotADirectoryError: the directory of `path` is a file.
+    PermissionError: the directory of `path` is not writable.
     TypeError: `model` is not a Keras model, or `representative_steps` is
       not an int.
     NotImplementedError: a Keras 3 model on the JAX or PyTorch backend.

@@ -223,7 +223,18 @@ def test_convert_refuses_a_folder_path_before_converting(tmp_path,
   folder.mkdir()
   a_file = tmp_path / "a_file"
   a_file.write_text("x")
+  # A read-only folder (root writes anywhere, so its check is faked): the
+  # converted file was refused only once written.
+  read_only = tmp_path / "ro"
+  read_only.mkdir()
+  real_access = os.access
+  monkeypatch.setattr(os, "access", lambda p, mode, **k: (
+      False if os.fspath(p) == str(read_only) and mode & os.W_OK
+      else real_access(p, mode, **k)))
   cases = [
+      (str(read_only / "m.tflite"), PermissionError,
+       f"cannot write `path` '{read_only}/m.tflite': its directory "
+       f"'{read_only}' is not writable"),
       (str(folder), IsADirectoryError,
        f"`path` '{folder}' names a folder; give the .tflite file's own path "
        f"(e.g. '{folder}/model.tflite')"),
@@ -241,7 +252,7 @@ def test_convert_refuses_a_folder_path_before_converting(tmp_path,
     with pytest.raises(error, match=re.escape(text)):
       tflite_export.convert(model, path)
   assert not calls   # refused before the converter ran
-  assert sorted(os.listdir(tmp_path)) == ["a_file", "out"]
+  assert sorted(os.listdir(tmp_path)) == ["a_file", "out", "ro"]
   assert not os.listdir(folder) and a_file.read_text() == "x"
   monkeypatch.undo()
   # A path-like file path inside the folder is written.
