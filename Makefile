@@ -4,9 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --dist worksteal
+# `make test` leaves out the tests marked slow (the larger zoo models, whose
+# families a quicker test covers); `make test-all` runs every test.
+MARKS ?= not slow
 
-.PHONY: setup data demo test bench clean
+.PHONY: setup data demo test test-all bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +36,9 @@ demo: setup
 	$(VENV)/bin/tfprune-survey demo
 
 test: setup
+	$(PY) -m pytest $(PYTEST_ARGS) -m "$(MARKS)" tests
+
+test-all: setup
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
 bench: setup

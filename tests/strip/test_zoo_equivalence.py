@@ -3,7 +3,9 @@
 Every architecture that builds offline with `weights=None` is analysed, about
 half of every prunable group is kept at random (half of each block, for the
 groups of grouped convs, as RegNet's), and the slim model's logits must match
-the masked model's within 1e-4 relative, with strictly fewer MACs.
+the masked model's within 1e-4 relative, with strictly fewer MACs. The
+smallest member of each family runs in `make test`, every member in `make
+test-all` (the others are marked slow).
 """
 
 import inspect
@@ -20,9 +22,12 @@ NAMES = sorted(n for n in dir(APPS)
                if n[:1].isupper() and inspect.isfunction(getattr(APPS, n)))
 # Smallest input each family accepts with weights=None.
 MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
-# Families whose smallest member runs in the quick pass; the rest are slow.
+# Each family's smallest member runs in `make test`; the larger members
+# (more blocks or wider ones of the same kinds) are marked slow, and run in
+# `make test-all`.
 QUICK = {"ConvNeXtTiny", "DenseNet121", "EfficientNetB0", "EfficientNetV2B0",
-         "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Small",
+         "InceptionResNetV2", "InceptionV3", "MobileNet", "MobileNetV2",
+         "MobileNetV3Small",
          "NASNetMobile", "RegNetX002", "RegNetY002", "ResNet50",
          "ResNet50V2", "ResNetRS50", "VGG16", "Xception"}
 
