@@ -370,9 +370,8 @@ def _map_stats(model, graph, data, steps, verbose):
   widths = [p.layout.width for p in points]
   step = _stats_step(fw, probe, widths)
   acc = [[0.0, 0.0, 0] for _ in points]
-  for x, _ in data_lib.with_progress(data_lib.iterate_batches(data, steps),
-                                     data_lib.batch_count(data, steps),
-                                     verbose, fw.keras):
+  for x, _ in data_lib.batches_with_progress(data, steps, verbose,
+                                             fw.keras):
     for a, (gram, sums, count) in zip(acc, step(x)):
       a[0] = a[0] + np.asarray(gram, np.float64)
       a[1] = a[1] + np.asarray(sums, np.float64)

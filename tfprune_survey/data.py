@@ -66,16 +66,20 @@ def batch_count(data, steps=None, batch_size=32):
     if isinstance(data, tf.data.Dataset):
       card = int(data.cardinality())
       count = card if card >= 0 else None
-    elif isinstance(data, (tuple, list)) and len(data) in (1, 2) and all(
-        _is_arrays(d) for d in data):
-      count = -(-batch_size_of(data[0]) // batch_size)
-    elif isinstance(data, (np.ndarray, dict)) and _is_arrays(data):
-      count = -(-batch_size_of(data) // batch_size)
+    elif _numpy_xy(data) is not None:
+      count = -(-batch_size_of(_numpy_xy(data)[0]) // batch_size)
   except (TypeError, ValueError, IndexError):
     count = None   # malformed data: `iterate_batches` says what is wrong
-  if count is None or count == 0:
+  if not count:
     return steps
   return count if steps is None else min(count, steps)
+
+
+def batches_with_progress(data, steps, verbose, keras):
+  """`iterate_batches(data, steps)` under a progress bar (`with_progress`)
+  whose target is `batch_count(data, steps)`."""
+  return with_progress(iterate_batches(data, steps), batch_count(data, steps),
+                       verbose, keras)
 
 
 def with_progress(items, steps, verbose, keras):
@@ -136,18 +140,14 @@ def _batches(data, batch_size, arg_name):
     for element in data:
       yield _split(element)
     return
-  if isinstance(data, (tuple, list)) and len(data) in (1, 2) and all(
-      _is_arrays(d) for d in data):
-    x = data[0]
-    y = data[1] if len(data) == 2 else None
-  elif isinstance(data, (np.ndarray, dict)) and _is_arrays(data):
-    x, y = data, None
-  else:
+  xy = _numpy_xy(data)
+  if xy is None:
     raise TypeError(
         f"`{arg_name}` must be a tf.data.Dataset of (x, y) batches, a numpy "
         f"tuple (x, y) or (x,), or a numpy array x (x being a tuple, list "
         f"or dict of arrays for a model with several inputs); got "
         f"{type(data).__name__}")
+  x, y = xy
   for what, part in (("x", x), ("y", y)):
     for a in tf.nest.flatten(part) if part is not None else ():
       if np.ndim(a) == 0:
@@ -163,6 +163,18 @@ def _batches(data, batch_size, arg_name):
   for start in range(0, n, batch_size):
     cut = lambda a, s=start: a[s:s + batch_size]
     yield (map_inputs(cut, x), None if y is None else map_inputs(cut, y))
+
+
+def _numpy_xy(data):
+  """(x, y) of numpy data, y None without labels: a tuple or list (x, y) or
+  (x,), or x alone (an array, or a dict of arrays); None for anything else
+  (e.g. a dataset)."""
+  if isinstance(data, (tuple, list)) and len(data) in (1, 2) and all(
+      _is_arrays(d) for d in data):
+    return data[0], (data[1] if len(data) == 2 else None)
+  if isinstance(data, (np.ndarray, dict)) and _is_arrays(data):
+    return data, None
+  return None
 
 
 def _split(element):

@@ -86,8 +86,8 @@ def time_files(paths, runs, rounds=15):
   moment of a shared machine from landing on one model alone. The rounds
   are many and short because such moments last seconds: with 3 rounds of
   1,000 invokes, four slim models of one architecture measured 0.143 to
-  0.175 ms in one run (speed-ups 1.52x to 2.10x over three runs); with 15
-  rounds of 200, the four agreed within 4% in each of three runs.
+  0.178 ms in one run (speed-ups 1.52x to 2.10x over three runs); with 15
+  rounds of 200, the four agreed within 5% in each of three runs.
   """
   import tflite_export  # pylint: disable=g-import-not-at-top
   best = {p: float("inf") for p in paths}

@@ -28,11 +28,9 @@ import tensorflow as tf
 
 from tfprune_survey import frameworks
 from tfprune_survey.criteria.activation import stat_ops
-from tfprune_survey.data import batch_count
 from tfprune_survey.data import batch_size_of
-from tfprune_survey.data import iterate_batches
+from tfprune_survey.data import batches_with_progress
 from tfprune_survey.data import to_tensors
-from tfprune_survey.data import with_progress
 from tfprune_survey.graph import layout as layout_lib
 from tfprune_survey.losses import per_sample_loss
 
@@ -331,9 +329,8 @@ def _accumulate(criterion, ctx, points, run, fw, to_numpy=np.asarray):
   statistics (backend tensors) are read with `to_numpy`."""
   grads = criterion.needs_gradients
   acc = [dict() for _ in points]
-  for x, y in with_progress(iterate_batches(ctx.data, ctx.steps),
-                            batch_count(ctx.data, ctx.steps), ctx.verbose,
-                            fw.keras):
+  for x, y in batches_with_progress(ctx.data, ctx.steps, ctx.verbose,
+                                    fw.keras):
     if grads and y is None:
       raise ValueError(f"criterion '{criterion.name}' needs labels: pass data "
                        "as (x, y)")

@@ -30,11 +30,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune_survey import frameworks
-from tfprune_survey.data import batch_count
 from tfprune_survey.data import batch_size_of
-from tfprune_survey.data import iterate_batches
+from tfprune_survey.data import batches_with_progress
 from tfprune_survey.data import to_tensors
-from tfprune_survey.data import with_progress
 from tfprune_survey.losses import per_sample_loss
 
 PATCHED = ("Dense", "Conv1D", "Conv2D")
@@ -358,9 +356,8 @@ def stream(ctx, name, step, eager=False):
   """
   fw = frameworks.of(ctx.model)
   sums, samples = None, 0
-  for x, y in with_progress(iterate_batches(ctx.data, ctx.steps),
-                            batch_count(ctx.data, ctx.steps), ctx.verbose,
-                            fw.keras):
+  for x, y in batches_with_progress(ctx.data, ctx.steps, ctx.verbose,
+                                    fw.keras):
     if y is None:
       raise ValueError(f"criterion '{name}' needs labels: pass data as "
                        "(x, y)")

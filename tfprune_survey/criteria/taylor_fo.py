@@ -7,11 +7,9 @@ from tfprune_survey import frameworks
 from tfprune_survey.criteria.base import Criterion
 from tfprune_survey.criteria.base import reduce_scores
 from tfprune_survey.criteria.registry import register_criterion
-from tfprune_survey.data import batch_count
-from tfprune_survey.data import iterate_batches
+from tfprune_survey.data import batches_with_progress
 from tfprune_survey.data import map_inputs
 from tfprune_survey.data import to_tensors
-from tfprune_survey.data import with_progress
 from tfprune_survey.losses import batch_mean_loss
 
 
@@ -139,9 +137,8 @@ class TaylorFO(Criterion):
     """Averages `run(x, y) -> [per group (layers, size)]` over batches."""
     sums = [np.zeros((len(layers[g.id]), g.size)) for g in groups]
     batches = 0
-    for x, y in with_progress(iterate_batches(ctx.data, ctx.steps),
-                              batch_count(ctx.data, ctx.steps), ctx.verbose,
-                              fw.keras):
+    for x, y in batches_with_progress(ctx.data, ctx.steps, ctx.verbose,
+                                      fw.keras):
       if y is None:
         raise ValueError("criterion 'taylor_fo' needs labels: pass data as "
                          "(x, y)")
