@@ -36,3 +36,17 @@ def fake_table():
            out_full=4, in_widths=[8, 16], in_ms=[0.5, 1.0], out_widths=[4],
            out_ms=[1.0], full_ms=1.0),
   ], fixed_ms=0.0, steps={"c1": 8, "c2": 4})
+
+
+def macs_proportional_timer(monkeypatch):
+  """Makes `LatencyModel.measure`'s per-layer tables deterministic.
+
+  Each one-layer file "runs" in 2 us plus 1 ns per MAC, in place of being
+  timed. A smoke test's latency targets are then reachable on any machine:
+  on real timings a noisy CI machine found at most 0.092 of the width-16
+  demo net's latency removable and left the 0.1 variants out. Whole-model
+  timings (`time_tflite` on converted files) stay real.
+  """
+  import tfprune_survey as tps  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(latency._Timer, "model_ms",  # pylint: disable=protected-access
+                      lambda self, m: 0.002 + 1e-6 * tps.count_macs(m))

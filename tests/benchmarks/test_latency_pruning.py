@@ -3,9 +3,11 @@
 import json
 
 from tests.benchmarks import load_benchmark
+from tests.latency_tables import macs_proportional_timer
 
 
-def test_smoke_writes_rows_summaries_and_accuracy(tmp_path):
+def test_smoke_writes_rows_summaries_and_accuracy(tmp_path, monkeypatch):
+  macs_proportional_timer(monkeypatch)   # latency targets always reachable
   harness = load_benchmark("latency_pruning")
   state = harness.main([
       "--models", "resnet8:16", "--target", "0.1", "--rounds", "1",
