@@ -3,8 +3,9 @@
 JAX is installed with the test extras; PyTorch is optional (the torch
 cases are skipped where it is not installed).
 
-1. The graph rules and the Keras 3 graph tests run under the backend:
-   groups, MACs and materialize == mask_channels.
+1. The Keras 3 graph tests run under the backend: groups, MACs and
+   materialize == mask_channels; the layer-by-layer graph rules too, in the
+   slow tier (`make test-all`).
 2. With the same weights, the backend gives the TensorFlow backend's groups, MACs,
    scores for all criteria (rtol 1e-5) and `prune` keep sets (the
    activation criteria's statistics reduced in keras.ops on the backend,
@@ -46,15 +47,25 @@ def _run(args, backend, timeout=600):
   return proc
 
 
+# Under each backend, in separate processes so that the two workers share
+# them: the Keras 3 graph tests (keras.ops and operator nodes, LoRA, nested
+# models: what a backend's tracing can change), and the layer-by-layer graph
+# rules. The rules read configs and weights, which no backend changes, and
+# their materialize == mask_channels checks rerun the TensorFlow backend's
+# (152 s under JAX here): they are in the slow tier, `make test-all`.
+# Keras 3's quantized Dense layers hold the same arrays on every backend, and
+# their slicing is the TensorFlow backend's (tested there): left out here.
+GRAPH_FILES = [
+    pytest.param("tests/frameworks/test_keras3_graphs.py", id="keras3_graphs"),
+    pytest.param("tests/graph/test_graph_rules_keras3.py", id="graph_rules",
+                 marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("path", GRAPH_FILES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_graph_rules_and_exactness(backend):
-  # Keras 3's quantized Dense layers hold the same arrays on every backend,
-  # and their slicing is the TensorFlow backend's (tested there): left out
-  # here, they took a quarter of this run.
+def test_graph_rules_and_exactness(backend, path):
   proc = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-               "-k", "not quantized",
-               "tests/graph/test_graph_rules_keras3.py",
-               "tests/frameworks/test_keras3_graphs.py"], backend)
+               "-k", "not quantized", path], backend)
   assert " passed" in proc.stdout and "failed" not in proc.stdout
 
 
