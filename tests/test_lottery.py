@@ -183,7 +183,9 @@ def layer_at(model, path):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("shared", [False, True])
+# The shared model is the other plus a shared layer: the plain one is slow.
+@pytest.mark.parametrize("shared", [pytest.param(False, marks=pytest.mark.slow),
+                                    True])
 def test_kernels_of_nested_models_are_pruned(xy, framework, shared):
   model = nested_mlp(framework, shared=shared)
   before = [w.copy() for w in model.get_weights()]

@@ -3,9 +3,9 @@
 JAX is installed with the test extras; PyTorch is optional (the torch
 cases are skipped where it is not installed).
 
-1. The Keras 3 graph tests run under the backend: groups, MACs and
-   materialize == mask_channels; the layer-by-layer graph rules too, in the
-   slow tier (`make test-all`).
+1. The Keras 3 graph tests and the layer-by-layer graph rules run under the
+   backend (groups, MACs and materialize == mask_channels), in the slow
+   tier (`make test-all`).
 2. With the same weights, the backend gives the TensorFlow backend's groups, MACs,
    scores for all criteria (rtol 1e-5) and `prune` keep sets (the
    activation criteria's statistics reduced in keras.ops on the backend,
@@ -47,16 +47,20 @@ def _run(args, backend, timeout=600):
   return proc
 
 
-# Under each backend, in separate processes so that the two workers share
-# them: the Keras 3 graph tests (keras.ops and operator nodes, LoRA, nested
-# models: what a backend's tracing can change), and the layer-by-layer graph
-# rules. The rules read configs and weights, which no backend changes, and
-# their materialize == mask_channels checks rerun the TensorFlow backend's
-# (152 s under JAX here): they are in the slow tier, `make test-all`.
+# The Keras 3 graph tests (keras.ops and operator nodes, LoRA, nested
+# models) and the layer-by-layer graph rules, under each backend, each file
+# in its own process. Both are in the slow tier (`make test-all`; 68 s and
+# 152 s under JAX here): the graph is read from Keras's symbolic tensors
+# and configs, which no backend changes, and their materialize ==
+# mask_channels checks rerun the TensorFlow backend's on another backend,
+# which `test_criteria_and_prune_match_tensorflow` and
+# `test_edge_cases_match_tensorflow` also do in `make test` (a residual net,
+# a Sequential, an LSTM and a GRU net).
 # Keras 3's quantized Dense layers hold the same arrays on every backend, and
 # their slicing is the TensorFlow backend's (tested there): left out here.
 GRAPH_FILES = [
-    pytest.param("tests/frameworks/test_keras3_graphs.py", id="keras3_graphs"),
+    pytest.param("tests/frameworks/test_keras3_graphs.py", id="keras3_graphs",
+                 marks=pytest.mark.slow),
     pytest.param("tests/graph/test_graph_rules_keras3.py", id="graph_rules",
                  marks=pytest.mark.slow)]
 
