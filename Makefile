@@ -6,7 +6,8 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2 --dist worksteal
 # `make test` leaves out the tests marked slow (the larger zoo models, whose
-# families a quicker test covers); `make test-all` runs every test.
+# families a quicker test covers, and the graph tests' reruns under JAX);
+# `make test-all` runs every test.
 MARKS ?= not slow
 
 .PHONY: setup data demo test test-all bench clean
