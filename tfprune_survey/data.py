@@ -66,8 +66,8 @@ def batch_count(data, steps=None, batch_size=32):
     if isinstance(data, tf.data.Dataset):
       card = int(data.cardinality())
       count = card if card >= 0 else None
-    elif _numpy_xy(data) is not None:
-      count = -(-batch_size_of(_numpy_xy(data)[0]) // batch_size)
+    elif (xy := _numpy_xy(data)) is not None:
+      count = -(-batch_size_of(xy[0]) // batch_size)
   except (TypeError, ValueError, IndexError):
     count = None   # malformed data: `iterate_batches` says what is wrong
   if not count:

@@ -14,4 +14,3 @@ def load_benchmark(name):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
-

@@ -58,14 +58,12 @@ def _run(args, backend, timeout=600):
 # a Sequential, an LSTM and a GRU net).
 # Keras 3's quantized Dense layers hold the same arrays on every backend, and
 # their slicing is the TensorFlow backend's (tested there): left out here.
-GRAPH_FILES = [
-    pytest.param("tests/frameworks/test_keras3_graphs.py", id="keras3_graphs",
-                 marks=pytest.mark.slow),
-    pytest.param("tests/graph/test_graph_rules_keras3.py", id="graph_rules",
-                 marks=pytest.mark.slow)]
+GRAPH_FILES = {"keras3_graphs": "tests/frameworks/test_keras3_graphs.py",
+               "graph_rules": "tests/graph/test_graph_rules_keras3.py"}
 
 
-@pytest.mark.parametrize("path", GRAPH_FILES)
+@pytest.mark.slow
+@pytest.mark.parametrize("path", GRAPH_FILES.values(), ids=GRAPH_FILES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_graph_rules_and_exactness(backend, path):
   proc = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
