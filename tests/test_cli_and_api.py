@@ -57,6 +57,26 @@ def test_console_script_is_installed():
   assert "usage: tfprune-survey" in out.stdout
 
 
+def test_demo_fit_decays_the_learning_rate_on_a_cosine_to_zero():
+  import math
+  from tfprune_survey import demo
+  rng = np.random.default_rng(0)
+  x = rng.random((300, 8, 8, 1)).astype("float32")
+  y = rng.integers(0, 10, 300)
+  for decay in (False, True):
+    model = zoo.residual_cnn(input_shape=(8, 8, 1), width=4)
+    demo.fit(model, x, y, epochs=2, lr=3e-3, decay=decay, batch_size=128,
+             verbose=0)
+    opt = model.optimizer
+    steps = 2 * math.ceil(300 / 128)
+    assert int(opt.iterations) == steps
+    # The rate of the last step taken: constant, or the cosine from 3e-3
+    # at step 0 to 0 at `steps`, evaluated at the last step (steps - 1).
+    want = (3e-3 * 0.5 * (1 + math.cos(math.pi * (steps - 1) / steps))
+            if decay else 3e-3)
+    assert float(opt.learning_rate) == pytest.approx(want, rel=1e-5)
+
+
 def test_demo_falls_back_to_digits_and_writes_everything(tmp_path, capsys,
                                                         monkeypatch):
   import json
