@@ -12,6 +12,21 @@ import pytest  # noqa: E402
 import tfprune_survey as tps  # noqa: E402
 
 
+def quick_xla_compile(env):
+  """`env` (a dict) with XLA's CPU backend at optimization level 0.
+
+  For the test subprocesses run under KERAS_BACKEND=jax: compiling their
+  many small programs is most of their time (backend_job: 47 of 74 s under
+  cProfile), and level 0 ran it in 40.5 s against 70.8 s, its scores within
+  1.4e-6 relative of the default level's. A level already in XLA_FLAGS is
+  kept.
+  """
+  flags = env.get("XLA_FLAGS", "")
+  if "xla_backend_optimization_level" not in flags:
+    env["XLA_FLAGS"] = (flags + " --xla_backend_optimization_level=0").strip()
+  return env
+
+
 def random_keep(graph, seed=0, fraction=0.5):
   """Keeps a random ~fraction of every prunable group."""
   rng = np.random.default_rng(seed)

@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+from tests.conftest import quick_xla_compile
+
 _SCRIPT = r"""
 import json
 import os
@@ -86,7 +88,8 @@ def test_training_time_pruning_needs_the_tensorflow_backend(backend,
   np.save(tmp_path / "x.npy", x)
   np.save(tmp_path / "out.npy", np.asarray(pm(x)))
   pm.save(str(tmp_path / "pm.keras"))
-  env = dict(os.environ, KERAS_BACKEND=backend, TPS_SAVED=str(tmp_path))
+  env = quick_xla_compile(dict(os.environ, KERAS_BACKEND=backend,
+                               TPS_SAVED=str(tmp_path)))
   env.pop("TF_USE_LEGACY_KERAS", None)
   out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True,
                        text=True, timeout=300, env=env)
