@@ -12,15 +12,18 @@ import pytest  # noqa: E402
 import tfprune_survey as tps  # noqa: E402
 
 
-def quick_xla_compile(env):
-  """`env` (a dict) with XLA's CPU backend at optimization level 0.
+def backend_env(backend, **extra):
+  """os.environ for a subprocess under KERAS_BACKEND=`backend`, plus `extra`.
 
-  For the test subprocesses run under KERAS_BACKEND=jax: compiling their
-  many small programs is most of their time (backend_job: 47 of 74 s under
+  TF_USE_LEGACY_KERAS is dropped (Keras 3 is wanted there), and XLA's CPU
+  backend compiles at optimization level 0: compiling a JAX test process's
+  many small programs is most of its time (backend_job: 47 of 74 s under
   cProfile), and level 0 ran it in 40.5 s against 70.8 s, its scores within
   1.4e-6 relative of the default level's. A level already in XLA_FLAGS is
   kept.
   """
+  env = dict(os.environ, KERAS_BACKEND=backend, **extra)
+  env.pop("TF_USE_LEGACY_KERAS", None)
   flags = env.get("XLA_FLAGS", "")
   if "xla_backend_optimization_level" not in flags:
     env["XLA_FLAGS"] = (flags + " --xla_backend_optimization_level=0").strip()

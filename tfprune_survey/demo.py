@@ -87,6 +87,7 @@ def tflite_stats(model, folder, name, calib, check, modes=("none", "int8")):
 
 
 ROUNDS = 40   # timing rounds of `time_files` in the demo
+FT_LR = 3e-3  # each fine-tune's learning rate falls from this to 0 on a cosine
 
 
 def time_files(paths, runs, rounds=ROUNDS):
@@ -127,7 +128,7 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
     epochs: epochs of base training; on a data set smaller than
       `train_images`, raised (up to 30) to see about as many images.
     ft_images: fine-tune images after pruning (one pass, the learning
-      rate falling from 3e-3 to 0 on a cosine).
+      rate falling from `FT_LR` to 0 on a cosine).
     score_images: images the data-dependent criteria score on.
     recal_images: images on which BN statistics are re-estimated.
     bench_runs: timed TFLite invokes per file in each of `ROUNDS` rounds.
@@ -214,7 +215,7 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
           title=f"{name}: measured time per layer against width; dashed: "
                 "the widths kept")
     oneshot = evaluate_accuracy(slim, (xt, yt))
-    fit(slim, xf, yf, epochs=1, lr=3e-3, decay=True, verbose=verbose)
+    fit(slim, xf, yf, epochs=1, lr=FT_LR, decay=True, verbose=verbose)
     tps.recalibrate_bn(slim, recal)
     acc = evaluate_accuracy(slim, (xt, yt))
     slim.save(os.path.join(out_dir, f"{tag}_slim.keras"))
@@ -372,7 +373,7 @@ def _write(out_dir, rows, table, dataset, note, base_acc, total, config,
       f"was pruned by each criterion to half its MACs (target 'MACs'; "
       f"{widths}){by_latency}, BN statistics "
       f"re-estimated, fine-tuned on {config['ft_images']:,} images (one "
-      "pass, Adam's learning rate falling from 3e-3 to 0 on a cosine), "
+      f"pass, Adam's learning rate falling from {FT_LR:g} to 0 on a cosine), "
       "materialized, and exported to float and int8 TFLite. "
       "\"verified\": the float file matches Keras within 1e-4 relative and "
       "the int8 file agrees on top-1 for at least 90% of 256 test images. "

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import tfprune_survey as tps
-from tests.conftest import quick_xla_compile
+from tests.conftest import backend_env
 from tests.frameworks import backend_job
 from tfprune_survey import frameworks
 from tfprune_survey import zoo
@@ -38,9 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 
 
 def _run(args, backend, timeout=600):
-  env = quick_xla_compile(dict(os.environ, KERAS_BACKEND=backend,
-                               PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2"))
-  env.pop("TF_USE_LEGACY_KERAS", None)
+  env = backend_env(backend, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.run([sys.executable] + args, cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=timeout,
                         check=False)

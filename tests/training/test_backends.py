@@ -9,13 +9,12 @@ the same clear error.
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import quick_xla_compile
+from tests.conftest import backend_env
 
 _SCRIPT = r"""
 import json
@@ -88,9 +87,7 @@ def test_training_time_pruning_needs_the_tensorflow_backend(backend,
   np.save(tmp_path / "x.npy", x)
   np.save(tmp_path / "out.npy", np.asarray(pm(x)))
   pm.save(str(tmp_path / "pm.keras"))
-  env = quick_xla_compile(dict(os.environ, KERAS_BACKEND=backend,
-                               TPS_SAVED=str(tmp_path)))
-  env.pop("TF_USE_LEGACY_KERAS", None)
+  env = backend_env(backend, TPS_SAVED=str(tmp_path))
   out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True,
                        text=True, timeout=300, env=env)
   line = [l for l in out.stdout.splitlines() if l.startswith("RESULT")]
