@@ -1,5 +1,9 @@
 """The public API surface and the command line."""
 
+import ast
+import importlib
+import os
+import re
 import subprocess
 import sys
 
@@ -31,6 +35,54 @@ def test_every_public_name_imports():
   for name in CONTRACT:
     assert name in tps.__all__, name
   assert issubclass(tps.UnsupportedModelError, TypeError)
+
+
+README = os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")
+
+
+def _readme_names(text):
+  """Dotted `tps.` and `tflite_export.` names the README's text refers to."""
+  return sorted({m.rstrip(".") for m in re.findall(
+      r"\b(?:tps|tflite_export)\.[A-Za-z_][A-Za-z0-9_.]*", text)})
+
+
+def _resolve(dotted):
+  base, *parts = dotted.split(".")
+  obj = importlib.import_module(
+      {"tps": "tfprune_survey", "tflite_export": "tflite_export"}[base])
+  for i, part in enumerate(parts):
+    if not hasattr(obj, part):  # a submodule not imported by its package
+      obj = importlib.import_module(
+          ".".join([obj.__name__] + parts[:i + 1]))
+    else:
+      obj = getattr(obj, part)
+  return obj
+
+
+def test_every_name_the_readme_gives_exists():
+  with open(README, encoding="utf-8") as f:
+    text = f.read()
+  names = _readme_names(text)
+  assert {"tps.prune", "tps.latency.LatencyModel.measure",
+          "tflite_export.describe"} <= set(names)
+  missing = []
+  for name in names:
+    try:
+      _resolve(name)
+    except (AttributeError, ImportError):
+      missing.append(name)
+  assert not missing, f"README names that do not exist: {missing}"
+  # The check itself fails on a name that is not there.
+  with pytest.raises((AttributeError, ImportError)):
+    _resolve("tps.latency.no_such_function")
+
+
+def test_every_python_block_in_the_readme_parses():
+  with open(README, encoding="utf-8") as f:
+    blocks = re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+  assert len(blocks) >= 10
+  for block in blocks:
+    ast.parse(block)
 
 
 def test_profile_command_prints_table_and_groups(tmp_path, capsys):
