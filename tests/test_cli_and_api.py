@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -50,12 +51,13 @@ def _resolve(dotted):
   base, *parts = dotted.split(".")
   obj = importlib.import_module(
       {"tps": "tfprune_survey", "tflite_export": "tflite_export"}[base])
-  for i, part in enumerate(parts):
-    if not hasattr(obj, part):  # a submodule not imported by its package
-      obj = importlib.import_module(
-          ".".join([obj.__name__] + parts[:i + 1]))
-    else:
+  for part in parts:
+    if hasattr(obj, part):
       obj = getattr(obj, part)
+    elif isinstance(obj, types.ModuleType):  # a submodule not yet imported
+      obj = importlib.import_module(f"{obj.__name__}.{part}")
+    else:
+      raise AttributeError(f"{obj!r} has no attribute {part!r}")
   return obj
 
 
@@ -75,6 +77,9 @@ def test_every_name_the_readme_gives_exists():
   # The check itself fails on a name that is not there.
   with pytest.raises((AttributeError, ImportError)):
     _resolve("tps.latency.no_such_function")
+  with pytest.raises(AttributeError):
+    _resolve("tps.latency.LatencyModel.no_such_method")
+  assert _resolve("tps.criteria.collector.observation_points") is not None
 
 
 def test_every_python_block_in_the_readme_parses():
