@@ -16,9 +16,11 @@ Part 1, per model (ResNet-20 at 32x32 from `tps.zoo`, MobileNetV2 at 224 from
   at half: how much faster than MACs-targeted pruning any allocation gets
   at equal MACs on these tables.
 
-Every latency is float TFLite, batch 1, 1 thread, XNNPACK: the best of
-`--rounds` medians, the models timed in turn in each round so that a slow
-moment of the shared machine does not land on one model only.
+Every latency is float TFLite, batch 1, 1 thread, XNNPACK: the median of
+batch-1 invokes, the models' invokes taken in turn
+(`tps.latency.time_side_by_side`, about 200 ms per model per `--rounds`),
+so that a slow moment of the shared machine does not land on one model
+only.
 
 Part 2 (Fashion-MNIST; sklearn digits when absent): the demo's residual CNN
 trained briefly, once per seed (`--seeds`); `l1` at several `target_latency`
@@ -51,21 +53,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def timed_side_by_side(models, rounds):
-  """{name: ms}: best of `rounds` medians, the models taken in turn."""
+  """{name: ms}: medians of invokes, the models' invokes taken in turn
+  (`tps.latency.time_side_by_side`), about 200 ms per model per round."""
   import tflite_export  # pylint: disable=g-import-not-at-top
   tmp = tempfile.mkdtemp(prefix="latency_pruning_")
   paths = {}
   for name, m in models.items():
     paths[name] = os.path.join(tmp, f"{len(paths)}.tflite")
     tflite_export.convert(m, paths[name])
-  best = {n: float("inf") for n in models}
-  for _ in range(rounds):
-    for n, p in paths.items():
-      best[n] = min(best[n], latency_lib.time_tflite(p, budget_ms=150.0,
-                                                     rounds=1))
+  ms = latency_lib.time_side_by_side(list(paths.values()),
+                                     budget_ms=200.0 * rounds)
   for p in paths.values():
     os.remove(p)
-  return best
+  return dict(zip(paths, ms))
 
 
 def ms_per_mac_greedy(planner, lm, macs_model, goal, floor=0.25):

@@ -20,7 +20,7 @@ default, and its BN statistics re-estimated. Then, per criterion (`l1`, and
   those MACs by the tables, whatever it keeps; it is not a pruning method.
 
 Every model is built and timed side by side (float TFLite, batch 1, 1
-thread, XNNPACK, the best of `--rounds` medians, the models taken in turn).
+thread, XNNPACK, the median of invokes, the models' invokes taken in turn).
 
 Models: the zoo's ResNet-20 at 32x32 and Keras 3's MobileNetV2 (10
 classes). MobileNetV2 is trained and scored at 32x32 (where it was

@@ -477,8 +477,8 @@ def test_target_latency_counts_the_dead_branch_materialize_drops(
     framework, monkeypatch):
   from tfprune_survey import latency  # pylint: disable=g-import-not-at-top
   model = dead_branch_model(framework)
-  monkeypatch.setattr(latency, "measure_ms",
-                      lambda m, **kw: tps.count_macs(m) / 1e4)
+  monkeypatch.setattr(latency, "measure_side_by_side",
+                      lambda ms, **kw: [tps.count_macs(m) / 1e4 for m in ms])
   before = tps.count_macs(model)
   result = tps.prune(model, "l1", target_latency=0.6, latency=_macs_table())
   # On this table the predicted ms of the slim model are its MACs / 1e4.
@@ -606,8 +606,8 @@ def test_target_latency_plans_the_group_a_dead_layer_named(framework,
   model = _dead_first_producer_model(framework)
   before = tps.count_macs(model)
   assert before == 61944
-  monkeypatch.setattr(latency, "measure_ms",
-                      lambda m, **kw: tps.count_macs(m) / 1e4)
+  monkeypatch.setattr(latency, "measure_side_by_side",
+                      lambda ms, **kw: [tps.count_macs(m) / 1e4 for m in ms])
   table = _dead_first_producer_table()
   # The planner named proj's group 'proj', which the tables do not time:
   # it cost nothing to keep, and 0.95 was "unreachable" (0.938 at best).

@@ -736,24 +736,74 @@ def parse_benchmark_profile(csv_path):
 
 # ---- measuring ------------------------------------------------------------
 
+# CPU features that change which kernels LiteRT and XNNPACK run, and so
+# the staircase: e.g. AVX-512 tiles 16 floats where AVX2 tiles 8.
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+              "avx512_fp16", "avx_vnni", "amx_tile", "asimd", "asimddp",
+              "asimdhp", "i8mm", "sve", "sve2", "bf16")
+
+
+def _cpu_identity(lines):
+  """(name, id, isa) from the lines of /proc/cpuinfo's first processor."""
+  fields = {}
+  for line in lines:
+    if not line.strip():
+      if fields:
+        break
+      continue
+    key, _, value = line.partition(":")
+    fields.setdefault(key.strip(), value.strip())
+  name = fields.get("model name") or fields.get("Hardware") or ""
+  ident = " ".join(f"{k} {fields[k]}" for k in (
+      "vendor_id", "cpu family", "model", "stepping", "CPU implementer",
+      "CPU part", "CPU variant") if k in fields)
+  flags = set((fields.get("flags") or fields.get("Features") or "").split())
+  return name, ident, [f for f in _ISA_FLAGS if f in flags]
+
+
 def runtime_info(threads, delegate):
-  """Where a table was measured: LiteRT version, threads, delegate, CPU."""
+  """Where a table was measured: LiteRT version, threads, delegate, CPU.
+
+  The CPU is named by its model name, its vendor, family, model and
+  stepping, and the vector extensions LiteRT's kernels use (`isa`): two
+  machines that both call themselves "AMD EPYC" ran ResNet-20 at 32x32 in
+  0.38 ms (an earlier machine) and 0.97 ms (family 25 model 1, AVX2 and no
+  AVX-512), with different staircases, so a table of one must not be read
+  back as the other's.
+  """
   try:
     import ai_edge_litert  # pylint: disable=g-import-not-at-top
     version = ai_edge_litert.__version__
   except (ImportError, AttributeError):
     version = "unknown"
-  cpu = platform.processor() or platform.machine()
+  cpu, ident, isa = platform.processor() or platform.machine(), "", []
   try:
     with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          cpu = line.split(":", 1)[1].strip()
-          break
+      name, ident, isa = _cpu_identity(f)
+    cpu = name or cpu
   except OSError:
     pass
   return {"litert": version, "threads": threads, "delegate": delegate,
-          "cpu": cpu, "clock": "cpu" if threads == 1 else "wall"}
+          "cpu": cpu, "cpu_id": ident, "isa": isa,
+          "clock": "cpu" if threads == 1 else "wall"}
+
+
+def measured_here(latency_model):
+  """Whether `latency_model` was measured on this machine's runtime.
+
+  True when its `runtime` has the LiteRT version, threads, delegate and CPU
+  (name, id and vector extensions) of this machine: then a slim model
+  measured here checks what the tables predicted. False for tables read
+  from a profile (`from_benchmark_profile`), made by hand, or measured
+  elsewhere.
+  """
+  rt = latency_model.runtime or {}
+  if "threads" not in rt or "delegate" not in rt:
+    return False
+  here = runtime_info(rt["threads"], rt["delegate"])
+  return all(rt.get(k) == here[k]
+             for k in ("litert", "threads", "delegate", "cpu", "cpu_id",
+                       "isa"))
 
 
 def _config(layer):
@@ -937,6 +987,48 @@ class _Timer:
       pass
 
 
+def _timing_setup(paths, threads, delegate, budget_ms, rounds, clock, who):
+  """(clock fn, [interpreters with random inputs]) after the
+  argument checks of `time_tflite`; `who` names the function in errors."""
+  for name, value in (("threads", threads), ("rounds", rounds)):
+    if not _is_int(value):
+      raise TypeError(f"{who}: `{name}` must be an int >= 1, got "
+                      f"{value!r} ({type(value).__name__})")
+    if value < 1:
+      raise ValueError(f"{who}: `{name}` must be an int >= 1, got "
+                       f"{value!r}")
+  if not _is_ms(budget_ms) or budget_ms == 0:
+    raise ValueError(f"{who}: `budget_ms` must be a finite number > 0, "
+                     f"got {budget_ms!r}")
+  for name, value, allowed in (("delegate", delegate, ("xnnpack", "none")),
+                               ("clock", clock, ("auto", "cpu", "wall"))):
+    if not isinstance(value, str) or value not in allowed:
+      raise ValueError(f"{who}: `{name}` must be one of {allowed}, "
+                       f"got {value!r}")
+  clock = ("cpu" if threads == 1 else "wall") if clock == "auto" else clock
+  now = time.thread_time if clock == "cpu" else time.perf_counter
+  from tflite_export.inspect_model import has_free_size, interpreter  # pylint: disable=g-import-not-at-top
+  return now, [_interpreter(path, threads, delegate, who, has_free_size,
+                            interpreter) for path in paths]
+
+
+def _interpreter(path, threads, delegate, who, has_free_size, interpreter):
+  """A LiteRT interpreter of `path`, its inputs set to random values."""
+  interp = interpreter(path, threads=threads,
+                       delegates=delegate == "xnnpack", argument="path")
+  free = [d["name"] for d in interp.get_input_details() if has_free_size(d)]
+  if free:
+    raise ValueError(
+        f"{who}: {os.fspath(path)!r} has inputs of free size {free}, "
+        "so there is no size to time it at; build the model with a fixed "
+        "input shape (latency is per size), or time the file with "
+        "tflite_export.benchmark(path, input_shape=...)")
+  rng = np.random.default_rng(0)
+  for d in interp.get_input_details():
+    interp.set_tensor(d["index"], rng.random(d["shape"]).astype(d["dtype"]))
+  return interp
+
+
 def time_tflite(path, *, threads=1, delegate="xnnpack", budget_ms=40.0,
                 rounds=3, clock="auto"):
   """Smallest of `rounds` medians of batch-1 invokes (about `budget_ms`).
@@ -965,36 +1057,8 @@ def time_tflite(path, *, threads=1, delegate="xnnpack", budget_ms=40.0,
     TypeError, ValueError: a bad argument (the message names it), or a
       file with a free input size.
   """
-  for name, value in (("threads", threads), ("rounds", rounds)):
-    if not _is_int(value):
-      raise TypeError(f"time_tflite: `{name}` must be an int >= 1, got "
-                      f"{value!r} ({type(value).__name__})")
-    if value < 1:
-      raise ValueError(f"time_tflite: `{name}` must be an int >= 1, got "
-                       f"{value!r}")
-  if not _is_ms(budget_ms) or budget_ms == 0:
-    raise ValueError(f"time_tflite: `budget_ms` must be a finite number > 0, "
-                     f"got {budget_ms!r}")
-  for name, value, allowed in (("delegate", delegate, ("xnnpack", "none")),
-                               ("clock", clock, ("auto", "cpu", "wall"))):
-    if not isinstance(value, str) or value not in allowed:
-      raise ValueError(f"time_tflite: `{name}` must be one of {allowed}, "
-                       f"got {value!r}")
-  clock = ("cpu" if threads == 1 else "wall") if clock == "auto" else clock
-  now = time.thread_time if clock == "cpu" else time.perf_counter
-  from tflite_export.inspect_model import has_free_size, interpreter  # pylint: disable=g-import-not-at-top
-  interp = interpreter(path, threads=threads,
-                       delegates=delegate == "xnnpack", argument="path")
-  free = [d["name"] for d in interp.get_input_details() if has_free_size(d)]
-  if free:
-    raise ValueError(
-        f"time_tflite: {os.fspath(path)!r} has inputs of free size {free}, "
-        "so there is no size to time it at; build the model with a fixed "
-        "input shape (latency is per size), or time the file with "
-        "tflite_export.benchmark(path, input_shape=...)")
-  rng = np.random.default_rng(0)
-  for d in interp.get_input_details():
-    interp.set_tensor(d["index"], rng.random(d["shape"]).astype(d["dtype"]))
+  now, (interp,) = _timing_setup([path], threads, delegate, budget_ms,
+                                 rounds, clock, "time_tflite")
   for _ in range(3):
     interp.invoke()
   t0 = now()
@@ -1011,6 +1075,81 @@ def time_tflite(path, *, threads=1, delegate="xnnpack", budget_ms=40.0,
       times[i] = now() - t
     best = min(best, float(np.median(times)) * 1e3)
   return best
+
+
+def time_side_by_side(paths, *, threads=1, delegate="xnnpack",
+                      budget_ms=1000.0, clock="auto"):
+  """Median ms of batch-1 invokes of each file, the files' invokes taken in
+  turn (A, B, A, B, ...), so that all of them run under the same
+  conditions.
+
+  On a shared machine a model's own latency drifts with its neighbours'
+  load (cache and memory bandwidth), even in CPU time: MobileNetV2 at 224
+  read 9.7 to 12.7 ms in six `time_tflite` calls, best of 5 medians each,
+  and a slim model's ratio to it 0.45 to 0.67 when the two were timed one
+  file after the other. Taken invoke by invoke in turn, six runs of 60
+  pairs gave ratios of 0.528 to 0.544. Use this for ratios (speed-ups);
+  the absolute times still drift with the machine.
+
+  Args:
+    paths: .tflite files of fixed input sizes (at least one).
+    threads, delegate, clock: as for `time_tflite`.
+    budget_ms: about how long to spend per file; at least 15 and at most
+      3,000 invokes of each are timed.
+
+  Returns:
+    [ms of each file], in the order of `paths`.
+
+  Raises:
+    as `time_tflite`; ValueError for an empty `paths`.
+  """
+  paths = list(paths)
+  if not paths:
+    raise ValueError("time_side_by_side: `paths` is empty; give at least "
+                     "one .tflite file")
+  now, interps = _timing_setup(paths, threads, delegate, budget_ms, 1, clock,
+                               "time_side_by_side")
+  est = []
+  for interp in interps:
+    for _ in range(3):
+      interp.invoke()
+    t0 = now()
+    for _ in range(3):
+      interp.invoke()
+    est.append(max((now() - t0) / 3 * 1e3, 1e-4))
+  runs = int(np.clip(budget_ms / max(est), 15, 3000))
+  times = np.empty((runs, len(interps)))
+  for i in range(runs):
+    for j, interp in enumerate(interps):
+      t = now()
+      interp.invoke()
+      times[i, j] = now() - t
+  return [float(v) * 1e3 for v in np.median(times, axis=0)]
+
+
+def measure_side_by_side(models, *, threads=1, delegate="xnnpack",
+                         budget_ms=1000.0):
+  """Measured float TFLite latency of whole models, in ms, timed in turn
+  (see `time_side_by_side`); the models are converted first."""
+  import tflite_export  # pylint: disable=g-import-not-at-top
+  folder = tempfile.mkdtemp(prefix="tps_latency_")
+  paths = []
+  try:
+    for i, m in enumerate(models):
+      paths.append(os.path.join(folder, f"{i}.tflite"))
+      tflite_export.convert(m, paths[-1])
+    return time_side_by_side(paths, threads=threads, delegate=delegate,
+                             budget_ms=budget_ms)
+  finally:
+    for p in paths:
+      try:
+        os.remove(p)
+      except OSError:
+        pass
+    try:
+      os.rmdir(folder)
+    except OSError:
+      pass
 
 
 def measure_ms(model, *, threads=1, delegate="xnnpack", budget_ms=300.0,
@@ -1030,6 +1169,6 @@ from tfprune_survey.latency_planning import search_latency  # pylint: disable=g-
 
 
 __all__ = ["LatencyModel", "LayerCost", "architecture_key", "measure_ms",
-           "parse_benchmark_profile", "plan_latency", "runtime_info",
-           "search_latency",
-           "time_tflite"]
+           "measure_side_by_side", "measured_here", "parse_benchmark_profile",
+           "plan_latency", "runtime_info", "search_latency",
+           "time_side_by_side", "time_tflite"]

@@ -39,6 +39,7 @@ class PruneReport:
   latency_before_ms: float = None   # measured, with target_latency
   latency_after_ms: float = None
   latency_predicted_ratio: float = None
+  latency_replans: int = None       # plans re-made on measured latency
 
   @property
   def macs_reduction(self):
@@ -64,7 +65,9 @@ class PruneReport:
           f"{'latency ms':10s} {self.latency_before_ms:14.3f} "
           f"{self.latency_after_ms:14.3f} "
           f"{1 - self.latency_after_ms / self.latency_before_ms:10.1%}"
-          f"  (predicted {1 - self.latency_predicted_ratio:.1%})")
+          f"  (predicted {1 - self.latency_predicted_ratio:.1%}"
+          + (f"; re-planned {self.latency_replans}x on measured latency"
+             if self.latency_replans else "") + ")")
     lines += ["", f"{'group':40s} {'kept':>6s} / {'total':<6s}"]
     for gid, kept, total in self.groups:
       lines.append(f"{gid[:40]:40s} {kept:6d} / {total:<6d}")
@@ -584,6 +587,25 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                                   target_macs, scope, left_whole)
   keep = planner.keep_indices(counts)
   slim = materialize(model, keep, graph=graph)
+  if target_latency is not None:
+    whole = latency.predict_counts({})
+
+    def replan(goal):
+      # `goal` is a fraction of the whole prediction (dead branches too).
+      _, live_goal = _without_dead_layers(latency, dropped, goal, to_live,
+                                          graph)
+      if live_goal <= 0:
+        return {**{g.id: g.size for g in planner.groups}, **(fixed or {})}
+      return latency_lib.search_latency(planner, live_latency, live_goal,
+                                        round_to, fixed,
+                                        left_whole=left_whole)
+
+    counts, slim, latency_fields = latency_lib.plan_to_measured(
+        original, latency, args.target_latency, replan,
+        lambda c: materialize(model, planner.keep_indices(c), graph=graph),
+        lambda c: live_latency.predict_counts(c) / whole, counts, slim,
+        verbose)
+    keep = planner.keep_indices(counts)
   if refit is not None:
     slim = reconstruct_fn(slim, model, data, keep=keep, verbose=verbose,
                           **refit)
@@ -597,11 +619,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
       macs_after=None if macs_before is None else count_macs(slim),
       groups=[(g.id, counts.get(g.id, g.size), g.size)
               for g in graph.prunable_groups],
-      **(latency_lib.report_fields(original, slim, latency, counts)
-         if target_latency is not None else {}))
-  if target_latency is not None and dropped:
-    report.latency_predicted_ratio = (live_latency.predict_counts(counts) /
-                                      latency.predict_counts({}))
+      **(latency_fields if target_latency is not None else {}))
   if to_caller:
     # Named as in the caller's model, so that tps.materialize(model, keep)
     # (which drops the dead branches too) gives result.model.
