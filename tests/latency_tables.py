@@ -42,9 +42,10 @@ def macs_proportional_timer(monkeypatch):
   """Makes `LatencyModel.measure`'s per-layer tables deterministic.
 
   Each one-layer file "runs" in 2 us plus 1 ns per MAC, in place of being
-  timed. A smoke test's latency targets are then reachable on any machine:
-  on real timings a noisy CI machine found at most 0.092 of the width-16
-  demo net's latency removable and left the 0.1 variants out. The whole
+  timed (`_Timer.model_ms` and `_Timer.models_ms`). A smoke test's latency
+  targets are then reachable on any machine: on real timings a noisy CI
+  machine found at most 0.092 of the width-16 demo net's latency removable
+  and left the 0.1 variants out. The whole
   models `tps.prune(target_latency=...)` measures (`measure_side_by_side`)
   cost the same, so that its re-plans on measured latency are the same on
   any machine. Timings of converted files (`time_tflite`) stay real.
@@ -53,5 +54,7 @@ def macs_proportional_timer(monkeypatch):
   ms = lambda m: 0.002 + 1e-6 * tps.count_macs(m)  # pylint: disable=unnecessary-lambda-assignment
   monkeypatch.setattr(latency._Timer, "model_ms",  # pylint: disable=protected-access
                       lambda self, m: ms(m))
+  monkeypatch.setattr(latency._Timer, "models_ms",  # pylint: disable=protected-access
+                      lambda self, models: [ms(m) for m in models])
   monkeypatch.setattr(latency, "measure_side_by_side",
                       lambda models, **kw: [ms(m) for m in models])

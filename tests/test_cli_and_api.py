@@ -642,6 +642,8 @@ def test_demo_latency_row_survives_a_noisy_cached_table(tmp_path, capsys,
     with monkeypatch.context() as m:
       if len(calls) == 1:
         m.setattr(latency._Timer, "model_ms", lambda self, model: 0.002)
+        m.setattr(latency._Timer, "models_ms",
+                  lambda self, models: [0.002] * len(models))
       return real(model, **kw)
 
   monkeypatch.setattr(latency.LatencyModel, "measure", measure)
@@ -687,6 +689,8 @@ def test_demo_says_why_the_latency_row_is_skipped(tmp_path, capsys,
   monkeypatch.setenv(latency.CACHE_ENV, str(tmp_path / "cache"))
   # Every timing the same, on every measurement: nothing can be saved.
   monkeypatch.setattr(latency._Timer, "model_ms", lambda self, model: 0.002)
+  monkeypatch.setattr(latency._Timer, "models_ms",
+                      lambda self, models: [0.002] * len(models))
   model = zoo.residual_cnn(input_shape=(8, 8, 1), width=16, stem_pool=True)
   result, _, reason = demo.prune_to_latency(model, "l1", 0.1, tries=2,
                                             verbose=0)

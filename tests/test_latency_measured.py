@@ -179,11 +179,13 @@ def test_plan_to_measured_leaves_tables_from_elsewhere(monkeypatch):
 def test_plan_to_measured_keeps_the_closest_and_stops_when_unreachable(
     monkeypatch):
   # Measured is a third of predicted: the secant asks for 0.999 of the
-  # prediction, past what the tables can reach; the first plan is kept.
+  # prediction, past what the tables can reach (0.8), so 0.8 is planned;
+  # then the secant asks for more than 0.8 again, and the search stops.
   runs = _Runs(1 / 3, reachable=0.8)
   counts, _, fields = _run(runs, _here_table(), 0.5, monkeypatch)
-  assert runs.goals[1:] == [0.999]
-  assert counts == {"w": 0.5} and fields["latency_replans"] == 0
+  assert runs.goals == [0.5, 0.999, 0.8, 0.999]
+  assert counts == {"w": 0.8} and fields["latency_replans"] == 1
+  assert fields["latency_after_ms"] == pytest.approx(10 * (1 - 0.8 / 3))
   # Measured falls short, then the re-plan overshoots: each measured side
   # by side, the closest to the target is kept among at most 3 plans.
   class Curved(_Runs):

@@ -86,36 +86,27 @@ def tflite_stats(model, folder, name, calib, check, modes=("none", "int8")):
   return out
 
 
-ROUNDS = 40   # timing rounds of `time_files` in the demo
 FT_LR = 3e-3  # each fine-tune's learning rate falls from this to 0 on a cosine
 
 
-def time_files(paths, runs, rounds=ROUNDS):
-  """{path: ms}: the smallest of `rounds` medians, files taken in turn.
+def time_files(paths, runs):
+  """{path: ms}: the median of `runs` invokes of each file, the files'
+  invokes taken in turn (`tps.latency.time_side_by_side`), at the end.
 
-  Taking the files in alternating rounds, all at the end, keeps a slow
-  moment of a shared machine from landing on one model alone. The rounds
-  are many and short because such moments last seconds: with 3 rounds of
-  1,000 invokes, four slim models of one architecture measured 0.143 to
-  0.178 ms in one run (speed-ups 1.52x to 2.10x over three runs); with 15
-  rounds of 200, the four agreed within 5% in each of three runs, but
-  a fourth run read 1.59x to 1.71x for them, and re-timing six files of
-  one demo three times in one process gave 1.64x to 2.10x for the four in
-  the first pass of 15 rounds. With 40 rounds the three passes read 1.70x
-  to 1.74x.
+  A slow moment of a shared machine then lands on every model alike. The
+  demo timed the files one after the other before, in 40 rounds of 200
+  invokes, taking the smallest median; its speed-ups still moved by several
+  percent from run to run (1.59x to 1.71x for slim models of one
+  architecture). Invoke by invoke in turn, six runs of a slim ResNet-20's
+  ratio to the original read 0.580 to 0.602.
   """
-  import tflite_export  # pylint: disable=g-import-not-at-top
-  best = {p: float("inf") for p in paths}
-  for _ in range(rounds):
-    for p in paths:
-      ms = tflite_export.benchmark(p, runs=runs, warmup=50, threads=1)
-      best[p] = min(best[p], ms.median_ms)
-  return best
+  from tfprune_survey import latency  # pylint: disable=g-import-not-at-top
+  return dict(zip(paths, latency.time_side_by_side(list(paths), runs=runs)))
 
 
 def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
         criteria=CRITERIA, train_images=45000, epochs=2, ft_images=20000,
-        score_images=1024, recal_images=2048, bench_runs=200, width=48,
+        score_images=1024, recal_images=2048, bench_runs=2000, width=48,
         round_to=8, latency_target=0.5, latency_criterion="l1", seed=0,
         verbose=1):
   """Runs the demo; returns the table's rows (a list of dicts).
@@ -131,7 +122,8 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
       rate falling from `FT_LR` to 0 on a cosine).
     score_images: images the data-dependent criteria score on.
     recal_images: images on which BN statistics are re-estimated.
-    bench_runs: timed TFLite invokes per file in each of `ROUNDS` rounds.
+    bench_runs: timed TFLite invokes of each file, the files' invokes taken
+      in turn.
     width: the residual CNN's first-stage width. Defaults to 48.
     round_to: kept widths of the MACs rows are multiples of this (XNNPACK
       computes channels in tiles of 8 or 16). Defaults to 8.
@@ -228,8 +220,8 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
           f"fine-tuning; float file {stats[name]['none']['kb']:.0f} KB, "
           + ("verified" if rows[-1]["verified"] else "NOT verified"),
           flush=True)
-  print(f"\n== 4. time every TFLite file: {bench_runs} batch-1 invokes, 1 "
-        f"thread, in each of {ROUNDS} alternating rounds ==", flush=True)
+  print(f"\n== 4. time every TFLite file: {bench_runs} batch-1 invokes of "
+        "each, 1 thread, the files' invokes taken in turn ==", flush=True)
   ms = time_files([s[m]["path"] for s in stats.values() for m in s],
                   bench_runs)
   for r in rows:
@@ -246,7 +238,7 @@ def run(out_dir="demo_results", *, fashion_dir=data_lib.FASHION_MNIST_DIR,
          dict(train_images=len(xb), epochs=epochs, ft_images=len(xf),
               score_images=score_images, recal_images=recal_images,
               test_images=len(xt), width=width, round_to=round_to,
-              bench_runs=bench_runs, timing_rounds=ROUNDS,
+              bench_runs=bench_runs,
               latency_target=latency_target,
               latency_criterion=latency_criterion, seed=seed,
               cpu_seconds=time.process_time()), skipped)
@@ -377,9 +369,9 @@ def _write(out_dir, rows, table, dataset, note, base_acc, total, config,
       "materialized, and exported to float and int8 TFLite. "
       "\"verified\": the float file matches Keras within 1e-4 relative and "
       "the int8 file agrees on top-1 for at least 90% of 256 test images. "
-      "Latency: batch-1 invokes on 1 thread (LiteRT, XNNPACK), the smallest "
-      f"of {ROUNDS} medians of {config.get('bench_runs', 200)} invokes, the "
-      "files timed in turn.", "",
+      "Latency: batch-1 invokes on 1 thread (LiteRT, XNNPACK), "
+      f"the median of {config.get('bench_runs', 2000)} invokes of each file, "
+      "the files' invokes taken in turn.", "",
       table, ""]
   for name, reason in skipped.items():
     text += [f"**Skipped:** the {name} row: {reason}.", ""]

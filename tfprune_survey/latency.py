@@ -604,10 +604,17 @@ class LatencyModel:
       if bar:
         bar.add(1)
       timed = {}
-      for p in points:
-        timed[p] = timer.model_ms(_one_layer_model(fw.keras, specs[p]))
+      # Timed side by side, a chunk of one-layer files at a time (a layer's
+      # widths are neighbours in `points`): on a shared machine one file
+      # timed alone drifts by tens of percent (a conv of ResNet-20 read
+      # 0.097 ms in one table and 0.062 in the next), and the planner would
+      # chase the drift as if it were a stair.
+      for i in range(0, len(points), _CHUNK):
+        chunk = points[i:i + _CHUNK]
+        timed.update(zip(chunk, timer.models_ms(
+            [_one_layer_model(fw.keras, specs[p]) for p in chunk])))
         if bar:
-          bar.add(1)
+          bar.add(len(chunk))
       whole = timer.model_ms(model)
       if bar:
         bar.add(1)
@@ -960,6 +967,10 @@ def _trivial_model(keras):
   return keras.Model(inp, keras.layers.ReLU()(inp))
 
 
+# One-layer files timed side by side at a time by `LatencyModel.measure`.
+_CHUNK = 32
+
+
 class _Timer:
   """Converts models to float TFLite and times them (median of invokes)."""
 
@@ -975,6 +986,25 @@ class _Timer:
     return time_tflite(self.path, threads=self.threads,
                        delegate=self.delegate, budget_ms=self.budget_ms,
                        rounds=self.rounds)
+
+  def models_ms(self, models):
+    """[ms of each model], their invokes taken in turn
+    (`time_side_by_side`, about `budget_ms` of invokes each)."""
+    import tflite_export  # pylint: disable=g-import-not-at-top
+    paths = [os.path.join(self.folder, f"{i}.tflite")
+             for i in range(len(models))]
+    try:
+      for m, path in zip(models, paths):
+        tflite_export.convert(m, path)
+      return time_side_by_side(paths, threads=self.threads,
+                               delegate=self.delegate,
+                               budget_ms=self.budget_ms)
+    finally:
+      for path in paths:
+        try:
+          os.remove(path)
+        except OSError:
+          pass
 
   def close(self):
     try:
@@ -1078,7 +1108,7 @@ def time_tflite(path, *, threads=1, delegate="xnnpack", budget_ms=40.0,
 
 
 def time_side_by_side(paths, *, threads=1, delegate="xnnpack",
-                      budget_ms=1000.0, clock="auto"):
+                      budget_ms=1000.0, clock="auto", runs=None):
   """Median ms of batch-1 invokes of each file, the files' invokes taken in
   turn (A, B, A, B, ...), so that all of them run under the same
   conditions.
@@ -1096,6 +1126,8 @@ def time_side_by_side(paths, *, threads=1, delegate="xnnpack",
     threads, delegate, clock: as for `time_tflite`.
     budget_ms: about how long to spend per file; at least 15 and at most
       3,000 invokes of each are timed.
+    runs: the invokes of each file to time, an int >= 1, in place of
+      `budget_ms`'s count.
 
   Returns:
     [ms of each file], in the order of `paths`.
@@ -1107,6 +1139,9 @@ def time_side_by_side(paths, *, threads=1, delegate="xnnpack",
   if not paths:
     raise ValueError("time_side_by_side: `paths` is empty; give at least "
                      "one .tflite file")
+  if runs is not None and (not _is_int(runs) or runs < 1):
+    raise ValueError("time_side_by_side: `runs` must be an int >= 1 or "
+                     f"None, got {runs!r}")
   now, interps = _timing_setup(paths, threads, delegate, budget_ms, 1, clock,
                                "time_side_by_side")
   est = []
@@ -1117,8 +1152,9 @@ def time_side_by_side(paths, *, threads=1, delegate="xnnpack",
     for _ in range(3):
       interp.invoke()
     est.append(max((now() - t0) / 3 * 1e3, 1e-4))
-  runs = int(np.clip(budget_ms / max(est), 15, 3000))
-  times = np.empty((runs, len(interps)))
+  if runs is None:
+    runs = int(np.clip(budget_ms / max(est), 15, 3000))
+  times = np.empty((int(runs), len(interps)))
   for i in range(runs):
     for j, interp in enumerate(interps):
       t = now()

@@ -442,7 +442,9 @@ def plan_to_measured(model, latency, target, plan, build, predicted,
     latency: its LatencyModel.
     target: the fraction of the measured latency to remove.
     plan: fn(predicted target, a fraction of the whole prediction) ->
-      counts; raises `planning.UnreachableTargetError` when out of reach.
+      counts; raises `planning.UnreachableTargetError` when out of reach
+      (its `best`, the largest reachable predicted reduction, is then
+      planned instead).
     build: fn(counts) -> slim model.
     predicted: fn(counts) -> predicted latency as a fraction of the whole.
     counts, slim: the first plan (for `target` itself) and its model.
@@ -468,8 +470,16 @@ def plan_to_measured(model, latency, target, plan, build, predicted,
       goal = min(max(goal, 1e-3), 0.999)
       try:
         counts = plan(goal)
-      except planning.UnreachableTargetError:
-        break
+      except planning.UnreachableTargetError as e:
+        # Past the tables' reach: the deepest plan they allow, if it is
+        # deeper than the last.
+        if e.best <= p1 + 1e-9:
+          break
+        goal = e.best
+        try:
+          counts = plan(goal)
+        except planning.UnreachableTargetError:
+          break
       if counts in seen:
         break
       seen.append(counts)

@@ -596,9 +596,10 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                                           graph)
       if live_goal <= 0:
         return {**{g.id: g.size for g in planner.groups}, **(fixed or {})}
-      return latency_lib.search_latency(planner, live_latency, live_goal,
-                                        round_to, fixed,
-                                        left_whole=left_whole)
+      with _dead_branches_in_message(latency, live_latency, goal):
+        return latency_lib.search_latency(planner, live_latency, live_goal,
+                                          round_to, fixed,
+                                          left_whole=left_whole)
 
     counts, slim, latency_fields = latency_lib.plan_to_measured(
         original, latency, args.target_latency, replan,
