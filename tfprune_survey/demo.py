@@ -98,7 +98,8 @@ def time_files(paths, runs):
   invokes, taking the smallest median; its speed-ups still moved by several
   percent from run to run (1.59x to 1.71x for slim models of one
   architecture). Invoke by invoke in turn, six runs of a slim ResNet-20's
-  ratio to the original read 0.580 to 0.602.
+  ratio to the original read 0.605 to 0.623, against 0.481 to 0.951 one
+  file after the other (`benchmarks/timing_noise.py`).
   """
   from tfprune_survey import latency  # pylint: disable=g-import-not-at-top
   return dict(zip(paths, latency.time_side_by_side(list(paths), runs=runs)))

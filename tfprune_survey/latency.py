@@ -774,9 +774,8 @@ def runtime_info(threads, delegate):
   The CPU is named by its model name, its vendor, family, model and
   stepping, and the vector extensions LiteRT's kernels use (`isa`): two
   machines that both call themselves "AMD EPYC" ran ResNet-20 at 32x32 in
-  0.38 ms (an earlier machine) and 0.97 ms (family 25 model 1, AVX2 and no
-  AVX-512), with different staircases, so a table of one must not be read
-  back as the other's.
+  0.38 ms (an earlier machine) and about 1 ms (family 25 model 1, AVX2 and
+  no AVX-512), so a table of one must not be read back as the other's.
   """
   try:
     import ai_edge_litert  # pylint: disable=g-import-not-at-top
@@ -1115,11 +1114,11 @@ def time_side_by_side(paths, *, threads=1, delegate="xnnpack",
 
   On a shared machine a model's own latency drifts with its neighbours'
   load (cache and memory bandwidth), even in CPU time: MobileNetV2 at 224
-  read 9.7 to 12.7 ms in six `time_tflite` calls, best of 5 medians each,
-  and a slim model's ratio to it 0.45 to 0.67 when the two were timed one
-  file after the other. Taken invoke by invoke in turn, six runs of 60
-  pairs gave ratios of 0.528 to 0.544. Use this for ratios (speed-ups);
-  the absolute times still drift with the machine.
+  read 10.4 to 13.3 ms in six `time_tflite` calls, best of 5 medians each,
+  and a slim model's ratio to it 0.49 to 0.72 when the two were timed one
+  file after the other. Taken invoke by invoke in turn, six runs gave
+  ratios of 0.521 to 0.545 (`benchmarks/timing_noise.py`). Use this for
+  ratios (speed-ups); the absolute times still drift with the machine.
 
   Args:
     paths: .tflite files of fixed input sizes (at least one).

@@ -422,11 +422,11 @@ def plan_to_measured(model, latency, target, plan, build, predicted,
                      counts, slim, verbose=0):
   """Counts and slim model that remove `target` of the *measured* latency.
 
-  The tables predict a model's latency from its layers timed alone, and
-  their sum can be off by several percent, more on some CPUs than others:
-  on a 2-core AMD EPYC without AVX-512, MobileNetV2 at 224 measured 12.2 ms
-  where its tables predicted 10.2, and a plan for half the predicted
-  latency removed 39% to 46% of the measured one. When the tables were
+  The tables predict a model's latency from its layers timed alone: their
+  sum is not the whole model's time (Adds and pooling are not timed), and
+  on a shared machine two measurements of one table differ point by point
+  (12% at the median for ResNet-20's, in `benchmarks/RESULTS.md`, "Timing
+  noise"), so a plan can miss the measured target. When the tables were
   measured on this machine's runtime (`latency.measured_here`), the slim
   model is measured, side by side with the original, and while the
   measured reduction is more than `MEASURED_TOLERANCE` from `target` the
