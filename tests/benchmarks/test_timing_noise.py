@@ -12,6 +12,8 @@ def test_both_parts_write_their_rows(tmp_path, monkeypatch):
   # The tables' one-layer files cost their MACs, in place of being
   # converted and timed (4 tables); part 1's two files are timed for real.
   macs_proportional_timer(monkeypatch)
+  # Those fake tables must not land in the user's cache.
+  monkeypatch.setenv(latency.CACHE_ENV, str(tmp_path / "cache"))
   in_turn = latency._Timer.models_ms  # pylint: disable=protected-access
   bench = load_benchmark("timing_noise")
   state = bench.main(["--pairs", "resnet8:16", "--tables", "resnet8:16",
@@ -32,6 +34,7 @@ def test_both_parts_write_their_rows(tmp_path, monkeypatch):
     assert r["points"] > 20 and r["whole_ms"] > 0
     assert 0 <= r["median_abs_diff"] <= r["p90_abs_diff"]
     assert 0 <= r["median_abs_diff_scaled"] <= r["p90_abs_diff_scaled"]
+  assert not (tmp_path / "cache").exists()   # the benchmark keeps none
   saved = json.loads((tmp_path / "t.json").read_text())
   assert saved["pairs"] == pairs and saved["tables"] == tables
   md = (tmp_path / "t.md").read_text()
