@@ -93,6 +93,12 @@ def test_time_side_by_side_times_each_file_in_order(tmp_path, monkeypatch):
   assert ms[1] > 4 * max(ms[0], ms[2])
   with pytest.raises(ValueError, match="time_side_by_side: `paths` is empty"):
     latency.time_side_by_side([])
+  (one,) = latency.time_side_by_side([small], runs=3)
+  assert 0 < one < 1e3
+  for bad in (0, 2.5, True):
+    with pytest.raises(ValueError, match=re.escape(
+        f"time_side_by_side: `runs` must be an int >= 1 or None, got {bad!r}")):
+      latency.time_side_by_side([small], runs=bad)
   opened = []
   monkeypatch.setattr("tflite_export.inspect_model.interpreter",
                       lambda *a, **k: opened.append(a))

@@ -606,9 +606,10 @@ class LatencyModel:
       timed = {}
       # Timed side by side, a chunk of one-layer files at a time (a layer's
       # widths are neighbours in `points`): on a shared machine one file
-      # timed alone drifts by tens of percent (a conv of ResNet-20 read
-      # 0.097 ms in one table and 0.062 in the next), and the planner would
-      # chase the drift as if it were a stair.
+      # timed alone drifts, and the planner would chase the drift as if it
+      # were a stair. ResNet-20's tables, measured twice, disagreed by 17%
+      # per point at the median and 42% at p90 with each file timed alone,
+      # 12% and 18% in chunks (`benchmarks/timing_noise.py`).
       for i in range(0, len(points), _CHUNK):
         chunk = points[i:i + _CHUNK]
         timed.update(zip(chunk, timer.models_ms(
@@ -744,7 +745,7 @@ def parse_benchmark_profile(csv_path):
 # ---- measuring ------------------------------------------------------------
 
 # CPU features that change which kernels LiteRT and XNNPACK run, and so
-# the staircase: e.g. AVX-512 tiles 16 floats where AVX2 tiles 8.
+# the staircase: e.g. an AVX-512 register holds 16 floats, an AVX2 one 8.
 _ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
               "avx512_fp16", "avx_vnni", "amx_tile", "asimd", "asimddp",
               "asimdhp", "i8mm", "sve", "sve2", "bf16")
