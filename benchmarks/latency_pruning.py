@@ -55,17 +55,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def timed_side_by_side(models, rounds):
   """{name: ms}: medians of invokes, the models' invokes taken in turn
   (`tps.latency.time_side_by_side`), about 200 ms per model per round."""
-  import tflite_export  # pylint: disable=g-import-not-at-top
-  tmp = tempfile.mkdtemp(prefix="latency_pruning_")
-  paths = {}
-  for name, m in models.items():
-    paths[name] = os.path.join(tmp, f"{len(paths)}.tflite")
-    tflite_export.convert(m, paths[name])
-  ms = latency_lib.time_side_by_side(list(paths.values()),
-                                     budget_ms=200.0 * rounds)
-  for p in paths.values():
-    os.remove(p)
-  return dict(zip(paths, ms))
+  ms = latency_lib.measure_side_by_side(list(models.values()),
+                                        budget_ms=200.0 * rounds)
+  return dict(zip(models, ms))
 
 
 def ms_per_mac_greedy(planner, lm, macs_model, goal, floor=0.25):

@@ -1167,25 +1167,11 @@ def measure_side_by_side(models, *, threads=1, delegate="xnnpack",
                          budget_ms=1000.0):
   """Measured float TFLite latency of whole models, in ms, timed in turn
   (see `time_side_by_side`); the models are converted first."""
-  import tflite_export  # pylint: disable=g-import-not-at-top
-  folder = tempfile.mkdtemp(prefix="tps_latency_")
-  paths = []
+  timer = _Timer(threads, delegate, budget_ms=budget_ms)
   try:
-    for i, m in enumerate(models):
-      paths.append(os.path.join(folder, f"{i}.tflite"))
-      tflite_export.convert(m, paths[-1])
-    return time_side_by_side(paths, threads=threads, delegate=delegate,
-                             budget_ms=budget_ms)
+    return timer.models_ms(models)
   finally:
-    for p in paths:
-      try:
-        os.remove(p)
-      except OSError:
-        pass
-    try:
-      os.rmdir(folder)
-    except OSError:
-      pass
+    timer.close()
 
 
 def measure_ms(model, *, threads=1, delegate="xnnpack", budget_ms=300.0,

@@ -3,8 +3,8 @@
 `search_latency` allocates the cuts (score lost per millisecond saved, as
 NetAdapt and HALP do), `plan_latency` checks the arguments and measures a
 LatencyModel when none is given, `plan_to_measured` measures the slim model
-and re-plans while it misses the target, `report_fields` measures a slim
-model for the report. The tables themselves and how they are measured live in
+(for the report) and re-plans while it misses the target. The tables
+themselves and how they are measured live in
 `tfprune_survey.latency`; they are re-exported there.
 """
 
@@ -498,17 +498,5 @@ def plan_to_measured(model, latency, target, plan, build, predicted,
                         "latency_replans": len(tries) - 1}
 
 
-def report_fields(model, slim, latency, counts):
-  """Latency figures for the PruneReport: measured before/after, predicted.
-
-  The two models' invokes are taken in turn, with the LatencyModel's
-  threads and delegate, so that their ratio is taken side by side.
-  """
-  before, after = _measure_pair(model, slim, latency)
-  return {"latency_before_ms": before, "latency_after_ms": after,
-          "latency_predicted_ratio": (latency.predict_counts(counts) /
-                                      latency.predict_counts({}))}
-
-
 __all__ = ["check_reachable", "check_round_to", "plan_latency",
-           "plan_to_measured", "report_fields", "search_latency"]
+           "plan_to_measured", "search_latency"]

@@ -569,26 +569,6 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
         gid: n for gid, n in planner.counts_per_group(ratios).items()
         if gid in ratios}
     # `latency` was checked, and `scope`, before scoring.
-    if live_target > 0:
-      with _dead_branches_in_message(latency, live_latency,
-                                     args.target_latency):
-        counts = latency_lib.search_latency(planner, live_latency,
-                                            live_target, round_to, fixed,
-                                            left_whole=left_whole)
-    else:
-      counts = {**{g.id: g.size for g in planner.groups}, **(fixed or {})}
-  elif ratios is not None:
-    counts = planner.counts_per_group(ratios)
-  elif ratio is not None:
-    counts = (planner.counts_removing(int(round(ratio * planner.total)))
-              if scope == "global" else planner.counts_local(ratio))
-  else:
-    counts = planning.search_macs(planner, macs_model, macs_before,
-                                  target_macs, scope, left_whole)
-  keep = planner.keep_indices(counts)
-  slim = materialize(model, keep, graph=graph)
-  if target_latency is not None:
-    whole = latency.predict_counts({})
 
     def replan(goal):
       # `goal` is a fraction of the whole prediction (dead branches too).
@@ -601,6 +581,19 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
                                           round_to, fixed,
                                           left_whole=left_whole)
 
+    counts = replan(args.target_latency)
+  elif ratios is not None:
+    counts = planner.counts_per_group(ratios)
+  elif ratio is not None:
+    counts = (planner.counts_removing(int(round(ratio * planner.total)))
+              if scope == "global" else planner.counts_local(ratio))
+  else:
+    counts = planning.search_macs(planner, macs_model, macs_before,
+                                  target_macs, scope, left_whole)
+  keep = planner.keep_indices(counts)
+  slim = materialize(model, keep, graph=graph)
+  if target_latency is not None:
+    whole = latency.predict_counts({})
     counts, slim, latency_fields = latency_lib.plan_to_measured(
         original, latency, args.target_latency, replan,
         lambda c: materialize(model, planner.keep_indices(c), graph=graph),
