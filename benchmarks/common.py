@@ -8,16 +8,28 @@ TensorFlow, tf_keras or Keras at import time: a script may still have to fix
 Keras 3's backend (`set_backend`) first.
 """
 
+import atexit
 import gc
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def scratch_dir(prefix):
+  """A new temporary folder, removed with its contents when the process
+  exits (the scripts' default latency caches, converted files and the
+  like; the smoke tests run the scripts in-process, so nothing is left
+  in /tmp after a test run)."""
+  path = tempfile.mkdtemp(prefix=prefix)
+  atexit.register(shutil.rmtree, path, ignore_errors=True)
+  return path
 
 
 def timed(fn):

@@ -26,7 +26,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -54,7 +53,7 @@ def earlier_search(rev):
       continue
   else:
     raise ValueError(f"no planner found at revision {rev!r}")
-  path = os.path.join(tempfile.mkdtemp(prefix="latency_planner_"),
+  path = os.path.join(common.scratch_dir("latency_planner_"),
                       "latency_earlier.py")
   with open(path, "w") as f:
     f.write(text)

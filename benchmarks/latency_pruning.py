@@ -36,10 +36,13 @@ Writes benchmarks/results/latency_pruning.{json,md,png}.
 import argparse
 import json
 import os
-import tempfile
+import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import tfprune_survey as tps
 from tfprune_survey import data as data_lib
@@ -466,7 +469,7 @@ def main(argv=None):
   args.latency_targets = [float(t) for t in args.latency_targets.split(",")]
   args.seeds = [int(t) for t in args.seeds.split(",")]
   os.makedirs(args.out, exist_ok=True)
-  cache = args.cache_dir or tempfile.mkdtemp(prefix="latency_cache_")
+  cache = args.cache_dir or common.scratch_dir("latency_cache_")
   state = {"command": "benchmarks/latency_pruning.py " + " ".join(
       argv if argv is not None else []), "rows": [], "summaries": [],
            "runtime": latency_lib.runtime_info(1, "xnnpack")}

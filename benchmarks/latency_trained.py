@@ -35,7 +35,6 @@ Writes benchmarks/results/latency_trained.{json,md,png}.
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -310,7 +309,7 @@ def main(argv=None):
   args.criteria = common.split_names(parser, args.criteria, CRITERIA,
                                      "criterion")
   os.makedirs(args.out, exist_ok=True)
-  cache = args.cache_dir or tempfile.mkdtemp(prefix="latency_trained_")
+  cache = args.cache_dir or common.scratch_dir("latency_trained_")
   data = load_32(args.fashion_dir, args.train_images)
   state = {"rows": [], "summaries": [],
            "runtime": latency_lib.runtime_info(1, "xnnpack")}

@@ -88,7 +88,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -487,7 +486,7 @@ def main(argv=None):
   test = (xt[:args.test_images], yt[:args.test_images])
   pairs = criteria_runs(criteria, args.random_seeds)
   total = len(models) * len(pairs) * len(budgets) * len(schedules)
-  work = tempfile.mkdtemp(prefix="tfps_survey_")
+  work = common.scratch_dir("tfps_survey_")
   latency = Latency(work, args.bench_runs)
   count = 0
   t_all = time.perf_counter()

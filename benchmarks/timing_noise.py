@@ -29,7 +29,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -53,7 +52,7 @@ def pair_rows(name, size, reps, budget_ms):
   keras.utils.set_random_seed(0)
   model = latency_pruning.build(name, keras, size)
   slim = tps.prune(model, "l1", target_macs=0.5, round_to=8).model
-  tmp = tempfile.mkdtemp(prefix="timing_noise_")
+  tmp = common.scratch_dir("timing_noise_")
   a, b = os.path.join(tmp, "a.tflite"), os.path.join(tmp, "b.tflite")
   tflite_export.convert(model, a)
   tflite_export.convert(slim, b)
@@ -95,7 +94,7 @@ def table_rows(name, size, reps):
   in_turn = latency_lib._Timer.models_ms  # pylint: disable=protected-access
   # The tables measured here are written to a scratch folder, not the
   # user's cache (the first way's would stand in for the second's).
-  scratch = tempfile.mkdtemp(prefix="timing_noise_tables_")
+  scratch = common.scratch_dir("timing_noise_tables_")
   rows = []
   for way, fn in (("one at a time", _one_at_a_time),
                   ("in chunks, in turn", in_turn)):
