@@ -224,6 +224,33 @@ def write_results(out_dir, name, meta, rows, table):
   print(table)
 
 
+def macs_latency_panels(rows, title, draw, path, legend_size=6):
+  """One panel per (model, size) of `rows`: MACs against measured latency.
+
+  Args:
+    rows: result rows with 'model' and 'size'.
+    title: fn(model, size) -> the panel's title.
+    draw: fn(ax, model rows) draws a panel's points.
+    path: the PNG written.
+    legend_size: the legends' font size.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  models = list(dict.fromkeys((r["model"], r["size"]) for r in rows))
+  fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.8),
+                           squeeze=False)
+  for ax, (name, size) in zip(axes[0], models):
+    draw(ax, [r for r in rows if (r["model"], r["size"]) == (name, size)])
+    ax.set_xlabel("MACs (fraction of the original)")
+    ax.set_ylabel("measured latency (fraction of the original)")
+    ax.set_title(title(name, size))
+    ax.legend(fontsize=legend_size)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
 def save_state(path, state):
   """Writes `state` as JSON to `path` atomically (a resumable run's file)."""
   tmp = path + ".tmp"

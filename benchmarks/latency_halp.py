@@ -45,14 +45,11 @@ import latency_pruning  # pylint: disable=g-import-not-at-top,wrong-import-posit
 import latency_trained  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import tfprune_survey as tps  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfprune_survey import data as data_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfprune_survey import latency as latency_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfprune_survey.criteria.taylor_fo import TaylorFO  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfprune_survey.metrics.accuracy import evaluate_accuracy  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfprune_survey.metrics.macs_model import MacsModel  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 # (label, importance, cross-group scale).
 VARIANTS = (("l1", "l1", "mean"),
             ("l1, producers", "l1", "producers"),
@@ -94,19 +91,8 @@ def scale_weights(scale, planner):
 def part(name, size, args, data, cache):
   """Rows of one model: every variant, timed side by side."""
   train_data, test, dataset = data
-  t0 = time.perf_counter()
-  trained, top1 = latency_trained.train(name, train_data, test, args.epochs,
-                                        args.seed)
-  train_s = time.perf_counter() - t0
-  keras = frameworks.get("keras3").keras
-  model = trained
-  if size != 32:
-    model = latency_pruning.build(name, keras, size, classes=10)
-    model.set_weights(trained.get_weights())
-  print(f"\n== {name}: trained at 32x32 on {dataset} in {train_s:.0f} s, "
-        f"top-1 {top1:.4f}; timed at {size}x{size} ==", flush=True)
-  lm = latency_lib.LatencyModel.measure(model, cache_dir=cache,
-                                        verbose=args.verbose)
+  trained, top1, train_s, model, lm = latency_trained.trained_and_measured(
+      name, size, args, data, cache)
   graph, graph32 = tps.ChannelGraph(model), tps.ChannelGraph(trained)
   macs_model = MacsModel(model, graph)
   macs0 = macs_model.macs({})
@@ -187,15 +173,8 @@ def markdown(state):
 
 
 def plot(state, path):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  models = list(dict.fromkeys((r["model"], r["size"]) for r in state["rows"]))
-  fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.8))
-  axes = np.atleast_1d(axes)
-  for ax, (name, size) in zip(axes, models):
-    for i, r in enumerate(x for x in state["rows"]
-                          if (x["model"], x["size"]) == (name, size)):
+  def draw(ax, rows):
+    for i, r in enumerate(rows):
       c = f"C{i}"
       ax.scatter(r["macs_fraction"], r["latency_fraction"], color=c,
                  marker="o", label=f"{r['variant']}: latency-aware")
@@ -203,33 +182,17 @@ def plot(state, path):
         ax.scatter(r[f"macs_fraction_rt{rt}"], r[f"latency_fraction_rt{rt}"],
                    color=c, marker=m, alpha=0.6,
                    label=f"{r['variant']}: MACs, round_to={rt}")
-    ax.set_xlabel("MACs (fraction of the original)")
-    ax.set_ylabel("measured latency (fraction of the original)")
-    ax.set_title(f"{name} at {size}: latency-aware (o) and target_macs")
-    ax.legend(fontsize=5)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  common.macs_latency_panels(
+      state["rows"],
+      lambda name, size: f"{name} at {size}: latency-aware (o) and "
+      "target_macs", draw, path, legend_size=5)
 
 
 def main(argv=None):
   t0, load0 = time.perf_counter(), os.getloadavg()
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--models", default="resnet20,mobilenetv2")
-  parser.add_argument("--mnv2-size", type=int, default=224)
-  parser.add_argument("--target", type=float, default=0.5)
-  parser.add_argument("--rounds", type=int, default=5)
-  parser.add_argument("--train-images", type=int, default=10000)
-  parser.add_argument("--epochs", type=int, default=2)
-  parser.add_argument("--score-images", type=int, default=512)
+  latency_trained.add_run_args(parser, "latency_halp", 10000)
   parser.add_argument("--recal-images", type=int, default=2048)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--fashion-dir", default=data_lib.FASHION_MNIST_DIR)
-  parser.add_argument("--cache-dir", default=None,
-                      help="latency tables' folder (default: a new one)")
-  parser.add_argument("--out", default=os.path.join(HERE, "results"))
-  parser.add_argument("--tag", default="latency_halp")
-  parser.add_argument("--verbose", type=int, default=1)
   args = parser.parse_args(argv)
   args.models = common.split_names(parser, args.models,
                                    latency_trained.MODELS, "model")

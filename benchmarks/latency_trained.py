@@ -154,8 +154,9 @@ def frontier(planner, lm, macs_model, min_macs, iters, seed):
   return best[1]
 
 
-def part(name, size, args, data, cache):
-  """Rows and summaries of one model: every criterion, timed side by side."""
+def trained_and_measured(name, size, args, data, cache):
+  """(trained net at 32x32, its top-1, training seconds, the same weights
+  at `size`, that model's LatencyModel)."""
   train_data, test, dataset = data
   t0 = time.perf_counter()
   trained, top1 = train(name, train_data, test, args.epochs, args.seed)
@@ -169,6 +170,14 @@ def part(name, size, args, data, cache):
         f"top-1 {top1:.4f}; timed at {size}x{size} ==", flush=True)
   lm = latency_lib.LatencyModel.measure(model, cache_dir=cache,
                                         verbose=args.verbose)
+  return trained, top1, train_s, model, lm
+
+
+def part(name, size, args, data, cache):
+  """Rows and summaries of one model: every criterion, timed side by side."""
+  train_data, _, dataset = data
+  trained, top1, train_s, model, lm = trained_and_measured(name, size, args,
+                                                           data, cache)
   graph = tps.ChannelGraph(model)
   macs_model = MacsModel(model, graph)
   macs0 = tps.count_macs(model)
@@ -257,53 +266,51 @@ def markdown(state):
 
 
 def plot(state, path):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  models = list(dict.fromkeys((r["model"], r["size"]) for r in state["rows"]))
-  fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.8))
-  axes = np.atleast_1d(axes)
   markers = {"latency-aware": "o", "latency-aware at MACs 0.5": "o",
              "MACs, round_to=1": "s", "MACs 0.5, round_to=1": "s",
              "MACs, round_to=8": "^", "MACs 0.5, round_to=8": "^",
              "frontier, its MACs": "x"}
   colours = {c: f"C{i}" for i, c in enumerate(
       dict.fromkeys(r["criterion"] for r in state["rows"]))}
-  for ax, (name, size) in zip(axes, models):
-    for r in state["rows"]:
-      if (r["model"], r["size"]) != (name, size) or r["criterion"] == "-":
-        continue
-      ax.scatter(r["macs_fraction"], r["latency_fraction"],
-                 marker=markers[r["variant"]], color=colours[r["criterion"]],
-                 label=f"{r['criterion']}: {r['variant']}")
-    ax.set_xlabel("MACs (fraction of the original)")
-    ax.set_ylabel("measured latency (fraction of the original)")
-    ax.set_title(f"{name} at {size}: trained, pruned, timed side by side")
-    ax.legend(fontsize=6)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+
+  def draw(ax, rows):
+    for r in rows:
+      if r["criterion"] != "-":
+        ax.scatter(r["macs_fraction"], r["latency_fraction"],
+                   marker=markers[r["variant"]],
+                   color=colours[r["criterion"]],
+                   label=f"{r['criterion']}: {r['variant']}")
+  common.macs_latency_panels(
+      state["rows"],
+      lambda name, size: f"{name} at {size}: trained, pruned, timed side by "
+      "side", draw, path)
 
 
-def main(argv=None):
-  t0, load0 = time.perf_counter(), os.getloadavg()
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_run_args(parser, tag, train_images):
+  """The arguments of a run on trained nets (this script's and
+  `latency_halp.py`'s): models, sizes, target, training, data, files."""
   parser.add_argument("--models", default="resnet20,mobilenetv2")
-  parser.add_argument("--criteria", default=",".join(CRITERIA))
   parser.add_argument("--mnv2-size", type=int, default=224)
   parser.add_argument("--target", type=float, default=0.5)
   parser.add_argument("--rounds", type=int, default=5)
-  parser.add_argument("--train-images", type=int, default=30000)
+  parser.add_argument("--train-images", type=int, default=train_images)
   parser.add_argument("--epochs", type=int, default=2)
   parser.add_argument("--score-images", type=int, default=512)
-  parser.add_argument("--frontier-iters", type=int, default=40000)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--fashion-dir", default=data_lib.FASHION_MNIST_DIR)
   parser.add_argument("--cache-dir", default=None,
                       help="latency tables' folder (default: a new one)")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
-  parser.add_argument("--tag", default="latency_trained")
+  parser.add_argument("--tag", default=tag)
   parser.add_argument("--verbose", type=int, default=1)
+
+
+def main(argv=None):
+  t0, load0 = time.perf_counter(), os.getloadavg()
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  add_run_args(parser, "latency_trained", 30000)
+  parser.add_argument("--criteria", default=",".join(CRITERIA))
+  parser.add_argument("--frontier-iters", type=int, default=40000)
   args = parser.parse_args(argv)
   args.models = common.split_names(parser, args.models, MODELS, "model")
   args.criteria = common.split_names(parser, args.criteria, CRITERIA,
