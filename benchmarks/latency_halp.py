@@ -126,8 +126,7 @@ def part(name, size, args, data, cache):
     for rt in (1, 8):
       result = tps.prune(model, given, target_macs=1.0 - kept, round_to=rt)
       slim[(label, f"MACs, round_to={rt}")] = result.model
-      row[f"macs_fraction_rt{rt}"] = tps.count_macs(result.model) / (
-          tps.count_macs(model))
+      row[f"macs_fraction_rt{rt}"] = tps.count_macs(result.model) / macs0
       row["oneshot_top1"][f"round_to={rt}"] = oneshot(result.keep)
     rows.append(row)
   ms = latency_pruning.timed_side_by_side(slim, args.rounds)

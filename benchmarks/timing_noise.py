@@ -27,7 +27,6 @@ Writes benchmarks/results/timing_noise.{json,md}.
 
 import argparse
 import os
-import shutil
 import sys
 import time
 
@@ -92,8 +91,9 @@ def table_rows(name, size, reps):
   keras = frameworks.get("keras3").keras
   model = latency_pruning.build(name, keras, size)
   in_turn = latency_lib._Timer.models_ms  # pylint: disable=protected-access
-  # The tables measured here are written to a scratch folder, not the
-  # user's cache (the first way's would stand in for the second's).
+  # The tables measured here are written to a scratch folder, removed at
+  # exit, not the user's cache (the first way's would stand in for the
+  # second's).
   scratch = common.scratch_dir("timing_noise_tables_")
   rows = []
   for way, fn in (("one at a time", _one_at_a_time),
@@ -126,7 +126,6 @@ def table_rows(name, size, reps):
                                                    90)),
         "predicted_ms": [t[0].predict() for t in tables],
         "whole_ms": whole})
-  shutil.rmtree(scratch, ignore_errors=True)
   return rows
 
 
