@@ -41,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+import latency_group_scales  # pylint: disable=g-import-not-at-top,wrong-import-position
 import latency_pruning  # pylint: disable=g-import-not-at-top,wrong-import-position
 import latency_trained  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -69,23 +70,22 @@ def criterion(name):
 def scale_weights(scale, planner):
   """`search_latency`'s `weights` for `scale` (None: the default).
 
-  'raw' gives each group the mean absolute value of its raw scores (over
-  the mean of those), so that normalised score x weight is the raw score
-  up to one common factor, which does not change the plan.
+  'mean' and 'producers' are `latency_group_scales.py`'s. 'raw' gives each
+  group the mean absolute value of its raw scores (over the mean of
+  those), so that normalised score x weight is the raw score up to one
+  common factor, which does not change the plan.
   """
-  if scale == "mean":
+  if scale not in SCALES:
+    raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
+  if scale != "raw":
+    return latency_group_scales.scale_weights(scale, planner, None)
+  size = {g.id: float(np.abs(np.asarray(planner.scores[g.id],
+                                        np.float64)).mean())
+          for g in planner.groups}
+  mean = np.mean(list(size.values()))
+  if mean <= 0:
     return None
-  if scale == "producers":
-    return {g.id: max(1, len(g.producers)) for g in planner.groups}
-  if scale == "raw":
-    size = {g.id: float(np.abs(np.asarray(planner.scores[g.id],
-                                          np.float64)).mean())
-            for g in planner.groups}
-    mean = np.mean(list(size.values()))
-    if mean <= 0:
-      return None
-    return {gid: max(s / mean, 1e-9) for gid, s in size.items()}
-  raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
+  return {gid: max(s / mean, 1e-9) for gid, s in size.items()}
 
 
 def part(name, size, args, data, cache):
