@@ -55,6 +55,7 @@ from tfprune_survey.metrics.macs_model import MacsModel  # pylint: disable=g-imp
 VARIANTS = (("l1", "l1", "mean"),
             ("l1, producers", "l1", "producers"),
             ("taylor", "taylor", "mean"),
+            ("taylor, producers", "taylor", "producers"),
             ("taylor_fo sum", "taylor_fo_sum", "mean"),
             ("HALP: taylor_fo sum, raw", "taylor_fo_sum", "raw"))
 SCALES = ("mean", "producers", "raw")
@@ -108,6 +109,8 @@ def part(name, size, args, data, cache):
 
   scores_of, slim, rows = {}, {"original": model}, []
   for label, importance, scale in VARIANTS:
+    if label not in args.variants:
+      continue
     if importance not in scores_of:
       scores_of[importance] = tps.score(trained, criterion(importance),
                                         data=score_data)
@@ -192,7 +195,14 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   latency_trained.add_run_args(parser, "latency_halp", 10000)
   parser.add_argument("--recal-images", type=int, default=2048)
+  parser.add_argument("--variants", default=";".join(v[0] for v in VARIANTS),
+                      help="labels of `VARIANTS` to run, separated by ';'")
   args = parser.parse_args(argv)
+  args.variants = [v.strip() for v in args.variants.split(";") if v.strip()]
+  for v in args.variants:
+    if v not in [label for label, _, _ in VARIANTS]:
+      parser.error(f"unknown variant {v!r}; expected labels of VARIANTS: "
+                   f"{'; '.join(label for label, _, _ in VARIANTS)}")
   args.models = common.split_names(parser, args.models,
                                    latency_trained.MODELS, "model")
   os.makedirs(args.out, exist_ok=True)
@@ -207,7 +217,8 @@ def main(argv=None):
       ("tensorflow", "keras", "ai-edge-litert"),
       train_images=args.train_images, epochs=args.epochs,
       score_images=args.score_images, recal_images=args.recal_images,
-      rounds=args.rounds, target=args.target, seed=args.seed)
+      rounds=args.rounds, target=args.target, seed=args.seed,
+      variants=args.variants)
   return common.write_state_report(args.out, args.tag, state, markdown, plot)
 
 
