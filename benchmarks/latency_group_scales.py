@@ -1,14 +1,16 @@
 """How the latency planner's cross-group score scale changes what it builds.
 
 `tps.prune(target_latency=...)` keeps the most criterion score for the time
-it removes, each group's scores divided by their mean ("mean", the
-default, as for global ranking). With near-uniform scores that removes the
-fewest channels, which sends it to narrow groups shared by many layers.
-This script plans the same targets with other scales, through
-`search_latency(weights=...)` on the same tables and `l1` scores:
+it removes. This script plans the same targets with several cross-group
+scales of the scores, through `search_latency(scale='mean', weights=...)`
+on the same tables and `l1` scores:
 
+* `mean`: each group's scores divided by their mean, as for global
+  ranking (the planner's default when this script was run; with
+  near-uniform scores it removes the fewest channels, which sends it to
+  narrow groups shared by many layers);
 * `producers`: times the group's producer count (HALP sums a coupled
-  group's importance over its layers);
+  group's importance over its layers; the planner's default since);
 * `sum`: divided by the group's width as well (each group's scores sum
   to 1, so a cut loses the fraction of the group it removes);
 * `macs`: times the MACs one channel of the group carries (relative to
@@ -55,7 +57,8 @@ SCALES = ("mean", "producers", "sum", "macs")
 
 
 def scale_weights(scale, planner, macs_model):
-  """`search_latency`'s `weights` for `scale` (None: the default)."""
+  """`search_latency(scale='mean')`'s `weights` for `scale` (None for
+  'mean')."""
   groups = planner.groups
   if scale == "mean":
     return None
@@ -73,9 +76,10 @@ def scale_weights(scale, planner, macs_model):
 
 
 def plan(model, graph, planner, lm, target, weights):
-  """(kept counts, slim model) of `search_latency` with `weights`."""
+  """(kept counts, slim model) of `search_latency` with `weights` on the
+  'mean' scale (every group's normalised scores alike)."""
   counts = latency_lib.search_latency(planner, lm, target, "auto",
-                                      weights=weights)
+                                      weights=weights, scale="mean")
   return counts, tps.materialize(model, planner.keep_indices(counts),
                                  graph=graph)
 

@@ -1,8 +1,10 @@
 """HALP's own importance in the latency planner, at equal MACs, trained nets.
 
 `tps.prune(target_latency=...)` keeps the most criterion score per
-millisecond, each group's scores divided by their mean (as for global
-ranking). HALP (Shen et al. 2022) ranks by the Taylor importance of
+millisecond. When this script was first run, each group's scores were
+divided by their mean (as for global ranking): the `mean` scale below.
+Since, the default is `producers`, the scale this script found faster at
+equal MACs. HALP (Shen et al. 2022) ranks by the Taylor importance of
 Molchanov et al. (2019), (sum of g * w)^2, summed over the layers a group
 couples, and compares those raw values across groups: they estimate the
 loss change, so no per-group scale is needed. This script asks whether
@@ -23,7 +25,8 @@ importance and cross-group scale (`VARIANTS`):
   ones, BN statistics re-estimated, no fine-tune: a rough view of what each
   keeps.
 
-Scales: `mean` (the default), `producers` (times the group's producer
+Scales (each through `search_latency(scale='mean', weights=...)`): `mean`,
+`producers` (times the group's producer
 count, HALP's sum over coupled layers applied to normalised scores) and
 `raw` (weights that undo the per-group normalisation: the criterion's own
 values compared across groups, as HALP does).
@@ -117,7 +120,8 @@ def part(name, size, args, data, cache):
     scores = scores_of[importance]
     planner = tps.Planner(graph, scores)
     counts = latency_lib.search_latency(planner, lm, args.target, "auto",
-                                        weights=scale_weights(scale, planner))
+                                        weights=scale_weights(scale, planner),
+                                        scale="mean")
     keep = planner.keep_indices(counts)
     slim[(label, "latency-aware")] = tps.materialize(model, keep, graph=graph)
     kept = macs_model.macs(counts) / macs0

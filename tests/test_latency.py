@@ -14,6 +14,7 @@ from tfprune_survey import latency
 from tfprune_survey import latency_plot
 from tfprune_survey import planning
 from tests.latency_tables import fake_table
+from tests.latency_tables import macs_proportional_timer
 from tests.latency_tables import small_model
 from tests.conftest import callers_pyplot
 from tests.conftest import png_size
@@ -188,6 +189,55 @@ def test_weights_scale_a_groups_score(framework):
     with pytest.raises(ValueError, match=r"`weights\['c1'\]` must be a "
                        "positive number"):
       latency.search_latency(plan, lm, 0.3, weights={"c1": bad})
+
+
+def test_default_scale_counts_a_groups_producers(monkeypatch, tmp_path):
+  """HALP's sum over coupled layers: a residual stream that two convs write
+  loses twice its normalised score per channel cut."""
+  macs_proportional_timer(monkeypatch)   # deterministic tables
+  keras = frameworks.get("keras3").keras
+  L = keras.layers
+  inp = keras.Input((8, 8, 3))
+  a = L.Conv2D(16, 3, padding="same", activation="relu", name="a")(inp)
+  b = L.Conv2D(16, 3, padding="same", activation="relu", name="b")(a)
+  c = L.Conv2D(16, 3, padding="same", name="c")(b)
+  x = L.GlobalAveragePooling2D(name="gap")(L.Add(name="add")([b, c]))
+  model = keras.Model(inp, L.Dense(4, name="out")(x))
+  graph = tps.ChannelGraph(model)
+  assert {g.id: g.producers for g in graph.prunable_groups} == {
+      "a": ["a"], "b": ["b", "c"]}
+  lm = latency.LatencyModel.measure(model, cache_dir=str(tmp_path),
+                                    verbose=0)
+  # Mean-normalised scores: a's 16 channels all 1, b's lower half 0.75.
+  # Cutting either group to 8 removes more than 10% of the predicted time
+  # (checked below), so the search takes the reaching cut that loses the
+  # least score: b's (6 < 8) on the 'mean' scale; with producers b's cut
+  # loses 2 x 6 = 12 > 8, so a's is taken.
+  for gid in ("a", "b"):
+    assert lm.predict_counts({gid: 8}) < 0.9 * lm.predict_counts({})
+  plan = planning.Planner(graph, {
+      "a": np.ones(16), "b": np.concatenate([np.full(8, 0.75),
+                                             np.full(8, 1.25)])})
+  assert latency.search_latency(plan, lm, 0.1, 8) == {"a": 8, "b": 16}
+  assert latency.search_latency(plan, lm, 0.1, 8, scale="mean") == {
+      "a": 16, "b": 8}
+  # 'producers' is 'mean' with the producer counts as weights.
+  assert latency.search_latency(plan, lm, 0.1, 8, scale="mean",
+                                weights={"a": 1, "b": 2}) == {"a": 8,
+                                                              "b": 16}
+  # tps.prune plans with the default.
+  class Given(tps.criteria.Criterion):
+    name = "given"
+
+    def score(self, ctx):
+      return {g.id: plan.scores[g.id] for g in ctx.groups}
+
+  result = tps.prune(model, Given(), target_latency=0.1, latency=lm,
+                     round_to=8)
+  assert result.report.groups == [("a", 8, 16), ("b", 16, 16)]
+  with pytest.raises(ValueError, match=r"`scale` must be one of "
+                     r"\('producers', 'mean'\), got 'sum'"):
+    latency.search_latency(plan, lm, 0.1, 8, scale="sum")
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
