@@ -6,8 +6,11 @@ same per-layer tables and the same `l1` scores, with the current
 `search_latency` and with the one of an earlier commit (`--against`, read
 with `git show`), and reports for each target the score each plan loses
 (the sum of the removed channels' scores, each group's scores divided by
-their mean, as the planner counts them) and its predicted latency. Planning
-only: nothing is timed but the tables (cached in `--cache-dir`).
+their mean) and its predicted latency. Both plan on that 'mean' scale
+(`scale='mean'` where the revision has the argument; the default scale
+before it existed), so the descents are compared on the score they
+count. Planning only: nothing is timed but the tables (cached in
+`--cache-dir`).
 
 Models: ResNet-20 at 32x32 and MobileNetV2 at 224 (Keras 3, weights=None,
 seed 0), and the demo's width-48 residual CNN at 28x28x1 (tf_keras). Then
@@ -22,7 +25,9 @@ Writes benchmarks/results/latency_planner.{json,md}.
 """
 
 import argparse
+import functools
 import importlib.util
+import inspect
 import os
 import subprocess
 import sys
@@ -60,7 +65,15 @@ def earlier_search(rev):
   spec = importlib.util.spec_from_file_location("latency_earlier", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.search_latency
+  return on_mean_scale(module.search_latency)
+
+
+def on_mean_scale(search):
+  """`search` planning on the 'mean' cross-group scale (each group's
+  scores over their mean), which revisions before `scale` always did."""
+  if "scale" not in inspect.signature(search).parameters:
+    return search
+  return functools.partial(search, scale="mean")
 
 
 def build(name, size):
@@ -94,7 +107,8 @@ def random_case(rng):
   for i in range(5):
     size = int(rng.choice([16, 24, 32, 48, 64]))
     gid = f"g{i}"
-    groups.append(types.SimpleNamespace(id=gid, size=size, blocks=1))
+    groups.append(types.SimpleNamespace(id=gid, size=size, blocks=1,
+                                        producers=[gid]))
     scores[gid] = rng.gamma(rng.uniform(0.3, 3.0), size=size)
     widths = list(range(8, size, 8)) + [size]
     ms = [float(v) for v in np.cumsum(
@@ -173,7 +187,8 @@ def main(argv=None):
         row = {"model": name, "size": int(size), "target": t,
                "round_to": round_to}
         for tag, search in (("earlier", earlier),
-                            ("now", latency_lib.search_latency)):
+                            ("now",
+                             on_mean_scale(latency_lib.search_latency))):
           try:
             counts = search(planner, lm, t, round_to)
           except ValueError:
@@ -200,7 +215,7 @@ def main(argv=None):
         f"{f(r['earlier_predicted'], '.3f')} | "
         f"{f(r['now_predicted'], '.3f')} |")
   if args.random_tables:
-    tally = random_tables(earlier, latency_lib.search_latency,
+    tally = random_tables(earlier, on_mean_scale(latency_lib.search_latency),
                           args.random_tables)
     lines += ["", f"{args.random_tables} synthetic cases x round_to 'auto' "
               f"and 1: {tally['cases']} planned ({tally['unreachable']} "
