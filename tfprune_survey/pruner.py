@@ -308,8 +308,11 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
     target_latency: fraction of the model's measured float TFLite latency
       to remove, in (0, 1), as NetAdapt (Yang et al. 2018) and HALP (Shen
       et al. 2022) do: channels go where the criterion's score lost per
-      millisecond saved is lowest, widths snap to the latency staircase,
-      and the slim model is measured at the end (`report.latency_*`).
+      millisecond saved is lowest (a group's normalised scores count once
+      per layer producing its channels, as HALP sums a coupled group's
+      importance; see `tps.latency.search_latency`), widths snap to the
+      latency staircase, and the slim model is measured at the end
+      (`report.latency_*`).
       Needs scope='global'.
     latency: a `tps.latency.LatencyModel` of `model` for `target_latency`
       (an error without it); by default one is measured here (LiteRT, 1
