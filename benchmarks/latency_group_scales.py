@@ -6,11 +6,11 @@ scales of the scores, through `search_latency(scale='mean', weights=...)`
 on the same tables and `l1` scores:
 
 * `mean`: each group's scores divided by their mean, as for global
-  ranking (the planner's default when this script was run; with
-  near-uniform scores it removes the fewest channels, which sends it to
-  narrow groups shared by many layers);
+  ranking (the planner's default; with near-uniform scores it removes the
+  fewest channels, which sends it to narrow groups shared by many layers);
 * `producers`: times the group's producer count (HALP sums a coupled
-  group's importance over its layers; the planner's default since);
+  group's importance over its layers; `tps.prune(latency_scale=
+  'producers')`);
 * `sum`: divided by the group's width as well (each group's scores sum
   to 1, so a cut loses the fraction of the group it removes);
 * `macs`: times the MACs one channel of the group carries (relative to

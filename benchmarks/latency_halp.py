@@ -1,10 +1,9 @@
 """HALP's own importance in the latency planner, at equal MACs, trained nets.
 
 `tps.prune(target_latency=...)` keeps the most criterion score per
-millisecond. When this script was first run, each group's scores were
-divided by their mean (as for global ranking): the `mean` scale below.
-Since, the default is `producers`, the scale this script found faster at
-equal MACs. HALP (Shen et al. 2022) ranks by the Taylor importance of
+millisecond, each group's scores divided by their mean (as for global
+ranking): the `mean` scale below, the default; `producers` is
+`tps.prune(latency_scale='producers')`. HALP (Shen et al. 2022) ranks by the Taylor importance of
 Molchanov et al. (2019), (sum of g * w)^2, summed over the layers a group
 couples, and compares those raw values across groups: they estimate the
 loss change, so no per-group scale is needed. This script asks whether

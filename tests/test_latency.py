@@ -191,7 +191,7 @@ def test_weights_scale_a_groups_score(framework):
       latency.search_latency(plan, lm, 0.3, weights={"c1": bad})
 
 
-def test_default_scale_counts_a_groups_producers(monkeypatch, tmp_path):
+def test_producers_scale_counts_a_groups_producers(monkeypatch, tmp_path):
   """HALP's sum over coupled layers: a residual stream that two convs write
   loses twice its normalised score per channel cut."""
   macs_proportional_timer(monkeypatch)   # deterministic tables
@@ -211,33 +211,43 @@ def test_default_scale_counts_a_groups_producers(monkeypatch, tmp_path):
   # Mean-normalised scores: a's 16 channels all 1, b's lower half 0.75.
   # Cutting either group to 8 removes more than 10% of the predicted time
   # (checked below), so the search takes the reaching cut that loses the
-  # least score: b's (6 < 8) on the 'mean' scale; with producers b's cut
-  # loses 2 x 6 = 12 > 8, so a's is taken.
+  # least score: b's (6 < 8) on the 'mean' scale (the default); with
+  # 'producers' b's cut loses 2 x 6 = 12 > 8, so a's is taken.
   for gid in ("a", "b"):
     assert lm.predict_counts({gid: 8}) < 0.9 * lm.predict_counts({})
-  plan = planning.Planner(graph, {
-      "a": np.ones(16), "b": np.concatenate([np.full(8, 0.75),
-                                             np.full(8, 1.25)])})
-  assert latency.search_latency(plan, lm, 0.1, 8) == {"a": 8, "b": 16}
-  assert latency.search_latency(plan, lm, 0.1, 8, scale="mean") == {
-      "a": 16, "b": 8}
+  scores = {"a": np.ones(16),
+            "b": np.concatenate([np.full(8, 0.75), np.full(8, 1.25)])}
+  plan = planning.Planner(graph, scores)
+  assert latency.search_latency(plan, lm, 0.1, 8) == {"a": 16, "b": 8}
+  assert latency.search_latency(plan, lm, 0.1, 8, scale="producers") == {
+      "a": 8, "b": 16}
   # 'producers' is 'mean' with the producer counts as weights.
-  assert latency.search_latency(plan, lm, 0.1, 8, scale="mean",
+  assert latency.search_latency(plan, lm, 0.1, 8,
                                 weights={"a": 1, "b": 2}) == {"a": 8,
                                                               "b": 16}
-  # tps.prune plans with the default.
+  with pytest.raises(ValueError, match=r"`scale` must be one of "
+                     r"\('mean', 'producers'\), got 'sum'"):
+    latency.search_latency(plan, lm, 0.1, 8, scale="sum")
+
   class Given(tps.criteria.Criterion):
     name = "given"
 
     def score(self, ctx):
-      return {g.id: plan.scores[g.id] for g in ctx.groups}
+      return {g.id: scores[g.id] for g in ctx.groups}
 
-  result = tps.prune(model, Given(), target_latency=0.1, latency=lm,
-                     round_to=8)
-  assert result.report.groups == [("a", 8, 16), ("b", 16, 16)]
-  with pytest.raises(ValueError, match=r"`scale` must be one of "
-                     r"\('producers', 'mean'\), got 'sum'"):
-    latency.search_latency(plan, lm, 0.1, 8, scale="sum")
+  # tps.prune plans on the scale it is given.
+  for scale, kept in (("mean", [("a", 16, 16), ("b", 8, 16)]),
+                      ("producers", [("a", 8, 16), ("b", 16, 16)])):
+    result = tps.prune(model, Given(), target_latency=0.1, latency=lm,
+                       round_to=8, latency_scale=scale)
+    assert result.report.groups == kept
+  with pytest.raises(ValueError, match=r"`latency_scale` must be one of "
+                     r"\('mean', 'producers'\), got 'halp'"):
+    tps.prune(model, Given(), target_latency=0.1, latency=lm,
+              latency_scale="halp")
+  with pytest.raises(ValueError, match=r"`latency_scale`='producers' weighs "
+                     "groups for `target_latency` only"):
+    tps.prune(model, Given(), target_macs=0.3, latency_scale="producers")
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

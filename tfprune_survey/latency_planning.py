@@ -17,12 +17,12 @@ from tfprune_survey import planning
 
 
 # Cross-group scales of `search_latency` (see its docstring).
-SCALES = ("producers", "mean")
+SCALES = ("mean", "producers")
 
 
 def search_latency(planner, latency_model, target, round_to="auto",
                    fixed=None, weights=None, left_whole=None,
-                   scale="producers"):
+                   scale="mean"):
   """Kept counts that remove `target` of the predicted latency, greedily.
 
   As NetAdapt and HALP do: at each step every group proposes a cut, from its
@@ -60,17 +60,20 @@ def search_latency(planner, latency_model, target, round_to="auto",
   them further nor gives them channels back.
 
   How a channel's score counts against another group's is set by `scale`.
-  Each group's scores are normalised to mean 1 (as for global ranking);
-  with 'producers' (the default) they are then multiplied by the number of
-  layers that produce the group's channels, as HALP sums a coupled group's
-  importance over its layers. A residual stream that five convs write
-  then loses five layers' worth of score per channel cut, where an
-  expansion group written by one conv loses one. With 'mean' every group's
-  channels count alike. Measured (benchmarks/RESULTS.md, "HALP's own
-  importance in the planner"): with 'producers' the latency-aware models
-  of trained ResNet-20 and MobileNetV2 were 8.4% to 38% faster than
-  `target_macs` (round_to=1) at equal MACs, and kept more one-shot top-1
-  in 3 of 4 pairs; with 'mean' MobileNetV2 ranged from -7.6% to +10.3%.
+  Each group's scores are normalised to mean 1 (as for global ranking).
+  With 'mean' (the default) that is all: every group's channels count
+  alike. With 'producers' they are then multiplied by the number of layers
+  that produce the group's channels, as HALP sums a coupled group's
+  importance over its layers: a residual stream that five convs write
+  loses five layers' worth of score per channel cut. Measured
+  (benchmarks/RESULTS.md, "The `producers` scale"): on trained ResNet-20
+  and MobileNetV2, 'producers' plans were 8.4% to 38% faster than
+  `target_macs` (round_to=1) at equal MACs in 7 of 7 timings, where 'mean'
+  ranged from -7.6% to +10.3% on MobileNetV2. On the demo's net, after a
+  fine-tune, 'mean' built models both faster and more accurate (its
+  latency row: 0.8813 top-1 at 2.89x against 0.8727 at 2.43x; three seeds
+  at the deepest target: 0.8300 at 0.348 of the latency against 0.8101 at
+  0.387), which is why it stays the default.
 
   `weights` multiplies a group's scores on top of that: above 1 the group
   is spared (its channels count for more score per millisecond), below 1
@@ -93,7 +96,7 @@ def search_latency(planner, latency_model, target, round_to="auto",
     left_whole: optional {group_id: why} of prunable groups the planner
       does not plan (e.g. 'by `ignore`'), named when `target` is
       unreachable.
-    scale: 'producers' (default) or 'mean', the cross-group scale above.
+    scale: 'mean' (default) or 'producers', the cross-group scale above.
 
   Returns:
     {group_id: kept count}.
