@@ -71,7 +71,7 @@ def search_latency(planner, latency_model, target, round_to="auto",
   `target_macs` (round_to=1) at equal MACs in 7 of 7 timings, where 'mean'
   ranged from -7.6% to +10.3% on MobileNetV2. On the demo's net, after a
   fine-tune, 'mean' built models both faster and more accurate (its
-  latency row: 0.8813 top-1 at 2.89x against 0.8727 at 2.43x; three seeds
+  latency row: 0.8813 top-1 at 2.90x against 0.8727 at 2.43x; three seeds
   at the deepest target: 0.8300 at 0.348 of the latency against 0.8101 at
   0.387), which is why it stays the default.
 
