@@ -141,19 +141,20 @@ def forward_pass(model, ds):
     fn(x).numpy()
 
 
-def split_names(parser, value, allowed, what):
-  """The names in a comma-separated command-line value, each checked.
+def split_names(parser, value, allowed, what, sep=","):
+  """The names in a `sep`-separated command-line value, each checked.
 
   Args:
     parser: the `argparse.ArgumentParser` that reports an unknown name.
     value: the value, e.g. 'tf_keras,keras3'.
     allowed: the names allowed.
     what: what a name is, for the error, e.g. 'framework'.
+    sep: the separator (e.g. ';' for names holding commas).
 
   Returns:
     The list of names, empty items left out.
   """
-  names = [n for n in value.split(",") if n]
+  names = [n for n in value.split(sep) if n]
   for n in names:
     if n not in allowed:
       parser.error(f"unknown {what} {n!r}")

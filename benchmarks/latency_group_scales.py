@@ -50,6 +50,7 @@ import tfprune_survey as tps  # pylint: disable=g-import-not-at-top,wrong-import
 from tfprune_survey import data as data_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfprune_survey import frameworks  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfprune_survey import latency as latency_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfprune_survey import latency_planning  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfprune_survey.metrics.macs_model import MacsModel  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -63,7 +64,7 @@ def scale_weights(scale, planner, macs_model):
   if scale == "mean":
     return None
   if scale == "producers":
-    return {g.id: max(1, len(g.producers)) for g in groups}
+    return latency_planning.producer_counts(planner)
   if scale == "sum":
     return {g.id: 1.0 / g.size for g in groups}
   if scale == "macs":

@@ -201,11 +201,9 @@ def main(argv=None):
   parser.add_argument("--variants", default=";".join(v[0] for v in VARIANTS),
                       help="labels of `VARIANTS` to run, separated by ';'")
   args = parser.parse_args(argv)
-  args.variants = [v.strip() for v in args.variants.split(";") if v.strip()]
-  for v in args.variants:
-    if v not in [label for label, _, _ in VARIANTS]:
-      parser.error(f"unknown variant {v!r}; expected labels of VARIANTS: "
-                   f"{'; '.join(label for label, _, _ in VARIANTS)}")
+  args.variants = common.split_names(parser, args.variants,
+                                     [v[0] for v in VARIANTS], "variant",
+                                     sep=";")
   args.models = common.split_names(parser, args.models,
                                    latency_trained.MODELS, "model")
   os.makedirs(args.out, exist_ok=True)

@@ -20,6 +20,18 @@ from tfprune_survey import planning
 SCALES = ("mean", "producers")
 
 
+def check_scale(scale, arg="scale"):
+  """ValueError naming `arg` unless `scale` is one of `SCALES`."""
+  if scale not in SCALES:
+    raise ValueError(f"`{arg}` must be one of {SCALES}, got {scale!r}")
+
+
+def producer_counts(planner):
+  """{group_id: number of layers producing its channels (at least 1)}: the
+  'producers' scale's factor per group."""
+  return {g.id: max(1, len(g.producers)) for g in planner.groups}
+
+
 def search_latency(planner, latency_model, target, round_to="auto",
                    fixed=None, weights=None, left_whole=None,
                    scale="mean"):
@@ -110,11 +122,11 @@ def search_latency(planner, latency_model, target, round_to="auto",
   lm = latency_model
   fixed = dict(fixed or {})
   weights = _check_weights(planner, weights, fixed)
-  if scale not in SCALES:
-    raise ValueError(f"`scale` must be one of {SCALES}, got {scale!r}")
+  check_scale(scale)
   if scale == "producers":
-    weights = {g.id: max(1, len(g.producers)) * weights.get(g.id, 1.0)
-               for g in planner.groups if g.id not in fixed}
+    weights = {gid: n * weights.get(gid, 1.0)
+               for gid, n in producer_counts(planner).items()
+               if gid not in fixed}
   allowed, cands, lost, steps = _stairs(planner, lm, round_to, fixed, weights)
   counts = {g.id: g.size for g in planner.groups}
   full = lm.predict_counts(counts)

@@ -394,9 +394,7 @@ def prune(model, criterion, *, data=None, ratio=None, target_macs=None,
         "`latency` (a tps.latency.LatencyModel) is used only with "
         f"`target_latency`; got latency={latency!r:.80} without it. Pass "
         "target_latency=<fraction of latency to remove>, or drop `latency`")
-  if latency_scale not in latency_lib.SCALES:
-    raise ValueError(f"`latency_scale` must be one of {latency_lib.SCALES}, "
-                     f"got {latency_scale!r}")
+  latency_lib.check_scale(latency_scale, "latency_scale")
   if latency_scale != "mean" and target_latency is None:
     raise ValueError(
         f"`latency_scale`={latency_scale!r} weighs groups for "
